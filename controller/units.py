@@ -86,7 +86,9 @@ def parse_quantity(text: str, dimension: Dimension, *, bare_is_si: bool = False)
     accepted = ", ".join(UNITS[dimension])
     match = _QUANTITY.match(text)
     if match is None:
-        raise UsageError(f"{text!r} is not a valid {dimension.value}: expected a number and a unit ({accepted})")
+        raise UsageError(
+            f"{text!r} is not a valid {dimension.value}: expected a number and a unit ({accepted})"
+        )
     number, unit = match.group(1), match.group(2).replace(" ", "").lower()
     value = float(number)
     if not unit:
