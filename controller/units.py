@@ -38,6 +38,7 @@ class Dimension(enum.Enum):
 
     ANGLE = "angle"  # rad
     ANGULAR_VELOCITY = "angular velocity"  # rad/s
+    ANGULAR_ACCELERATION = "angular acceleration"  # rad/s^2
     CURRENT = "current"  # A
     TEMPERATURE = "temperature"  # degC
     VOLTAGE = "voltage"  # V
@@ -61,6 +62,12 @@ UNITS: dict[Dimension, dict[str, float]] = {
         "°/s": math.pi / 180.0,
         "rpm": 2.0 * math.pi / 60.0,
     },
+    Dimension.ANGULAR_ACCELERATION: {
+        "rad/s^2": 1.0,
+        "rad/s2": 1.0,
+        "deg/s^2": math.pi / 180.0,
+        "deg/s2": math.pi / 180.0,
+    },
     Dimension.CURRENT: {"a": 1.0, "ma": 1e-3},
     Dimension.TEMPERATURE: {"c": 1.0, "degc": 1.0, "°c": 1.0},
     Dimension.VOLTAGE: {"v": 1.0, "mv": 1e-3},
@@ -69,6 +76,7 @@ UNITS: dict[Dimension, dict[str, float]] = {
 SI_UNIT = {
     Dimension.ANGLE: "rad",
     Dimension.ANGULAR_VELOCITY: "rad/s",
+    Dimension.ANGULAR_ACCELERATION: "rad/s^2",
     Dimension.CURRENT: "A",
     Dimension.TEMPERATURE: "degC",
     Dimension.VOLTAGE: "V",
@@ -110,6 +118,7 @@ def _example(dimension: Dimension) -> str:
     return {
         Dimension.ANGLE: "deg",
         Dimension.ANGULAR_VELOCITY: "deg/s",
+        Dimension.ANGULAR_ACCELERATION: "deg/s^2",
         Dimension.CURRENT: "mA",
         Dimension.TEMPERATURE: "C",
         Dimension.VOLTAGE: "V",
