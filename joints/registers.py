@@ -1,0 +1,232 @@
+"""The joint's register table (a control table after the Dynamixel pattern) and its checked access.
+
+Theory of operation
+-------------------
+Every joint exposes one flat byte array addressed by u16 register addresses. :data:`REGISTERS` declares it as
+data: address, size, signedness, access (RO/RW), persistence, limits, default, unit and meaning; the table is
+checked at import (no gaps, no overlaps) and :func:`register_map_markdown` renders it for the docs.
+
+* The persistent area (addresses 0..35, EEPROM-like) survives a reboot and may be written only with torque
+  off (the same rule as Dynamixel's EEPROM area: limits and gains never change under a moving joint).
+* The volatile area (36..70) is reset to its defaults by a reboot.
+* ``present_position .. status`` (56..70, 15 bytes, :data:`STATE_BLOCK`) is contiguous and laid out like
+  :data:`STATE_BLOCK_FORMAT`, so one SYNC_READ of (56, 15) returns a joint's whole state.
+
+Access goes by (address, length). A span must start at a register's first byte and end at a register's last
+byte (RANGE / LENGTH otherwise). A write is checked completely first (access, then every value against its
+register's limits, then cross-register rules) and applied only if everything passes: on error nothing changes
+and the :class:`~bus.wire.ErrorKind` is returned, never raised. Firmware-side updates (present values, the
+bus address) use :meth:`RegisterFile.set`, which bypasses the host access rules but not the type range.
+
+The register limits here are the static bounds of each value. The configurable limits (``position_min`` and
+friends) are enforced by the control core by clamping, and reported through ``StatusFlag.AT_LIMIT``.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from bus.wire import Address, ErrorKind, GoalMode
+
+
+class Access(enum.Enum):
+    """Host access to a register."""
+
+    RO = "R"
+    RW = "RW"
+
+
+@dataclass(frozen=True)
+class Register:
+    """One entry of the register table."""
+
+    name: str
+    address: int
+    size: int  # bytes: 1, 2 or 4, little-endian on the wire
+    signed: bool
+    access: Access
+    persistent: bool
+    minimum: int
+    maximum: int
+    default: int
+    unit: str
+    doc: str
+
+    @property
+    def end(self) -> int:
+        """Address one past the register's last byte."""
+        return self.address + self.size
+
+
+RO, RW = Access.RO, Access.RW
+_I32, _U8, _U16, _I16 = (-(2**31), 2**31 - 1), (0, 255), (0, 65535), (-(2**15), 2**15 - 1)
+#: Goal and limit position bound: +-100 rad (about 16 turns) leaves i32 urad headroom for arithmetic.
+POSITION_BOUND = 100_000_000
+#: Velocity bound: 20 rad/s, four times the default actuator's no-load speed (4.6 rad/s).
+VELOCITY_BOUND = 20_000_000
+#: Current bound: the default actuator driver's hardware limit (2.5 A).
+CURRENT_BOUND = 2500
+
+# name, address, size, signed, access, persistent, min, max, default, unit, meaning
+REGISTERS: tuple[Register, ...] = tuple(Register(*row) for row in (
+    ("model_number", 0, 2, False, RO, True, *_U16, 0, "", "joint model (set at manufacture)"),
+    ("firmware_major", 2, 1, False, RO, True, *_U8, 1, "", "firmware major version"),
+    ("firmware_minor", 3, 1, False, RO, True, *_U8, 0, "", "firmware minor version"),
+    ("serial_number", 4, 4, False, RO, True, 0, 2**32 - 1, 0, "", "serial number (set at manufacture)"),
+    ("position_min", 8, 4, True, RW, True, -POSITION_BOUND, POSITION_BOUND, -2_617_994, "urad",
+     "lower position limit (default -150 deg)"),
+    ("position_max", 12, 4, True, RW, True, -POSITION_BOUND, POSITION_BOUND, 2_617_994, "urad",
+     "upper position limit (default +150 deg)"),
+    ("velocity_limit", 16, 4, True, RW, True, 0, VELOCITY_BOUND, 4_000_000, "urad/s",
+     "speed limit in every mode (default 4 rad/s, below the 4.6 rad/s no-load speed)"),
+    ("current_limit", 20, 2, True, RW, True, 0, CURRENT_BOUND, 1500, "mA",
+     "current limit in every mode (default 1.5 A, 65 % of stall current)"),
+    ("temperature_limit", 22, 2, True, RW, True, 200, 1250, 800, "0.1 degC",
+     "over-temperature trip (default 80 degC, as Dynamixel)"),
+    ("min_voltage", 24, 2, False, RW, True, 0, 24000, 9500, "mV", "under-voltage trip (default 9.5 V)"),
+    ("pos_kp", 26, 2, False, RW, True, *_U16, 2000, "0.01/s", "position loop gain: velocity per error"),
+    ("vel_kp", 28, 2, False, RW, True, *_U16, 800, "mA/(rad/s)", "velocity loop proportional gain"),
+    ("vel_ki", 30, 2, False, RW, True, *_U16, 16000, "mA/rad", "velocity loop integral gain"),
+    ("cur_kp", 32, 2, False, RW, True, *_U16, 1000, "mOhm", "current loop proportional gain"),
+    ("cur_ki", 34, 2, False, RW, True, *_U16, 2000, "Ohm/s", "current loop integral gain"),
+    ("bus_address", 36, 1, False, RO, False, *_U8, int(Address.UNASSIGNED), "",
+     "bus address, assigned at enumeration"),
+    ("torque_enable", 37, 1, False, RW, False, 0, 1, 0, "", "1 = motor powered"),
+    ("goal_mode", 38, 1, False, RW, False, int(min(GoalMode)), int(max(GoalMode)), int(GoalMode.POSITION),
+     "GoalMode", "which goal register the control core follows"),
+    ("estop", 39, 1, False, RW, False, 0, 1, 0, "", "1 = emergency stop latched; write 0 to release"),
+    ("watchdog_period", 40, 2, False, RW, False, 0, 60000, 0, "ms",
+     "safe stop if no HEARTBEAT for this long (0 = off)"),
+    ("state_period", 42, 2, False, RW, False, 0, 60000, 0, "ms", "STATE telemetry period (0 = off)"),
+    ("goal_position", 44, 4, True, RW, False, -POSITION_BOUND, POSITION_BOUND, 0, "urad", "position goal"),
+    ("goal_velocity", 48, 4, True, RW, False, -VELOCITY_BOUND, VELOCITY_BOUND, 0, "urad/s", "velocity goal"),
+    ("goal_current", 52, 2, True, RW, False, -CURRENT_BOUND, CURRENT_BOUND, 0, "mA", "current goal"),
+    ("clear_flags", 54, 1, False, RW, False, *_U8, 0, "StatusFlag",
+     "write flags to clear latched status (FAULT, WATCHDOG, REBOOTED, ...); reads 0"),
+    ("fault_code", 55, 1, False, RO, False, *_U8, 0, "FaultCode", "last latched fault (0 = none)"),
+    ("present_position", 56, 4, True, RO, False, *_I32, 0, "urad", "measured position"),
+    ("present_velocity", 60, 4, True, RO, False, *_I32, 0, "urad/s", "estimated velocity"),
+    ("present_current", 64, 2, True, RO, False, *_I16, 0, "mA", "measured current"),
+    ("present_temperature", 66, 2, True, RO, False, *_I16, 250, "0.1 degC", "winding temperature"),
+    ("present_voltage", 68, 2, False, RO, False, *_U16, 0, "mV", "supply voltage"),
+    ("status", 70, 1, False, RO, False, *_U8, 0, "StatusFlag", "status flags"),
+))
+
+BY_NAME: dict[str, Register] = {r.name: r for r in REGISTERS}
+_BY_START: dict[int, int] = {r.address: k for k, r in enumerate(REGISTERS)}
+_BY_END: dict[int, int] = {r.end: k for k, r in enumerate(REGISTERS)}
+TABLE_SIZE = REGISTERS[-1].end
+PERSISTENT_END = BY_NAME["bus_address"].address  # first volatile address
+
+#: The joint state block: present_position .. status, one SYNC_READ returns it.
+STATE_BLOCK = (BY_NAME["present_position"].address, BY_NAME["status"].end - BY_NAME["present_position"].address)
+#: Layout of the state block: position i32, velocity i32, current i16, temperature i16, voltage u16, status u8.
+STATE_BLOCK_FORMAT = "<iihhHB"
+
+
+def _check_table() -> None:
+    at = 0
+    for r in REGISTERS:
+        assert r.address == at, f"register table gap or overlap at {r.name}"
+        assert r.size in (1, 2, 4) and r.minimum <= r.default <= r.maximum, r.name
+        at = r.end
+    assert all(r.persistent == (r.address < PERSISTENT_END) for r in REGISTERS)
+    assert struct.calcsize(STATE_BLOCK_FORMAT) == STATE_BLOCK[1]
+
+
+_check_table()
+
+
+class RegisterFile:
+    """One joint's register memory. Host access through :meth:`read` / :meth:`write`; firmware through
+    :meth:`get` / :meth:`set`. ``mem`` is the fixed-size image (TABLE_SIZE bytes)."""
+
+    def __init__(self, model: int = 0, serial: int = 0, firmware: tuple[int, int] = (1, 0)) -> None:
+        self.mem = bytearray(TABLE_SIZE)
+        for r in REGISTERS:
+            self._put(r, r.default)
+        self.set("model_number", model)
+        self.set("serial_number", serial)
+        self.set("firmware_major", firmware[0])
+        self.set("firmware_minor", firmware[1])
+
+    # --- firmware side -----------------------------------------------------------------------------------
+    def get(self, name: str) -> int:
+        """Value of a register by name."""
+        r = BY_NAME[name]
+        return int.from_bytes(self.mem[r.address:r.end], "little", signed=r.signed)
+
+    def set(self, name: str, value: int) -> None:
+        """Firmware-side store: no access rule, but the value saturates to the register's range."""
+        r = BY_NAME[name]
+        self._put(r, min(max(int(value), r.minimum), r.maximum))
+
+    def reset_volatile(self) -> None:
+        """What a reboot does: volatile registers back to their defaults, persistent ones kept."""
+        for r in REGISTERS:
+            if not r.persistent:
+                self._put(r, r.default)
+
+    def _put(self, r: Register, value: int) -> None:
+        self.mem[r.address:r.end] = value.to_bytes(r.size, "little", signed=r.signed)
+
+    # --- host side ---------------------------------------------------------------------------------------
+    @staticmethod
+    def span(address: int, length: int) -> tuple[ErrorKind | None, range]:
+        """Registers covered by (address, length) as an index range, or the error kind."""
+        first = _BY_START.get(address)
+        if first is None:
+            return ErrorKind.RANGE, range(0)
+        last = _BY_END.get(address + length)
+        if length <= 0 or last is None or last < first:
+            return ErrorKind.LENGTH, range(0)
+        return None, range(first, last + 1)
+
+    def read(self, address: int, length: int) -> tuple[ErrorKind | None, bytes]:
+        """Bytes of (address, length), or an error kind and b""."""
+        err, _ = self.span(address, length)
+        if err is not None:
+            return err, b""
+        return None, bytes(self.mem[address:address + length])
+
+    def check_write(self, address: int, data: bytes, torque_on: bool) -> tuple[ErrorKind | None, dict[str, int]]:
+        """Check a host write completely; return (error, {}) or (None, {name: new value})."""
+        err, idx = self.span(address, len(data))
+        if err is not None:
+            return err, {}
+        values: dict[str, int] = {}
+        for k in idx:
+            r = REGISTERS[k]
+            if r.access is Access.RO or (r.persistent and torque_on):
+                return ErrorKind.ACCESS, {}
+            v = int.from_bytes(data[r.address - address:r.end - address], "little", signed=r.signed)
+            if not r.minimum <= v <= r.maximum:
+                return ErrorKind.LIMIT, {}
+            values[r.name] = v
+        lo = values.get("position_min", self.get("position_min"))
+        hi = values.get("position_max", self.get("position_max"))
+        if lo > hi:
+            return ErrorKind.LIMIT, {}
+        return None, values
+
+    def write(self, address: int, data: bytes, torque_on: bool) -> ErrorKind | None:
+        """Check and apply a host write; on error nothing changes."""
+        err, values = self.check_write(address, data, torque_on)
+        if err is None:
+            for name, v in values.items():
+                self._put(BY_NAME[name], v)
+        return err
+
+
+def register_map_markdown() -> str:
+    """The register map as a Markdown table (for docs/)."""
+    lines = ["| addr | name | size | type | access | persistent | min | max | default | unit | meaning |",
+             "|---:|---|---:|---|---|---|---:|---:|---:|---|---|"]
+    for r in REGISTERS:
+        typ = ("i" if r.signed else "u") + str(8 * r.size)
+        lines.append(f"| {r.address} | {r.name} | {r.size} | {typ} | {r.access.value} | "
+                     f"{'yes' if r.persistent else 'no'} | {r.minimum} | {r.maximum} | {r.default} | "
+                     f"{r.unit} | {r.doc} |")
+    return "\n".join(lines) + "\n"
