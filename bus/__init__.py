@@ -1,0 +1,56 @@
+"""armbus wire protocol and hop link (sans-I/O).
+
+Layers, each knowing only the one below: bytes -> frame (:mod:`bus.codec`, :mod:`bus.deframer`) ->
+hop link (:mod:`bus.link`) -> routing and messages (:mod:`bus.router`, :mod:`bus.messages`).
+Constants live in :mod:`bus.wire`; the exception tree in :mod:`bus.errors`.
+"""
+
+from bus.codec import Frame, LineError, Packet, decode_frame, decode_wire, encode_control, encode_data
+from bus.deframer import Deframer
+from bus.errors import (
+    ArmbusError,
+    ArmTimeoutError,
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    PeerError,
+    PortError,
+    RemoteError,
+    TraceError,
+    UndeliverableError,
+    UsageError,
+)
+from bus.wire import Address, ErrorKind, FaultCode, FrameKind, GoalMode, LineErrorKind, MsgType, StatusFlag
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address",
+    "ArmTimeoutError",
+    "ArmbusError",
+    "ConfigError",
+    "DecodeError",
+    "Deframer",
+    "EncodeError",
+    "ErrorKind",
+    "FaultCode",
+    "Frame",
+    "FrameKind",
+    "GoalMode",
+    "LineError",
+    "LineErrorKind",
+    "MsgType",
+    "Packet",
+    "PeerError",
+    "PortError",
+    "RemoteError",
+    "StatusFlag",
+    "TraceError",
+    "UndeliverableError",
+    "UsageError",
+    "__version__",
+    "decode_frame",
+    "decode_wire",
+    "encode_control",
+    "encode_data",
+]

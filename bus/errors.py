@@ -1,0 +1,73 @@
+"""The one exception tree of armbus.
+
+Errors are split by whose fault they are (the h11 rule):
+
+    ArmbusError                      root: ``except ArmbusError`` catches everything armbus raises
+     +-- UsageError(ValueError)      the caller misused the API (bad field value, bad argument)
+     |    +-- EncodeError            a frame or message cannot be built; names the bad field
+     |    +-- ConfigError            a config or fault file is malformed; names the file and key
+     +-- PeerError                   a peer or the line misbehaved and the caller asked for the result
+     |    +-- DecodeError            bytes are not a valid frame/message (carries a LineErrorKind)
+     |    +-- RemoteError            a joint answered with an ERROR reply
+     |    +-- UndeliverableError     a hop reported that it could not deliver a request
+     +-- ArmTimeoutError(TimeoutError) a reply or ack did not come in time
+     +-- PortError(OSError)          a serial port could not be opened or vanished
+     +-- TraceError                  a trace file is unreadable (partial results may still exist)
+
+Line noise seen by a receive loop is never raised: the deframer and the link turn it into counted events.
+``DecodeError`` is only raised by the one-shot helpers (``decode_frame``) that an API caller uses directly.
+"""
+
+from __future__ import annotations
+
+
+class ArmbusError(Exception):
+    """Root of every exception armbus raises."""
+
+
+class UsageError(ArmbusError, ValueError):
+    """The caller misused the API: a value out of range, a wrong type, a bad argument."""
+
+
+class EncodeError(UsageError):
+    """A frame or message cannot be encoded; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ConfigError(UsageError):
+    """A configuration, fault-schedule or trajectory file is malformed."""
+
+
+class PeerError(ArmbusError):
+    """A peer or the line misbehaved, and the caller asked for the outcome."""
+
+
+class DecodeError(PeerError):
+    """Bytes that are not a valid frame or message. ``kind`` is a :class:`bus.wire.LineErrorKind`."""
+
+    def __init__(self, kind: int, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class RemoteError(PeerError):
+    """A joint answered a request with an ERROR reply."""
+
+
+class UndeliverableError(PeerError):
+    """A hop reported that it could not deliver a request further down the chain."""
+
+
+class ArmTimeoutError(ArmbusError, TimeoutError):
+    """An expected ack or reply did not arrive in time."""
+
+
+class PortError(ArmbusError, OSError):
+    """A serial port could not be opened, or it vanished."""
+
+
+class TraceError(ArmbusError):
+    """A trace file cannot be read or written."""
