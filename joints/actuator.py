@@ -105,6 +105,7 @@ class Actuator:
         self.current = 0.0  # A
         self.temperature = p.ambient_temperature  # degC, winding
         self.voltage_cmd = 0.0  # V, as requested by the firmware
+        self.bridge_on = False  # False: H-bridge off, the motor coasts and its current decays to zero
         self.supply_voltage = p.supply_voltage  # V, may be changed to inject a sagging supply
         self.load_torque = 0.0  # N m, external torque on the output (positive drives toward positive angles)
         self.jammed = False  # a locked output (stall fault injection)
@@ -121,9 +122,15 @@ class Actuator:
         self._cache_t = 0.0
 
     def set_voltage(self, volts: float) -> None:
-        """Hold a new terminal voltage from now on; the bridge cannot exceed the supply."""
+        """Switch the bridge on and hold a new terminal voltage from now on (clipped to the supply)."""
+        self.bridge_on = True
         vs = self.supply_voltage
         self.voltage_cmd = vs if volts > vs else (-vs if volts < -vs else volts)
+
+    def coast(self) -> None:
+        """Switch the bridge off (torque off): no drive, no braking, the current decays to zero."""
+        self.bridge_on = False
+        self.voltage_cmd = 0.0
 
     def advance(self, now: int) -> None:
         """Integrate from the last call up to ``now`` (ns) with the held voltage. ``now`` never goes back."""
@@ -149,7 +156,7 @@ class Actuator:
         v = vs if v > vs else (-vs if v < -vs else v)
         r = p.resistance * (1.0 + COPPER_ALPHA * (self.temperature - 20.0))
         w = self.velocity
-        i_ss = (v - self._ke_m * self._n * w) / r
+        i_ss = (v - self._ke_m * self._n * w) / r if self.bridge_on else 0.0
         i = i_ss + (self.current - i_ss) * self._cache_e
         lim = p.hw_current_limit
         i = lim if i > lim else (-lim if i < -lim else i)

@@ -1,0 +1,359 @@
+"""Control core of a joint: the fixed-rate motor loop running on the second core, sans-I/O.
+
+Theory of operation
+-------------------
+The loop ticks at ``t0 + k * period`` (default 1 kHz). The driver calls :meth:`ControlCore.handle_timer` at
+:meth:`ControlCore.next_deadline`; each tick (``_tick``) runs, in this order:
+
+1. advance the actuator physics to the tick instant (the voltage set at the previous tick was held);
+2. drain the command mailbox (goals, torque, heartbeat, watchdog period, flag clears, e-stop release, config);
+3. sample the sensors: encoder -> position, differenced and low-pass filtered -> velocity, current, temperature,
+   supply voltage;
+4. safety checks, each producing a FAULT event (to the comm core, through the event mailbox) and latching
+   status flags: over-temperature, under-voltage, over-current, stall (these switch the bridge off),
+   heartbeat watchdog (safe stop), position/velocity excursions (reported, not latched);
+5. cascaded control: position (P) -> velocity (PI) -> current (PI plus R*i + Ke*w feed-forward) -> voltage.
+   Whatever the host asked, the goal is clamped to the configured limits, and a velocity envelope
+   ``v_hi = min(v_lim, k (p_max - p), sqrt(2 a_brake (p_max - p)))`` (and its mirror ``v_lo``) keeps every mode
+   (current mode too) from running into a position limit; any clamping sets ``StatusFlag.AT_LIMIT``;
+6. publish the state snapshot (:class:`ControlState`, latest wins, read by the comm core).
+
+Stops: a safe stop (watchdog) and an e-stop both brake at the current limit to standstill and then hold the
+position where the joint came to rest; goals are ignored until the condition is cleared and a new goal arrives.
+An e-stop acts immediately (:meth:`ControlCore.estop`, an inter-core interrupt, not a mailbox entry): the
+physics is advanced to the e-stop instant and the bridge shorts the winding (0 V, dynamic braking) at once;
+the next tick takes over with the braking loop. After torque enable the joint also holds where it is until the
+first goal: the old goal register never makes a joint jump.
+
+Limits and gains come from the persistent registers, which can only change with torque off, so the core
+reloads them on torque enable and on a RELOAD command; they never change under a moving joint.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import NamedTuple
+
+from bus.wire import FaultCode, GoalMode, StatusFlag
+from joints.actuator import COPPER_ALPHA, Actuator, ActuatorParams
+from joints.mailbox import Mailbox
+from joints.registers import RegisterFile
+
+#: Default loop period: 1 kHz, the usual position/velocity loop rate of small servo drives.
+DEFAULT_PERIOD_NS = 1_000_000
+#: Velocity filter cut-off (Hz): well above the 16 Hz velocity-loop bandwidth, well below the 1 kHz sample rate.
+VELOCITY_FILTER_HZ = 150.0
+#: Standstill / moving threshold (rad/s): about 1 deg/s.
+MOVING_THRESHOLD = 0.02
+#: Fraction of the current limit assumed available for braking when shaping the position-limit envelope.
+BRAKE_FRACTION = 0.5
+#: Over-current trip: measured current above 1.25 x limit + 0.2 A for 10 ms (a transient over one tick is normal).
+OVERCURRENT_FACTOR, OVERCURRENT_MARGIN, OVERCURRENT_TIME = 1.25, 0.2, 0.010
+#: Stall: commanded current at >= 90 % of the limit while slower than 0.05 rad/s for 0.5 s.
+STALL_FRACTION, STALL_SPEED, STALL_TIME = 0.9, 0.05, 0.5
+#: Under-voltage must last 10 ms (ignores a single noisy sample).
+UNDERVOLTAGE_TIME = 0.010
+#: Over-temperature clears 5 K below the limit (hysteresis, so the flag does not chatter).
+OVERTEMP_HYSTERESIS = 5.0
+#: Position / velocity excursions beyond the limits reported as faults (not latched): 0.05 rad, 20 % + 0.2 rad/s.
+POSITION_EXCURSION, VELOCITY_EXCURSION = 0.05, 0.2
+#: Latched flags that keep the bridge off (or the joint stopped) until the host clears them.
+BLOCKING = StatusFlag.FAULT | StatusFlag.ESTOPPED | StatusFlag.WATCHDOG
+
+
+class CommandKind(enum.IntEnum):
+    """Comm core -> control core commands (the mailbox carries ``Command(kind, a, b)``)."""
+
+    SET_GOAL = 1  # a = GoalMode, b = value (urad, urad/s or mA)
+    TORQUE = 2  # a = 0/1
+    HEARTBEAT = 3  # a = host time (ms), for traces only
+    WATCHDOG = 4  # a = period in ms (0 = off); restarts the timer
+    CLEAR = 5  # a = StatusFlag bits to clear
+    RELEASE_ESTOP = 6
+    RELOAD = 7  # persistent registers changed: reload limits and gains
+
+
+class Command(NamedTuple):
+    kind: CommandKind
+    a: int = 0
+    b: int = 0
+
+
+class FaultEvent(NamedTuple):
+    """Control core -> comm core: a fault became active (``active``) or cleared; ``value`` in register units."""
+
+    code: FaultCode
+    active: bool
+    value: int
+
+
+class ControlState(NamedTuple):
+    """Snapshot in register units, published every tick (the state block of the register table)."""
+
+    position: int  # urad
+    velocity: int  # urad/s
+    current: int  # mA
+    temperature: int  # 0.1 degC
+    voltage: int  # mV
+    status: int  # StatusFlag
+
+
+class ControlCore:
+    """The motor loop. ``commands`` and ``events`` are the two mailboxes shared with the comm core."""
+
+    def __init__(self, actuator: Actuator, registers: RegisterFile, period_ns: int = DEFAULT_PERIOD_NS,
+                 now: int = 0) -> None:
+        self.act = actuator
+        self.motor: ActuatorParams = actuator.params
+        self.regs = registers
+        self.period_ns = period_ns
+        self.dt = period_ns * 1e-9
+        self.commands: Mailbox[Command] = Mailbox()
+        self.events: Mailbox[FaultEvent] = Mailbox(8)
+        self._next_tick = now + period_ns
+        self._alpha = 1.0 - math.exp(-2.0 * math.pi * VELOCITY_FILTER_HZ * self.dt)
+        self.flags = StatusFlag.REBOOTED
+        self.torque = False
+        self.mode = GoalMode.POSITION
+        self.goal = 0
+        self.holding = True  # hold the rest position until the first goal
+        self.hold_position = 0.0
+        self.braking = False  # safe stop / e-stop: brake to standstill first
+        self.watchdog_ns = 0
+        self.last_heartbeat = now
+        self.active_faults: set[FaultCode] = set()
+        self._timers = {"overcurrent": 0.0, "stall": 0.0, "undervoltage": 0.0}
+        self._v_int = 0.0
+        self._i_int = 0.0
+        self.i_ref = 0.0
+        self.position = actuator.encoder_counts() / self.motor.counts_per_output_rad
+        self.velocity = 0.0
+        self.current = 0.0
+        self.temperature = actuator.sensed_temperature()
+        self.voltage = actuator.sensed_voltage()
+        self.reload()
+        self.state = self._snapshot()
+
+    # --- configuration -----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read limits and gains (SI units) from the persistent registers."""
+        g = self.regs.get
+        self.p_min, self.p_max = g("position_min") * 1e-6, g("position_max") * 1e-6
+        self.v_lim = g("velocity_limit") * 1e-6
+        self.i_lim = g("current_limit") * 1e-3
+        self.t_lim = g("temperature_limit") * 0.1
+        self.v_min = g("min_voltage") * 1e-3
+        self.kp_p = g("pos_kp") * 0.01
+        self.kp_v, self.ki_v = g("vel_kp") * 1e-3, g("vel_ki") * 1e-3
+        self.kp_i, self.ki_i = g("cur_kp") * 1e-3, float(g("cur_ki"))
+        self.a_brake = BRAKE_FRACTION * self.i_lim * self.motor.output_torque_constant / self.motor.output_inertia
+
+    # --- sans-I/O driving --------------------------------------------------------------------------------
+    def next_deadline(self) -> int:
+        """Time of the next tick."""
+        return self._next_tick
+
+    def handle_timer(self, now: int) -> None:
+        """Run every tick due at or before ``now``."""
+        while self._next_tick <= now:
+            t = self._next_tick
+            self._next_tick += self.period_ns
+            self._tick(t)
+
+    def estop(self, now: int) -> None:
+        """Emergency stop, effective at ``now``: short-brake at once, then brake to standstill and hold."""
+        self.act.advance(now)
+        if self.torque:
+            self.act.set_voltage(0.0)
+        if not self.flags & StatusFlag.ESTOPPED:
+            self.flags |= StatusFlag.ESTOPPED
+            self._start_stop()
+            self._event(FaultCode.ESTOP, True, 0)
+
+    # --- the tick ----------------------------------------------------------------------------------------
+    def _tick(self, t: int) -> None:
+        act = self.act
+        act.advance(t)
+        while (cmd := self.commands.get()) is not None:
+            self._command(cmd, t)
+        counts_per_rad = self.motor.counts_per_output_rad
+        pos = act.encoder_counts() / counts_per_rad
+        raw = (pos - self.position) / self.dt
+        self.velocity += self._alpha * (raw - self.velocity)
+        self.position = pos
+        self.current = act.sensed_current()
+        self.temperature = act.sensed_temperature()
+        self.voltage = act.sensed_voltage()
+        self._safety(t)
+        self.flags &= ~StatusFlag.AT_LIMIT
+        if self.torque:
+            act.set_voltage(self._control())
+        else:
+            self.i_ref = 0.0
+            act.coast()
+        moving = abs(self.velocity) > MOVING_THRESHOLD
+        self.flags = (self.flags | StatusFlag.MOVING) if moving else (self.flags & ~StatusFlag.MOVING)
+        self.state = self._snapshot()
+
+    def _command(self, cmd: Command, t: int) -> None:
+        kind = cmd.kind
+        if kind is CommandKind.SET_GOAL:
+            if not self.flags & BLOCKING:
+                self.mode, self.goal, self.holding = GoalMode(cmd.a), cmd.b, False
+        elif kind is CommandKind.TORQUE:
+            if cmd.a and not self.torque and not self.flags & BLOCKING:
+                self.reload()
+                self.torque = True
+                self.last_heartbeat = t
+                self._v_int = self._i_int = 0.0
+                self.holding, self.braking, self.hold_position = True, False, self.position
+            elif not cmd.a:
+                self.torque = False
+        elif kind is CommandKind.HEARTBEAT:
+            self.last_heartbeat = t
+        elif kind is CommandKind.WATCHDOG:
+            self.watchdog_ns = cmd.a * 1_000_000
+            self.last_heartbeat = t
+        elif kind is CommandKind.CLEAR:
+            self._clear(StatusFlag(cmd.a & 0xFF), t)
+        elif kind is CommandKind.RELEASE_ESTOP:
+            self._clear(StatusFlag.ESTOPPED, t)
+        elif kind is CommandKind.RELOAD:
+            self.reload()
+
+    def _clear(self, bits: StatusFlag, t: int) -> None:
+        if bits & StatusFlag.ESTOPPED and self.flags & StatusFlag.ESTOPPED:
+            self.flags &= ~StatusFlag.ESTOPPED
+            self._event(FaultCode.ESTOP, False, 0)
+        if bits & StatusFlag.WATCHDOG and self.flags & StatusFlag.WATCHDOG:
+            self.flags &= ~StatusFlag.WATCHDOG
+            self.last_heartbeat = t
+            self._event(FaultCode.WATCHDOG, False, 0)
+        latched = {FaultCode.OVER_TEMPERATURE, FaultCode.UNDERVOLTAGE}
+        if bits & StatusFlag.FAULT and not (self.active_faults & latched):
+            self.flags &= ~StatusFlag.FAULT
+        self.flags &= ~(bits & StatusFlag.REBOOTED)
+
+    def _event(self, code: FaultCode, active: bool, value: int) -> None:
+        if active:
+            self.active_faults.add(code)
+        else:
+            self.active_faults.discard(code)
+        self.events.put(FaultEvent(code, active, value))  # refused: still latched in flags / fault_code
+
+    def _trip(self, code: FaultCode, value: int) -> None:
+        """A fault that switches the bridge off."""
+        self.torque = False
+        self.flags |= StatusFlag.FAULT
+        self._event(code, True, value)
+
+    def _start_stop(self) -> None:
+        self.braking, self.holding = True, True
+
+    def _safety(self, t: int) -> None:
+        dt, flags = self.dt, self.flags
+        temp_01 = round(self.temperature * 10)
+        if self.temperature >= self.t_lim and not flags & StatusFlag.OVERHEAT:
+            self.flags |= StatusFlag.OVERHEAT
+            self._trip(FaultCode.OVER_TEMPERATURE, temp_01)
+        elif flags & StatusFlag.OVERHEAT and self.temperature < self.t_lim - OVERTEMP_HYSTERESIS:
+            self.flags &= ~StatusFlag.OVERHEAT
+            self._event(FaultCode.OVER_TEMPERATURE, False, temp_01)
+        timers = self._timers
+        low_v = self.voltage < self.v_min
+        timers["undervoltage"] = timers["undervoltage"] + dt if low_v else 0.0
+        if timers["undervoltage"] >= UNDERVOLTAGE_TIME and FaultCode.UNDERVOLTAGE not in self.active_faults:
+            self._trip(FaultCode.UNDERVOLTAGE, round(self.voltage * 1000))
+        elif not low_v and FaultCode.UNDERVOLTAGE in self.active_faults:
+            self._event(FaultCode.UNDERVOLTAGE, False, round(self.voltage * 1000))
+        over_i = abs(self.current) > OVERCURRENT_FACTOR * self.i_lim + OVERCURRENT_MARGIN
+        timers["overcurrent"] = timers["overcurrent"] + dt if over_i else 0.0
+        if timers["overcurrent"] >= OVERCURRENT_TIME and self.torque:
+            self._trip(FaultCode.OVER_CURRENT, round(self.current * 1000))
+        stalled = (self.torque and abs(self.i_ref) >= STALL_FRACTION * self.i_lim > 0.0
+                   and abs(self.velocity) < STALL_SPEED)
+        timers["stall"] = timers["stall"] + dt if stalled else 0.0
+        if timers["stall"] >= STALL_TIME:
+            timers["stall"] = 0.0
+            self._trip(FaultCode.STALL, round(self.i_ref * 1000))
+        wd = self.watchdog_ns
+        if wd and self.torque and not self.flags & StatusFlag.WATCHDOG and t - self.last_heartbeat > wd:
+            self.flags |= StatusFlag.WATCHDOG | StatusFlag.FAULT
+            self._start_stop()
+            self._event(FaultCode.WATCHDOG, True, (t - self.last_heartbeat) // 1_000_000)
+        self._excursion(FaultCode.POSITION_LIMIT, max(self.p_min - self.position, self.position - self.p_max)
+                        > POSITION_EXCURSION, round(self.position * 1e6))
+        self._excursion(FaultCode.VELOCITY_LIMIT, abs(self.velocity) > self.v_lim * 1.2 + VELOCITY_EXCURSION,
+                        round(self.velocity * 1e6))
+
+    def _excursion(self, code: FaultCode, now_active: bool, value: int) -> None:
+        if now_active != (code in self.active_faults):
+            self._event(code, now_active, value)
+
+    def _control(self) -> float:
+        """One pass of the cascade; returns the terminal voltage."""
+        pos, vel = self.position, self.velocity
+        limited = False
+        d_hi, d_lo = self.p_max - pos, pos - self.p_min
+        v_hi = min(self.v_lim, self.kp_p * d_hi if self.kp_p > 0 else d_hi * 20.0,
+                   math.sqrt(2.0 * self.a_brake * d_hi) if d_hi > 0 else 0.0)
+        v_lo = -min(self.v_lim, self.kp_p * d_lo if self.kp_p > 0 else d_lo * 20.0,
+                    math.sqrt(2.0 * self.a_brake * d_lo) if d_lo > 0 else 0.0)
+        if self.braking:
+            v_ref: float | None = 0.0
+            if abs(vel) < MOVING_THRESHOLD:
+                self.braking, self.hold_position = False, pos
+        elif self.holding:
+            v_ref = self.kp_p * (self.hold_position - pos)
+        elif self.mode is GoalMode.POSITION:
+            goal = self.goal * 1e-6
+            if not self.p_min <= goal <= self.p_max:
+                goal, limited = min(max(goal, self.p_min), self.p_max), True
+            v_ref = self.kp_p * (goal - pos)
+        elif self.mode is GoalMode.VELOCITY:
+            v_ref = self.goal * 1e-6
+        else:
+            v_ref = None
+        if v_ref is not None:
+            if v_ref > v_hi or v_ref < v_lo:
+                v_ref, limited = min(max(v_ref, v_lo), v_hi), True
+            i_ref = self._velocity_loop(v_ref)
+        else:
+            i_ref = self.goal * 1e-3
+            if vel > v_hi:
+                i_ref, limited = min(i_ref, self.kp_v * (v_hi - vel)), True
+            elif vel < v_lo:
+                i_ref, limited = max(i_ref, self.kp_v * (v_lo - vel)), True
+        if i_ref > self.i_lim or i_ref < -self.i_lim:
+            i_ref = min(max(i_ref, -self.i_lim), self.i_lim)
+            limited = limited or v_ref is None  # saturating the velocity loop is normal, not a clamp
+        if limited:
+            self.flags |= StatusFlag.AT_LIMIT
+        self.i_ref = i_ref
+        return self._current_loop(i_ref)
+
+    def _velocity_loop(self, v_ref: float) -> float:
+        err = v_ref - self.velocity
+        i = self.kp_v * err + self._v_int
+        lim = self.i_lim
+        if -lim < i < lim or (i >= lim and err < 0) or (i <= -lim and err > 0):
+            self._v_int = min(max(self._v_int + self.ki_v * err * self.dt, -lim), lim)  # conditional integration
+        return i
+
+    def _current_loop(self, i_ref: float) -> float:
+        m = self.motor
+        r = m.resistance * (1.0 + COPPER_ALPHA * (self.temperature - 20.0))
+        vmax = self.voltage
+        err = i_ref - self.current
+        v = r * i_ref + m.torque_constant * m.gear_ratio * self.velocity + self.kp_i * err + self._i_int
+        if -vmax < v < vmax or (v >= vmax and err < 0) or (v <= -vmax and err > 0):
+            self._i_int = min(max(self._i_int + self.ki_i * err * self.dt, -vmax), vmax)
+        return min(max(v, -vmax), vmax)
+
+    def _snapshot(self) -> ControlState:
+        flags = self.flags
+        flags = (flags | StatusFlag.TORQUE_ON) if self.torque else (flags & ~StatusFlag.TORQUE_ON)
+        self.flags = flags
+        return ControlState(round(self.position * 1e6), round(self.velocity * 1e6), round(self.current * 1000),
+                            round(self.temperature * 10), round(self.voltage * 1000), int(flags))
