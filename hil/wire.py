@@ -22,6 +22,7 @@ rates).
 
 from __future__ import annotations
 
+import enum
 from typing import NamedTuple
 
 from bus.errors import UsageError
@@ -34,6 +35,17 @@ MIN_BAUD = 300
 #: a byte still takes 833 ns there, far above the 1 ns resolution of the time base.
 MAX_BAUD = 12_000_000
 _NS_PER_S = 1_000_000_000
+
+
+class Direction(enum.IntEnum):
+    """One direction of a link between node A and node B (the order in which the link was connected)."""
+
+    A_TO_B = 0
+    B_TO_A = 1
+
+    @property
+    def label(self) -> str:
+        return "a>b" if self is Direction.A_TO_B else "b>a"
 
 
 def check_baud(baud: object) -> int:
@@ -127,5 +139,5 @@ class WireLink:
         self.b_to_a = WireDirection(baud, turnaround_ns, bits_per_byte)
 
     def direction(self, index: int) -> WireDirection:
-        """Direction 0 is A to B, 1 is B to A."""
+        """Direction 0 (:attr:`Direction.A_TO_B`) or 1 (:attr:`Direction.B_TO_A`)."""
         return self.b_to_a if index else self.a_to_b
