@@ -245,18 +245,20 @@ class FaultChannel:
         buf = bytearray(piece)
         drops: list[int] = []
         cfg = self.config
-        while self._next_flip < end:
-            pos = self._next_flip
-            bit = self._rng["flip_bit"].randrange(8)
-            old = buf[pos - base]
-            buf[pos - base] = old ^ (1 << bit)
-            self._record(now, "flip_bit", f"byte {pos} bit {bit}: {old:#04x} -> {buf[pos - base]:#04x}")
-            self._next_flip = self._gap(pos + 1, cfg.flip_bit, "flip_bit")
-        while self._next_drop < end:
-            pos = self._next_drop
-            drops.append(pos - base)
-            self._record(now, "drop_byte", f"byte {pos} ({buf[pos - base]:#04x})")
-            self._next_drop = self._gap(pos + 1, cfg.drop_byte, "drop_byte")
+        while True:  # in stream order, so the log does not depend on chunking
+            pos = min(self._next_flip, self._next_drop)
+            if pos >= end:
+                break
+            if self._next_flip == pos:
+                bit = self._rng["flip_bit"].randrange(8)
+                old = buf[pos - base]
+                buf[pos - base] = old ^ (1 << bit)
+                self._record(now, "flip_bit", f"byte {pos} bit {bit}: {old:#04x} -> {buf[pos - base]:#04x}")
+                self._next_flip = self._gap(pos + 1, cfg.flip_bit, "flip_bit")
+            if self._next_drop == pos:
+                drops.append(pos - base)
+                self._record(now, "drop_byte", f"byte {pos} ({buf[pos - base]:#04x})")
+                self._next_drop = self._gap(pos + 1, cfg.drop_byte, "drop_byte")
         for idx in reversed(drops):
             del buf[idx]
         return bytes(buf)
