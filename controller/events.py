@@ -1,0 +1,151 @@
+"""Events the host reports: frozen dataclasses named as nouns (the h11 / wsproto convention).
+
+Theory of operation
+-------------------
+The sans-I/O host node (:mod:`controller.host`) turns bytes from the bus into these events; the sync and
+asyncio drivers (:mod:`controller.arm`, :mod:`controller.aio`) hand them to user callbacks or async
+iterators. Quantities are SI (via :mod:`controller.units`); positions here are *raw* joint positions, the
+arm layer applies the calibration offsets of the config. Every event carries ``time``: the host's ``now`` (ns)
+when the event arose.
+
+Request outcomes (exactly one per request id): :class:`ReplyReceived`, :class:`RequestFailed` or
+:class:`RequestTimedOut`. Send outcomes (exactly one per packet sent): :class:`PacketAcked` when the first hop
+acknowledged it, or :class:`SendFailed` when the link gave up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bus.errors import PeerError
+from bus.messages import Fault, Message, State, Undeliverable
+from bus.wire import FaultCode, StatusFlag
+from controller import units
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    time: int  # ns, host clock
+
+
+@dataclass(frozen=True)
+class PacketAcked(HostEvent):
+    """The first hop acknowledged packet ``msg_id`` (it is on its way; not yet executed)."""
+
+    msg_id: int
+
+
+@dataclass(frozen=True)
+class SendFailed(HostEvent):
+    """The host's link gave up on packet ``msg_id`` (no ack from the first joint after all retries)."""
+
+    msg_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReplyReceived(HostEvent):
+    """The reply to request ``msg_id`` arrived from joint ``src``."""
+
+    msg_id: int
+    src: int
+    message: Message
+
+
+@dataclass(frozen=True)
+class RequestFailed(HostEvent):
+    """Request ``msg_id`` failed: an ERROR reply, an UNDELIVERABLE report, or the link gave up."""
+
+    msg_id: int
+    dst: int
+    error: PeerError
+
+
+@dataclass(frozen=True)
+class RequestTimedOut(HostEvent):
+    """No reply to request ``msg_id`` (sent to ``dst``) before its deadline."""
+
+    msg_id: int
+    dst: int
+    msg_type: int
+
+
+@dataclass(frozen=True)
+class JointState(HostEvent):
+    """A joint's state (STATE telemetry or a sync-read record), SI units, raw position."""
+
+    address: int
+    status: StatusFlag
+    position: float  # rad, raw (before calibration)
+    velocity: float  # rad/s
+    current: float  # A
+    temperature: float  # degC
+    voltage: float  # V
+
+    @classmethod
+    def from_wire(cls, time: int, address: int, s: State) -> JointState:
+        return cls(
+            time,
+            address,
+            StatusFlag(s.status),
+            units.from_wire_position(s.position),
+            units.from_wire_velocity(s.velocity),
+            units.from_wire_current(s.current),
+            units.from_wire_temperature(s.temperature),
+            units.from_wire_voltage(s.voltage),
+        )
+
+
+@dataclass(frozen=True)
+class FaultReported(HostEvent):
+    """A joint reported a fault becoming active (or clearing)."""
+
+    address: int
+    code: FaultCode | int
+    active: bool
+    value: int
+
+    @classmethod
+    def from_wire(cls, time: int, address: int, f: Fault) -> FaultReported:
+        code: FaultCode | int = FaultCode(f.code) if f.code in FaultCode._value2member_map_ else f.code
+        return cls(time, address, code, bool(f.active), f.value)
+
+
+@dataclass(frozen=True)
+class UndeliverableReported(HostEvent):
+    """A hop could not deliver a packet (whether or not it was a pending request)."""
+
+    report: Undeliverable
+
+
+@dataclass(frozen=True)
+class StrayMessage(HostEvent):
+    """A reply or message nobody waits for (a late reply after a timeout, an unknown msg_id)."""
+
+    src: int
+    msg_id: int
+    message: Message | None  # None when the payload did not decode
+    note: str
+
+
+@dataclass(frozen=True)
+class LinkEvent(HostEvent):
+    """Something the host's hop link reported: a line error, a reset, a counter snapshot."""
+
+    what: str
+    detail: object = None
+
+
+@dataclass(frozen=True)
+class PortLost(HostEvent):
+    """The serial port vanished (unplugged); the driver tries to reopen it."""
+
+    port: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PortRestored(HostEvent):
+    """The serial port is back and the host link was reset."""
+
+    port: str
