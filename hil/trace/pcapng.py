@@ -137,8 +137,20 @@ def epb_block(interface: int, t_ns: int, data: bytes, byte_order: str = "<") -> 
     ))
 
 
-def interface_name(link: str, direction: str) -> str:
+def direction_label(direction: object) -> str:
+    """A direction as text: strings as they are, ``hil.wire.Direction`` by its ``label`` ("a>b"), enums by name."""
+    if isinstance(direction, str):
+        return direction
+    label = getattr(direction, "label", None)
+    if isinstance(label, str):
+        return label
+    name = getattr(direction, "name", None)
+    return name.lower() if isinstance(name, str) else str(direction)
+
+
+def interface_name(link: str, direction: object) -> str:
     """``if_name`` of a link direction: ``"<link>:<direction>"`` (the direction holds no ':')."""
+    direction = direction_label(direction)
     if ":" in direction or not direction or not link:
         raise UsageError(f"trace interface {link!r}/{direction!r}: non-empty names, no ':' in the direction")
     return f"{link}:{direction}"
@@ -163,7 +175,7 @@ class TraceWriter:
         except OSError as exc:
             raise TraceFileError(f"cannot create trace {os.fspath(path)!r}: {exc.strerror}") from None
         self._bo = byte_order
-        self._interfaces: dict[tuple[str, str], int] = {}
+        self._interfaces: dict[tuple[str, object], int] = {}
         self.path = os.fspath(path)
         self.chunks = 0
         self._write(header)
@@ -174,19 +186,20 @@ class TraceWriter:
             n = self._file.write(view)
             view = view[n or 0:]
 
-    def interface(self, link: str, direction: str) -> int:
+    def interface(self, link: str, direction: object) -> int:
         """Interface id of a link direction, writing its IDB the first time it is seen."""
         key = (link, direction)
         iid = self._interfaces.get(key)
         if iid is None:
             iid = len(self._interfaces)
-            self._write(idb_block(interface_name(link, direction), f"armbus link {link}, {direction}",
+            self._write(idb_block(interface_name(link, direction), f"armbus link {link}, "
+                                  f"{direction_label(direction)}",
                                   byte_order=self._bo))
             self._interfaces[key] = iid
         return iid
 
-    def write(self, link: str, direction: str, t_ns: int, data: bytes) -> None:
-        """Record ``data`` seen on ``link`` in ``direction`` at ``t_ns`` (integer nanoseconds, >= 0)."""
+    def write(self, link: str, direction: object, t_ns: int, data: bytes) -> None:
+        """Record ``data`` seen on ``link`` in ``direction`` (str or enum) at ``t_ns`` (integer ns, >= 0)."""
         if not data:
             return
         if t_ns < 0 or t_ns >= 1 << 64:

@@ -159,3 +159,16 @@ def test_chunk_columns_are_numpy_and_sorted_like_the_file(tmp_path: Path) -> Non
     assert trace.chunk_t_ns.tolist() == [i * 1000 for i in range(10)]
     assert (trace.chunk_len == len(frame)).all()
     assert struct.unpack_from("<I", trace.buffer, int(trace.chunk_off[0]) - 4)[0] == len(frame)
+
+
+def test_kernel_direction_enum_is_named_by_its_label(tmp_path: Path) -> None:
+    from hil.wire import Direction
+
+    path = tmp_path / "k.pcapng"
+    with TraceWriter(path) as w:
+        w("host-j1", Direction.A_TO_B, 5, b"\x01\x00")
+        w("host-j1", Direction.B_TO_A, 6, b"\x02\x00")
+        w("host-j1", Direction.A_TO_B, 7, b"\x03\x00")
+    trace = read_trace(path)
+    assert [(i.link, i.direction) for i in trace.interfaces] == [("host-j1", "a>b"), ("host-j1", "b>a")]
+    assert [i for i, _, _ in trace.chunks()] == [0, 1, 0]
