@@ -222,7 +222,8 @@ class Kernel:
         self._drain(self._slot(name), self.now)
 
     def call_at(self, t: int, fn: Callable[[int], None]) -> None:
-        """Run ``fn(now)`` at simulated time ``t`` (not before now), in sequence with the other events."""
+        """Run ``fn(now)`` at simulated time ``t`` (not before now), in sequence with the other events; then
+        drain every node, since ``fn`` may have called into any of them."""
         if not isinstance(t, int) or t < self.now:
             raise UsageError(f"call_at time must be an integer not before now ({self.now} ns), got {t!r}")
         self._push(t, _CALL, fn, None)
@@ -305,6 +306,8 @@ class Kernel:
             else:
                 clock.jump_to(t)
                 a(t)  # type: ignore[operator]
+                for s in self._slots.values():  # the call may have touched any node (rare: scheduled faults)
+                    self._drain(s, t)
             self.events += 1
             last = t
             ran += 1
