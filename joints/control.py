@@ -320,11 +320,10 @@ class ControlCore:
                 v_ref, limited = min(max(v_ref, v_lo), v_hi), True
             i_ref = self._velocity_loop(v_ref)
         else:
-            i_ref = self.goal * 1e-3
-            if vel > v_hi:
-                i_ref, limited = min(i_ref, self.kp_v * (v_hi - vel)), True
-            elif vel < v_lo:
-                i_ref, limited = max(i_ref, self.kp_v * (v_lo - vel)), True
+            # current mode: a proportional speed limiter shrinks the allowed current to zero at the envelope
+            i_goal = self.goal * 1e-3
+            i_ref = min(max(i_goal, self.kp_v * (v_lo - vel)), self.kp_v * (v_hi - vel))
+            limited = i_ref != i_goal
         if i_ref > self.i_lim or i_ref < -self.i_lim:
             i_ref = min(max(i_ref, -self.i_lim), self.i_lim)
             limited = limited or v_ref is None  # saturating the velocity loop is normal, not a clamp
