@@ -117,7 +117,7 @@ def _decode_interface(trace: Trace, iface: int) -> tuple[dict[str, Any], int]:
     sel = np.flatnonzero(trace.chunk_iface == iface)
     offs, lens, times = trace.chunk_off[sel], trace.chunk_len[sel], trace.chunk_t_ns[sel]
     mv = memoryview(trace.buffer)
-    blob = b"".join([mv[o:o + n] for o, n in zip(offs.tolist(), lens.tolist(), strict=True)])
+    blob = b"".join(map(trace.buffer.__getitem__, map(slice, offs.tolist(), (offs + lens).tolist())))
     deframer = Deframer()
     items = deframer.feed(blob)
     arr = np.frombuffer(blob, np.uint8)

@@ -322,8 +322,15 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
     return parse_trace(buf, p)
 
 
-def parse_trace(buf: bytes, path: str = "<bytes>") -> Trace:
-    """Parse a whole pcapng file held in memory (see :func:`read_trace`)."""
+_HEAD = {"<": struct.Struct("<II").unpack_from, ">": struct.Struct(">II").unpack_from}
+
+
+def parse_trace(buf: bytes, path: str = "<bytes>", strict: bool = False) -> Trace:
+    """Parse a whole pcapng file held in memory (see :func:`read_trace`).
+
+    The block walk checks each EPB's trailing length column-wise afterwards; when one is wrong the file is
+    parsed again with ``strict`` (every trailer checked in the walk), which stops at the corrupt block.
+    """
     if not buf:
         raise TraceFileError(f"{path}: empty file (a recorder that died before writing its header?)")
     if buf[:4] in PCAP_MAGICS:
@@ -343,11 +350,16 @@ def parse_trace(buf: bytes, path: str = "<bytes>") -> Trace:
     scales: dict[int, tuple[int, int, int]] = {}  # global index -> (mult, div, offset ns)
     epb_sets: list[tuple[str, list[int], list[int]]] = []  # (byte order, local->global map, EPB offsets)
     epbs: list[int] = []
+    head = _HEAD[bo]
     while off < n:
         if n - off < 8:
             _truncated(trace, off, n - off, "block header")
             break
-        btype, blen = unpack_from(bo + "II", buf, off)
+        btype, blen = head(buf, off)
+        if btype == BT_EPB and not strict and blen >= 32 and not blen & 3 and off + blen <= n:
+            epbs.append(off)  # fast path: trailers of EPBs are checked column-wise in _gather_epbs
+            off += blen
+            continue
         if btype == BT_SHB:
             if n - off < 12:
                 _truncated(trace, off, n - off, "section header")
@@ -357,6 +369,7 @@ def parse_trace(buf: bytes, path: str = "<bytes>") -> Trace:
                 _corrupt(trace, off, "section header with an invalid byte-order magic")
                 break
             bo = "<" if magic == BYTE_ORDER_MAGIC else ">"
+            head = _HEAD[bo]
             blen = unpack_from(bo + "I", buf, off + 4)[0]
         if blen < _MIN_BLOCK or blen % 4:
             _corrupt(trace, off, f"block length {blen} is invalid")
@@ -405,7 +418,8 @@ def parse_trace(buf: bytes, path: str = "<bytes>") -> Trace:
         elif btype == BT_SPB:
             trace.skipped_packets += 1
         off += blen
-    _gather_epbs(trace, u32, epb_sets, scales)
+    if not _gather_epbs(trace, u32, epb_sets, scales):
+        return parse_trace(buf, path, strict=True)
     return trace
 
 
@@ -423,14 +437,20 @@ def _corrupt(trace: Trace, off: int, what: str) -> None:
 
 
 def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[str, list[int], list[int]]],
-                 scales: dict[int, tuple[int, int, int]]) -> None:
-    """Gather EPB fields column-wise (u32 word index = offset / 4) and keep those of armbus interfaces."""
+                 scales: dict[int, tuple[int, int, int]]) -> bool:
+    """Gather EPB fields column-wise (u32 word index = offset / 4) and keep those of armbus interfaces.
+
+    Returns False, changing nothing, when an EPB's trailing length disagrees with its header.
+    """
     cols: list[tuple[np.ndarray, ...]] = []
     for bo, local_map, offsets in epb_sets:
         if not offsets:
             continue
         words = u32[bo]
         w = np.asarray(offsets, dtype=np.int64) // 4
+        blen_w = words[w + 1].astype(np.int64) // 4
+        if not np.array_equal(words[w + blen_w - 1], words[w + 1]):
+            return False
         local = words[w + 2].astype(np.int64)
         bad = local >= len(local_map)
         if bad.any():
@@ -445,7 +465,7 @@ def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[
             gidx = np.where(over, -1, gidx)
         cols.append((gidx, ts, w * 4 + _EPB_HEADER, cap))
     if not cols:
-        return
+        return True
     gidx, ts, off, cap = (np.concatenate(c) for c in zip(*cols, strict=True))
     armbus_ids = np.asarray([i.index for i in trace.interfaces if i.armbus], dtype=np.int64)
     keep = np.isin(gidx, armbus_ids)
@@ -463,3 +483,4 @@ def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[
     trace.chunk_t_ns = t_ns
     trace.chunk_off = off
     trace.chunk_len = cap
+    return True
