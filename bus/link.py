@@ -1,0 +1,471 @@
+"""Hop link: reliable, in-order, exactly-once delivery of packets over one wire, sans-I/O.
+
+Theory of operation
+-------------------
+A :class:`LinkEndpoint` is one side of one wire (a joint has two, the host one). The layer above calls
+``send(packet, now)``; the endpoint frames it (DATA, 8-bit sequence number), puts it on the line, and keeps it
+until the peer's ACK. The receiver acks a valid DATA frame at once and hands the packet up; that ack closes the
+sender's transaction (:class:`PacketAcked`). Delivery further down the chain is the next hop's duty.
+
+Stop-and-wait, per direction: at most one unacked DATA frame in flight each way. The receiver then only ever sees
+the expected sequence number (deliver, ack) or the one before it (a retransmission whose ack was lost: ack again,
+do not deliver), so in-order exactly-once delivery needs one counter on each side and one retransmit buffer,
+which is what a small microcontroller can afford. The cost is throughput: the line idles for one ack round trip
+per frame (at 1 Mbaud a 20-byte frame plus its 7-byte ack and turnaround use ~60 % of the line). A window of W
+frames would pipeline W frames per round trip, at the price of W retransmit buffers, cumulative acks, a receive
+window check and a reset handshake that must also flush W frames; the full-duplex line already gives the two
+directions their own stop-and-wait, and a joint rarely has more than one packet queued toward one neighbour.
+
+Timers: the retransmit timeout is the wire time of the frame, of its ack, and of the longest frame the peer may be
+in the middle of sending (the ack waits behind it), plus a configured turnaround (both ends' reaction time;
+USB-serial adapters add their latency timer here); bytes take 10/baud s (8N1). It doubles per retry up to a cap.
+When the retries run out the packet is reported (:class:`DeliveryFailed`) and the link resynchronises, because
+the peer's receive counter is now unknown (it may have delivered the frame and lost only the ack).
+
+Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING and sends RESET(nonce); the peer zeroes
+its sequence numbers, fails its in-flight frame (it cannot know whether the rebooted side delivered it) and answers
+RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
+again without touching state. The state machine is the table in :mod:`bus.linktable`.
+
+Contract with the layer above: every ``send`` that returns True produces exactly one :class:`PacketAcked` or
+:class:`DeliveryFailed` for that packet, later, through ``next_event()``. ``send`` returns False when the queue is
+full (nothing queued; the caller withholds its own ack or reports QUEUE_FULL). To refuse incoming packets (its own
+buffer is full), the layer above sets ``accept`` (a predicate on the packet) or ``accepting = False``: the frame is
+then not acked, and the sender retries later.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from bus.codec import Frame, Packet, encode_control, encode_data
+from bus.deframer import Deframer
+from bus.errors import UsageError
+from bus.linktable import TABLE, Input, LinkState
+from bus.wire import MAX_ENCODED, FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
+
+#: UART 8N1: a start bit, 8 data bits and a stop bit per byte.
+BITS_PER_BYTE = 10
+_NS_PER_S = 1_000_000_000
+#: ACK/RESET/RESET_ACK on the wire: 5 bytes, COBS adds 1, the delimiter 1.
+CONTROL_WIRE_SIZE = 7
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """Timing and sizing of one link. All times are integer nanoseconds."""
+
+    #: Line rate; the default is the bus's nominal rate (docs/protocol.md).
+    baud: int = 1_000_000
+    #: Reaction time of both ends together, added to every timeout: firmware and UART latency, transceiver
+    #: enable. 50 us covers a microcontroller answering from its receive interrupt; a host behind an FTDI
+    #: adapter needs its latency timer here too (1 ms with latency_timer=1, 16 ms by default).
+    turnaround_ns: int = 50_000
+    #: Packets waiting behind the one in flight. 8 is a few milliseconds of traffic at 1 Mbaud and fits a
+    #: joint's RAM (8 x 270 bytes); more only adds latency in front of an e-stop.
+    queue_limit: int = 8
+    #: Retransmissions after the first send before giving up. With 10 % of attempts lost, 10 retries fail
+    #: once in 10^11 frames; with the doubling below the give-up comes ~0.1 s after the first send at 1 Mbaud.
+    max_retries: int = 10
+    #: Upper bound of the doubled timeout: a dead neighbour is probed at least this often.
+    backoff_cap_ns: int = 20_000_000
+    #: Bytes of a frame the peer may be sending when ours arrives (its ack waits behind it): one largest frame.
+    reverse_bytes: int = MAX_ENCODED
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("baud", self.baud, 1, 100_000_000),
+            ("turnaround_ns", self.turnaround_ns, 0, 10 * _NS_PER_S),
+            ("queue_limit", self.queue_limit, 0, 1_000_000),
+            ("max_retries", self.max_retries, 0, 1000),
+            ("backoff_cap_ns", self.backoff_cap_ns, 1, 3600 * _NS_PER_S),
+            ("reverse_bytes", self.reverse_bytes, 0, 1_000_000),
+        )
+        for name, value, lo, hi in checks:
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise UsageError(f"LinkConfig.{name} must be an integer in {lo}..{hi}, got {value!r}")
+
+    def wire_ns(self, nbytes: int) -> int:
+        """Time ``nbytes`` take on the line, rounded up to whole nanoseconds."""
+        return -(-nbytes * BITS_PER_BYTE * _NS_PER_S // self.baud)
+
+    def timeout_ns(self, frame_bytes: int) -> int:
+        """First retransmit timeout for a frame of ``frame_bytes`` wire bytes (delimiter included)."""
+        return self.wire_ns(frame_bytes + CONTROL_WIRE_SIZE + self.reverse_bytes) + self.turnaround_ns
+
+
+# ------------------------------------------------------------------------------------------------------ events
+@dataclass(frozen=True, slots=True)
+class PacketReceived:
+    """A packet from the peer, delivered exactly once and in order."""
+
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class PacketAcked:
+    """The peer acked this packet: the sender's transaction for it is closed."""
+
+    packet: Packet
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed:
+    """This hop gave up on ``packet``. ``maybe_delivered``: the peer may still have got it (only the ack is
+    missing); False when the packet never left the queue."""
+
+    packet: Packet
+    reason: UndeliverableReason
+    maybe_delivered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkReset:
+    """A new session began: sequence numbers restarted. ``by_peer``: the peer asked (e.g. it rebooted)."""
+
+    by_peer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    """The peer has not answered RESET within the retry limit; queued packets were failed. Probing goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineErrorSeen:
+    """A corrupt or malformed chunk was dropped."""
+
+    kind: LineErrorKind
+
+
+LinkEvent = PacketReceived | PacketAcked | DeliveryFailed | LinkReset | LinkDown | LineErrorSeen
+
+
+@dataclass(slots=True)
+class LinkCounters:
+    frames_sent: int = 0  # all kinds, retransmissions included
+    frames_received: int = 0  # valid frames of all kinds
+    data_sent: int = 0  # first transmissions of DATA frames
+    data_delivered: int = 0
+    acked: int = 0
+    retransmits: int = 0  # DATA and RESET retransmissions
+    duplicates: int = 0  # DATA frames received again (acked, not delivered)
+    refused: int = 0  # DATA frames not acked because the layer above was full
+    out_of_window: int = 0
+    stray_acks: int = 0
+    dropped_syncing: int = 0  # DATA/ACK frames dropped while SYNCING or DOWN
+    stale_reset_acks: int = 0
+    crc_errors: int = 0
+    framing_errors: int = 0  # every other LineErrorKind
+    failures: int = 0  # DeliveryFailed events
+    resets_sent: int = 0  # sessions we started
+    resets_accepted: int = 0  # sessions the peer started
+    reset_answers: int = 0  # RESET_ACK frames sent
+    link_down: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+_ACK_WIRE = [encode_control(FrameKind.ACK, s) for s in range(256)]
+_RESET_WIRE = [encode_control(FrameKind.RESET, s) for s in range(256)]
+_RESET_RETX_WIRE = [encode_control(FrameKind.RESET, s, FrameFlag.RETRANSMIT) for s in range(256)]
+_RESET_ACK_WIRE = [encode_control(FrameKind.RESET_ACK, s) for s in range(256)]
+_DATA, _ACK, _RESET, _RESET_ACK = FrameKind.DATA, FrameKind.ACK, FrameKind.RESET, FrameKind.RESET_ACK
+_RETX = int(FrameFlag.RETRANSMIT)
+_I = Input
+
+
+class LinkEndpoint:
+    """One side of one wire. All inputs take ``now`` (integer ns); nothing here reads a clock or a port."""
+
+    def __init__(self, config: LinkConfig | None = None, *, seed: int = 0, name: str = "") -> None:
+        self.config = config or LinkConfig()
+        self.name = name
+        self.counters = LinkCounters()
+        #: Predicate: may this packet be delivered now? False withholds the ack (the sender retries).
+        self.accept: Callable[[Packet], bool] | None = None
+        self.accepting = True
+        self._rng = random.Random(seed)  # boot nonce only: firmware uses its hardware RNG or a boot counter
+        self._deframer = Deframer()
+        self._state = LinkState.SYNCING
+        self._queue: deque[Packet] = deque()
+        self._events: deque[LinkEvent] = deque()
+        self._out: list[bytes] = []
+        self._tx_seq = 0  # seq of the frame in flight, or of the next one
+        self._rx_expected = 0
+        self._inflight: Packet | None = None
+        self._inflight_wire = b""
+        self._attempts = 0  # retransmissions of the frame (or RESET) in flight
+        self._deadline: int | None = None
+        self._arm_on_drain = False  # (re)start the timer when the pending frame is drained
+        self._timeout = 0  # base timeout of the frame in flight
+        self._nonce = self._rng.randrange(256)
+        self._peer_nonce: int | None = None
+        self._heard_since_reset = False  # a DATA/ACK arrived since we answered _peer_nonce
+        self._dispatch = {
+            state: {inp: (nxt, getattr(self, "_do_" + act.name.lower())) for inp, (nxt, act) in row.items()}
+            for state, row in TABLE.items()
+        }
+        self._begin_reset(0, count=True)
+
+    # ------------------------------------------------------------------------------------------------ queries
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    @property
+    def is_open(self) -> bool:
+        return self._state is LinkState.OPEN
+
+    @property
+    def queue_space(self) -> int:
+        """How many more packets ``send`` will take now."""
+        return self.config.queue_limit - len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing in flight, nothing waiting to be drained."""
+        return self._inflight is None and not self._queue and not self._out
+
+    def next_deadline(self) -> int | None:
+        """Earliest ``now`` at which :meth:`handle_timer` must be called, or None."""
+        return self._deadline
+
+    def next_event(self) -> LinkEvent | None:
+        events = self._events
+        return events.popleft() if events else None
+
+    def events(self) -> Iterator[LinkEvent]:
+        """Drain all pending events."""
+        events = self._events
+        while events:
+            yield events.popleft()
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def send(self, packet: Packet, now: int) -> bool:
+        """Queue ``packet``. False (and nothing queued) when the queue is full. Bad fields raise EncodeError."""
+        if len(self._queue) >= self.config.queue_limit:
+            return False
+        if self._state is LinkState.OPEN and self._inflight is None:
+            self._transmit(packet, now)  # encodes first: a bad packet raises before any state changes
+            return True
+        encode_data(0, 0, packet)  # validate now, not when it reaches the head of the queue
+        nxt, action = self._dispatch[self._state][_I.SEND]
+        self._state = nxt
+        action(packet, now)
+        return True
+
+    def receive_data(self, data: bytes, now: int) -> None:
+        """Bytes from the line, in any chunking. Never raises on line content."""
+        c = self.counters
+        c.bytes_received += len(data)
+        for item in self._deframer.feed(data):
+            if item.__class__ is not Frame:
+                nxt, action = self._dispatch[self._state][_I.LINE_ERROR]
+                self._state = nxt
+                action(item, now)
+                continue
+            c.frames_received += 1
+            kind = item.kind
+            seq = item.seq
+            if kind == _DATA:
+                self._heard_since_reset = True
+                expected = self._rx_expected
+                if seq == expected:
+                    accept = self.accept
+                    ok = self.accepting and (accept is None or accept(item.packet))  # type: ignore[arg-type]
+                    inp = _I.DATA_NEW if ok else _I.DATA_REFUSED
+                elif seq == (expected - 1) & 0xFF:
+                    inp = _I.DATA_DUP
+                else:
+                    inp = _I.DATA_OUT_OF_WINDOW
+            elif kind == _ACK:
+                self._heard_since_reset = True
+                inp = _I.ACK_MATCH if self._inflight is not None and seq == self._tx_seq else _I.ACK_STRAY
+            elif kind == _RESET:
+                dup = seq == self._peer_nonce and not self._heard_since_reset
+                inp = _I.RESET_DUP if dup else _I.RESET_NEW
+            else:
+                inp = _I.RESET_ACK_MATCH if seq == self._nonce else _I.RESET_ACK_STALE
+            nxt, action = self._dispatch[self._state][inp]
+            self._state = nxt
+            action(item, now)
+
+    def handle_timer(self, now: int) -> None:
+        """Call at (or after) :meth:`next_deadline`. Early calls do nothing."""
+        deadline = self._deadline
+        if deadline is None or now < deadline:
+            return
+        inp = _I.GIVE_UP if self._attempts >= self.config.max_retries else _I.TIMEOUT
+        nxt, action = self._dispatch[self._state][inp]
+        self._state = nxt
+        action(None, now)
+
+    def data_to_send(self, now: int) -> bytes:
+        """Everything to put on the line now (possibly b"")."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.counters.bytes_sent += len(data)
+        if self._arm_on_drain:
+            self._arm_on_drain = False
+            self._deadline = now + self._current_timeout()
+        return data
+
+    def reset(self, now: int) -> None:
+        """Start a new session (e.g. after reopening the port): fails the frame in flight, keeps the queue."""
+        self._fail_inflight(UndeliverableReason.LINK_DOWN)
+        self._state = LinkState.SYNCING
+        self._begin_reset(now, count=True)
+
+    # ---------------------------------------------------------------------------------------------- helpers
+    def _current_timeout(self) -> int:
+        return min(self._timeout << self._attempts, self.config.backoff_cap_ns)
+
+    def _emit(self, wire: bytes, timed: bool, now: int) -> None:
+        self._out.append(wire)
+        self.counters.frames_sent += 1
+        if timed:
+            self._arm_on_drain = True
+            self._deadline = now + self._current_timeout()
+
+    def _transmit(self, packet: Packet, now: int) -> None:
+        wire = encode_data(self._tx_seq, 0, packet)
+        self._inflight = packet
+        self._inflight_wire = wire
+        self._attempts = 0
+        self._timeout = self.config.timeout_ns(len(wire))
+        self.counters.data_sent += 1
+        self._emit(wire, True, now)
+
+    def _start_next(self, now: int) -> None:
+        if self._queue:
+            self._transmit(self._queue.popleft(), now)
+        else:
+            self._deadline = None
+            self._arm_on_drain = False
+
+    def _fail(self, packet: Packet, reason: UndeliverableReason, maybe: bool) -> None:
+        self.counters.failures += 1
+        self._events.append(DeliveryFailed(packet, reason, maybe))
+
+    def _fail_inflight(self, reason: UndeliverableReason) -> None:
+        if self._inflight is not None:
+            self._fail(self._inflight, reason, True)
+            self._inflight = None
+            self._inflight_wire = b""
+
+    def _begin_reset(self, now: int, count: bool) -> None:
+        """Zero the sequence numbers and send RESET with a fresh nonce (never the previous one)."""
+        self._tx_seq = 0
+        self._rx_expected = 0
+        self._nonce = (self._nonce + 1) & 0xFF
+        self._attempts = 0
+        self._timeout = self.config.timeout_ns(CONTROL_WIRE_SIZE)
+        if count:
+            self.counters.resets_sent += 1
+        self._emit(_RESET_WIRE[self._nonce], True, now)
+
+    # ------------------------------------------------------------------- actions (one per linktable.Action)
+    def _do_queue(self, packet: Packet, now: int) -> None:
+        self._queue.append(packet)
+        if self._state is LinkState.OPEN and self._inflight is None:
+            self._start_next(now)
+
+    def _do_fail_now(self, packet: Packet, now: int) -> None:
+        self._fail(packet, UndeliverableReason.LINK_DOWN, False)
+
+    def _do_deliver(self, frame: Frame, now: int) -> None:
+        seq = frame.seq
+        self._rx_expected = (seq + 1) & 0xFF
+        self._emit(_ACK_WIRE[seq], False, now)
+        self.counters.data_delivered += 1
+        self._events.append(PacketReceived(frame.packet))  # type: ignore[arg-type]
+
+    def _do_reack(self, frame: Frame, now: int) -> None:
+        self.counters.duplicates += 1
+        self._emit(_ACK_WIRE[frame.seq], False, now)
+
+    def _do_withhold(self, frame: Frame, now: int) -> None:
+        self.counters.refused += 1
+
+    def _do_drop(self, frame: Frame, now: int) -> None:
+        c = self.counters
+        kind = frame.kind
+        if self._state is not LinkState.OPEN and kind in (_DATA, _ACK):
+            c.dropped_syncing += 1
+        elif kind == _ACK:
+            c.stray_acks += 1
+        elif kind == _RESET_ACK:
+            c.stale_reset_acks += 1
+
+    def _do_acked(self, frame: Frame, now: int) -> None:
+        packet = self._inflight
+        self._inflight = None
+        self._inflight_wire = b""
+        self._tx_seq = (self._tx_seq + 1) & 0xFF
+        self.counters.acked += 1
+        self._events.append(PacketAcked(packet))  # type: ignore[arg-type]
+        self._start_next(now)
+
+    def _do_resync(self, frame: Frame, now: int) -> None:
+        self.counters.out_of_window += 1
+        self._fail_inflight(UndeliverableReason.LINK_DOWN)
+        self._begin_reset(now, count=True)
+
+    def _do_accept_reset(self, frame: Frame, now: int) -> None:
+        self.counters.resets_accepted += 1
+        self._fail_inflight(UndeliverableReason.LINK_DOWN)
+        self._tx_seq = 0
+        self._rx_expected = 0
+        self._answer(frame.seq, now)
+        self._events.append(LinkReset(by_peer=True))
+        self._start_next(now)
+
+    def _do_answer_reset(self, frame: Frame, now: int) -> None:
+        self._answer(frame.seq, now)
+
+    def _answer(self, nonce: int, now: int) -> None:
+        self._peer_nonce = nonce
+        self._heard_since_reset = False
+        self.counters.reset_answers += 1
+        self._emit(_RESET_ACK_WIRE[nonce], False, now)
+
+    def _do_opened(self, frame: Frame, now: int) -> None:
+        self._events.append(LinkReset(by_peer=False))
+        self._start_next(now)
+
+    def _do_retransmit(self, frame: None, now: int) -> None:
+        self.counters.retransmits += 1
+        if self._attempts < self.config.max_retries:
+            self._attempts += 1
+        if self._inflight is not None:
+            wire = encode_data(self._tx_seq, _RETX, self._inflight)
+        else:
+            wire = _RESET_RETX_WIRE[self._nonce]
+        self._emit(wire, True, now)
+
+    def _do_give_up_data(self, frame: None, now: int) -> None:
+        self._fail_inflight(UndeliverableReason.RETRIES)
+        self._begin_reset(now, count=True)
+
+    def _do_go_down(self, frame: None, now: int) -> None:
+        self.counters.link_down += 1
+        queue = self._queue
+        while queue:
+            self._fail(queue.popleft(), UndeliverableReason.LINK_DOWN, False)
+        self._events.append(LinkDown())
+        self._do_retransmit(None, now)
+
+    def _do_count_line(self, error: object, now: int) -> None:
+        kind = error.kind  # type: ignore[attr-defined]
+        if kind == LineErrorKind.CRC:
+            self.counters.crc_errors += 1
+        else:
+            self.counters.framing_errors += 1
+        self._events.append(LineErrorSeen(kind))

@@ -1,0 +1,182 @@
+"""LinkEndpoint over a hand-stepped two-endpoint wire: handshake, latency, loss, duplicates, refusal, give-up."""
+
+from __future__ import annotations
+
+import pytest
+from linksim import Pair
+
+from bus.codec import Packet, encode_control, encode_data
+from bus.errors import EncodeError, UsageError
+from bus.link import (
+    CONTROL_WIRE_SIZE,
+    DeliveryFailed,
+    LinkConfig,
+    LinkDown,
+    LinkEndpoint,
+    LinkReset,
+    PacketAcked,
+    PacketReceived,
+)
+from bus.linktable import LinkState
+from bus.wire import FrameKind, MsgType, UndeliverableReason
+
+CFG = LinkConfig(baud=1_000_000, turnaround_ns=0)
+
+
+def pkt(i: int, payload: bytes = b"") -> Packet:
+    return Packet(0, 1, MsgType.PING, i & 0xFFFF, 32, payload)
+
+
+def open_pair(fault=None, cfg: LinkConfig = CFG) -> Pair:  # type: ignore[no-untyped-def]
+    pair = Pair(LinkEndpoint(cfg, seed=1), LinkEndpoint(cfg, seed=2), fault)
+    pair.run_while(lambda: not all(e.is_open for e in pair.ends), 10_000_000)
+    assert all(e.is_open for e in pair.ends)
+    return pair
+
+
+def test_boot_handshake_opens_both_sides() -> None:
+    pair = open_pair()
+    for side in (0, 1):
+        assert [ev for _, ev in pair.events[side]] == [LinkReset(by_peer=False)]
+        assert pair.ends[side].counters.resets_sent == 1
+
+
+def test_latency_equals_wire_time() -> None:
+    pair = open_pair()
+    a, _ = pair.ends
+    t0 = pair.now
+    p = pkt(7, b"x" * 20)
+    wire_len = len(encode_data(0, 0, p))
+    assert a.send(p, t0)
+    pair.run_while(lambda: not any(isinstance(e, PacketAcked) for _, e in pair.events[0]), 10_000_000)
+    t_rx = next(t for t, e in pair.events[1] if isinstance(e, PacketReceived))
+    t_ack = next(t for t, e in pair.events[0] if isinstance(e, PacketAcked))
+    # 10 bits per byte at 1 Mbaud = 10 us per byte
+    assert t_rx - t0 == wire_len * 10_000
+    assert t_ack - t0 == (wire_len + CONTROL_WIRE_SIZE) * 10_000
+
+
+def test_timeout_formula() -> None:
+    cfg = LinkConfig(baud=115_200, turnaround_ns=1_000_000, reverse_bytes=270)
+    frame, ack = 30, CONTROL_WIRE_SIZE
+    assert cfg.timeout_ns(frame) == -(-(frame + ack + 270) * 10 * 10**9 // 115_200) + 1_000_000
+
+
+def test_stream_in_order_both_directions() -> None:
+    pair = open_pair()
+    a, b = pair.ends
+    sent_a, sent_b = [pkt(i) for i in range(300)], [pkt(1000 + i) for i in range(300)]
+    ia = ib = 0
+    while len(pair.received(1)) < 300 or len(pair.received(0)) < 300:
+        while ia < 300 and a.send(sent_a[ia], pair.now):
+            ia += 1
+        while ib < 300 and b.send(sent_b[ib], pair.now):
+            ib += 1
+        pair.drain()
+        assert pair.step()
+    assert pair.received(1) == sent_a
+    assert pair.received(0) == sent_b
+
+
+def test_lost_data_and_lost_ack_retransmit_without_duplicate() -> None:
+    losses = {(0, 2), (1, 3)}  # a's third frame (the first DATA after the RESET and the answer) and b's 4th
+
+    def fault(side: int, index: int, frame: bytes) -> list[bytes]:
+        return [] if (side, index) in losses else [frame]
+
+    pair = open_pair(fault)
+    a, b = pair.ends
+    for i in range(3):
+        assert a.send(pkt(i), pair.now)
+    pair.run_while(lambda: a.counters.acked < 3, 100_000_000)
+    assert pair.received(1) == [pkt(0), pkt(1), pkt(2)]
+    assert a.counters.retransmits >= 2
+    assert b.counters.duplicates >= 1
+
+
+def test_duplicated_frames_delivered_once() -> None:
+    pair = open_pair(lambda side, i, f: [f, f])
+    a, _ = pair.ends
+    for i in range(5):
+        assert a.send(pkt(i), pair.now)
+    pair.run_while(lambda: a.counters.acked < 5, 100_000_000)
+    pair.run_until(pair.now + 1_000_000)  # let the last copies arrive
+    assert pair.received(1) == [pkt(i) for i in range(5)]
+    assert pair.ends[1].counters.duplicates == 5
+    assert pair.ends[0].counters.stray_acks == 15  # 4 acks per frame (2 copies of 2 acks), 1 closes it
+
+
+def test_queue_full_returns_false() -> None:
+    cfg = LinkConfig(baud=1_000_000, turnaround_ns=0, queue_limit=2)
+    pair = open_pair(cfg=cfg)
+    a, _ = pair.ends
+    results = [a.send(pkt(i), pair.now) for i in range(4)]
+    assert results == [True, True, True, False]  # one in flight + two queued
+    assert a.queue_space == 0
+
+
+def test_refusal_withholds_ack_until_accepted() -> None:
+    pair = open_pair()
+    a, b = pair.ends
+    b.accepting = False
+    a.send(pkt(1), pair.now)
+    pair.run_until(pair.now + 5_000_000)
+    assert pair.received(1) == []
+    assert b.counters.refused >= 1
+    assert a.counters.retransmits >= 1
+    b.accepting = True
+    pair.run_while(lambda: a.counters.acked < 1, 100_000_000)
+    assert pair.received(1) == [pkt(1)]
+
+
+def test_give_up_reports_and_resyncs() -> None:
+    cut = [False]
+
+    def fault(side: int, index: int, frame: bytes) -> list[bytes]:
+        return [] if cut[0] else [frame]
+
+    cfg = LinkConfig(baud=1_000_000, turnaround_ns=0, max_retries=3)
+    pair = open_pair(fault, cfg)
+    a, _ = pair.ends
+    cut[0] = True
+    a.send(pkt(1), pair.now)
+    a.send(pkt(2), pair.now)
+    pair.run_until(pair.now + 200_000_000)
+    evs = [e for _, e in pair.events[0]]
+    failed = [e for e in evs if isinstance(e, DeliveryFailed)]
+    assert failed[0] == DeliveryFailed(pkt(1), UndeliverableReason.RETRIES, True)
+    assert failed[1] == DeliveryFailed(pkt(2), UndeliverableReason.LINK_DOWN, False)
+    assert any(isinstance(e, LinkDown) for e in evs)
+    assert a.state is LinkState.DOWN
+    a.send(pkt(3), pair.now)  # fails at once while down
+    pair.drain()
+    assert pair.events[0][-1][1] == DeliveryFailed(pkt(3), UndeliverableReason.LINK_DOWN, False)
+    cut[0] = False  # the line comes back: the next probe reopens the link
+    pair.run_until(pair.now + 100_000_000)
+    assert a.state is LinkState.OPEN
+    a.send(pkt(4), pair.now)
+    pair.run_while(lambda: not pair.received(1), 100_000_000)
+    assert pair.received(1) == [pkt(4)]
+
+
+def test_stray_ack_and_garbage_are_counted() -> None:
+    pair = open_pair()
+    a, _ = pair.ends
+    a.receive_data(encode_control(FrameKind.ACK, 77) + b"\x01\x02\x03\x00" + b"junk\x00", pair.now)
+    assert a.counters.stray_acks == 1
+    assert a.counters.framing_errors + a.counters.crc_errors == 2
+    assert a.is_open
+
+
+def test_bad_packet_raises_before_queueing() -> None:
+    a = LinkEndpoint(CFG)
+    with pytest.raises(EncodeError):
+        a.send(Packet(0, 1, MsgType.PING, 70000), 0)
+    assert a.queue_space == CFG.queue_limit
+
+
+def test_config_names_bad_field() -> None:
+    with pytest.raises(UsageError, match="baud"):
+        LinkConfig(baud=0)
+    with pytest.raises(UsageError, match="queue_limit"):
+        LinkConfig(queue_limit=-1)
