@@ -1,0 +1,150 @@
+"""The virtual arm: N simulated joints chained behind a host port, in simulated time.
+
+Theory of operation
+-------------------
+:class:`VirtualArm` builds a :class:`hil.kernel.Kernel` with nodes ``host``, ``j1`` .. ``jN`` and links
+``host-j1``, ``j1-j2``, ... (host port 0 <-> j1.UP, j1.DOWN <-> j2.UP, ...). On every link direction A_TO_B
+is downstream (away from the host) and B_TO_A upstream. The last joint's DOWN port stays unconnected: what it
+sends there is discarded, as on a real chain whose last connector is open.
+
+The host side is either a node the caller passes in (``host=``, anything that follows the node-driving
+contract, e.g. the controller's sans-I/O host) or, by default, a :class:`HostPort`: a byte pipe the host code
+writes to and reads from between ``run_*`` calls, like a serial port whose clock is the simulation's.
+
+Faults: ``faults`` is a :class:`hil.faults.LinkFaults` applied to every link direction, or a
+:class:`hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bus.errors import UsageError
+from bus.link import LinkConfig
+from bus.wire import Address
+from hil.faults import FaultInjector, LinkFaults
+from hil.kernel import Granularity, Kernel, Node
+from hil.schedule import FaultSchedule
+from hil.wire import check_baud
+from joints.node import DEFAULT_MODEL, DOWN, UP, JointNode
+
+#: Sender turnaround on every wire: a microcontroller's receive-interrupt-to-transmit latency (model choice:
+#: 10 us, well inside LinkConfig.turnaround_ns = 50 us that the link timeouts allow for both ends together).
+DEFAULT_WIRE_TURNAROUND_NS = 10_000
+#: Most joints a chain can hold: the joint addresses 1..253 (bus.wire.Address).
+MAX_JOINTS = int(Address.LAST_JOINT)
+
+
+class HostPort:
+    """Host end of the chain as a byte pipe: ``write`` bytes to send, ``read`` what has arrived."""
+
+    ports = (0,)
+
+    def __init__(self) -> None:
+        self._tx = bytearray()
+        self._rx = bytearray()
+        self._kernel: Kernel | None = None
+        self._name = "host"
+        #: (arrival time, bytes) of every delivery, for tests that care about timing.
+        self.arrivals: list[tuple[int, bytes]] = []
+
+    def attach(self, kernel: Kernel, name: str) -> None:
+        self._kernel, self._name = kernel, name
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; they go on the wire at the current simulated time."""
+        self._tx += data
+        if self._kernel is not None:
+            self._kernel.wake(self._name)
+
+    def read(self, size: int | None = None) -> bytes:
+        """Take up to ``size`` (default: all) received bytes."""
+        n = len(self._rx) if size is None else min(size, len(self._rx))
+        out = bytes(self._rx[:n])
+        del self._rx[:n]
+        return out
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._rx)
+
+    # node-driving contract
+    def receive_data(self, port: int, data: bytes, now: int) -> None:
+        self._rx += data
+        self.arrivals.append((now, bytes(data)))
+
+    def data_to_send(self, port: int, now: int) -> bytes:
+        out = bytes(self._tx)
+        self._tx.clear()
+        return out
+
+    def next_deadline(self) -> int | None:
+        return None
+
+    def handle_timer(self, now: int) -> None:
+        pass
+
+
+class VirtualArm:
+    """A chain of ``joints`` simulated joints behind a host, in simulated time."""
+
+    def __init__(
+        self,
+        joints: int = 6,
+        *,
+        baud: int = 1_000_000,
+        models: int | Sequence[int] = DEFAULT_MODEL,
+        faults: LinkFaults | FaultSchedule | None = None,
+        seed: int = 0,
+        host: Node | None = None,
+        turnaround_ns: int = DEFAULT_WIRE_TURNAROUND_NS,
+        granularity: Granularity | str = Granularity.FRAME,
+    ) -> None:
+        if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
+            raise UsageError(f"joints must be an integer 1..{MAX_JOINTS} (the joint addresses), got {joints!r}")
+        check_baud(baud)
+        model_list = [models] * joints if isinstance(models, int) else list(models)
+        if len(model_list) != joints:
+            raise UsageError(f"models lists {len(model_list)} model(s) for {joints} joint(s)")
+        for m in model_list:
+            if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= 0xFFFF:
+                raise UsageError(f"model numbers are u16 (0..65535), got {m!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UsageError(f"seed must be an integer, got {seed!r}")
+        if faults is not None and not isinstance(faults, (LinkFaults, FaultSchedule)):
+            raise UsageError(f"faults must be LinkFaults, FaultSchedule or None, got {type(faults).__name__}")
+        default = faults if isinstance(faults, LinkFaults) else None
+        self.kernel = Kernel(faults=FaultInjector(seed, default), granularity=granularity)
+        self.host: Node = host if host is not None else HostPort()
+        self.port: HostPort | None = self.host if isinstance(self.host, HostPort) else None
+        link_config = LinkConfig(baud=baud)
+        self.joints: list[JointNode] = []
+        k = self.kernel
+        k.add_node("host", self.host, ports=(0,))
+        if self.port is not None:
+            self.port.attach(k, "host")
+        prev, port = "host", 0
+        for i in range(1, joints + 1):
+            node = JointNode(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i, link_config=link_config)
+            self.joints.append(node)
+            k.add_node(f"j{i}", node, ports=(UP, DOWN))
+            k.connect(prev, port, f"j{i}", UP, baud=baud, turnaround_ns=turnaround_ns, name=f"{prev}-j{i}")
+            prev, port = f"j{i}", DOWN
+        if isinstance(faults, FaultSchedule):
+            faults.install(k)
+
+    @property
+    def now(self) -> int:
+        return self.kernel.now
+
+    def joint(self, address: int) -> JointNode:
+        """Joint at chain position ``address`` (1-based)."""
+        if not 1 <= address <= len(self.joints):
+            raise UsageError(f"no joint {address}: the arm has joints 1..{len(self.joints)}")
+        return self.joints[address - 1]
+
+    def run_for(self, dt_ns: int) -> None:
+        self.kernel.run_for(dt_ns)
+
+    def run_until(self, t_ns: int) -> None:
+        self.kernel.run_until(t_ns)
