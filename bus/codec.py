@@ -9,20 +9,26 @@ Two layers live here, both sans-I/O and allocation-light:
   Out-of-range fields raise :class:`~bus.errors.EncodeError` naming the field (caller misuse).
 * ``decode_frame`` turns one delimiter-free COBS chunk back into a :class:`Frame`, or raises
   :class:`~bus.errors.DecodeError` with a :class:`~bus.wire.LineErrorKind`. Checks run in a fixed order so that
-  every bad chunk gets exactly one kind: COBS, TRUNCATED, CRC, VERSION, KIND, LENGTH, TYPE.
+  every bad chunk gets exactly one kind: OVERSIZE, COBS, TRUNCATED, CRC, VERSION, KIND, then LENGTH and TYPE
+  (:func:`classify_body`). A receiver checks the CRC before trusting any header bit.
 
-The streaming receiver (:mod:`bus.deframer`) uses the same checks inlined; it never raises.
+Fast path / slow path: a valid DATA frame passes four cheap tests (decoded size >= 12, first byte 0x10, length
+byte == size - 12, CRC residue 0) and a type lookup; everything else (control frames, errors) goes through
+:func:`classify_chunk`, the one complete classifier. The streaming receiver (:mod:`bus.deframer`) inlines the same
+fast path and shares the slow path, so both give identical results by construction.
 ``Packet`` and ``Frame`` are NamedTuples: cheap to build and compare, immutable, and they unpack like tuples.
 """
 
 from __future__ import annotations
 
+import binascii
 import struct
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from cobs import cobs
 
-from bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE, crc16
+from bus.crc import CRC16_INIT
 from bus.errors import DecodeError, EncodeError
 from bus.wire import (
     CONTROL_FRAME_SIZE,
@@ -30,6 +36,8 @@ from bus.wire import (
     DEFAULT_TTL,
     KNOWN_TYPES,
     LINK_HEADER_SIZE,
+    MAX_ENCODED,
+    MAX_FRAME,
     MAX_PAYLOAD,
     NET_HEADER_SIZE,
     PROTOCOL_VERSION,
@@ -62,27 +70,44 @@ class LineError(NamedTuple):
     """A receive-side error: counted and reported, never raised by stream receivers."""
 
     kind: LineErrorKind
-    size: int  # size of the offending chunk as received (COBS-encoded, delimiter excluded)
+    size: int  # bytes of the offending chunk as received (COBS-encoded, no delimiter); OVERSIZE: MAX_ENCODED
 
 
 DATA_HEADER = struct.Struct("<BBBBBBHBB")  # ver_kind seq flags | src dst type msg_id ttl length
 CONTROL_HEADER = struct.Struct("<BBB")  # ver_kind seq flags
-_VER_DATA = PROTOCOL_VERSION << 4 | FrameKind.DATA
+#: Largest valid COBS chunk (delimiter excluded); anything longer is OVERSIZE without being decoded.
+MAX_CHUNK = MAX_ENCODED - 1
+#: First byte of every DATA frame of this protocol version: the one value the receive fast path compares.
+VER_DATA = PROTOCOL_VERSION << 4 | FrameKind.DATA
 _VER = PROTOCOL_VERSION
 _HDR_LEN = LINK_HEADER_SIZE + NET_HEADER_SIZE
 _MIN_DATA = DATA_OVERHEAD
+_LAST_KIND = int(FrameKind.RESET_ACK)
+_CONTROL_KINDS = frozenset((int(FrameKind.ACK), int(FrameKind.RESET), int(FrameKind.RESET_ACK)))
+# Hot-path bindings: module globals resolve faster than attribute chains, and plain ints compare faster than enums.
 _cobs_encode = cobs.encode
 _cobs_decode = cobs.decode
 _CobsError = cobs.DecodeError
 _pack_data = DATA_HEADER.pack
 _unpack_data = DATA_HEADER.unpack_from
 _KNOWN = KNOWN_TYPES
-_crc_core = CRC16_CORE
+_crc = binascii.crc_hqx  # CRC-16/CCITT-FALSE when seeded with 0xFFFF (bus.crc)
 _CRC_INIT = CRC16_INIT
-_CRC_TABLE = CRC16_TABLE
 _pack_crc = struct.Struct(">H").pack
 _tuple_new = tuple.__new__
+#: DATA_PACKERS[n].pack(ver_kind, seq, flags, src, dst, type, msg_id, ttl, n, payload): header and an n-byte payload
+#: in one call (saves a concatenation); DATA_UNPACKERS[m](raw) the inverse for an m-byte frame, CRC skipped. Both
+#: are precompiled for every payload size 0..MAX_PAYLOAD (256 small Struct objects).
+DATA_PACKERS = tuple(struct.Struct(f"<BBBBBBHBB{n}s").pack for n in range(MAX_PAYLOAD + 1))
+DATA_UNPACKERS: tuple[Any, ...] = (None,) * DATA_OVERHEAD + tuple(
+    struct.Struct(f"<BBBBBBHBB{n}s").unpack_from for n in range(MAX_PAYLOAD + 1)
+)
+_PACKERS = DATA_PACKERS
+_UNPACKERS = DATA_UNPACKERS
+# The fast paths below spell these as literals (a constant load beats a global lookup); keep them in step:
+assert (VER_DATA, MAX_PAYLOAD, _MIN_DATA, _HDR_LEN, _CRC_INIT, MAX_FRAME) == (0x10, 255, 12, 10, 0xFFFF, 267)
 
+#: Every integer field a sender sets, with its range (all unsigned bytes except msg_id, a u16).
 _DATA_FIELDS = (
     ("seq", 0, 0xFF),
     ("flags", 0, 0xFF),
@@ -94,8 +119,8 @@ _DATA_FIELDS = (
 )
 
 
-def _check_fields(values: dict[str, object], payload: object) -> None:
-    """Slow path after struct refused the values: find and name the bad field."""
+def _check_fields(values: Mapping[str, object], payload: object) -> None:
+    """Validate every field, raising EncodeError naming the first that is wrong (the encoders' slow path)."""
     for name, lo, hi in _DATA_FIELDS:
         if name not in values:
             continue
@@ -112,46 +137,39 @@ def _check_fields(values: dict[str, object], payload: object) -> None:
 
 
 def frame_body(seq: int, flags: int, packet: Packet) -> bytes:
-    """The unencoded DATA frame (header + payload + CRC), before COBS."""
-    src, dst, typ, msg_id, ttl, payload = packet
+    """The unencoded DATA frame (header + payload + CRC), before COBS. Raises EncodeError naming a bad field."""
     try:
-        if typ not in _KNOWN:
-            raise EncodeError("type", f"0x{typ:02x} is not a known message type")
-        n = len(payload)
-        if n > MAX_PAYLOAD:
-            raise struct.error
-        body = _pack_data(_VER_DATA, seq, flags, src, dst, typ, msg_id, ttl, n) + payload
-        return body + _pack_crc(_crc_core(body, _CRC_INIT, _CRC_TABLE))
-    except (struct.error, TypeError):
-        _check_fields(
-            {"seq": seq, "flags": flags, "src": src, "dst": dst, "type": typ, "msg_id": msg_id, "ttl": ttl},
-            payload,
-        )
-        raise  # pragma: no cover - _check_fields always finds the culprit
+        src, dst, typ, msg_id, ttl, payload = packet
+    except (TypeError, ValueError):
+        raise EncodeError("packet", f"must be a Packet, got {type(packet).__name__}") from None
+    values = {"seq": seq, "flags": flags, "src": src, "dst": dst, "type": typ, "msg_id": msg_id, "ttl": ttl}
+    _check_fields(values, payload)
+    if typ not in _KNOWN:
+        raise EncodeError("type", f"0x{typ:02x} is not a known message type")
+    body = _pack_data(VER_DATA, seq, flags, src, dst, typ, msg_id, ttl, len(payload)) + bytes(payload)
+    return body + _pack_crc(_crc(body, _CRC_INIT))
 
 
 def encode_data(seq: int, flags: int, packet: Packet) -> bytes:
-    """Wire bytes of a DATA frame: COBS(header + payload + CRC) + 0x00."""
-    src, dst, typ, msg_id, ttl, payload = packet
-    if typ in _KNOWN and len(payload) <= MAX_PAYLOAD:
-        try:
-            body = _pack_data(_VER_DATA, seq, flags, src, dst, typ, msg_id, ttl, len(payload)) + payload
-            return _cobs_encode(body + _pack_crc(_crc_core(body, _CRC_INIT, _CRC_TABLE))) + b"\x00"
-        except (struct.error, TypeError):
-            pass
-    return _cobs_encode(frame_body(seq, flags, packet)) + b"\x00"  # raises EncodeError naming the field
+    """Wire bytes of a DATA frame: COBS(header + payload + CRC) + 0x00. Raises EncodeError naming a bad field."""
+    try:
+        src, dst, typ, msg_id, ttl, payload = packet
+        if typ in _KNOWN and payload.__class__ is bytes:
+            n = len(payload)
+            body = _PACKERS[n](0x10, seq, flags, src, dst, typ, msg_id, ttl, n, payload)  # IndexError if n > 255
+            return _cobs_encode(body + _pack_crc(_crc(body, 0xFFFF))) + b"\x00"
+    except (struct.error, TypeError, ValueError, IndexError):
+        pass
+    return _cobs_encode(frame_body(seq, flags, packet)) + b"\x00"  # slow path: validates, names the field
 
 
 def control_body(kind: int, seq: int, flags: int = 0) -> bytes:
     """The unencoded 5-byte ACK / RESET / RESET_ACK frame."""
-    if kind not in (FrameKind.ACK, FrameKind.RESET, FrameKind.RESET_ACK):
-        raise EncodeError("kind", f"{kind!r} is not a control frame kind (ACK, RESET, RESET_ACK)")
-    try:
-        body = CONTROL_HEADER.pack(_VER << 4 | kind, seq, flags)
-    except struct.error:
-        _check_fields({"seq": seq, "flags": flags}, None)
-        raise  # pragma: no cover
-    return body + _pack_crc(crc16(body))
+    if isinstance(kind, bool) or kind not in _CONTROL_KINDS:
+        raise EncodeError("kind", f"{kind!r} is not a control frame kind (ACK=1, RESET=2, RESET_ACK=3)")
+    _check_fields({"seq": seq, "flags": flags}, None)
+    body = CONTROL_HEADER.pack(_VER << 4 | kind, seq, flags)
+    return body + _pack_crc(_crc(body, _CRC_INIT))
 
 
 def encode_control(kind: int, seq: int, flags: int = 0) -> bytes:
@@ -170,47 +188,111 @@ def encode_frame(frame: Frame) -> bytes:
     return encode_control(frame.kind, frame.seq, frame.flags)
 
 
-def parse_body(raw: bytes) -> Frame:
-    """Decode an unencoded frame (after COBS). Raises DecodeError."""
+def classify_body(raw: bytes) -> Frame | LineErrorKind:
+    """Check an unencoded frame in the protocol's fixed order; return the Frame or the first LineErrorKind.
+
+    Order: TRUNCATED (< 5 bytes), CRC (residue over the whole frame is not 0), VERSION, KIND, then for DATA
+    TRUNCATED (< 12 bytes), LENGTH (length field != bytes present), TYPE; for control frames LENGTH (!= 5 bytes).
+    """
     n = len(raw)
     if n < CONTROL_FRAME_SIZE:
-        raise DecodeError(LineErrorKind.TRUNCATED, f"frame of {n} bytes is shorter than the minimum of 5")
-    if _crc_core(raw, _CRC_INIT, _CRC_TABLE):
-        raise DecodeError(LineErrorKind.CRC, "CRC mismatch")
+        return LineErrorKind.TRUNCATED
+    if _crc(raw, _CRC_INIT):
+        return LineErrorKind.CRC
     vk = raw[0]
-    if vk == _VER_DATA:
+    if vk >> 4 != _VER:
+        return LineErrorKind.VERSION
+    kind = vk & 0x0F
+    if kind > _LAST_KIND:
+        return LineErrorKind.KIND
+    if kind == 0:
         if n < _MIN_DATA:
-            raise DecodeError(LineErrorKind.TRUNCATED, f"DATA frame of {n} bytes is shorter than 12")
+            return LineErrorKind.TRUNCATED
         _, seq, flags, src, dst, typ, msg_id, ttl, length = _unpack_data(raw)
         if length != n - _MIN_DATA:
-            raise DecodeError(LineErrorKind.LENGTH, f"length field {length} but {n - _MIN_DATA} payload bytes")
+            return LineErrorKind.LENGTH
         if typ not in _KNOWN:
-            raise DecodeError(LineErrorKind.TYPE, f"unknown message type 0x{typ:02x}")
-        packet = _tuple_new(Packet, (src, dst, typ, msg_id, ttl, raw[_HDR_LEN:-2]))
-        return _tuple_new(Frame, (0, seq, flags, packet))
-    if vk >> 4 != _VER:
-        raise DecodeError(LineErrorKind.VERSION, f"unknown protocol version {vk >> 4}")
-    kind = vk & 0x0F
-    if kind > FrameKind.RESET_ACK:
-        raise DecodeError(LineErrorKind.KIND, f"unknown frame kind {kind}")
+            return LineErrorKind.TYPE
+        return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, raw[_HDR_LEN:-2]))))
     if n != CONTROL_FRAME_SIZE:
-        raise DecodeError(LineErrorKind.LENGTH, f"control frame of {n} bytes (must be 5)")
-    return Frame(kind, raw[1], raw[2], None)
+        return LineErrorKind.LENGTH
+    return _tuple_new(Frame, (kind, raw[1], raw[2], None))
+
+
+def classify_chunk(chunk: bytes) -> Frame | LineError:
+    """Decode one delimiter-free COBS chunk to a Frame or a LineError; never raises (the receivers' slow path)."""
+    n = len(chunk)
+    if n > MAX_CHUNK:
+        return LineError(LineErrorKind.OVERSIZE, MAX_ENCODED)
+    try:
+        raw = _cobs_decode(chunk)
+    except _CobsError:
+        return LineError(LineErrorKind.COBS, n)
+    result = classify_body(raw)
+    if isinstance(result, Frame):
+        return result
+    return LineError(result, n)
+
+
+_MESSAGES = {
+    LineErrorKind.OVERSIZE: "chunk longer than the largest frame",
+    LineErrorKind.COBS: "invalid COBS encoding",
+    LineErrorKind.TRUNCATED: "frame shorter than its header",
+    LineErrorKind.CRC: "CRC mismatch",
+    LineErrorKind.VERSION: "unknown protocol version",
+    LineErrorKind.KIND: "unknown frame kind",
+    LineErrorKind.LENGTH: "length field disagrees with the frame size",
+    LineErrorKind.TYPE: "unknown message type",
+}
+
+
+def parse_body(raw: bytes) -> Frame:
+    """Decode an unencoded frame (after COBS). Raises DecodeError."""
+    result = classify_body(raw)
+    if isinstance(result, Frame):
+        return result
+    kind = LineErrorKind(result)
+    raise DecodeError(kind, f"{kind.name}: {_MESSAGES[kind]} ({len(raw)}-byte frame {bytes(raw[:12]).hex()})")
 
 
 def decode_frame(encoded: bytes) -> Frame:
     """Decode one COBS-encoded frame (no delimiter). Raises :class:`DecodeError` naming what is wrong."""
+    if encoded.__class__ is not bytes:
+        encoded = bytes(encoded)
     try:
         raw = _cobs_decode(encoded)
-    except _CobsError as exc:
-        raise DecodeError(LineErrorKind.COBS, f"invalid COBS encoding: {exc}") from None
-    return parse_body(raw)
+    except _CobsError:
+        raw = b""
+    m = len(raw)
+    if 12 <= m < 268:  # DATA fast path: the same tests as the deframer's loop
+        vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
+        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF):
+            return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
+    control = CONTROL_FRAMES.get(encoded)
+    if control is not None:
+        return control
+    item = classify_chunk(encoded)
+    if isinstance(item, Frame):
+        return item
+    kind = LineErrorKind(item.kind)
+    raise DecodeError(kind, f"{kind.name}: {_MESSAGES[kind]} ({len(encoded)} encoded bytes)")
 
 
 def decode_wire(data: bytes) -> Frame:
-    """Decode exactly one wire frame, with or without its trailing 0x00 delimiter."""
-    if data.endswith(b"\x00"):
+    """Decode exactly one wire frame, with or without its trailing 0x00 delimiter.
+
+    A 0x00 anywhere else means more than one frame: COBS never produces it, so it is a COBS error.
+    """
+    if data[-1:] == b"\x00":
         data = data[:-1]
-    if b"\x00" in data:
-        raise DecodeError(LineErrorKind.COBS, "more than one frame (embedded 0x00 delimiter)")
     return decode_frame(data)
+
+
+#: Every ordinary control frame (ACK / RESET / RESET_ACK, any seq, flags 0) keyed by its COBS-encoded chunk: a
+#: constant lookup table (768 entries, ~100 kB) that lets receivers skip decoding the most common short frames.
+#: Values are immutable, so sharing them is safe; any other control chunk takes the full path.
+CONTROL_FRAMES: dict[bytes, Frame] = {
+    encode_control(k, seq)[:-1]: Frame(int(k), seq, 0, None)
+    for k in (FrameKind.ACK, FrameKind.RESET, FrameKind.RESET_ACK)
+    for seq in range(256)
+}
