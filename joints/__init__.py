@@ -6,4 +6,4 @@ byte-at-a-time receive, an explicit handler table, fixed-size buffers).
 
 from __future__ import annotations
 
-__all__ = ["actuator"]
+__all__ = ["actuator", "control", "handlers", "mailbox", "node", "registers"]

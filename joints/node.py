@@ -1,0 +1,286 @@
+"""The joint node: comm core (two UART ports, hop links, routing, message handlers) plus control core.
+
+Theory of operation
+-------------------
+A joint sits between its upstream neighbour (port ``UP`` = 0, toward the host) and its downstream neighbour
+(port ``DOWN`` = 1). Each port has a :class:`bus.link.LinkEndpoint` (framing, acks, retransmission, reset).
+The node implements the node-driving contract (``receive_data`` / ``data_to_send`` / ``next_deadline`` /
+``handle_timer``, integer ns); :meth:`JointNode.rx_byte` is the shape a UART receive interrupt would feed, and
+``receive_data`` is its DMA-block twin (same result for any chunking: the deframer is chunking-invariant).
+
+Routing is :class:`bus.router.Router`'s (packets for this joint are delivered here, others forwarded by
+address, broadcasts delivered here and forwarded DOWN, UNDELIVERABLE reports for what cannot go on). The
+broadcasts a joint edits (ENUMERATE, SYNC_WRITE, SYNC_READ) and ESTOP (stop first, then forward) are forwarded
+by the handlers, re-originated with this joint's address as ``src`` so that a failure to deliver them comes back
+here (the chain end turns ENUMERATE / SYNC_READ into the reply).
+
+Buffers and the full rule (fixed sizes, never lose silently): each link holds at most
+``LinkConfig.queue_limit`` (8) packets plus one in flight; the deframer at most ``MAX_ENCODED`` (270) bytes;
+the command mailbox 16 entries and the fault-event mailbox 8. Before a link acks an incoming frame it asks the
+router, which asks :meth:`JointNode._local_accept` for packets to this joint: if the packet would need a slot that is
+not free (the outgoing link's queue for a forward or a reply, command-mailbox slots for a local request), the
+frame is *not acked*, and the sender retransmits it later. A packet of our own that a full link refuses
+(telemetry, fault reports) is counted in ``counters.tx_refused``; faults stay latched in the status flags
+and the fault_code register regardless.
+
+E-stop order and latency: on ESTOP the node first stops its own motor (:meth:`ControlCore.estop` at the same
+``now``: the bridge shorts the winding at once), then forwards the ESTOP downstream. Per hop the latency is the
+frame's wire time (14 bytes: 140 us at 1 Mbaud) plus, at worst, one largest frame already on the wire ahead of
+it (270 bytes: 2.7 ms) -- there is no processing delay in the model.
+
+Reboot (:meth:`JointNode.reboot`, or a REBOOT message): the MCU stops for ``boot_ns`` (bridge off, every byte
+in either direction lost, nothing forwarded), then starts with fresh links (they resynchronise with RESET),
+volatile registers at their defaults (the bus address too: the host re-enumerates), persistent registers kept,
+a new control core (torque off, REBOOTED flag), and reports FAULT(REBOOTED) to the host.
+
+The chain end: the joint whose DOWN link cannot deliver (no neighbour answers RESET, so the link goes DOWN)
+learns that it is last when its ENUMERATE forward fails; it then answers the host itself. SYNC_READ uses the
+same rule, and knows it at once after enumeration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bus.codec import Packet
+from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkState
+from bus.messages import Fault, Message, State, make_packet
+from bus.router import SELF_FORWARDED, Delivered, LinkNotice, Router
+from bus.wire import Address, FaultCode, MsgType, StatusFlag
+from joints.actuator import Actuator, ActuatorParams
+from joints.control import DEFAULT_PERIOD_NS, ControlCore
+from joints.handlers import DOWN, UP, delivery_failed, dispatch
+from joints.registers import RegisterFile
+
+__all__ = ["DOWN", "UP", "JointNode", "NodeCounters", "make_joint"]
+
+#: Broadcasts the handlers forward themselves: the router's edited types, plus ESTOP (stop first, then forward).
+HANDLER_FORWARDED = SELF_FORWARDED | {MsgType.ESTOP}
+#: Default model number of the simulated joint (0x0A01: "armbus joint, revision 1"; any u16 will do).
+DEFAULT_MODEL = 0x0A01
+#: Firmware version reported by PING and the registers.
+FIRMWARE_VERSION = (1, 0)
+#: Boot time after a reboot: a small MCU's reset, clock start-up and peripheral init (model choice: 20 ms).
+DEFAULT_BOOT_NS = 20_000_000
+#: Command-mailbox slots a local request may need at most (a WRITE over the whole volatile area: torque,
+#: goal, watchdog, clear, e-stop release, reload); below this much free space the frame is not acked.
+COMMAND_SLOTS_PER_REQUEST = 6
+
+
+@dataclass
+class NodeCounters:
+    """What the comm core has seen and done."""
+
+    handled: int = 0  # packets for this joint (unicast or broadcast)
+    forwarded: int = 0  # edited broadcasts (ENUMERATE, SYNC_*) and ESTOP passed on by the handlers
+    errors_sent: int = 0  # ERROR replies
+    ignored: int = 0  # replies / unsolicited messages addressed to a joint: dropped
+    delivery_failures: int = 0  # DeliveryFailed of packets this joint sent
+    tx_refused: int = 0  # own packets a full link queue refused
+    commands_refused: int = 0  # mailbox full (answered BUSY)
+    rx_while_booting: int = 0  # bytes lost during a reboot
+    reboots: int = 0
+
+
+class JointNode:
+    """One joint. ``actuator`` is the physical motor (fault injection: load_torque, jammed, supply_voltage)."""
+
+    def __init__(self, model: int = DEFAULT_MODEL, serial: int = 0, *, params: ActuatorParams | None = None,
+                 seed: int | None = None, now: int = 0, period_ns: int = DEFAULT_PERIOD_NS,
+                 link_config: LinkConfig | None = None, boot_ns: int = DEFAULT_BOOT_NS) -> None:
+        self.model = model
+        self.serial = serial
+        self.seed = seed
+        self.period_ns = period_ns
+        self.link_config = link_config or LinkConfig()
+        self.boot_ns = boot_ns
+        self.actuator = Actuator(params, seed=seed, now=now)
+        self.registers = RegisterFile(model, serial, FIRMWARE_VERSION)
+        self.counters = NodeCounters()
+        self._boots = 0
+        self._booting_until: int | None = None
+        self._reboot_at: int | None = None
+        self._start(now)
+
+    # --- boot ------------------------------------------------------------------------------------------
+    def _start(self, now: int) -> None:
+        link_seed = (self.serial * 4 + self._boots) & 0xFFFFFFFF
+        self.links = [LinkEndpoint(self.link_config, seed=link_seed * 2 + port, name=f"{self.serial}:{port}")
+                      for port in (UP, DOWN)]
+        self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],
+                             self_forwarded=HANDLER_FORWARDED, local_accept=self._local_accept)
+        self.control = ControlCore(self.actuator, self.registers, self.period_ns, now)
+        self.is_last: bool | None = None  # unknown until an ENUMERATE tried to go further
+        self._msg_id = 0
+        self._telemetry_at: int | None = None
+        if self._boots:
+            self.send_to_host(Fault(int(FaultCode.REBOOTED), 1, self._boots), now)
+
+    def reboot(self, now: int) -> None:
+        """Power-cycle the MCU at ``now`` (the actuator keeps its physical state and coasts)."""
+        self.actuator.advance(now)
+        self.actuator.coast()
+        self._reboot_at = None
+        self._booting_until = now + self.boot_ns
+        self.counters.reboots += 1
+
+    def schedule_reboot(self, now: int) -> None:
+        """Reboot once the current call returns and the driver drained our output (the REBOOT ack)."""
+        self._reboot_at = now
+
+    def _finish_boot(self, now: int) -> None:
+        self._booting_until = None
+        self._boots += 1
+        self.registers.reset_volatile()
+        self._start(now)
+
+    @property
+    def booting(self) -> bool:
+        return self._booting_until is not None
+
+    @property
+    def address(self) -> int:
+        return self.registers.get("bus_address")
+
+    def set_address(self, address: int) -> None:
+        """Take the address assigned at enumeration."""
+        self.registers.set("bus_address", address)
+        self.router.address = address
+
+    # --- node-driving contract ---------------------------------------------------------------------------
+    def rx_byte(self, port: int, byte: int, now: int) -> None:
+        """One received byte, as a UART receive interrupt would deliver it."""
+        self.receive_data(port, bytes((byte,)), now)
+
+    def receive_data(self, port: int, data: bytes, now: int) -> None:
+        if self._booting_until is not None or port not in (UP, DOWN):
+            self.counters.rx_while_booting += len(data)
+            return
+        self._run_control(now)
+        self.links[port].receive_data(data, now)
+        self._pump(now)
+
+    def data_to_send(self, port: int, now: int) -> bytes:
+        if self._booting_until is not None or port not in (UP, DOWN):
+            return b""
+        return self.links[port].data_to_send(now)
+
+    def next_deadline(self) -> int | None:
+        if self._booting_until is not None:
+            return self._booting_until
+        times = [self.control.next_deadline()]
+        for t in (self._reboot_at, self._telemetry_at, self.links[UP].next_deadline(),
+                  self.links[DOWN].next_deadline()):
+            if t is not None:
+                times.append(t)
+        return min(times)
+
+    def handle_timer(self, now: int) -> None:
+        if self._booting_until is not None:
+            self.actuator.advance(now)
+            if now >= self._booting_until:
+                self._finish_boot(now)
+            return
+        if self._reboot_at is not None and now >= self._reboot_at:
+            self.reboot(now)
+            return
+        for link in self.links:
+            link.handle_timer(now)
+        self._pump(now)
+        self._run_control(now)
+        if self._telemetry_at is not None and now >= self._telemetry_at:
+            self._send_state(now)
+
+    # --- control core coupling ---------------------------------------------------------------------------
+    def _run_control(self, now: int) -> None:
+        control = self.control
+        if control.next_deadline() > now:
+            return
+        control.handle_timer(now)
+        s = control.state
+        regs = self.registers
+        regs.set("present_position", s.position)
+        regs.set("present_velocity", s.velocity)
+        regs.set("present_current", s.current)
+        regs.set("present_temperature", s.temperature)
+        regs.set("present_voltage", s.voltage)
+        regs.set("status", s.status)
+        regs.set("torque_enable", int(control.torque))
+        regs.set("estop", 1 if s.status & StatusFlag.ESTOPPED else 0)
+        while (ev := control.events.get()) is not None:
+            if ev.active:
+                regs.set("fault_code", int(ev.code))
+            self.send_to_host(Fault(int(ev.code), int(ev.active), ev.value), now)
+
+    def set_telemetry(self, period_ms: int, now: int) -> None:
+        self._telemetry_at = now + period_ms * 1_000_000 if period_ms else None
+
+    def _send_state(self, now: int) -> None:
+        s = self.control.state
+        period = self.registers.get("state_period")
+        self._telemetry_at = now + period * 1_000_000 if period else None
+        if self.address != Address.UNASSIGNED:
+            self.send_to_host(State(s.status, s.position, s.velocity, s.current, s.temperature, s.voltage), now)
+
+    # --- routing -----------------------------------------------------------------------------------------
+    def next_msg_id(self) -> int:
+        self._msg_id = (self._msg_id + 1) & 0xFFFF
+        return self._msg_id
+
+    def send(self, packet: Packet, now: int) -> bool:
+        """Originate a packet (routed by its destination); False if a full queue refused it (counted)."""
+        if self.router.send(packet, now):
+            return True
+        self.counters.tx_refused += 1
+        return False
+
+    def send_to_host(self, msg: Message, now: int) -> bool:
+        return self.send(make_packet(msg, self.address, Address.HOST, self.next_msg_id()), now)
+
+    def reply(self, request: Packet, msg: Message, now: int) -> bool:
+        """Answer ``request`` (same msg_id) toward its source."""
+        return self.send(make_packet(msg, self.address, request.src, request.msg_id), now)
+
+    def down_usable(self) -> bool:
+        """False when the DOWN link is known dead (no neighbour answered RESET): this joint ends the chain."""
+        return self.links[DOWN].state is not LinkState.DOWN
+
+    def pass_down(self, packet: Packet, now: int) -> bool:
+        """Forward an edited broadcast (or ESTOP) DOWN, re-originated from this joint; False if it cannot go."""
+        if packet.ttl == 0 or not self.down_usable():
+            return False
+        if not self.links[DOWN].send(packet._replace(src=self.address, ttl=packet.ttl - 1), now):
+            self.counters.tx_refused += 1
+            return False
+        self.counters.forwarded += 1
+        return True
+
+    def _local_accept(self, packet: Packet) -> bool:
+        """Router callback before a link acks a packet for this joint: is there room for what it will need?"""
+        box = self.control.commands
+        if box.capacity - len(box) < COMMAND_SLOTS_PER_REQUEST or self.links[UP].queue_space < 1:
+            return False
+        if packet.type in HANDLER_FORWARDED and self.links[DOWN].is_open:
+            return self.links[DOWN].queue_space >= 1
+        return True
+
+    def _pump(self, now: int) -> None:
+        for _ in range(8):  # handling can make a link fail a send at once (link DOWN): pump again
+            events = self.router.pump(now)
+            if not events:
+                return
+            for ev in events:
+                if isinstance(ev, Delivered):
+                    if ev.role is not None:
+                        self.counters.handled += 1
+                        dispatch(self, ev.role, ev.packet, now)
+                elif isinstance(ev, LinkNotice) and isinstance(ev.event, DeliveryFailed):
+                    self.counters.delivery_failures += 1
+                    delivery_failed(self, ev.role, ev.event.packet, now)
+
+
+def make_joint(serial: int, model: int = DEFAULT_MODEL, *, seed: int | None = None, now: int = 0,
+               params: ActuatorParams | None = None, link_config: LinkConfig | None = None) -> JointNode:
+    """A joint for a simulated chain: the noise seed defaults to the serial number (distinct and reproducible)."""
+    return JointNode(model, serial, params=params, seed=serial if seed is None else seed, now=now,
+                     link_config=link_config)
