@@ -1,0 +1,254 @@
+"""The host node: message ids, request/reply correlation, heartbeats and events over one hop link; sans-I/O.
+
+Theory of operation
+-------------------
+The host is the node at address 0 with a single port (0) toward joint 1. It follows the node-driving contract
+(``receive_data`` / ``data_to_send`` / ``next_deadline`` / ``handle_timer``, times in integer ns) and owns one
+:class:`bus.link.LinkEndpoint`, which makes delivery to the first joint reliable; joints forward from there.
+
+Sending: :meth:`HostNode.send` wraps a message in a packet with a fresh ``msg_id`` (:mod:`controller.correlator`)
+and hands it to the link; when the first joint acks it the node reports :class:`PacketAcked` (or
+:class:`SendFailed` if the link gives up). When the link's queue is full, packets wait in a host backlog of
+:data:`BACKLOG_LIMIT` packets; beyond that a send fails at once (the bus cannot keep up; streaming callers
+should lower their rate rather than queue stale goals).
+
+Requests: :meth:`HostNode.request` also registers the msg_id with a deadline; exactly one of
+:class:`ReplyReceived`, :class:`RequestFailed` (ERROR reply, UNDELIVERABLE report, link failure) or
+:class:`RequestTimedOut` follows.
+
+Unsolicited traffic becomes events: STATE -> :class:`JointState`, FAULT -> :class:`FaultReported`,
+UNDELIVERABLE -> :class:`UndeliverableReported` (also when it fails a request), link resets, line errors and
+link-down -> :class:`LinkEvent`; anything nobody waits for -> :class:`StrayMessage`. A packet whose payload does
+not decode is line noise at the message layer: counted, reported, never raised.
+
+Heartbeats: with :meth:`set_heartbeat` the node broadcasts HEARTBEAT(host_time_ms) every period on an absolute
+schedule (a late timer skips missed beats rather than bursting them), to feed the joints' watchdogs. Their acks
+are internal and not reported.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from bus import link as hoplink
+from bus.codec import Packet
+from bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
+from bus.messages import Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
+from bus.wire import DEFAULT_TTL, Address, MsgType
+from controller.correlator import Correlator
+from controller.events import (
+    FaultReported,
+    HostEvent,
+    JointState,
+    LinkEvent,
+    PacketAcked,
+    SendFailed,
+    StrayMessage,
+    UndeliverableReported,
+)
+
+NS_PER_MS = 1_000_000
+#: Packets the host holds behind a full link queue: 64 packets is ~30 ms of traffic at 1 Mbaud, longer than
+#: any sensible wait for a goal; beyond it a send fails immediately.
+BACKLOG_LIMIT = 64
+#: Default reply timeout: a round trip along 8 joints at 1 Mbaud takes a few ms; 100 ms covers retries.
+DEFAULT_REPLY_TIMEOUT_NS = 100 * NS_PER_MS
+_MSG_ID_TYPES = {MsgType.STATE, MsgType.FAULT, MsgType.UNDELIVERABLE}
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    link: hoplink.LinkConfig = field(default_factory=hoplink.LinkConfig)
+    reply_timeout_ns: int = DEFAULT_REPLY_TIMEOUT_NS
+    heartbeat_period_ns: int | None = None  # None: no heartbeats until set_heartbeat()
+    first_msg_id: int = 1
+    seed: int = 0  # the link's boot nonce
+
+
+@dataclass
+class HostCounters:
+    sent: int = 0
+    requests: int = 0
+    replies: int = 0
+    timeouts: int = 0
+    failures: int = 0
+    states: int = 0
+    faults: int = 0
+    undeliverable: int = 0
+    stray: int = 0
+    undecodable: int = 0
+    heartbeats: int = 0
+    backlog_overflows: int = 0
+
+
+class HostNode:
+    """Sans-I/O host: see the module docstring."""
+
+    PORT = 0
+
+    def __init__(self, config: HostConfig | None = None, now: int = 0) -> None:
+        self.config = config or HostConfig()
+        self.link = hoplink.LinkEndpoint(self.config.link, seed=self.config.seed, name="host")
+        self.counters = HostCounters()
+        self._correlator = Correlator(self.config.first_msg_id)
+        self._events: deque[HostEvent] = deque()
+        self._backlog: deque[Packet] = deque()
+        self._internal: set[int] = set()  # msg ids whose ack is not reported (heartbeats)
+        self._heartbeat_period: int | None = None
+        self._next_heartbeat: int | None = None
+        if self.config.heartbeat_period_ns is not None:
+            self.set_heartbeat(self.config.heartbeat_period_ns, now)
+
+    # ------------------------------------------------------------------ API
+    def send(self, message: Message, dst: int, now: int) -> int:
+        """Send ``message`` to ``dst``; returns its msg_id. PacketAcked / SendFailed follows."""
+        msg_id = self._correlator.allocate()
+        self._queue(make_packet(message, Address.HOST, dst, msg_id, DEFAULT_TTL), now)
+        self.counters.sent += 1
+        return msg_id
+
+    def request(self, message: Message, dst: int, now: int, timeout_ns: int | None = None) -> int:
+        """Send a request and await its reply by events; returns the msg_id."""
+        if message.TYPE | 0x80 not in MsgType._value2member_map_:
+            raise UsageError(f"{message.TYPE.name} gets no reply; use send()")
+        timeout = self.config.reply_timeout_ns if timeout_ns is None else timeout_ns
+        if timeout <= 0:
+            raise UsageError(f"request timeout must be positive, got {timeout} ns")
+        msg_id = self._correlator.allocate()
+        self._correlator.add(msg_id, dst, int(message.TYPE), now + timeout)  # before queueing: may fail at once
+        self._queue(make_packet(message, Address.HOST, dst, msg_id, DEFAULT_TTL), now)
+        self.counters.sent += 1
+        self.counters.requests += 1
+        return msg_id
+
+    def set_heartbeat(self, period_ns: int | None, now: int) -> None:
+        """Broadcast HEARTBEAT every ``period_ns`` starting now; None stops."""
+        if period_ns is not None and period_ns <= 0:
+            raise UsageError(f"heartbeat period must be positive, got {period_ns} ns")
+        self._heartbeat_period = period_ns
+        self._next_heartbeat = now if period_ns is not None else None
+
+    def next_event(self) -> HostEvent | None:
+        return self._events.popleft() if self._events else None
+
+    @property
+    def pending_requests(self) -> int:
+        return self._correlator.pending
+
+    def port_lost(self, now: int) -> None:
+        """The port vanished: fail every pending request and the backlog."""
+        error = PeerError("serial port lost")
+        self._events.extend(self._correlator.cancel_all(now, error))
+        while self._backlog:
+            self._send_failed(self._backlog.popleft(), "port lost", now)
+
+    def port_restored(self, now: int) -> None:
+        """The port is back: start a new link session."""
+        self.link.reset(now)
+        self._pump(now)
+
+    # ------------------------------------------------------------------ node-driving contract
+    def receive_data(self, port: int, data: bytes, now: int) -> None:
+        self.link.receive_data(data, now)
+        self._pump(now)
+
+    def data_to_send(self, port: int, now: int) -> bytes:
+        return self.link.data_to_send(now)
+
+    def next_deadline(self) -> int | None:
+        deadlines = [d for d in (self.link.next_deadline(), self._correlator.next_deadline(),
+                                 self._next_heartbeat) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: int) -> None:
+        self.link.handle_timer(now)
+        if self._next_heartbeat is not None and now >= self._next_heartbeat:
+            self._beat(now)
+        expired = self._correlator.expire(now)
+        self.counters.timeouts += len(expired)
+        self._events.extend(expired)
+        self._pump(now)
+
+    # ------------------------------------------------------------------ internals
+    def _beat(self, now: int) -> None:
+        period = self._heartbeat_period
+        assert period is not None and self._next_heartbeat is not None
+        msg_id = self._correlator.allocate()
+        self._internal.add(msg_id)
+        self._queue(make_packet(Heartbeat((now // NS_PER_MS) & 0xFFFFFFFF), Address.HOST, Address.BROADCAST,
+                                msg_id), now)
+        self.counters.heartbeats += 1
+        missed = (now - self._next_heartbeat) // period
+        self._next_heartbeat += (missed + 1) * period  # absolute schedule; skip beats a late timer missed
+
+    def _queue(self, packet: Packet, now: int) -> None:
+        if self._backlog or not self.link.send(packet, now):
+            if len(self._backlog) >= BACKLOG_LIMIT:
+                self.counters.backlog_overflows += 1
+                self._send_failed(packet, "host backlog full (the bus cannot keep up)", now)
+                return
+            self._backlog.append(packet)
+
+    def _send_failed(self, packet: Packet, reason: str, now: int) -> None:
+        if packet.msg_id in self._internal:
+            self._internal.discard(packet.msg_id)
+            return
+        self.counters.failures += 1
+        self._events.append(SendFailed(now, packet.msg_id, reason))
+        failed = self._correlator.fail(packet.msg_id, UndeliverableError(
+            f"{MsgType(packet.type).name} to {packet.dst} not delivered to the first joint: {reason}"), now)
+        if failed is not None:
+            self._events.append(failed)
+
+    def _pump(self, now: int) -> None:
+        """Move backlog into the link and turn link events into host events."""
+        while self._backlog and self.link.queue_space > 0:
+            if not self.link.send(self._backlog[0], now):
+                break
+            self._backlog.popleft()
+        while (ev := self.link.next_event()) is not None:
+            if isinstance(ev, hoplink.PacketReceived):
+                self._received(ev.packet, now)
+            elif isinstance(ev, hoplink.PacketAcked):
+                if ev.packet.msg_id in self._internal:
+                    self._internal.discard(ev.packet.msg_id)
+                else:
+                    self._events.append(PacketAcked(now, ev.packet.msg_id))
+            elif isinstance(ev, hoplink.DeliveryFailed):
+                self._send_failed(ev.packet, f"link gave up ({ev.reason.name})", now)
+            elif isinstance(ev, hoplink.LinkReset):
+                self._events.append(LinkEvent(now, "reset", "by peer" if ev.by_peer else "by host"))
+            elif isinstance(ev, hoplink.LinkDown):
+                self._events.append(LinkEvent(now, "down", "first joint does not answer"))
+            elif isinstance(ev, hoplink.LineErrorSeen):
+                self._events.append(LinkEvent(now, "line error", ev.kind))
+        if self._backlog and self.link.queue_space > 0:
+            self._pump(now)
+
+    def _received(self, packet: Packet, now: int) -> None:
+        try:
+            message = decode_packet(packet)
+        except DecodeError as exc:
+            self.counters.undecodable += 1
+            self._events.append(StrayMessage(now, packet.src, packet.msg_id, None, f"undecodable: {exc}"))
+            return
+        outcome = self._correlator.match(packet, message, now)
+        if isinstance(message, Undeliverable):
+            self.counters.undeliverable += 1
+            self._events.append(UndeliverableReported(now, message))
+        if outcome is not None:
+            if packet.type == MsgType.ERROR or isinstance(message, Undeliverable):
+                self.counters.failures += 1
+            else:
+                self.counters.replies += 1
+            self._events.append(outcome)
+        elif isinstance(message, State):
+            self.counters.states += 1
+            self._events.append(JointState.from_wire(now, packet.src, message))
+        elif isinstance(message, Fault):
+            self.counters.faults += 1
+            self._events.append(FaultReported.from_wire(now, packet.src, message))
+        elif not isinstance(message, Undeliverable):
+            self.counters.stray += 1
+            self._events.append(StrayMessage(now, packet.src, packet.msg_id, message, "no request waits for it"))

@@ -1,0 +1,241 @@
+"""The threaded edge: one serial port, one sans-I/O host node, one reader thread, one lock.
+
+Theory of operation
+-------------------
+:class:`NodeRunner` drives a :class:`controller.host.HostNode` over a pyserial port (pyserial's
+``serial.threaded`` pattern). The reader thread loops: read whatever bytes arrived (blocking at most
+:data:`POLL_S`), then, holding the lock, feed them to the node, fire its timer if due, write what it wants to
+send, and drain its events. API threads call :meth:`NodeRunner.call` to run a function on the node under the
+same lock (so two threads never interleave frames), with the writes flushed before the lock is released.
+
+Outcome events resolve waiters keyed by msg_id: :meth:`wait_ack` blocks until the first hop acked a packet,
+:meth:`wait_reply` until the correlated reply, ERROR or timeout; every wait has a timeout. The other events go
+to listeners, called from the reader thread one at a time; a listener that raises is logged and the reader
+goes on.
+
+Port loss: when a read or write raises ``SerialException``/``OSError`` the runner reports :class:`PortLost`,
+fails every waiter, then tries to reopen the port every :data:`RECONNECT_S`; once it is back it resets the
+node's link and reports :class:`PortRestored`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import serial
+
+from bus.errors import ArmTimeoutError, PeerError, PortError, UsageError
+from controller.events import (
+    HostEvent,
+    PacketAcked,
+    PortLost,
+    PortRestored,
+    ReplyReceived,
+    RequestFailed,
+    RequestTimedOut,
+    SendFailed,
+)
+from controller.host import HostNode
+
+log = logging.getLogger(__name__)
+
+#: Read timeout of the reader thread: the resolution of the node's timers. 1 ms is the FTDI latency-timer
+#: floor, so polling faster gains nothing on real adapters.
+POLL_S = 0.001
+#: Interval between attempts to reopen a vanished port (USB re-enumeration takes a few hundred ms).
+RECONNECT_S = 0.5
+T = TypeVar("T")
+Listener = Callable[[HostEvent], None]
+
+
+class _Waiter:
+    __slots__ = ("done", "event")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.event: HostEvent | None = None
+
+
+class NodeRunner:
+    """Runs ``node`` over a serial port opened by ``open_port``; see the module docstring."""
+
+    def __init__(self, node: HostNode, open_port: Callable[[], Any], clock: Callable[[], int], name: str) -> None:
+        self.node = node
+        self.name = name
+        self._open_port = open_port
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._acks: dict[int, _Waiter] = {}
+        self._replies: dict[int, _Waiter] = {}
+        self._closed = threading.Event()
+        self._connected = threading.Event()
+        try:
+            self._port: Any = open_port()
+        except (serial.SerialException, OSError) as exc:
+            raise PortError(f"cannot open {name}: {exc}") from None
+        self._port.timeout = POLL_S
+        self._connected.set()
+        self._thread = threading.Thread(target=self._run, name=f"armbus-reader {name}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ API side
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.remove(listener)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def call(self, fn: Callable[[HostNode, int], T]) -> T:
+        """Run ``fn(node, now)`` under the lock and flush what it queued."""
+        if self._closed.is_set():
+            raise UsageError(f"{self.name} is closed")
+        with self._lock:
+            result = fn(self.node, self._clock())
+            self._flush_locked()
+        self._dispatch(self._drain())
+        return result
+
+    def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
+        """Queue a packet (``fn`` returns its msg_id) and wait until the first hop acked it."""
+        waiter = _Waiter()
+
+        def queue(node: HostNode, now: int) -> int:
+            msg_id = fn(node, now)
+            self._acks[msg_id] = waiter
+            return msg_id
+
+        msg_id = self.call(queue)
+        event = self._wait(waiter, timeout, f"ack of packet {msg_id}", self._acks, msg_id)
+        if isinstance(event, SendFailed):
+            raise PeerError(f"{self.name}: packet {msg_id} not delivered to the first joint: {event.reason}")
+        return msg_id
+
+    def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
+        """Queue a request (``fn`` returns its msg_id) and wait for its reply; raises on failure."""
+        waiter = _Waiter()
+
+        def queue(node: HostNode, now: int) -> int:
+            msg_id = fn(node, now)
+            self._replies[msg_id] = waiter
+            return msg_id
+
+        msg_id = self.call(queue)
+        event = self._wait(waiter, timeout, f"reply to request {msg_id}", self._replies, msg_id)
+        if isinstance(event, ReplyReceived):
+            return event
+        if isinstance(event, RequestFailed):
+            raise event.error
+        if isinstance(event, RequestTimedOut):
+            raise ArmTimeoutError(f"{self.name}: no reply to request {msg_id} from joint {event.dst} in time")
+        raise PeerError(f"{self.name}: request {msg_id}: {event}")
+
+    def _wait(self, waiter: _Waiter, timeout: float, what: str, table: dict[int, _Waiter], msg_id: int) -> HostEvent:
+        if not waiter.done.wait(timeout):
+            with self._lock:
+                table.pop(msg_id, None)
+            raise ArmTimeoutError(f"{self.name}: no {what} within {timeout:g} s")
+        assert waiter.event is not None
+        if isinstance(waiter.event, PortLost):
+            raise PortError(f"{self.name}: port lost while waiting for the {what}: {waiter.event.reason}")
+        return waiter.event
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2.0)
+        with self._lock, contextlib.suppress(serial.SerialException, OSError):
+            self._port.close()
+
+    # ------------------------------------------------------------------ reader side
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            if not self._connected.is_set():
+                self._reconnect()
+                continue
+            try:
+                data = self._port.read(max(1, self._port.in_waiting))
+                with self._lock:
+                    now = self._clock()
+                    if data:
+                        self.node.receive_data(0, bytes(data), now)
+                    deadline = self.node.next_deadline()
+                    if deadline is not None and deadline <= now:
+                        self.node.handle_timer(now)
+                    self._flush_locked()
+            except (serial.SerialException, OSError, TypeError) as exc:
+                # pyserial raises TypeError from read() on some platforms when the device disappears
+                self._lost(str(exc) or type(exc).__name__)
+            self._dispatch(self._drain())
+
+    def _flush_locked(self) -> None:
+        if not self._connected.is_set():
+            return
+        out = self.node.data_to_send(0, self._clock())
+        if out:
+            self._port.write(out)
+
+    def _drain(self) -> list[HostEvent]:
+        with self._lock:
+            events = []
+            while (event := self.node.next_event()) is not None:
+                events.append(event)
+            return events
+
+    def _dispatch(self, events: list[HostEvent]) -> None:
+        for event in events:
+            waiter: _Waiter | None = None
+            with self._lock:
+                if isinstance(event, (PacketAcked, SendFailed)):
+                    waiter = self._acks.pop(event.msg_id, None)
+                elif isinstance(event, (ReplyReceived, RequestFailed, RequestTimedOut)):
+                    waiter = self._replies.pop(event.msg_id, None)
+                listeners = list(self._listeners)
+            if waiter is not None:
+                waiter.event = event
+                waiter.done.set()
+            for listener in listeners:
+                try:
+                    listener(event)
+                except Exception:  # a user callback must never kill the reader
+                    log.exception("%s: event listener %r raised on %r", self.name, listener, event)
+
+    def _lost(self, reason: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._connected.clear()
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._port.close()
+            lost = PortLost(now, self.name, reason)
+            waiters = list(self._acks.values()) + list(self._replies.values())
+            self._acks.clear()
+            self._replies.clear()
+            self.node.port_lost(now)
+        for w in waiters:
+            w.event = lost
+            w.done.set()
+        self._dispatch([lost])
+
+    def _reconnect(self) -> None:
+        if self._closed.wait(RECONNECT_S):
+            return
+        try:
+            port = self._open_port()
+        except (serial.SerialException, OSError):
+            return
+        port.timeout = POLL_S
+        with self._lock:
+            self._port = port
+            self.node.port_restored(self._clock())
+            self._connected.set()
+            self._flush_locked()
+        self._dispatch([PortRestored(self._clock(), self.name)])
