@@ -9,7 +9,7 @@ Two layers live here, both sans-I/O and allocation-light:
   Out-of-range fields raise :class:`~bus.errors.EncodeError` naming the field (caller misuse).
 * ``decode_frame`` turns one delimiter-free COBS chunk back into a :class:`Frame`, or raises
   :class:`~bus.errors.DecodeError` with a :class:`~bus.wire.LineErrorKind`. Checks run in a fixed order so that
-  every bad chunk gets exactly one kind: OVERSIZE, COBS, TRUNCATED, CRC, VERSION, KIND, then LENGTH and TYPE
+  every bad chunk gets exactly one kind: OVERSIZE, COBS, TRUNCATED, CRC, VERSION, KIND, then TYPE and LENGTH
   (:func:`classify_body`). A receiver checks the CRC before trusting any header bit.
 
 Fast path / slow path: a valid DATA frame passes four cheap tests (decoded size >= 12, first byte 0x10, length
@@ -192,7 +192,8 @@ def classify_body(raw: bytes) -> Frame | LineErrorKind:
     """Check an unencoded frame in the protocol's fixed order; return the Frame or the first LineErrorKind.
 
     Order: TRUNCATED (< 5 bytes), CRC (residue over the whole frame is not 0), VERSION, KIND, then for DATA
-    TRUNCATED (< 12 bytes), LENGTH (length field != bytes present), TYPE; for control frames LENGTH (!= 5 bytes).
+    TRUNCATED (< 12 bytes), TYPE, LENGTH (length field != bytes present); for control frames LENGTH (!= 5 bytes).
+    After the CRC, fields are checked in wire order, as the construct reference (bus.layout) parses them.
     """
     n = len(raw)
     if n < CONTROL_FRAME_SIZE:
@@ -209,10 +210,10 @@ def classify_body(raw: bytes) -> Frame | LineErrorKind:
         if n < _MIN_DATA:
             return LineErrorKind.TRUNCATED
         _, seq, flags, src, dst, typ, msg_id, ttl, length = _unpack_data(raw)
-        if length != n - _MIN_DATA:
-            return LineErrorKind.LENGTH
         if typ not in _KNOWN:
             return LineErrorKind.TYPE
+        if length != n - _MIN_DATA:
+            return LineErrorKind.LENGTH
         return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, raw[_HDR_LEN:-2]))))
     if n != CONTROL_FRAME_SIZE:
         return LineErrorKind.LENGTH
