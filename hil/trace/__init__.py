@@ -1,9 +1,10 @@
-"""Traces: record every simulated or real link to pcapng, decode, summarise, replay.
+"""Traces: record every simulated or real link to pcapng, decode, summarise.
 
-See docs/traces.md. ``pcapng`` writes and reads the files, ``decode`` turns chunks into frames, ``stats``
-computes counts and latencies.
+See docs/traces.md. ``pcapng`` writes the files, ``reader`` reads them, ``decode`` turns chunks into frames,
+``stats`` computes counts and latencies.
 """
 
-from hil.trace.pcapng import LINKTYPE_ARMBUS, Trace, TraceFileError, TraceWriter, read_trace
+from hil.trace.pcapng import LINKTYPE_ARMBUS, TraceFileError, TraceWriter
+from hil.trace.reader import Trace, read_trace
 
 __all__ = ["LINKTYPE_ARMBUS", "Trace", "TraceFileError", "TraceWriter", "read_trace"]

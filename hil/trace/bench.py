@@ -32,7 +32,8 @@ from bus.deframer import Deframer
 from bus.messages import Heartbeat, Read, ReadReply, SetGoal, State, make_packet
 from bus.wire import FrameFlag, FrameKind
 from hil.trace.decode import decode_trace
-from hil.trace.pcapng import TraceWriter, epb_block, read_trace
+from hil.trace.pcapng import TraceWriter, epb_block
+from hil.trace.reader import read_trace
 from hil.trace.stats import compute
 
 #: Six joints: the common arm (LeRobot SO-100/Koch and most 6-DOF arms).

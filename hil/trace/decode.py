@@ -35,7 +35,7 @@ from bus.deframer import Deframer
 from bus.errors import DecodeError, TraceError, UsageError
 from bus.messages import decode_payload
 from bus.wire import MAX_ENCODED, FrameFlag, FrameKind, LineErrorKind, MsgType
-from hil.trace.pcapng import Trace, read_trace
+from hil.trace.reader import Trace, read_trace
 
 #: ``kind`` of a row that is a line error rather than a frame.
 LINE_ERROR = -1

@@ -14,7 +14,8 @@ from bus.deframer import Deframer
 from bus.messages import Read, SetGoal, State, make_packet
 from bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
 from hil.trace.decode import LINE_ERROR, FrameTable, decode_file, decode_trace, main, parse_time, record, select
-from hil.trace.pcapng import TraceWriter, read_trace
+from hil.trace.pcapng import TraceWriter
+from hil.trace.reader import read_trace
 
 READ = encode_data(0, 0, make_packet(Read(0x10, 4), 0, 2, 100))
 ACK0 = encode_control(FrameKind.ACK, 0)

@@ -18,10 +18,9 @@ from hil.trace.pcapng import (
     TraceWriter,
     epb_block,
     idb_block,
-    parse_trace,
-    read_trace,
     shb_block,
 )
+from hil.trace.reader import parse_trace, read_trace
 
 
 def _chunks(seed: int, n: int) -> list[tuple[str, str, int, bytes]]:
