@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from bus.codec import Frame, Packet, encode_control, encode_data
+from bus.codec import Frame, LineError, Packet, encode_control, encode_data
 from bus.deframer import Deframer
 from bus.errors import UsageError
-from bus.linktable import TABLE, Input, LinkState
+from bus.linktable import TABLE, Action, Input, LinkState
 from bus.wire import MAX_ENCODED, FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
 
 #: UART 8N1: a start bit, 8 data bits and a stop bit per byte.
@@ -175,6 +175,15 @@ _RESET_RETX_WIRE = [encode_control(FrameKind.RESET, s, FrameFlag.RETRANSMIT) for
 _RESET_ACK_WIRE = [encode_control(FrameKind.RESET_ACK, s) for s in range(256)]
 _DATA, _ACK, _RESET, _RESET_ACK = FrameKind.DATA, FrameKind.ACK, FrameKind.RESET, FrameKind.RESET_ACK
 _RETX = int(FrameFlag.RETRANSMIT)
+_OPEN = LinkState.OPEN
+_CONTROL_BY_WIRE = {
+    encode_control(kind, seq): Frame(int(kind), seq, 0, None)
+    for kind in (FrameKind.ACK, FrameKind.RESET, FrameKind.RESET_ACK)
+    for seq in range(256)
+}
+# receive_data inlines these two transitions (the hot path); the table must agree with it
+assert TABLE[_OPEN][Input.DATA_NEW] == (_OPEN, Action.DELIVER)
+assert TABLE[_OPEN][Input.ACK_MATCH] == (_OPEN, Action.ACKED)
 _I = Input
 
 
@@ -262,35 +271,61 @@ class LinkEndpoint:
         """Bytes from the line, in any chunking. Never raises on line content."""
         c = self.counters
         c.bytes_received += len(data)
-        for item in self._deframer.feed(data):
+        deframer = self._deframer
+        items: Iterable[Frame | LineError]
+        ctl = _CONTROL_BY_WIRE.get(data) if len(data) == CONTROL_WIRE_SIZE else None
+        if ctl is not None and not deframer.buffered:  # one whole control frame: no need to parse it
+            dc = deframer.counters
+            dc.bytes += CONTROL_WIRE_SIZE
+            dc.frames += 1
+            items = (ctl,)
+        else:
+            items = deframer.feed(data)
+        for item in items:
             if item.__class__ is not Frame:
                 nxt, action = self._dispatch[self._state][_I.LINE_ERROR]
                 self._state = nxt
                 action(item, now)
                 continue
             c.frames_received += 1
-            kind = item.kind
-            seq = item.seq
+            kind, seq, _, packet = item
+            state = self._state
             if kind == _DATA:
                 self._heard_since_reset = True
                 expected = self._rx_expected
                 if seq == expected:
-                    accept = self.accept
-                    ok = self.accepting and (accept is None or accept(item.packet))  # type: ignore[arg-type]
-                    inp = _I.DATA_NEW if ok else _I.DATA_REFUSED
+                    if state is not _OPEN:
+                        inp = _I.DATA_NEW
+                    else:
+                        accept = self.accept
+                        if self.accepting and (accept is None or accept(packet)):  # type: ignore[arg-type]
+                            # inline TABLE[OPEN][DATA_NEW] == (OPEN, DELIVER): the hot path (checked below)
+                            self._rx_expected = (seq + 1) & 0xFF
+                            self._out.append(_ACK_WIRE[seq])
+                            c.frames_sent += 1
+                            c.data_delivered += 1
+                            self._events.append(PacketReceived(packet))  # type: ignore[arg-type]
+                            continue
+                        inp = _I.DATA_REFUSED
                 elif seq == (expected - 1) & 0xFF:
                     inp = _I.DATA_DUP
                 else:
                     inp = _I.DATA_OUT_OF_WINDOW
             elif kind == _ACK:
                 self._heard_since_reset = True
-                inp = _I.ACK_MATCH if self._inflight is not None and seq == self._tx_seq else _I.ACK_STRAY
+                if self._inflight is not None and seq == self._tx_seq:
+                    if state is _OPEN:  # inline TABLE[OPEN][ACK_MATCH] == (OPEN, ACKED)
+                        self._do_acked(item, now)
+                        continue
+                    inp = _I.ACK_MATCH
+                else:
+                    inp = _I.ACK_STRAY
             elif kind == _RESET:
                 dup = seq == self._peer_nonce and not self._heard_since_reset
                 inp = _I.RESET_DUP if dup else _I.RESET_NEW
             else:
                 inp = _I.RESET_ACK_MATCH if seq == self._nonce else _I.RESET_ACK_STALE
-            nxt, action = self._dispatch[self._state][inp]
+            nxt, action = self._dispatch[state][inp]
             self._state = nxt
             action(item, now)
 
@@ -340,8 +375,12 @@ class LinkEndpoint:
         self._inflight_wire = wire
         self._attempts = 0
         self._timeout = self.config.timeout_ns(len(wire))
-        self.counters.data_sent += 1
-        self._emit(wire, True, now)
+        c = self.counters
+        c.data_sent += 1
+        c.frames_sent += 1
+        self._out.append(wire)
+        self._arm_on_drain = True
+        self._deadline = now + self._timeout
 
     def _start_next(self, now: int) -> None:
         if self._queue:
