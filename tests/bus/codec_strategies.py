@@ -32,7 +32,7 @@ def _reg_data(cls: type[m.Message]) -> st.SearchStrategy[m.Message]:
     return st.builds(cls, u16, st.binary(max_size=MAX_PAYLOAD - 2))
 
 
-def _enumerate(cls: type[m.Message]) -> st.SearchStrategy[m.Message]:
+def _enumerate(cls: Any) -> st.SearchStrategy[m.Message]:
     rec = st.builds(m.JointRecord, u16, u32)
     return st.lists(rec, max_size=(MAX_PAYLOAD - 1) // 6).map(lambda rs: cls(tuple(rs)))
 
