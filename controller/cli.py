@@ -1,0 +1,202 @@
+"""The ``armbus`` command: one entry point for simulation, real arms, traces and benchmarks.
+
+Theory of operation
+-------------------
+``main(argv)`` builds an argparse parser (subcommands; each has examples in its ``--help``), runs the chosen
+command and maps every armbus error to one line on stderr and an exit code:
+
+    0 success   1 check failed (a replay difference, a failed move)   2 bad usage or bad input file
+    3 port or device problem   4 no answer in time   130 interrupted (Ctrl-C)
+
+``--debug`` prints the traceback as well. Libraries: argparse (standard library; typed argument parsers give
+precise messages such as "bad angle '9x0deg'", and no dependency is needed to run the command) and rich for the
+terminal (live tables for ``monitor``, progress bars; it degrades to plain text when output is not a terminal).
+Command bodies live in :mod:`controller.commands` and are imported lazily, so ``armbus --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bus.errors import ArmbusError, ArmTimeoutError, PeerError, PortError, TraceError, UsageError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PORT = 3
+EXIT_TIMEOUT = 4
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+examples:
+  armbus demo                               virtual 6-joint arm: discover, move, fault, e-stop, summary
+  armbus sim --joints 6 --baud 1000000      virtual arm behind a pseudo-terminal; prints its tty path
+  armbus ports                              serial ports with VID/PID and latency-timer warnings
+  armbus --port /dev/ttyUSB0 info           identify every joint of a real arm
+  armbus --port virtual monitor             live table of every joint
+  armbus --port /dev/ttyUSB0 move shoulder 30deg
+  armbus trace decode capture.pcapng --type SYNC_READ
+  armbus bench                              every benchmark, one table
+
+A port is a device path (/dev/ttyUSB0, COM3), any pyserial URL (socket://host:port, rfc2217://...),
+'virtual' for an in-process virtual arm, or armbus://?joints=6&seed=1. ARMBUS_PORT sets the default.
+"""
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", help="serial port or URL (default: $ARMBUS_PORT, else 'virtual')")
+    p.add_argument("--baud", type=_positive_int("baud"), default=None, help="baud rate (default 1000000)")
+    p.add_argument("--config", help="arm config TOML (joint names, calibration, limits)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each answer (default 1.0)")
+
+
+def _positive_int(what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r}: expected a whole number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r}: must be positive")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="armbus",
+        description="Drive robot arms whose joints sit on one serial bus; simulate them; record and replay traces.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--json", action="store_true", help="machine-readable output where the output is data")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str, examples: str = "") -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, epilog=("examples:\n" + examples) if examples else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = add("demo", "run the demo on a virtual 6-joint arm (no hardware needed)", "  armbus demo --out demo-out\n")
+    p.add_argument("--out", default="armbus-demo", help="folder for the trace and plot (default armbus-demo)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the injected faults (default 1)")
+
+    p = add("sim", "run a virtual arm in real time behind a pseudo-terminal",
+            "  armbus sim --joints 6 --baud 1000000\n  armbus sim --faults faults.toml --unpaced\n")
+    p.add_argument("--joints", type=int, default=6, help="number of joints, 1..253 (default 6)")
+    p.add_argument("--baud", type=_positive_int("baud"), default=1_000_000, help="baud rate (default 1000000)")
+    p.add_argument("--seed", type=int, default=0, help="seed for faults and sensor noise")
+    p.add_argument("--faults", help="TOML fault schedule")
+    p.add_argument("--unpaced", action="store_true", help="do not pace bytes at the baud rate")
+    p.add_argument("--capture", help="record every link to this pcapng file")
+    p.add_argument("--link", help="also create a symlink to the tty at this path")
+
+    add("ports", "list serial ports (VID/PID, description) and USB-serial latency-timer warnings")
+
+    p = add("scan", "look for an arm on a port at several baud rates", "  armbus scan --port /dev/ttyUSB0\n")
+    _add_connection(p)
+    p.add_argument("--bauds", default="1000000,3000000,2000000,115200", help="comma-separated baud rates to try")
+
+    p = add("info", "discover the chain and identify every joint", "  armbus --json info --port virtual\n")
+    _add_connection(p)
+
+    p = add("monitor", "live table of every joint and the link counters (Ctrl-C to stop)")
+    _add_connection(p)
+    p.add_argument("--rate", type=float, default=5.0, help="refreshes per second (default 5)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+    p = add("move", "move one joint to a position", "  armbus move 2 30deg\n  armbus move shoulder -0.5rad --wait\n")
+    _add_connection(p)
+    p.add_argument("joint", help="joint name (from --config) or address")
+    p.add_argument("position", help="target position with unit: 90deg, 1.2rad")
+    p.add_argument("--wait", action="store_true", help="wait until the joint reaches the goal")
+    p.add_argument("--tolerance", default="1deg", help="goal tolerance with --wait (default 1deg)")
+
+    p = add("torque", "switch torque on or off", "  armbus torque off\n  armbus torque on elbow\n")
+    _add_connection(p)
+    p.add_argument("state", choices=["on", "off"])
+    p.add_argument("joint", nargs="?", help="one joint (default: all)")
+
+    p = add("estop", "emergency stop every joint")
+    _add_connection(p)
+
+    p = add("reg", "read or write joint registers",
+            "  armbus reg read 1 present_position\n  armbus reg write 3 watchdog_ms 200\n  armbus reg list\n")
+    _add_connection(p)
+    p.add_argument("action", choices=["read", "write", "list"])
+    p.add_argument("joint", nargs="?", help="joint name or address")
+    p.add_argument("register", nargs="?", help="register name or address")
+    p.add_argument("value", nargs="?", help="value to write (register units)")
+
+    p = add("run", "stream a trajectory from a CSV file", "  armbus run pick.csv --rate 200\n")
+    _add_connection(p)
+    p.add_argument("trajectory", help="CSV: time column then one column per joint")
+    p.add_argument("--rate", type=float, default=200.0, help="control rate in Hz (default 200)")
+    p.add_argument("--profile", choices=["minjerk", "trapezoid"], default="minjerk")
+
+    p = add("tap", "record a real arm's host link while any program uses it through a pty",
+            "  armbus tap --port /dev/ttyUSB0 --out arm.pcapng\n")
+    p.add_argument("--port", required=True, help="the real port")
+    p.add_argument("--baud", type=_positive_int("baud"), default=1_000_000)
+    p.add_argument("--out", default="armbus-tap.pcapng", help="capture file (default armbus-tap.pcapng)")
+    p.add_argument("--link", help="also create a symlink to the pty at this path")
+
+    p = add("trace", "decode, summarise, replay or plot a bus trace",
+            "  armbus trace decode cap.pcapng --joint 2\n  armbus trace stats cap.pcapng\n"
+            "  armbus trace replay cap.pcapng --to virtual --fast\n  armbus trace plot cap.pcapng -o cap.png\n")
+    p.add_argument("action", choices=["decode", "stats", "replay", "plot"])
+    p.add_argument("file", help="pcapng capture")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the action (see armbus trace ACTION FILE --help)")
+
+    p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
+    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop (default: all)")
+    p.add_argument("--quick", action="store_true", help="smaller runs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="armbus: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    import controller.commands as commands
+
+    handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("armbus: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, TraceError) as exc:
+        return _fail(args, exc, EXIT_USAGE)
+    except (PortError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        return _fail(args, exc, EXIT_PORT)
+    except ArmTimeoutError as exc:
+        return _fail(args, exc, EXIT_TIMEOUT)
+    except (PeerError, ArmbusError) as exc:
+        return _fail(args, exc, EXIT_FAILED)
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
+    if args.debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+    print(f"armbus: error: {text}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
