@@ -25,6 +25,11 @@ time. There is no event per byte; arrivals are grouped by :class:`Granularity`:
   frame in the same chunk arrive late by up to that chunk's wire time).
 * ``BYTE``: one delivery per byte at its exact arrival (slow; for checking the other two).
 
+Freezing (:meth:`Kernel.freeze`): a frozen node models a hung processor. Its timer does not fire, bytes
+arriving meanwhile are lost and counted, and it is not drained; when the freeze ends its deadline is re-read, so
+an overdue timer fires at once. Real-time drivers (:mod:`hil.realtime`) use :meth:`Kernel.next_event_time` and
+:meth:`Kernel.deliveries_pending` to decide how long to sleep and whether bytes are still in flight.
+
 Capture: every delivery is reported to the taps (:meth:`Kernel.add_tap`) as ``tap(link_name, direction, t_ns,
 data)`` just before the receiving node gets it: what a logic analyser at the receiver would see, after faults,
 in global time order. A tap that raises is removed and warned about; the simulation goes on.
@@ -106,7 +111,7 @@ class _Route:
 
 
 class _Slot:
-    __slots__ = ("deadline", "fire_count", "fire_time", "name", "node", "out", "ports")
+    __slots__ = ("deadline", "fire_count", "fire_time", "frozen_until", "name", "node", "out", "ports")
 
     def __init__(self, name: str, node: Node, ports: tuple[int, ...]) -> None:
         self.name = name
@@ -116,6 +121,7 @@ class _Slot:
         self.deadline: int | None = None
         self.fire_time = -1
         self.fire_count = 0
+        self.frozen_until = -1  # the node runs nothing (no timer, no delivery, no drain) before this time
 
 
 class Kernel:
@@ -146,6 +152,8 @@ class Kernel:
         self.deliveries = 0
         self.bytes_delivered = 0
         self.bytes_discarded = 0
+        #: Bytes that arrived at a frozen node (see :meth:`freeze`) and were lost.
+        self.bytes_lost_frozen = 0
 
     # -- building -----------------------------------------------------------------------------------------
     @property
@@ -228,6 +236,38 @@ class Kernel:
             raise UsageError(f"call_at time must be an integer not before now ({self.now} ns), got {t!r}")
         self._push(t, _CALL, fn, None)
 
+    def freeze(self, name: str, until: int) -> None:
+        """Freeze node ``name`` from now until ``until`` (a hung processor): its timer does not fire, bytes that
+        arrive meanwhile are lost (counted in :attr:`bytes_lost_frozen`) and it sends nothing. At ``until`` it
+        resumes where it stopped: its overdue timer fires at once. Freezing again extends the freeze."""
+        slot = self._slot(name)
+        if not isinstance(until, int) or until < self.now:
+            raise UsageError(f"freeze end must be an integer not before now ({self.now} ns), got {until!r}")
+        if until <= slot.frozen_until:
+            return
+        slot.frozen_until = until
+        self._push(until, _CALL, self._thaw_call(slot, until), None)
+
+    def _thaw_call(self, slot: _Slot, until: int) -> Callable[[int], None]:
+        def thaw(now: int) -> None:
+            if slot.frozen_until == until:
+                slot.deadline = None  # re-read its deadline: the timer was swallowed while frozen
+                self._reschedule(slot, now)
+
+        return thaw
+
+    def frozen(self, name: str) -> bool:
+        """True while node ``name`` is frozen."""
+        return self._slot(name).frozen_until > self.now
+
+    def next_event_time(self) -> int | None:
+        """Time of the next pending event (a delivery, a timer or a scheduled call), or None."""
+        return self._live_head()
+
+    def deliveries_pending(self) -> bool:
+        """True while bytes are on some wire (a delivery is scheduled)."""
+        return any(entry[2] == _DELIVER for entry in self._heap)
+
     # -- running ------------------------------------------------------------------------------------------
     def step(self) -> int | None:
         """Run the next event; returns its time, or None if there is nothing left to do."""
@@ -299,23 +339,28 @@ class Kernel:
                 if slot.deadline != b:
                     continue  # stale
                 clock.jump_to(t)
+                if slot.frozen_until > t:
+                    continue  # swallowed; the thaw call re-arms it
                 self._fire(slot, t)
             elif kind == _DELIVER:
                 clock.jump_to(t)
-                if self._taps:
-                    self._deliver(a, t, b)  # type: ignore[arg-type]
+                route: _Route = a  # type: ignore[assignment]
+                dst = route.dst
+                if dst.frozen_until > t:
+                    self.bytes_lost_frozen += len(b)  # type: ignore[arg-type]
+                elif self._taps:
+                    self._deliver(route, t, b)  # type: ignore[arg-type]
                 else:
-                    route: _Route = a  # type: ignore[assignment]
                     self.deliveries += 1
                     self.bytes_delivered += len(b)  # type: ignore[arg-type]
-                    dst = route.dst
                     dst.node.receive_data(route.dst_port, b, t)  # type: ignore[arg-type]
                     self._drain(dst, t)
             else:
                 clock.jump_to(t)
                 a(t)  # type: ignore[operator]
                 for s in self._slots.values():  # the call may have touched any node (rare: scheduled faults)
-                    self._drain(s, t)
+                    if s.frozen_until <= t:
+                        self._drain(s, t)
             self.events += 1
             last = t
             ran += 1

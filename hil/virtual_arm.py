@@ -11,12 +11,16 @@ The host side is either a node the caller passes in (``host=``, anything that fo
 contract, e.g. the controller's sans-I/O host) or, by default, a :class:`HostPort`: a byte pipe the host code
 writes to and reads from between ``run_*`` calls, like a serial port whose clock is the simulation's.
 
+Joints use ``link_config`` (:class:`bus.link.LinkConfig`, default: its defaults at ``baud``) on both ports; a
+real-time arm behind a pty passes a longer turnaround, since its host is a program on a busy machine.
+
 Faults: ``faults`` is a :class:`hil.faults.LinkFaults` applied to every link direction, or a
 :class:`hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from bus.errors import UsageError
@@ -99,6 +103,7 @@ class VirtualArm:
         host: Node | None = None,
         turnaround_ns: int = DEFAULT_WIRE_TURNAROUND_NS,
         granularity: Granularity | str = Granularity.FRAME,
+        link_config: LinkConfig | None = None,
     ) -> None:
         if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
             raise UsageError(f"joints must be an integer 1..{MAX_JOINTS} (the joint addresses), got {joints!r}")
@@ -117,7 +122,9 @@ class VirtualArm:
         self.kernel = Kernel(faults=FaultInjector(seed, default), granularity=granularity)
         self.host: Node = host if host is not None else HostPort()
         self.port: HostPort | None = self.host if isinstance(self.host, HostPort) else None
-        link_config = LinkConfig(baud=baud)
+        if link_config is not None and not isinstance(link_config, LinkConfig):
+            raise UsageError(f"link_config must be a bus.link.LinkConfig, got {type(link_config).__name__}")
+        link_config = LinkConfig(baud=baud) if link_config is None else dataclasses.replace(link_config, baud=baud)
         self.joints: list[JointNode] = []
         k = self.kernel
         k.add_node("host", self.host, ports=(0,))

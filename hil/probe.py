@@ -1,0 +1,100 @@
+"""A minimal blocking host over a file descriptor: one hop link, request and wait for the reply.
+
+Theory of operation
+-------------------
+The harness's own tests and benchmarks need to talk to a real-time virtual arm (:mod:`hil.realtime`) without
+depending on the controller package. :class:`LinkProbe` is the smallest correct host: a
+:class:`bus.link.LinkEndpoint` driven with ``time.monotonic_ns()`` over a descriptor (a pty slave, a socket);
+``request`` sends one packet and loops ``select`` -> ``receive_data`` -> ``handle_timer`` -> ``data_to_send``
+until the reply with the same ``msg_id`` arrives. Packets that are not the awaited reply (telemetry, fault
+reports) are kept in :attr:`LinkProbe.other`. It is a test instrument, not the controller: one request at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+from bus.codec import Packet
+from bus.errors import ArmTimeoutError
+from bus.link import LinkConfig, LinkEndpoint, PacketReceived
+from bus.messages import Enumerate, EnumerateReply, Message, decode_packet, make_packet
+from bus.wire import Address
+
+#: Reaction time allowed for the far end in the link timeouts: a real-time driver thread wakes within about a
+#: millisecond on a loaded machine (docs/hil.md), far more than a microcontroller needs.
+PROBE_TURNAROUND_NS = 2_000_000
+
+
+class LinkProbe:
+    """Blocking request/reply host on descriptor ``fd`` (not owned)."""
+
+    def __init__(self, fd: int, baud: int = 1_000_000, *, seed: int = 1) -> None:
+        self.fd = fd
+        self.link = LinkEndpoint(LinkConfig(baud=baud, turnaround_ns=PROBE_TURNAROUND_NS), seed=seed,
+                                 name="probe")
+        self._msg_id = 0
+        #: Packets received that were not the reply being waited for.
+        self.other: list[Packet] = []
+        os.set_blocking(fd, False)
+
+    def _flush(self, now: int) -> None:
+        out = self.link.data_to_send(now)
+        while out:
+            try:
+                n = os.write(self.fd, out)
+            except BlockingIOError:
+                select.select([], [self.fd], [], 0.01)
+                continue
+            out = out[n:]
+
+    def _poll(self, deadline_ns: int) -> list[Packet]:
+        """Run the link until something arrives or the deadline passes; returns packets received."""
+        link = self.link
+        now = time.monotonic_ns()
+        self._flush(now)
+        wake = link.next_deadline()
+        until = deadline_ns if wake is None else min(deadline_ns, wake)
+        r, _, _ = select.select([self.fd], [], [], max(0, until - now) / 1e9)
+        now = time.monotonic_ns()
+        if r:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                data = b""
+            if data:
+                link.receive_data(data, now)
+        wake = link.next_deadline()
+        if wake is not None and wake <= now:
+            link.handle_timer(now)
+        self._flush(now)
+        return [ev.packet for ev in link.events() if isinstance(ev, PacketReceived)]
+
+    def open(self, timeout: float = 2.0) -> None:
+        """Wait until the link has synchronised with joint 1."""
+        deadline = time.monotonic_ns() + int(timeout * 1e9)
+        while not self.link.is_open:
+            if time.monotonic_ns() > deadline:
+                raise ArmTimeoutError(f"the link to joint 1 did not open within {timeout} s")
+            self.other += self._poll(deadline)
+
+    def request(self, msg: Message, dst: int, timeout: float = 1.0) -> Message:
+        """Send ``msg`` to ``dst`` and return the decoded reply (an ERROR reply is returned, not raised)."""
+        self._msg_id = (self._msg_id + 1) & 0xFFFF
+        mid = self._msg_id
+        self.link.send(make_packet(msg, int(Address.HOST), dst, mid), time.monotonic_ns())
+        deadline = time.monotonic_ns() + int(timeout * 1e9)
+        while time.monotonic_ns() <= deadline:
+            for p in self._poll(deadline):
+                if p.msg_id == mid and p.dst == Address.HOST and p.type & 0x80:
+                    return decode_packet(p)
+                self.other.append(p)
+        raise ArmTimeoutError(f"no reply to {type(msg).__name__} (msg_id {mid}) within {timeout} s")
+
+    def enumerate(self, timeout: float = 1.0) -> EnumerateReply:
+        """Enumerate the chain; returns the reply listing every joint."""
+        reply = self.request(Enumerate(()), int(Address.BROADCAST), timeout)
+        if not isinstance(reply, EnumerateReply):
+            raise ArmTimeoutError(f"enumeration answered with {reply!r}")
+        return reply
