@@ -21,27 +21,30 @@ Closing: heartbeats stop; with ``on_close="torque_off"`` every joint gets TORQUE
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
-from bus.errors import UsageError
 from bus.link import LinkConfig
 from bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from bus.wire import Address, GoalMode
 from controller import ops
+from controller.armmodel import ArmModel
 from controller.config import ArmConfig, JointConfig, load_config
 from controller.events import HostEvent, JointState, ReplyReceived
 from controller.host import HostConfig, HostNode
 from controller.runner import POLL_S, NodeRunner
 
+if TYPE_CHECKING:
+    from controller.stream import CycleInfo, StreamReport
+    from controller.trajectory import Plan
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NS_PER_S = 1_000_000_000
 #: Host-side turnaround for the link timers on a real port: the FTDI latency timer at 1 ms, twice (both
@@ -49,6 +52,8 @@ NS_PER_S = 1_000_000_000
 PORT_TURNAROUND_NS = 3_000_000
 #: Enumeration waits for the chain end to learn it is last (its forward toward the open connector must fail).
 ENUMERATE_TIMEOUT_S = 3.0
+#: Streaming rate without a config: 200 Hz, the usual rate for research arms (controller.trajectory).
+DEFAULT_STREAM_RATE_HZ = 200.0
 
 
 class Joint:
@@ -89,22 +94,35 @@ class Joint:
         return f"Joint({self.name!r}, address={self.address})"
 
 
-def _unconfigured(address: int) -> JointConfig:
-    return JointConfig(f"joint{address}", address, 0.0, -math.inf, math.inf, math.inf, math.inf, math.inf)
+class Runner(Protocol):
+    """How an :class:`Arm` waits: :class:`controller.runner.NodeRunner` (a port and a reader thread, wall
+    clock) or :class:`controller.stream.SimRunner` (the virtual arm's kernel, simulated time)."""
+
+    node: HostNode
+    name: str
+
+    @property
+    def connected(self) -> bool: ...
+    def call(self, fn: Callable[[HostNode, int], T]) -> T: ...
+    def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int: ...
+    def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived: ...
+    def add_listener(self, listener: Callable[[HostEvent], None]) -> None: ...
+    def remove_listener(self, listener: Callable[[HostEvent], None]) -> None: ...
+    def now(self) -> int: ...
+    def sleep_until(self, t_ns: int) -> None: ...
+    def close(self) -> None: ...
 
 
 class Arm:
     """A robot arm on one serial bus. Use :meth:`open` or :meth:`from_config`; close (or ``with``) when done."""
 
-    def __init__(self, runner: NodeRunner, config: ArmConfig | None, timeout: float, on_close: str) -> None:
+    def __init__(self, runner: Runner, config: ArmConfig | None, timeout: float, on_close: str) -> None:
         self._runner = runner
         self.config = config
         self.timeout = timeout
         self.on_close = on_close
-        self._joints: dict[str, Joint] = {}
-        self._last_goal: dict[str, float] = {}
-        if config is not None:
-            self._joints = {j.name: Joint(self, j) for j in config.joints}
+        self.model = ArmModel(config)
+        self._proxies: dict[str, Joint] = {}
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -145,7 +163,7 @@ class Arm:
         try:
             self.set_heartbeat(None)
             if self.on_close == "torque_off" and self._runner.connected:
-                for j in self._joints.values():
+                for j in self.model.joints.values():
                     self.send(Torque(0), j.address)
         except Exception:  # closing must finish: report and go on
             log.exception("while making the joints safe on close")
@@ -158,7 +176,19 @@ class Arm:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ events and raw access
+    # ------------------------------------------------------------------ events, time and raw access
+    @property
+    def runner(self) -> Runner:
+        return self._runner
+
+    def now(self) -> int:
+        """The host clock (ns): wall time on a port, simulated time on a virtual arm."""
+        return self._runner.now()
+
+    def sleep_until(self, t_ns: int) -> None:
+        """Wait until the host clock reads ``t_ns`` (simulated time runs the virtual arm meanwhile)."""
+        self._runner.sleep_until(t_ns)
+
     def add_listener(self, listener: Callable[[HostEvent], None]) -> None:
         """Call ``listener(event)`` from the reader thread for every event; exceptions are logged."""
         self._runner.add_listener(listener)
@@ -177,109 +207,92 @@ class Arm:
         return self._runner.request(lambda h, now: h.request(message, dst, now, int(t * NS_PER_S)), t * 1.5 + 0.05)
 
     def set_heartbeat(self, period: float | None) -> None:
-        """Broadcast heartbeats every ``period`` seconds (None stops them)."""
+        """Broadcast heartbeats every ``period`` seconds (None stops them), feeding the joints' watchdogs."""
         ns = None if period is None else int(period * NS_PER_S)
         self._runner.call(lambda h, now: h.set_heartbeat(ns, now))
 
     # ------------------------------------------------------------------ discovery
     @property
     def joints(self) -> dict[str, Joint]:
-        return dict(self._joints)
+        return {name: self._proxy(name) for name in self.model.joints}
 
     def __getitem__(self, name: str) -> Joint:
-        return self._joint(name)
+        return self._proxy(name)
 
-    def _joint(self, name: str) -> Joint:
-        try:
-            return self._joints[name]
-        except KeyError:
-            raise UsageError(f"no joint named {name!r} (joints: {', '.join(self._joints) or 'none yet'})") from None
+    def _proxy(self, name: str) -> Joint:
+        cfg = self.model.joint(name)
+        proxy = self._proxies.get(name)
+        if proxy is None or proxy.config is not cfg:
+            proxy = self._proxies[name] = Joint(self, cfg)
+        return proxy
 
     def enumerate(self, timeout: float = ENUMERATE_TIMEOUT_S) -> list[ops.DiscoveredJoint]:
         """Assign addresses along the chain and list the joints; checks them against the config."""
         found = ops.decode_enumeration(self.request(Enumerate(), Address.BROADCAST, timeout).message)
-        if self.config is not None:
-            ops.check_chain(found, [j.address for j in self.config.joints])
-        else:
-            self._joints = {f"joint{j.address}": Joint(self, _unconfigured(j.address)) for j in found}
+        self.model.discovered(found)
         return found
 
     def ping(self, name: str) -> PingReply:
-        return ops.decode_ping(self.request(Ping(), self._joint(name).address).message)
+        return ops.decode_ping(self.request(Ping(), self.model.joint(name).address).message)
 
     # ------------------------------------------------------------------ registers, torque, goals
     def read(self, name: str, register: str) -> int:
-        return ops.decode_read(register, self.request(ops.read_request(register), self._joint(name).address).message)
+        address = self.model.joint(name).address
+        return ops.decode_read(register, self.request(ops.read_request(register), address).message)
 
     def write(self, name: str, register: str, value: int) -> None:
-        reply = self.request(ops.write_request(register, value), self._joint(name).address)
+        reply = self.request(ops.write_request(register, value), self.model.joint(name).address)
         ops.check_write_reply(register, reply.message)
 
     def torque(self, enable: bool, name: str | None = None) -> None:
         """Torque on/off for one joint, or every known joint when ``name`` is None."""
-        targets = [self._joint(name)] if name is not None else list(self._joints.values())
+        targets = [self.model.joint(name)] if name is not None else list(self.model.joints.values())
         for j in targets:
             self.send(Torque(int(enable)), j.address)
 
     def set_goal(self, name: str, *, position: float | None = None, velocity: float | None = None,
                  current: float | None = None) -> None:
         """One goal in SI (rad, rad/s or A), sent as SET_GOAL; position is calibrated and clamped."""
-        given = [(m, v) for m, v in ((GoalMode.POSITION, position), (GoalMode.VELOCITY, velocity),
-                                     (GoalMode.CURRENT, current)) if v is not None]
-        if len(given) != 1:
-            raise UsageError("set_goal takes exactly one of position=, velocity=, current=")
-        j = self._joint(name)
-        mode, value = given[0]
-        if mode is GoalMode.POSITION:
-            value = j.config.to_raw(self._limit(j.config, value))
-        elif mode is GoalMode.VELOCITY:
-            value = max(-j.config.max_velocity, min(j.config.max_velocity, value))
-        else:
-            value = max(-j.config.max_current, min(j.config.max_current, value))
-        self.send(ops.goal_message(mode, value), j.address)
+        message, address = self.model.goal(name, position, velocity, current)
+        self.send(message, address)
 
     def set_goals(self, positions: Mapping[str, float]) -> dict[str, float]:
         """All position goals in one SYNC_WRITE; returns the goals actually sent (after clamping)."""
-        sent = {name: self._limit(self._joint(name).config, p) for name, p in positions.items()}
-        raw = {self._joint(n).address: self._joint(n).config.to_raw(p) for n, p in sent.items()}
-        self.send(ops.sync_write_goals(raw), Address.BROADCAST)
+        message, sent = self.model.sync_goals(positions)
+        self.send(message, Address.BROADCAST)
         return sent
 
-    def _limit(self, cfg: JointConfig, position: float) -> float:
-        goal = cfg.clamp(position)
-        last = self._last_goal.get(cfg.name)
-        if last is not None and math.isfinite(cfg.max_step):
-            goal = max(last - cfg.max_step, min(last + cfg.max_step, goal))
-        self._last_goal[cfg.name] = goal
-        return goal
+    def sync_write(self, register: str, values: Mapping[str, int]) -> None:
+        """One SYNC_WRITE of ``register`` (wire units) for joints by name (consecutive addresses)."""
+        by_address = {self.model.joint(n).address: v for n, v in values.items()}
+        self.send(ops.sync_write_register(register, by_address), Address.BROADCAST)
 
     # ------------------------------------------------------------------ state
-    def _calibrated(self, state: JointState) -> JointState:
-        j = next((x for x in self._joints.values() if x.address == state.address), None)
-        if j is None:
-            return state
-        return dataclasses.replace(state, position=j.config.from_raw(state.position))
-
     def read_state(self, name: str) -> JointState:
-        j = self._joint(name)
+        j = self.model.joint(name)
         reply = self.request(ops.state_read_request(), j.address)
-        return self._calibrated(ops.decode_state_read(j.address, reply.message, reply.time))
+        return self.model.calibrated(ops.decode_state_read(j.address, reply.message, reply.time))
 
-    def read_states(self) -> dict[str, JointState]:
+    def read_states(self, timeout: float | None = None) -> dict[str, JointState]:
         """Every joint's state in one SYNC_READ transaction, by joint name (calibrated positions)."""
-        reply = self.request(ops.sync_read_states(), Address.BROADCAST)
-        by_address = {j.address: name for name, j in self._joints.items()}
-        states = [self._calibrated(s) for s in ops.decode_states(reply.message, reply.time)]
-        for s in states:
-            name = by_address.get(s.address)
-            if name is not None:
-                self._last_goal.setdefault(name, s.position)
-        return {by_address.get(s.address, f"joint{s.address}"): s for s in states}
+        reply = self.request(ops.sync_read_states(), Address.BROADCAST, timeout)
+        return self.model.states_by_name(ops.decode_states(reply.message, reply.time))
 
     def estop(self, reason: int = 0) -> None:
         """Broadcast an emergency stop (joints stop first, then forward it)."""
         self.send(EStop(reason), Address.BROADCAST)
 
     def reboot(self, name: str) -> None:
-        self.send(Reboot(), self._joint(name).address)
-        self._last_goal.pop(name, None)
+        self.send(Reboot(), self.model.joint(name).address)
+        self.model.forget(name)
+
+    # ------------------------------------------------------------------ trajectories
+    def run_trajectory(self, plan: Plan, rate_hz: float | None = None, *, closed_loop: bool = False,
+                       on_cycle: Callable[[CycleInfo], bool | None] | None = None,
+                       **options: Any) -> StreamReport:
+        """Stream ``plan`` as SYNC_WRITE goals at ``rate_hz`` (see :func:`controller.stream.stream_plan`)."""
+        from controller.stream import stream_plan
+
+        if rate_hz is None:
+            rate_hz = self.config.control_rate_hz if self.config is not None else DEFAULT_STREAM_RATE_HZ
+        return stream_plan(self, plan, rate_hz, closed_loop=closed_loop, on_cycle=on_cycle, **options)

@@ -96,16 +96,46 @@ def sync_write_goals(raw_positions: Mapping[int, float]) -> SyncWrite:
     """One SYNC_WRITE of goal_position for joints {address: raw rad}; addresses must be consecutive."""
     if not raw_positions:
         raise UsageError("sync-write needs at least one joint")
-    addresses = sorted(raw_positions)
+    addresses = _consecutive(raw_positions)
+    reg = register("goal_position")
+    data = b"".join(struct.pack("<i", units.to_wire_position(raw_positions[a])) for a in addresses)
+    return SyncWrite(reg.address, reg.size, addresses[0], data)
+
+
+def _consecutive(by_address: Mapping[int, object]) -> list[int]:
+    addresses = sorted(by_address)
     first, last = addresses[0], addresses[-1]
     if last - first + 1 != len(addresses):
         missing = sorted(set(range(first, last + 1)) - set(addresses))
         raise UsageError(
             f"sync-write needs consecutive joint addresses; missing {missing} between {first} and {last}"
         )
-    reg = register("goal_position")
-    data = b"".join(struct.pack("<i", units.to_wire_position(raw_positions[a])) for a in addresses)
-    return SyncWrite(reg.address, reg.size, first, data)
+    return addresses
+
+
+def sync_write_register(name: str, values: Mapping[int, int]) -> SyncWrite:
+    """One SYNC_WRITE of register ``name`` for joints {address: value in wire units}; consecutive addresses."""
+    if not values:
+        raise UsageError("sync-write needs at least one joint")
+    reg = register(name)
+    addresses = _consecutive(values)
+    data = b"".join(write_request(name, values[a]).data for a in addresses)
+    return SyncWrite(reg.address, reg.size, addresses[0], data)
+
+
+def sync_read_register(name: str) -> SyncRead:
+    """One SYNC_READ of register ``name`` from every joint."""
+    reg = register(name)
+    return SyncRead(reg.address, reg.size)
+
+
+def decode_sync_read_register(name: str, reply: Message) -> dict[int, int]:
+    """{address: value} from the reply to :func:`sync_read_register`."""
+    reg = register(name)
+    if not isinstance(reply, SyncReadReply) or (reply.reg, reply.length) != (reg.address, reg.size):
+        raise PeerError(f"unexpected reply to SYNC_READ {name}: {reply!r}")
+    fmt = _FORMATS[(reg.size, reg.signed)]
+    return {r.address: int(struct.unpack(fmt, r.data)[0]) for r in reply.records}
 
 
 def sync_read_states() -> SyncRead:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.001
 #: Interval between attempts to reopen a vanished port (USB re-enumeration takes a few hundred ms).
 RECONNECT_S = 0.5
+NS_PER_S = 1_000_000_000
 T = TypeVar("T")
 Listener = Callable[[HostEvent], None]
 
@@ -95,6 +97,15 @@ class NodeRunner:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    def now(self) -> int:
+        return self._clock()
+
+    def sleep_until(self, t_ns: int) -> None:
+        """Sleep until the clock reads ``t_ns`` (the reader thread goes on meanwhile)."""
+        delay = t_ns - self._clock()
+        if delay > 0:
+            time.sleep(delay / NS_PER_S)
 
     def call(self, fn: Callable[[HostNode, int], T]) -> T:
         """Run ``fn(node, now)`` under the lock and flush what it queued."""
