@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from bus.codec import Packet
 from bus.link import DeliveryFailed, LinkEndpoint, LinkEvent, PacketAcked, PacketReceived
+from bus.linktable import LinkState
 from bus.messages import Undeliverable, make_packet
 from bus.wire import Address, MsgType, UndeliverableReason
 
@@ -173,7 +174,7 @@ class Router:
             if fwd is None:
                 return True
             link = self.links[fwd]
-            if link is None or not link.is_open:
+            if link is None or link.state is LinkState.DOWN:
                 return True  # nothing to wait for: it will be reported (or is the end of the chain)
             if link.queue_space - reserved[fwd] <= 0:
                 self.counters.refused += 1

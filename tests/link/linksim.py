@@ -47,6 +47,13 @@ class Pair:
             for ev in end.events():
                 self.events[side].append((self.now, ev))
 
+    def reboot(self, side: int, end: LinkEndpoint) -> None:
+        """Replace one side by a fresh endpoint (a power cycle); bytes already on the line still arrive."""
+        ends = list(self.ends)
+        ends[side] = end
+        self.ends = (ends[0], ends[1])
+        self.drain()
+
     def next_time(self) -> int | None:
         times = [d for d in (e.next_deadline() for e in self.ends) if d is not None]
         if self.heap:
