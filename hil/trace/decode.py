@@ -21,9 +21,11 @@ LineErrorKind and ``size`` the piece size; network fields (src, dst, type, msg_i
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import compress
 from operator import itemgetter
@@ -142,8 +144,26 @@ def _decode_interface(trace: Trace, iface: int) -> tuple[dict[str, Any], int]:
     return _columns_from_items(items, t_ns.astype(np.int64), iface), deframer.buffered
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: decoding allocates millions of acyclic tuples (frames, packets), and
+    each collection pass would walk all of them again (measured: 20% of decode+stats). Restored on exit."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def decode_trace(trace: Trace) -> FrameTable:
     """Decode every armbus interface of ``trace`` into one time-ordered :class:`FrameTable`."""
+    with _gc_paused():
+        return _decode_trace(trace)
+
+
+def _decode_trace(trace: Trace) -> FrameTable:
     parts = []
     leftover = {}
     payloads: list[bytes] = []
