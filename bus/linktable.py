@@ -41,8 +41,8 @@ class Input(enum.Enum):
     DATA_OUT_OF_WINDOW = "DATA other seq"  # the sides disagree about sequence numbers
     ACK_MATCH = "ACK seq==in flight"
     ACK_STRAY = "ACK other"  # nothing in flight, or another seq (a duplicate ack)
-    RESET_NEW = "RESET new nonce"  # the peer (re)started a session
-    RESET_DUP = "RESET same nonce, nothing since"  # a retransmission or copy of a RESET already answered
+    RESET_NEW = "RESET new session"  # the peer (re)started a session
+    RESET_DUP = "RESET copy (same nonce, nothing heard since)"  # a retransmission or copy of a RESET already answered
     RESET_ACK_MATCH = "RESET_ACK our nonce"
     RESET_ACK_STALE = "RESET_ACK other"
     LINE_ERROR = "line error"  # CRC, COBS, truncated, ...
