@@ -81,7 +81,7 @@ class Deframer:
         self._buf = b""
         self._discarding = False
 
-    def feed(self, data: bytes) -> list[Frame | LineError]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | LineError]:
         """Consume ``data``; return every complete frame and error it finished, in order."""
         # Hot-loop names bound to locals once per call (a local load is the cheapest lookup).
         dec, cobs_error, crc, unpackers, known = _cobs_decode, _CobsError, _crc_hqx, DATA_UNPACKERS, KNOWN_TYPES
