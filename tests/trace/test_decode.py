@@ -168,7 +168,7 @@ def test_falls_back_to_chunk_feeding_when_piece_count_disagrees(tmp_path: Path,
     normal = decode_file(str(path))
 
     class ExtraItem(Deframer):  # a deframer whose rules no longer give one item per piece on big inputs
-        def feed(self, data: bytes) -> list[Frame | LineError]:
+        def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | LineError]:
             out = super().feed(data)
             return [*out, LineError(LineErrorKind.KIND, 1)] if len(data) > 100 else out
 
