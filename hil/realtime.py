@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 from bus.errors import ArmbusError, UsageError
 from hil.clock import NS_PER_S, Clock, MonotonicClock
 from hil.virtual_arm import HostPort, VirtualArm
+from hil.wire import BITS_PER_BYTE, check_baud
 
 T = TypeVar("T")
 
@@ -70,8 +71,27 @@ MAX_SLEEP_S = 0.5
 #: the descriptor and making the host look slow to the joints; slipping keeps the simulation self-consistent
 #: (it just runs slower than real time, counted in ``RealtimeStats.slipped_ns``).
 DEFAULT_SLIP_AFTER_NS = 20_000_000
+#: Link turnaround the joints allow for in real time (bus.link.LinkConfig.turnaround_ns): the host is a program
+#: on a time-shared machine, and the driver itself wakes up to a millisecond late under load (docs/hil.md);
+#: the bus default of 50 us would have the joints retransmit to a healthy host all the time. 1 ms is also what
+#: bus.link documents for a host behind an FTDI adapter with latency_timer=1.
+REALTIME_TURNAROUND_NS = 1_000_000
+#: Fastest rate the driver paces: above it a byte lasts less than 1/40 of the driver's typical wake-up latency
+#: (about 100 us, docs/hil.md), and frames come faster than one wake-up each; see docs/hil.md for the measured
+#: throughput. Simulated time (hil.kernel) itself goes to hil.wire.MAX_BAUD.
+MAX_PACED_BAUD = 4_000_000
 #: Lag samples kept for the statistics (a ring buffer: ten seconds of 1 kHz wake-ups).
 LAG_SAMPLES = 10_000
+
+
+def check_realtime_baud(baud: object) -> int:
+    """Return ``baud`` if the real-time driver can pace it, else raise :class:`UsageError` saying why."""
+    rate = check_baud(baud)
+    if rate > MAX_PACED_BAUD:
+        raise UsageError(f"baud {rate} is faster than the real-time harness can pace ({MAX_PACED_BAUD} max; "
+                         f"a byte would last {BITS_PER_BYTE * 1e9 / rate:.0f} ns); use simulated time (VirtualArm) "
+                         "for higher rates")
+    return rate
 
 
 class DriverError(ArmbusError):

@@ -9,9 +9,11 @@ fault decision log (:meth:`hil.faults.FaultInjector.record`) like the random dec
 
 Every kind is a frozen dataclass with a ``kind`` name, registered with :func:`register_fault_kind`; a fault file
 entry ``{"kind": "cut_link", "at_ms": 120, "link": "j2-j3", "duration_ms": 50}`` is parsed by that class's
-``from_fields``. The link kinds live here (``cut_link``, ``link_faults``); node kinds (reboot, freeze, overheat,
-stall, cut cable, sensor noise) register the same way from the modules that know the nodes. Times in files are
-``at_ns``/``at_us``/``at_ms``/``at_s`` (and ``duration_*``); in code they are integer nanoseconds.
+``from_fields``. The link kinds live here (``cut_link``, ``link_faults``); the joint kinds (``reboot``,
+``freeze``, ``overheat``, ``stall``, ``cut_cable``, ``sensor_noise``) register the same way from
+:mod:`hil.joint_faults`, imported at the end of this module so that every kind is known to fault files.
+Before a schedule is installed, :meth:`FaultSchedule.check` asks every fault whether its joint or link exists.
+Times in files are ``at_ns``/``at_us``/``at_ms``/``at_s`` (and ``duration_*``); in code they are integer nanoseconds.
 """
 
 from __future__ import annotations
@@ -81,6 +83,33 @@ class Fields:
             raise self._fail(key, f"must be a non-empty string, got {value!r}")
         return value
 
+    def integer(self, key: str, lo: int, hi: int, default: int | None = None) -> int:
+        """An integer in ``lo..hi`` (required unless ``default`` is given)."""
+        self.used.add(key)
+        value = self.entry.get(key, default)
+        if value is None:
+            raise self._fail(key, f"missing (an integer {lo}..{hi})")
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self._fail(key, f"must be an integer {lo}..{hi}, got {value!r}")
+        return value
+
+    def number(self, key: str, lo: float = float("-inf"), hi: float = float("inf")) -> float | None:
+        """An optional number in ``lo..hi``; None when absent."""
+        self.used.add(key)
+        value = self.entry.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise self._fail(key, f"must be a number in {lo}..{hi}, got {value!r}")
+        return float(value)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        self.used.add(key)
+        value = self.entry.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, f"must be true or false, got {value!r}")
+        return value
+
     def direction(self, key: str = "direction") -> Direction | None:
         self.used.add(key)
         value = self.entry.get(key)
@@ -119,6 +148,9 @@ class ScheduledFault:
     def apply(self, target: FaultTarget, now: int) -> None:
         raise NotImplementedError
 
+    def check(self, target: FaultTarget) -> None:
+        """Raise :class:`ConfigError` if this fault cannot act on ``target`` (a joint or link it lacks)."""
+
     @classmethod
     def from_fields(cls, at_ns: int, fields: Fields) -> ScheduledFault:
         raise NotImplementedError
@@ -151,6 +183,9 @@ class CutLink(ScheduledFault):
         d = "both directions" if self.direction is None else self.direction.label
         target.faults.record(now, self.link, self.direction, self.kind, f"cut for {self.duration_ns} ns ({d})")
 
+    def check(self, target: FaultTarget) -> None:
+        _check_link(target, self.link)
+
     @classmethod
     def from_fields(cls, at_ns: int, fields: Fields) -> CutLink:
         return cls(at_ns, fields.text("link"), fields.time("duration"), fields.direction())
@@ -170,10 +205,19 @@ class SetLinkFaults(ScheduledFault):
         target.faults.set_link(self.link, self.faults, self.direction)
         target.faults.record(now, self.link, self.direction, self.kind, repr(self.faults))
 
+    def check(self, target: FaultTarget) -> None:
+        _check_link(target, self.link)
+
     @classmethod
     def from_fields(cls, at_ns: int, fields: Fields) -> SetLinkFaults:
         faults = LinkFaults.from_dict(fields.table("faults"), where=f"{fields.where}: faults")
         return cls(at_ns, fields.text("link"), faults, fields.direction())
+
+
+def _check_link(target: FaultTarget, link: str) -> None:
+    links = getattr(target, "links", None)
+    if links is not None and link not in links:
+        raise ConfigError(f"no link named {link!r}; links: {', '.join(links)}")
 
 
 def _applier(fault: ScheduledFault, target: FaultTarget) -> Callable[[int], None]:
@@ -195,8 +239,18 @@ class FaultSchedule:
     def __len__(self) -> int:
         return len(self.faults)
 
+    def check(self, target: FaultTarget) -> None:
+        """Raise :class:`ConfigError` naming the first fault that cannot act on ``target``."""
+        for i, fault in enumerate(self.faults):
+            try:
+                fault.check(target)
+            except UsageError as exc:
+                raise ConfigError(f"fault {i + 1} ({fault.kind} at {fault.at_ns} ns): {exc}") from None
+
     def install(self, target: FaultTarget) -> None:
-        """Have ``target`` apply every fault at its time (faults already in the past apply now)."""
+        """Check every fault against ``target`` (:meth:`check`), then have ``target`` apply each at its time
+        (faults already in the past apply now)."""
+        self.check(target)
         for fault in self.faults:
             target.call_at(max(fault.at_ns, target.now), _applier(fault, target))
 
@@ -239,3 +293,7 @@ class FaultSchedule:
         if not isinstance(entries, list):
             raise ConfigError(f"{p}: expected a list of faults (TOML: [[fault]] tables)")
         return cls.parse(entries, source=str(p))
+
+
+# The joint fault kinds register themselves on import; imported last because they build on this module.
+from hil import joint_faults as _joint_faults  # noqa: E402,F401
