@@ -69,3 +69,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _not_ready(name: str) -> int:
     raise UsageError(f"'{name}' is not available in this build")
+
+
+# ----------------------------------------------------------------------------------------------------- traces
+_TRACE_ACTIONS = {
+    "decode": "hil.trace.decode",
+    "stats": "hil.trace.stats",
+    "replay": "hil.trace.replay",
+    "plot": "hil.trace.plot",
+}
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(_TRACE_ACTIONS[args.action])
+    argv = [args.file, *args.rest]
+    if getattr(args, "json", False) and "--json" not in argv and args.action in ("decode", "stats"):
+        argv.append("--json")
+    return int(module.main(argv))
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    from hil.trace import tap
+
+    argv = ["--port", args.port, "--baud", str(args.baud), "--out", args.out]
+    if args.link:
+        argv += ["--link", args.link]
+    return int(tap.main(argv))
+
+
+# ----------------------------------------------------------------------------------------------------- sim
+def cmd_sim(args: argparse.Namespace) -> int:
+    from hil.ptyserver import run_sim
+
+    return int(run_sim(args))
