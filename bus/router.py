@@ -16,7 +16,9 @@ Forwarding decrements ``ttl``; a packet that arrives with ``ttl == 0`` and must 
 Reports: when this node cannot pass a packet on (the next hop gave up: retries, reset, link down; ttl spent; no
 link in that direction; the queue toward it full), it builds an UNDELIVERABLE (:class:`bus.messages.Undeliverable`)
 for the host and routes it like any other packet (at the host: delivered locally). UNDELIVERABLE packets are never
-reported about (no report storms). A broadcast that never left the queue because the link below is down is the
+reported about (no report storms). A report this node made is sent again when the hop above reset
+while the report was in flight (it may have died with that hop's memory): reports are at-least-once, and the host
+may see one twice. A broadcast that never left the queue because the link below is down is the
 end of the chain, not a failure: not reported. The host's own packets are not reported either: the host gets
 the link's :class:`~bus.link.DeliveryFailed` directly.
 
@@ -79,6 +81,7 @@ class RouterCounters:
     no_route: int = 0
     queue_full: int = 0
     reports_sent: int = 0
+    reports_resent: int = 0  # reports sent again after the hop above reset while holding them
     reports_dropped: int = 0  # reports dropped because the backlog overflowed
     reports_suppressed: int = 0  # failures of UNDELIVERABLE packets themselves, and end-of-chain broadcasts
     refused: int = 0  # acks withheld because the outgoing queue was full
@@ -215,6 +218,14 @@ class Router:
 
     def _failed(self, ev: DeliveryFailed, role: int, now: int, out: list[RouterEvent]) -> None:
         packet = ev.packet
+        if packet.type == _REPORT and role == UP:
+            if ev.maybe_delivered:  # lost with the hop above (it reset): a second copy is harmless, none is not
+                self.counters.reports_resent += 1
+                self.backlog.append(packet)
+                self._flush(now)
+            else:
+                self.counters.reports_suppressed += 1  # the link toward the host is down
+            return
         if packet.src == self.address:
             out.append(LinkNotice(role, ev))
             if self.address == _HOST:
