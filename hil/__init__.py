@@ -34,7 +34,8 @@ def virtual_url(url_or_virtual: str) -> str:
 
 def open_virtual(url_or_virtual: str = "virtual", **kwargs: Any) -> Any:
     """Open an ``armbus://`` URL (or ``"virtual"``) as a pyserial port; ``kwargs`` go to ``serial_for_url``
-    (``baudrate``, default 1000000; ``timeout`` ...); a ``baud`` option in the URL wins. Returns the open :class:`hil.urlhandler.protocol_armbus.Serial`."""
+    (``baudrate``, default 1000000; ``timeout`` ...); a ``baud`` option in the URL wins. Returns the open
+    :class:`hil.urlhandler.protocol_armbus.Serial`."""
     import serial
 
     register_url_handler()
