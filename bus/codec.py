@@ -174,6 +174,10 @@ def control_body(kind: int, seq: int, flags: int = 0) -> bytes:
 
 def encode_control(kind: int, seq: int, flags: int = 0) -> bytes:
     """Wire bytes of a control frame: COBS(5 bytes) + 0x00."""
+    if not flags and seq.__class__ is int and 0 <= seq <= 0xFF:
+        row = _CONTROL_WIRE.get(kind)  # fast path: the precomputed wire bytes of every flags-0 control frame
+        if row is not None:
+            return row[seq]
     return _cobs_encode(control_body(kind, seq, flags)) + b"\x00"
 
 
@@ -284,10 +288,26 @@ def decode_wire(data: bytes) -> Frame:
 
     A 0x00 anywhere else means more than one frame: COBS never produces it, so it is a COBS error.
     """
+    if data.__class__ is not bytes:
+        data = bytes(data)
     if data[-1:] == b"\x00":
         data = data[:-1]
+    try:  # the DATA fast path of decode_frame, inlined: this is the one-shot hot path
+        raw = _cobs_decode(data)
+    except _CobsError:
+        raw = b""
+    m = len(raw)
+    if 12 <= m < 268:
+        vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
+        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF):
+            return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
     return decode_frame(data)
 
+
+_CONTROL_WIRE: dict[int, tuple[bytes, ...]] = {
+    int(k): tuple(_cobs_encode(control_body(k, seq)) + b"\x00" for seq in range(256))
+    for k in (FrameKind.ACK, FrameKind.RESET, FrameKind.RESET_ACK)
+}
 
 #: Every ordinary control frame (ACK / RESET / RESET_ACK, any seq, flags 0) keyed by its COBS-encoded chunk: a
 #: constant lookup table (768 entries, ~100 kB) that lets receivers skip decoding the most common short frames.
