@@ -5,23 +5,86 @@ Theory of operation
 Simulated time is a fixture (trio's ``MockClock`` idea): a test asks for ``sim_clock`` and gets a fresh
 :class:`hil.clock.SimClock` at t = 0. ``fault_seed`` is the master seed for seeded fault injection; it
 defaults to 0 and is set with ``--armbus-seed N``, so that a failure seen with one seed replays exactly.
+
+One contract suite for simulators and hardware (python-can's back-to-back tests, pyserial's test script that
+defaults to ``loop://``): the ``arm`` fixture is a connected, enumerated :class:`controller.arm.Arm` on
+
+* the real arm at ``--armbus-port PORT`` (a device such as ``/dev/ttyUSB0`` or any pyserial URL) at
+  ``--armbus-baud`` (default 1000000), or
+* without ``--armbus-port``, an in-process virtual arm in real time (``armbus://?joints=N&seed=S&baud=B``,
+  :mod:`hil.urlhandler.protocol_armbus`): the same serial code path, reader thread and wall clock as hardware.
+
+``virtual_arm`` is the :class:`hil.realtime.RealtimeArm` behind that virtual port (for fault injection and
+looking inside; use its ``call()``); on a real arm a test that asks for it is skipped, saying why. Tests that
+move the arm carry the ``moves_arm`` marker; on a real arm the run's header says that they will move it
+(deselect them with ``-m "not moves_arm"``). Every ``arm`` is left with torque off when the test ends.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from hil.clock import SimClock
 
+#: Default reply timeout of the contract suite's arm: generous for a real arm behind a USB adapter with the
+#: default 16 ms latency timer, and for a virtual arm on a busy machine.
+DEFAULT_TIMEOUT_S = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmTarget:
+    """What the ``arm`` fixture connects to."""
+
+    port: str
+    baud: int
+    virtual: bool
+    joints: int | None  # expected joint count (always known for a virtual arm)
+    seed: int
+    timeout: float
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("armbus")
-    group.addoption(
-        "--armbus-seed",
-        type=int,
-        default=0,
-        help="master seed for seeded fault injection in simulated tests (default 0)",
-    )
+    group.addoption("--armbus-seed", type=int, default=0,
+                    help="master seed for seeded fault injection in simulated tests (default 0)")
+    group.addoption("--armbus-port", default=None, metavar="PORT",
+                    help="run the hardware suite (tests/hil) against the real arm on PORT (device or pyserial "
+                         "URL); default: an in-process virtual arm")
+    group.addoption("--armbus-baud", type=int, default=1_000_000, metavar="BAUD",
+                    help="baud rate of the arm (default 1000000)")
+    group.addoption("--armbus-joints", type=int, default=None, metavar="N",
+                    help="joints of the virtual arm (default 6); with --armbus-port, the count the arm must have")
+    group.addoption("--armbus-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                    help=f"reply timeout in seconds (default {DEFAULT_TIMEOUT_S})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "moves_arm: the test moves a real arm (small, safe moves; see docs/hil.md)")
+    config.addinivalue_line("markers", "realtime: the test runs in wall-clock time over a pseudo-terminal")
+
+
+def _target(config: pytest.Config) -> ArmTarget:
+    port = config.getoption("--armbus-port")
+    baud = int(config.getoption("--armbus-baud"))
+    joints = config.getoption("--armbus-joints")
+    seed = int(config.getoption("--armbus-seed"))
+    timeout = float(config.getoption("--armbus-timeout"))
+    if port:
+        return ArmTarget(port, baud, False, joints, seed, timeout)
+    n = joints if joints is not None else 6
+    return ArmTarget(f"armbus://?joints={n}&seed={seed}&baud={baud}", baud, True, n, seed, timeout)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    target = _target(config)
+    if target.virtual:
+        return f"armbus: virtual arm {target.port}"
+    return (f"armbus: REAL ARM on {target.port} at {target.baud} baud -- tests marked moves_arm will move it "
+            "(small moves, see docs/hil.md; deselect with -m 'not moves_arm')")
 
 
 @pytest.fixture
@@ -34,3 +97,37 @@ def sim_clock() -> SimClock:
 def fault_seed(request: pytest.FixtureRequest) -> int:
     """The master fault-injection seed (``--armbus-seed``)."""
     return int(request.config.getoption("--armbus-seed"))
+
+
+@pytest.fixture(scope="session")
+def arm_target(request: pytest.FixtureRequest) -> ArmTarget:
+    """Where the ``arm`` fixture connects (``--armbus-port`` or a virtual arm)."""
+    return _target(request.config)
+
+
+@pytest.fixture
+def arm(arm_target: ArmTarget) -> Iterator[Any]:
+    """A connected :class:`controller.arm.Arm`, enumerated; torque off for every joint at the end."""
+    import hil
+    from controller.arm import Arm
+
+    hil.register_url_handler()
+    a = Arm.open(arm_target.port, arm_target.baud, timeout=arm_target.timeout, on_close="torque_off")
+    try:
+        a.enumerate()
+        yield a
+    finally:
+        a.close()
+
+
+@pytest.fixture
+def virtual_arm(arm: Any, arm_target: ArmTarget) -> Any:
+    """The :class:`hil.realtime.RealtimeArm` behind ``arm``'s virtual port; skips on a real arm."""
+    if not arm_target.virtual:
+        pytest.skip(f"needs a virtual arm; this run drives the real arm on {arm_target.port}")
+    runner = arm.runner
+    port = getattr(runner, "port", None) or getattr(runner, "_port", None)
+    rt = getattr(port, "virtual_arm", None)
+    if rt is None:
+        pytest.skip("the arm's runner does not expose its armbus:// port")
+    return rt
