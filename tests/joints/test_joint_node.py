@@ -1,0 +1,328 @@
+"""Joint node handlers, fed by a host link over zero-latency wires (tests/joints/joint_bench.py)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from joint_bench import MS, Bench, wire_frame
+
+from bus.codec import Packet, decode_wire, encode_control
+from bus.messages import (
+    Enumerate,
+    EnumerateReply,
+    Error,
+    EStop,
+    Fault,
+    Heartbeat,
+    Ping,
+    PingReply,
+    Read,
+    ReadReply,
+    Reboot,
+    SetGoal,
+    State,
+    SyncRead,
+    SyncReadReply,
+    SyncWrite,
+    Torque,
+    Write,
+    WriteReply,
+    decode_packet,
+    make_packet,
+)
+from bus.wire import Address, ErrorKind, FaultCode, FrameKind, GoalMode, MsgType, StatusFlag
+from joints.control import Command, CommandKind
+from joints.node import DOWN, UP, JointNode, make_joint
+from joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT
+
+BCAST = Address.BROADCAST
+
+
+def enc(name: str, value: int) -> bytes:
+    r = BY_NAME[name]
+    return value.to_bytes(r.size, "little", signed=r.signed)
+
+
+def addr(name: str) -> int:
+    return BY_NAME[name].address
+
+
+def enumerated(n: int) -> Bench:
+    b = Bench(n)
+    mid = b.request(Enumerate(), dst=BCAST, run_ms=10)
+    assert isinstance(b.reply(mid), EnumerateReply)
+    return b
+
+
+def test_enumeration_assigns_chain_positions_and_finds_the_end() -> None:
+    b = Bench(3)
+    assert all(n.address == Address.UNASSIGNED for n in b.nodes)
+    mid = b.request(Enumerate(), dst=BCAST, run_ms=10)
+    reply = b.reply(mid)
+    assert isinstance(reply, EnumerateReply)
+    assert [r.serial for r in reply.records] == [1000, 1001, 1002]
+    assert [n.address for n in b.nodes] == [1, 2, 3]
+    assert [n.is_last for n in b.nodes] == [False, False, True]
+    assert b.received[-1].src == 3
+
+
+def test_ping_unicast_and_broadcast() -> None:
+    b = enumerated(3)
+    reply = b.reply(b.request(Ping(), dst=2))
+    assert reply == PingReply(0x0A01, 1, 0, 1001, 2)
+    replies = b.replies(b.request(Ping(), dst=BCAST))
+    assert sorted(r.address for r in replies if isinstance(r, PingReply)) == [1, 2, 3]
+
+
+def test_unassigned_joint_answers_at_unassigned_address() -> None:
+    b = Bench(2)
+    reply = b.reply(b.request(Ping(), dst=Address.UNASSIGNED))
+    assert isinstance(reply, PingReply) and reply.serial == 1000
+
+
+def test_write_then_read_back() -> None:
+    b = enumerated(2)
+    data = enc("goal_position", 123_456) + enc("goal_velocity", -5) + enc("goal_current", 7)
+    assert b.reply(b.request(Write(addr("goal_position"), data), dst=2)) == WriteReply(addr("goal_position"), 10)
+    assert b.reply(b.request(Read(addr("goal_position"), 10), dst=2)) == ReadReply(addr("goal_position"), data)
+    assert b.nodes[0].registers.get("goal_position") == 0
+
+
+@pytest.mark.parametrize(
+    ("msg", "kind"),
+    [
+        (Read(1, 1), ErrorKind.RANGE),
+        (Read(0, 9), ErrorKind.LENGTH),
+        (Write(9999, b"\x00"), ErrorKind.RANGE),
+        (Write(addr("goal_position"), b"\x00\x00"), ErrorKind.LENGTH),
+        (Write(addr("model_number"), enc("model_number", 1)), ErrorKind.ACCESS),
+        (Write(addr("status"), b"\x00"), ErrorKind.ACCESS),
+        (Write(addr("torque_enable"), b"\x02"), ErrorKind.LIMIT),
+        (Write(addr("goal_position"), enc("goal_position", -100_000_001)), ErrorKind.LIMIT),
+        (SetGoal(9, 0), ErrorKind.LIMIT),
+        (SetGoal(GoalMode.CURRENT, 100_000), ErrorKind.LIMIT),
+        (Torque(3), ErrorKind.LIMIT),
+    ],
+)
+def test_bad_requests_get_an_error_and_change_nothing(msg: object, kind: ErrorKind) -> None:
+    b = enumerated(1)
+    node = b.nodes[0]
+    before = bytes(node.registers.mem[:STATE_BLOCK[0]])
+    reply = b.reply(b.request(msg, dst=1))  # type: ignore[arg-type]
+    assert isinstance(reply, Error) and reply.kind == kind and reply.orig_type == msg.TYPE  # type: ignore[attr-defined]
+    assert bytes(node.registers.mem[:STATE_BLOCK[0]]) == before
+    assert node.control.commands.accepted == 0 or not node.control.torque
+
+
+def test_persistent_write_refused_with_torque_on() -> None:
+    b = enumerated(1)
+    b.request(Torque(1), dst=1)
+    node = b.nodes[0]
+    assert node.control.torque
+    reply = b.reply(b.request(Write(addr("position_max"), enc("position_max", 1000)), dst=1))
+    assert isinstance(reply, Error) and reply.kind == ErrorKind.ACCESS
+    assert node.registers.get("position_max") == BY_NAME["position_max"].default
+    b.request(Torque(0), dst=1)
+    assert isinstance(b.reply(b.request(Write(addr("position_max"), enc("position_max", 1000)), dst=1)),
+                      WriteReply)
+    assert node.control.p_max == pytest.approx(1000e-6)  # the control core reloaded its limits
+
+
+def test_malformed_payload_gets_length_error_and_replies_types_are_ignored() -> None:
+    b = enumerated(1)
+    b.send_raw(Packet(Address.HOST, 1, MsgType.READ, 77, 32, b"\x00"))
+    reply = b.reply(77)
+    assert isinstance(reply, Error) and reply.kind == ErrorKind.LENGTH
+    b.send_raw(make_packet(State(0, 0, 0, 0, 0, 0), Address.HOST, 1, 78))
+    assert b.replies(78) == []
+    assert b.nodes[0].counters.ignored == 1
+
+
+def test_sync_write_each_joint_takes_its_slice() -> None:
+    b = enumerated(3)
+    slices = enc("goal_position", 111) + enc("goal_position", 222)
+    b.request(SyncWrite(addr("goal_position"), 4, 2, slices), dst=BCAST)
+    assert [n.registers.get("goal_position") for n in b.nodes] == [0, 111, 222]
+    assert [n.control.goal for n in b.nodes] == [0, 111, 222]  # and the control cores got the goal
+
+
+def test_sync_write_bad_slice_reports_error_to_host() -> None:
+    b = enumerated(2)
+    mid = b.request(SyncWrite(addr("torque_enable"), 1, 1, b"\x01\x05"), dst=BCAST)
+    err = b.reply(mid)
+    assert isinstance(err, Error) and err.kind == ErrorKind.LIMIT
+    assert b.received[-1].src == 2
+    assert b.nodes[0].control.torque and not b.nodes[1].control.torque
+
+
+def test_sync_read_collects_every_joint_state() -> None:
+    b = enumerated(3)
+    b.nodes[1].actuator.position = 0.25
+    b.run(5 * MS)
+    reply = b.reply(b.request(SyncRead(*STATE_BLOCK), dst=BCAST))
+    assert isinstance(reply, SyncReadReply)
+    assert [r.address for r in reply.records] == [1, 2, 3]
+    positions = [struct.unpack(STATE_BLOCK_FORMAT, r.data)[0] for r in reply.records]
+    assert abs(positions[1] - 250_000) < 10 and abs(positions[0]) < 10
+    assert all(r.status & StatusFlag.REBOOTED for r in reply.records)
+
+
+def test_set_goal_moves_joint() -> None:
+    b = enumerated(2)
+    b.request(Torque(1), dst=2)
+    b.request(SetGoal(GoalMode.POSITION, 400_000), dst=2, run_ms=800)
+    assert b.nodes[1].registers.get("present_position") == pytest.approx(400_000, abs=300)
+    assert b.nodes[1].registers.get("goal_mode") == GoalMode.POSITION
+
+
+def test_estop_stops_every_joint_then_blocks_motion() -> None:
+    b = enumerated(3)
+    for k in (1, 2, 3):
+        b.request(Torque(1), dst=k, run_ms=1)
+        b.request(SetGoal(GoalMode.VELOCITY, 2_000_000), dst=k, run_ms=1)
+    b.run(200 * MS)
+    b.request(EStop(1), dst=BCAST, run_ms=100)
+    assert all(n.control.state.status & StatusFlag.ESTOPPED for n in b.nodes)
+    assert all(abs(n.actuator.velocity) < 0.05 for n in b.nodes)
+    assert sorted(p.src for p in b.received if p.type == MsgType.FAULT) == [1, 2, 3]
+    err = b.reply(b.request(SetGoal(GoalMode.VELOCITY, 1), dst=2))
+    assert isinstance(err, Error) and err.kind == ErrorKind.BUSY
+    b.request(Write(addr("estop"), b"\x00"), dst=2)
+    assert not b.nodes[1].control.state.status & StatusFlag.ESTOPPED
+
+
+def test_heartbeat_watchdog() -> None:
+    b = enumerated(2)
+    for k in (1, 2):
+        b.request(Write(addr("watchdog_period"), enc("watchdog_period", 50)), dst=k, run_ms=1)
+        b.request(Torque(1), dst=k, run_ms=1)
+    for _ in range(10):
+        b.request(Heartbeat(0), dst=BCAST, run_ms=20)
+    assert b.faults() == []
+    b.run(100 * MS)
+    faults = b.faults()
+    assert {(f.code, f.active) for f in faults} == {(FaultCode.WATCHDOG, 1)}  # type: ignore[attr-defined]
+    assert len(faults) == 2
+
+
+def test_stall_fault_reported_upstream() -> None:
+    b = enumerated(2)
+    b.nodes[1].actuator.jammed = True
+    b.request(Torque(1), dst=2)
+    b.request(SetGoal(GoalMode.POSITION, 1_000_000), dst=2, run_ms=700)
+    stall = [(p.src, decode_packet(p)) for p in b.received if p.type == MsgType.FAULT]
+    assert (2, Fault(FaultCode.STALL, 1, stall[0][1].value)) in stall  # type: ignore[attr-defined]
+    assert b.nodes[1].registers.get("fault_code") == FaultCode.STALL
+    assert b.nodes[1].registers.get("torque_enable") == 0
+
+
+def test_reboot_keeps_persistent_loses_volatile_and_resyncs() -> None:
+    b = enumerated(2)
+    b.request(Write(addr("position_max"), enc("position_max", 2_000_000)), dst=2)
+    b.request(Write(addr("goal_velocity"), enc("goal_velocity", 42)), dst=2)
+    b.request(Reboot(), dst=2, run_ms=100)
+    node = b.nodes[1]
+    assert node.counters.reboots == 1
+    assert node.registers.get("position_max") == 2_000_000
+    assert node.registers.get("goal_velocity") == 0
+    assert node.address == Address.UNASSIGNED
+    assert node.control.state.status & StatusFlag.REBOOTED
+    assert any(f == Fault(FaultCode.REBOOTED, 1, 1) for f in b.faults())
+    # its DOWN link is probing again after the reboot: the ENUMERATE turns around once that link gives up
+    reply = b.reply(b.request(Enumerate(), dst=BCAST, run_ms=400))
+    assert isinstance(reply, EnumerateReply) and len(reply.records) == 2
+    assert b.reply(b.request(Ping(), dst=2)) == PingReply(0x0A01, 1, 0, 1001, 2)
+
+
+def test_state_telemetry_is_register_controlled() -> None:
+    b = enumerated(1)
+    b.run(50 * MS)
+    assert not [p for p in b.received if p.type == MsgType.STATE]
+    b.request(Write(addr("state_period"), enc("state_period", 10)), dst=1, run_ms=100)
+    states = [p for p in b.received if p.type == MsgType.STATE]
+    assert 9 <= len(states) <= 11
+
+
+def test_full_mailbox_withholds_the_ack_then_the_retry_succeeds() -> None:
+    b = enumerated(1)
+    node = b.nodes[0]
+    box = node.control.commands
+    while box.put(Command(CommandKind.HEARTBEAT)):
+        pass
+    b._msg_id += 1
+    assert b.host.send(make_packet(Ping(), Address.HOST, 1, b._msg_id), b.now)
+    b.run(MS // 4)  # before the next control tick
+    assert node.links[UP].counters.refused >= 1 and b.replies(b._msg_id) == []
+    b.run(10 * MS)  # the tick drained the mailbox; the host's retransmission is accepted
+    assert isinstance(b.reply(b._msg_id), PingReply)
+
+
+def fresh_node() -> JointNode:
+    return make_joint(serial=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=80), max_size=12), st.sampled_from([UP, DOWN]))
+def test_random_bytes_never_raise(chunks: list[bytes], port: int) -> None:
+    node = fresh_node()
+    now = 0
+    for chunk in chunks:
+        now += 100_000
+        node.receive_data(port, chunk, now)
+        node.data_to_send(UP, now)
+        node.data_to_send(DOWN, now)
+        node.handle_timer(now)
+    assert node.control.state.position == 0
+
+
+def test_byte_at_a_time_equals_whole_chunk() -> None:
+    frames = b"".join(wire_frame(make_packet(Ping(), Address.HOST, Address.UNASSIGNED, 5), seq=0) for _ in range(1))
+    results = []
+    for bytewise in (False, True):
+        node = fresh_node()
+        node.receive_data(UP, b"", 0)
+        if bytewise:
+            for byte in frames:
+                node.rx_byte(UP, byte, 0)
+        else:
+            node.receive_data(UP, frames, 0)
+        results.append((node.links[UP].counters.frames_received, node.links[UP].counters.bytes_received))
+    assert results[0] == results[1] == (1, len(frames))
+
+
+def opened_node() -> JointNode:
+    """A fresh joint whose UP link has completed its RESET handshake with a fake host."""
+    node = fresh_node()
+    reset = decode_wire(node.data_to_send(UP, 0))
+    node.receive_data(UP, encode_control(FrameKind.RESET_ACK, reset.seq), 0)
+    assert node.links[UP].is_open
+    return node
+
+
+packets = st.builds(
+    Packet,
+    src=st.sampled_from([Address.HOST, 1, 7]),
+    dst=st.sampled_from([Address.UNASSIGNED, Address.BROADCAST, 1, 9]),
+    type=st.sampled_from([int(t) for t in MsgType]),
+    msg_id=st.integers(0, 0xFFFF),
+    ttl=st.integers(0, 3),
+    payload=st.binary(max_size=40),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(packets, min_size=1, max_size=10))
+def test_random_packets_never_raise_and_never_power_the_motor_uninvited(stream: list[Packet]) -> None:
+    node = opened_node()
+    now = 0
+    for seq, packet in enumerate(stream):
+        now += 300_000
+        node.receive_data(UP, wire_frame(packet, seq), now)
+        node.data_to_send(UP, now)
+        node.data_to_send(DOWN, now)
+        node.handle_timer(now)
+    enabling = any(p.type in (MsgType.TORQUE, MsgType.WRITE, MsgType.SYNC_WRITE) for p in stream)
+    assert enabling or not node.control.torque
