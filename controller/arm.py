@@ -52,8 +52,25 @@ NS_PER_S = 1_000_000_000
 PORT_TURNAROUND_NS = 3_000_000
 #: Enumeration waits for the chain end to learn it is last (its forward toward the open connector must fail).
 ENUMERATE_TIMEOUT_S = 3.0
+#: After the host link opened, how long no further RESET may arrive before the handshake counts as settled:
+#: longer than the link's backoff cap (20 ms, bus.link.LinkConfig), the longest gap between a booting joint's
+#: RESET retransmissions. A joint's RESET that crosses the host's own fails the host's first DATA frame.
+LINK_QUIET_NS = 30_000_000
+#: How long open() waits for the link to settle before carrying on anyway (the arm may be switched off).
+LINK_SETTLE_TIMEOUT_S = 1.0
+LINK_POLL_S = 0.002
 #: Streaming rate without a config: 200 Hz, the usual rate for research arms (controller.trajectory).
 DEFAULT_STREAM_RATE_HZ = 200.0
+
+
+def link_settled(node: HostNode, now: int, mark: list[int]) -> bool:
+    """True once ``node``'s link is open and no reset happened for :data:`LINK_QUIET_NS`. ``mark`` is the
+    caller's scratch list (reset count, time it last changed), empty on the first call."""
+    c = node.link.counters
+    resets = c.resets_sent + c.resets_accepted + c.reset_answers
+    if not mark or mark[0] != resets:
+        mark[:] = [resets, now]
+    return node.link.is_open and now - mark[1] >= LINK_QUIET_NS
 
 
 class Joint:
@@ -137,8 +154,10 @@ class Arm:
         on_close: str = "hold",
         turnaround_ns: int = PORT_TURNAROUND_NS,
         clock: Callable[[], int] = time.monotonic_ns,
+        settle_timeout: float = LINK_SETTLE_TIMEOUT_S,
     ) -> Arm:
-        """Open ``port_or_url`` (a device or any pyserial URL, via ``serial.serial_for_url``)."""
+        """Open ``port_or_url`` (a device or any pyserial URL, via ``serial.serial_for_url``) and wait up to
+        ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here)."""
 
         def open_port() -> Any:
             return serial.serial_for_url(port_or_url, baudrate=baud, timeout=POLL_S, write_timeout=1.0)
@@ -147,6 +166,7 @@ class Arm:
                                    reply_timeout_ns=int(timeout * NS_PER_S)), now=clock())
         runner = NodeRunner(host, open_port, clock, port_or_url)
         arm = cls(runner, config, timeout, on_close)
+        arm.wait_link(settle_timeout)
         if heartbeat_period is not None:
             arm.set_heartbeat(heartbeat_period)
         return arm
@@ -188,6 +208,16 @@ class Arm:
     def sleep_until(self, t_ns: int) -> None:
         """Wait until the host clock reads ``t_ns`` (simulated time runs the virtual arm meanwhile)."""
         self._runner.sleep_until(t_ns)
+
+    def wait_link(self, timeout: float) -> bool:
+        """Wait until the host link is open and its reset handshake has settled; False after ``timeout`` s."""
+        end = self._runner.now() + int(timeout * NS_PER_S)
+        mark: list[int] = []
+        while self._runner.now() < end:
+            if self._runner.call(lambda h, now: link_settled(h, now, mark)):
+                return True
+            self._runner.sleep_until(self._runner.now() + int(LINK_POLL_S * NS_PER_S))
+        return False
 
     def add_listener(self, listener: Callable[[HostEvent], None]) -> None:
         """Call ``listener(event)`` from the reader thread for every event; exceptions are logged."""
