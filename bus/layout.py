@@ -67,9 +67,16 @@ from bus.wire import (
     KNOWN_TYPES,
     MAX_ENCODED,
     PROTOCOL_VERSION,
+    Address,
+    ErrorKind,
+    FaultCode,
+    FrameFlag,
     FrameKind,
+    GoalMode,
     LineErrorKind,
     MsgType,
+    StatusFlag,
+    UndeliverableReason,
 )
 
 # ----------------------------------------------------------------------------------------------------- frame
@@ -80,18 +87,18 @@ VER_KIND = BitStruct(
 )
 
 LINK_HEADER = Struct(
-    "ver_kind" / VER_KIND,
-    "seq" / Int8ul,  # per-link sequence number (DATA, ACK) or nonce (RESET, RESET_ACK)
-    "flags" / Int8ul,  # FrameFlag: 0x01 RETRANSMIT; reserved bits sent as 0, ignored on receipt
+    "ver_kind" / VER_KIND * "version << 4 | kind: high nibble protocol version (1), low nibble FrameKind",
+    "seq" / Int8ul * "DATA: per-link sequence number; ACK: the seq acked; RESET/RESET_ACK: a nonce",
+    "flags" / Int8ul * "FrameFlag: 0x01 RETRANSMIT; reserved bits sent as 0, ignored on receipt",
 )
 
 NET_HEADER = Struct(
-    "src" / Int8ul,  # Address: HOST=0, joints 1..253, UNASSIGNED=0xFE
-    "dst" / Int8ul,  # Address, or BROADCAST=0xFF
-    "type" / OneOf(Int8ul, sorted(KNOWN_TYPES)),  # MsgType, else TYPE error
-    "msg_id" / Int16ul,  # end-to-end id chosen by src; replies reuse the request's
-    "ttl" / Int8ul,  # decremented by each forwarding hop
-    "length" / Int8ul,  # payload bytes, 0..255
+    "src" / Int8ul * "Address of the sender: HOST 0, joints 1..253, UNASSIGNED 0xFE",
+    "dst" / Int8ul * "Address of the receiver, or BROADCAST 0xFF",
+    "type" / OneOf(Int8ul, sorted(KNOWN_TYPES)) * "MsgType",
+    "msg_id" / Int16ul * "end-to-end id chosen by src; a reply reuses its request's id",
+    "ttl" / Int8ul * "time to live, decremented by every forwarding hop",
+    "length" / Int8ul * "payload bytes that follow, 0..255",
 )
 
 BODY = Struct(
@@ -144,51 +151,89 @@ WIRE = NullTerminated(COBS_FRAME, term=b"\x00")
 COBS_BYTES = Cobs(GreedyBytes)
 
 # --------------------------------------------------------------------------------------------------- payloads
-JOINT_RECORD = Struct("model" / Int16ul, "serial" / Int32ul)
-SYNC_RECORD = Struct("address" / Int8ul, "status" / Int8ul, "data" / Bytes(this._.length))
-_ENUMERATE = Struct("records" / PrefixedArray(Int8ul, JOINT_RECORD), Terminated)  # count u8, then records
-_SYNC_READ = Struct("reg" / Int16ul, "length" / Int8ul, "records" / GreedyRange(SYNC_RECORD), Terminated)
+# ``"name" / Type * "text"`` documents a field; docs/protocol.md's tables are generated from these declarations.
+JOINT_RECORD = Struct("model" / Int16ul * "joint model number", "serial" / Int32ul * "joint serial number")
+SYNC_RECORD = Struct(
+    "address" / Int8ul * "the joint's address",
+    "status" / Int8ul * "StatusFlag bits",
+    "data" / Bytes(this._.length) * "`length` bytes read from `reg`",
+)
+_RECORDS = PrefixedArray(Int8ul, JOINT_RECORD) * "count u8, then count records: model u16, serial u32"
+_ENUMERATE = Struct("records" / _RECORDS, Terminated)
+_SYNC_READ = Struct(
+    "reg" / Int16ul * "first register",
+    "length" / Int8ul * "bytes per joint",
+    "records" / GreedyRange(SYNC_RECORD) * "to the end: records of address u8, status u8, data[length]",
+    Terminated,
+)
+_REG_DATA = "data" / GreedyBytes * "register bytes, to the end of the payload"
 
 #: Payload layout of every message type. Every Struct ends with Terminated: trailing bytes are a LENGTH error.
 PAYLOADS: dict[MsgType, Construct] = {
     MsgType.PING: Struct(Terminated),
     MsgType.PING_REPLY: Struct(
-        "model" / Int16ul, "fw_major" / Int8ul, "fw_minor" / Int8ul, "serial" / Int32ul, "address" / Int8ul,
+        "model" / Int16ul * "joint model number",
+        "fw_major" / Int8ul * "firmware major version",
+        "fw_minor" / Int8ul * "firmware minor version",
+        "serial" / Int32ul * "joint serial number",
+        "address" / Int8ul * "the joint's current address",
         Terminated,
     ),
     MsgType.ENUMERATE: _ENUMERATE,
     MsgType.ENUMERATE_REPLY: _ENUMERATE,
-    MsgType.READ: Struct("reg" / Int16ul, "length" / Int8ul, Terminated),
-    MsgType.READ_REPLY: Struct("reg" / Int16ul, "data" / GreedyBytes),
-    MsgType.WRITE: Struct("reg" / Int16ul, "data" / GreedyBytes),
-    MsgType.WRITE_REPLY: Struct("reg" / Int16ul, "length" / Int8ul, Terminated),
+    MsgType.READ: Struct("reg" / Int16ul * "first register", "length" / Int8ul * "bytes to read", Terminated),
+    MsgType.READ_REPLY: Struct("reg" / Int16ul * "first register", _REG_DATA),
+    MsgType.WRITE: Struct("reg" / Int16ul * "first register", _REG_DATA),
+    MsgType.WRITE_REPLY: Struct("reg" / Int16ul * "first register", "length" / Int8ul * "bytes written", Terminated),
     MsgType.SYNC_WRITE: Struct(
-        "reg" / Int16ul, "slice_len" / Int8ul, "first" / Int8ul, "data" / GreedyBytes,
+        "reg" / Int16ul * "first register",
+        "slice_len" / Int8ul * "bytes per joint (> 0)",
+        "first" / Int8ul * "address of the joint the first slice is for",
+        "data" / GreedyBytes * "n slices of slice_len bytes, to the end",
         Check(lambda c: c.slice_len > 0 and len(c.data) % c.slice_len == 0),  # n whole slices
     ),
     MsgType.SYNC_READ: _SYNC_READ,
     MsgType.SYNC_READ_REPLY: _SYNC_READ,
-    MsgType.SET_GOAL: Struct("mode" / Int8ul, "value" / Int32sl, Terminated),  # GoalMode; urad, urad/s or mA
-    MsgType.TORQUE: Struct("enable" / Int8ul, Terminated),
-    MsgType.ESTOP: Struct("reason" / Int8ul, Terminated),
-    MsgType.HEARTBEAT: Struct("host_time_ms" / Int32ul, Terminated),
+    MsgType.SET_GOAL: Struct(
+        "mode" / Int8ul * "GoalMode: 1 POSITION, 2 VELOCITY, 3 CURRENT",
+        "value" / Int32sl * "urad, urad/s or mA according to mode",
+        Terminated,
+    ),
+    MsgType.TORQUE: Struct("enable" / Int8ul * "1 on, 0 off", Terminated),
+    MsgType.ESTOP: Struct("reason" / Int8ul * "application-defined reason code", Terminated),
+    MsgType.HEARTBEAT: Struct("host_time_ms" / Int32ul * "host clock, ms (wraps)", Terminated),
     MsgType.REBOOT: Struct(Terminated),
     MsgType.STATE: Struct(
-        "status" / Int8ul,  # StatusFlag
-        "position" / Int32sl,  # urad
-        "velocity" / Int32sl,  # urad/s
-        "current" / Int16sl,  # mA
-        "temperature" / Int16sl,  # 0.1 degC
-        "voltage" / Int16ul,  # mV
+        "status" / Int8ul * "StatusFlag bits",
+        "position" / Int32sl * "urad",
+        "velocity" / Int32sl * "urad/s",
+        "current" / Int16sl * "mA",
+        "temperature" / Int16sl * "0.1 degC",
+        "voltage" / Int16ul * "mV",
         Terminated,
     ),
-    MsgType.FAULT: Struct("code" / Int8ul, "active" / Int8ul, "value" / Int32sl, Terminated),  # FaultCode
+    MsgType.FAULT: Struct(
+        "code" / Int8ul * "FaultCode",
+        "active" / Int8ul * "1 raised, 0 cleared",
+        "value" / Int32sl * "the measurement that tripped it (code-specific unit)",
+        Terminated,
+    ),
     MsgType.UNDELIVERABLE: Struct(
-        "reporter" / Int8ul, "next_hop" / Int8ul, "orig_src" / Int8ul, "orig_dst" / Int8ul, "orig_type" / Int8ul,
-        "orig_msg_id" / Int16ul, "reason" / Int8ul,  # UndeliverableReason
+        "reporter" / Int8ul * "address of the hop that gave up",
+        "next_hop" / Int8ul * "address it could not reach",
+        "orig_src" / Int8ul * "src of the lost packet",
+        "orig_dst" / Int8ul * "dst of the lost packet",
+        "orig_type" / Int8ul * "type of the lost packet",
+        "orig_msg_id" / Int16ul * "msg_id of the lost packet",
+        "reason" / Int8ul * "UndeliverableReason",
         Terminated,
     ),
-    MsgType.ERROR: Struct("orig_type" / Int8ul, "kind" / Int8ul, "detail" / Int16ul, Terminated),  # ErrorKind
+    MsgType.ERROR: Struct(
+        "orig_type" / Int8ul * "type of the failed request",
+        "kind" / Int8ul * "ErrorKind",
+        "detail" / Int16ul * "kind-specific (e.g. the register address)",
+        Terminated,
+    ),
 }
 assert set(PAYLOADS) == set(MsgType), "every MsgType needs a payload layout"
 
@@ -275,3 +320,88 @@ def parse_payload(msg_type: int, payload: bytes) -> dict[str, Any]:
     """Payload fields parsed through :data:`PAYLOADS`, as plain dicts and lists."""
     result: dict[str, Any] = plain(PAYLOADS[MsgType(msg_type)].parse(payload))
     return result
+
+
+# ------------------------------------------------------------------------------------------ docs generation
+_TYPE_NAMES = {"<B": "u8", "<H": "u16 LE", "<L": "u32 LE", "<b": "i8", "<h": "i16 LE", "<l": "i32 LE",
+               ">H": "u16 BE"}
+
+
+def _field_rows(struct: Any) -> list[tuple[str, str, str, str]]:
+    """(offset, name, type, meaning) for each named field of a construct Struct."""
+    rows = []
+    offset: int | None = 0
+    for sc in struct.subcons:
+        if sc.name is None:
+            continue
+        inner = sc.subcon
+        while inner.__class__.__name__ in ("Renamed", "ExprValidator"):  # names, docs, OneOf checks
+            inner = inner.subcon
+        kind = inner.__class__.__name__
+        if kind == "FormatField":
+            typ, size = _TYPE_NAMES[inner.fmtstr], inner.sizeof()
+        elif kind == "Transformed":  # BitStruct: one byte of two nibbles
+            typ, size = "u8 (2 nibbles)", 1
+        elif kind == "FocusedSeq":  # PrefixedArray
+            typ, size = "u8 + records", None
+        elif kind == "GreedyRange":
+            typ, size = "records", None
+        else:  # GreedyBytes / Bytes
+            typ, size = "bytes", None
+        rows.append(("-" if offset is None else str(offset), sc.name, typ, (sc.docs or "").replace("|", "\\|")))
+        offset = None if offset is None or size is None else offset + size
+    return rows
+
+
+def markdown_table(struct: Any) -> str:
+    """A Markdown table of a Struct's fields (offsets relative to the start of the Struct)."""
+    rows = _field_rows(struct)
+    if not rows:
+        return "(empty payload)\n"
+    lines = ["| offset | field | type | meaning |", "|---|---|---|---|"]
+    lines += [f"| {o} | `{n}` | {t} | {d} |" for o, n, t, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+def catalogue_markdown() -> str:
+    """The generated part of docs/protocol.md: header tables and one payload table per message type."""
+    out = ["#### Link header (every frame)\n\n", markdown_table(LINK_HEADER),
+           "\n#### Network header (DATA frames only, offsets from byte 3)\n\n", markdown_table(NET_HEADER)]
+    for t in sorted(MsgType):
+        out.append(f"\n#### 0x{int(t):02X} {t.name}\n\n")
+        out.append(markdown_table(PAYLOADS[t]))
+        if t in (MsgType.ENUMERATE, MsgType.ENUMERATE_REPLY):
+            out.append("\nEach record (6 bytes):\n\n" + markdown_table(JOINT_RECORD))
+        if t in (MsgType.SYNC_READ, MsgType.SYNC_READ_REPLY):
+            out.append("\nEach record (2 + `length` bytes):\n\n" + markdown_table(SYNC_RECORD))
+    out.append("\n#### Enumerations\n")
+    for enum_cls in (FrameKind, FrameFlag, Address, MsgType, LineErrorKind, ErrorKind, FaultCode, UndeliverableReason,
+                     StatusFlag, GoalMode):
+        members = [f"{e.name} = 0x{int(e):02X}" for e in enum_cls if e.name is not None and e.name != "NONE"]
+        out.append(f"\n- `{enum_cls.__name__}`: " + ", ".join(members) + "\n")
+    return "".join(out)
+
+
+BEGIN_MARK = "<!-- BEGIN GENERATED by `python -m bus.layout --update docs/protocol.md`; do not edit -->"
+END_MARK = "<!-- END GENERATED -->"
+
+
+def update_doc(text: str) -> str:
+    """``text`` with the part between the generated-section marks replaced by :func:`catalogue_markdown`."""
+    head, sep, rest = text.partition(BEGIN_MARK)
+    _, sep2, tail = rest.partition(END_MARK)
+    if not sep or not sep2:
+        raise ValueError("the document lacks the generated-section marks")
+    return head + BEGIN_MARK + "\n" + catalogue_markdown() + END_MARK + tail
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--update":
+        with open(sys.argv[2], encoding="utf-8") as f:
+            updated = update_doc(f.read())
+        with open(sys.argv[2], "w", encoding="utf-8") as f:
+            f.write(updated)
+    else:
+        sys.stdout.write(catalogue_markdown())
