@@ -119,6 +119,7 @@ class NodeRunner:
 
     def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
         """Queue a packet (``fn`` returns its msg_id) and wait until the first hop acked it."""
+        self._check_connected()
         waiter = _Waiter()
 
         def queue(node: HostNode, now: int) -> int:
@@ -134,6 +135,7 @@ class NodeRunner:
 
     def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
         """Queue a request (``fn`` returns its msg_id) and wait for its reply; raises on failure."""
+        self._check_connected()
         waiter = _Waiter()
 
         def queue(node: HostNode, now: int) -> int:
@@ -150,6 +152,10 @@ class NodeRunner:
         if isinstance(event, RequestTimedOut):
             raise ArmTimeoutError(f"{self.name}: no reply to request {msg_id} from joint {event.dst} in time")
         raise PeerError(f"{self.name}: request {msg_id}: {event}")
+
+    def _check_connected(self) -> None:
+        if not self._connected.is_set() and not self._closed.is_set():
+            raise PortError(f"{self.name}: the port is lost; reopening it every {RECONNECT_S:g} s")
 
     def _wait(self, waiter: _Waiter, timeout: float, what: str, table: dict[int, _Waiter], msg_id: int) -> HostEvent:
         if not waiter.done.wait(timeout):
