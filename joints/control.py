@@ -66,8 +66,13 @@ UNDERVOLTAGE_TIME = 0.010
 OVERTEMP_HYSTERESIS = 5.0
 #: Position / velocity excursions beyond the limits reported as faults (not latched): 0.05 rad, 20 % + 0.2 rad/s.
 POSITION_EXCURSION, VELOCITY_EXCURSION = 0.05, 0.2
+# StatusFlag bits as plain ints: the tick tests and sets them every millisecond and IntFlag arithmetic is slow.
+_TORQUE_ON, _MOVING, _AT_LIMIT = int(StatusFlag.TORQUE_ON), int(StatusFlag.MOVING), int(StatusFlag.AT_LIMIT)
+_FAULT, _ESTOPPED, _WATCHDOG = int(StatusFlag.FAULT), int(StatusFlag.ESTOPPED), int(StatusFlag.WATCHDOG)
+_OVERHEAT, _REBOOTED = int(StatusFlag.OVERHEAT), int(StatusFlag.REBOOTED)
+_I32 = 2**31
 #: Latched flags that keep the bridge off (or the joint stopped) until the host clears them.
-BLOCKING = StatusFlag.FAULT | StatusFlag.ESTOPPED | StatusFlag.WATCHDOG
+BLOCKING = _FAULT | _ESTOPPED | _WATCHDOG
 
 
 class CommandKind(enum.IntEnum):
@@ -121,7 +126,7 @@ class ControlCore:
         self.events: Mailbox[FaultEvent] = Mailbox(8)
         self._next_tick = now + period_ns
         self._alpha = 1.0 - math.exp(-2.0 * math.pi * VELOCITY_FILTER_HZ * self.dt)
-        self.flags = StatusFlag.REBOOTED
+        self.flags = _REBOOTED
         self.torque = False
         self.mode = GoalMode.POSITION
         self.goal = 0
@@ -131,7 +136,7 @@ class ControlCore:
         self.watchdog_ns = 0
         self.last_heartbeat = now
         self.active_faults: set[FaultCode] = set()
-        self._timers = {"overcurrent": 0.0, "stall": 0.0, "undervoltage": 0.0}
+        self._t_overcurrent = self._t_stall = self._t_undervoltage = 0.0  # seconds a condition has lasted
         self._v_int = 0.0
         self._i_int = 0.0
         self._v_cmd = 0.0  # slew-limited velocity reference
@@ -178,8 +183,8 @@ class ControlCore:
         self.act.advance(now)
         if self.torque:
             self.act.set_voltage(0.0)
-        if not self.flags & StatusFlag.ESTOPPED:
-            self.flags |= StatusFlag.ESTOPPED
+        if not self.flags & _ESTOPPED:
+            self.flags |= _ESTOPPED
             self._start_stop()
             self._event(FaultCode.ESTOP, True, 0)
 
@@ -198,14 +203,14 @@ class ControlCore:
         self.temperature = act.sensed_temperature()
         self.voltage = act.sensed_voltage()
         self._safety(t)
-        self.flags &= ~StatusFlag.AT_LIMIT
+        self.flags &= ~_AT_LIMIT
         if self.torque:
             act.set_voltage(self._control())
         else:
             self.i_ref = 0.0
             act.coast()
         moving = abs(self.velocity) > MOVING_THRESHOLD
-        self.flags = (self.flags | StatusFlag.MOVING) if moving else (self.flags & ~StatusFlag.MOVING)
+        self.flags = (self.flags | _MOVING) if moving else (self.flags & ~_MOVING)
         self.state = self._snapshot()
 
     def _command(self, cmd: Command, t: int) -> None:
@@ -228,24 +233,24 @@ class ControlCore:
             self.watchdog_ns = cmd.a * 1_000_000
             self.last_heartbeat = t
         elif kind is CommandKind.CLEAR:
-            self._clear(StatusFlag(cmd.a & 0xFF), t)
+            self._clear(cmd.a & 0xFF, t)
         elif kind is CommandKind.RELEASE_ESTOP:
-            self._clear(StatusFlag.ESTOPPED, t)
+            self._clear(_ESTOPPED, t)
         elif kind is CommandKind.RELOAD:
             self.reload()
 
-    def _clear(self, bits: StatusFlag, t: int) -> None:
-        if bits & StatusFlag.ESTOPPED and self.flags & StatusFlag.ESTOPPED:
-            self.flags &= ~StatusFlag.ESTOPPED
+    def _clear(self, bits: int, t: int) -> None:
+        if bits & _ESTOPPED and self.flags & _ESTOPPED:
+            self.flags &= ~_ESTOPPED
             self._event(FaultCode.ESTOP, False, 0)
-        if bits & StatusFlag.WATCHDOG and self.flags & StatusFlag.WATCHDOG:
-            self.flags &= ~StatusFlag.WATCHDOG
+        if bits & _WATCHDOG and self.flags & _WATCHDOG:
+            self.flags &= ~_WATCHDOG
             self.last_heartbeat = t
             self._event(FaultCode.WATCHDOG, False, 0)
         latched = {FaultCode.OVER_TEMPERATURE, FaultCode.UNDERVOLTAGE}
-        if bits & StatusFlag.FAULT and not (self.active_faults & latched):
-            self.flags &= ~StatusFlag.FAULT
-        self.flags &= ~(bits & StatusFlag.REBOOTED)
+        if bits & _FAULT and not (self.active_faults & latched):
+            self.flags &= ~_FAULT
+        self.flags &= ~(bits & _REBOOTED)
 
     def _event(self, code: FaultCode, active: bool, value: int) -> None:
         if active:
@@ -257,7 +262,7 @@ class ControlCore:
     def _trip(self, code: FaultCode, value: int) -> None:
         """A fault that switches the bridge off."""
         self.torque = False
-        self.flags |= StatusFlag.FAULT
+        self.flags |= _FAULT
         self._event(code, True, value)
 
     def _start_stop(self) -> None:
@@ -266,32 +271,31 @@ class ControlCore:
     def _safety(self, t: int) -> None:
         dt, flags = self.dt, self.flags
         temp_01 = round(self.temperature * 10)
-        if self.temperature >= self.t_lim and not flags & StatusFlag.OVERHEAT:
-            self.flags |= StatusFlag.OVERHEAT
+        if self.temperature >= self.t_lim and not flags & _OVERHEAT:
+            self.flags |= _OVERHEAT
             self._trip(FaultCode.OVER_TEMPERATURE, temp_01)
-        elif flags & StatusFlag.OVERHEAT and self.temperature < self.t_lim - OVERTEMP_HYSTERESIS:
-            self.flags &= ~StatusFlag.OVERHEAT
+        elif flags & _OVERHEAT and self.temperature < self.t_lim - OVERTEMP_HYSTERESIS:
+            self.flags &= ~_OVERHEAT
             self._event(FaultCode.OVER_TEMPERATURE, False, temp_01)
-        timers = self._timers
         low_v = self.voltage < self.v_min
-        timers["undervoltage"] = timers["undervoltage"] + dt if low_v else 0.0
-        if timers["undervoltage"] >= UNDERVOLTAGE_TIME and FaultCode.UNDERVOLTAGE not in self.active_faults:
+        self._t_undervoltage = self._t_undervoltage + dt if low_v else 0.0
+        if self._t_undervoltage >= UNDERVOLTAGE_TIME and FaultCode.UNDERVOLTAGE not in self.active_faults:
             self._trip(FaultCode.UNDERVOLTAGE, round(self.voltage * 1000))
         elif not low_v and FaultCode.UNDERVOLTAGE in self.active_faults:
             self._event(FaultCode.UNDERVOLTAGE, False, round(self.voltage * 1000))
         over_i = abs(self.current) > OVERCURRENT_FACTOR * self.i_lim + OVERCURRENT_MARGIN
-        timers["overcurrent"] = timers["overcurrent"] + dt if over_i else 0.0
-        if timers["overcurrent"] >= OVERCURRENT_TIME and self.torque:
+        self._t_overcurrent = self._t_overcurrent + dt if over_i else 0.0
+        if self._t_overcurrent >= OVERCURRENT_TIME and self.torque:
             self._trip(FaultCode.OVER_CURRENT, round(self.current * 1000))
         stalled = (self.torque and abs(self.i_ref) >= STALL_FRACTION * self.i_lim > 0.0
                    and abs(self.velocity) < STALL_SPEED)
-        timers["stall"] = timers["stall"] + dt if stalled else 0.0
-        if timers["stall"] >= STALL_TIME:
-            timers["stall"] = 0.0
+        self._t_stall = self._t_stall + dt if stalled else 0.0
+        if self._t_stall >= STALL_TIME:
+            self._t_stall = 0.0
             self._trip(FaultCode.STALL, round(self.i_ref * 1000))
         wd = self.watchdog_ns
-        if wd and self.torque and not self.flags & StatusFlag.WATCHDOG and t - self.last_heartbeat > wd:
-            self.flags |= StatusFlag.WATCHDOG | StatusFlag.FAULT
+        if wd and self.torque and not self.flags & _WATCHDOG and t - self.last_heartbeat > wd:
+            self.flags |= _WATCHDOG | _FAULT
             self._start_stop()
             self._event(FaultCode.WATCHDOG, True, (t - self.last_heartbeat) // 1_000_000)
         self._excursion(FaultCode.POSITION_LIMIT, max(self.p_min - self.position, self.position - self.p_max)
@@ -347,7 +351,7 @@ class ControlCore:
             i_ref = min(max(i_ref, -self.i_lim), self.i_lim)
             limited = limited or v_ref is None  # saturating the velocity loop is normal, not a clamp
         if limited:
-            self.flags |= StatusFlag.AT_LIMIT
+            self.flags |= _AT_LIMIT
         self.i_ref = i_ref
         return self._current_loop(i_ref)
 
@@ -371,7 +375,11 @@ class ControlCore:
 
     def _snapshot(self) -> ControlState:
         flags = self.flags
-        flags = (flags | StatusFlag.TORQUE_ON) if self.torque else (flags & ~StatusFlag.TORQUE_ON)
+        flags = (flags | _TORQUE_ON) if self.torque else (flags & ~_TORQUE_ON)
         self.flags = flags
-        return ControlState(round(self.position * 1e6), round(self.velocity * 1e6), round(self.current * 1000),
-                            round(self.temperature * 10), round(self.voltage * 1000), int(flags))
+        # saturate to the register types (i32, i32, i16, i16, u16): a sensor never overflows its register
+        return ControlState(min(max(round(self.position * 1e6), -_I32), _I32 - 1),
+                            min(max(round(self.velocity * 1e6), -_I32), _I32 - 1),
+                            min(max(round(self.current * 1000), -32768), 32767),
+                            min(max(round(self.temperature * 10), -32768), 32767),
+                            min(max(round(self.voltage * 1000), 0), 65535), flags)

@@ -50,12 +50,14 @@ from bus.wire import Address, FaultCode, MsgType, StatusFlag
 from joints.actuator import Actuator, ActuatorParams
 from joints.control import DEFAULT_PERIOD_NS, ControlCore
 from joints.handlers import DOWN, UP, delivery_failed, dispatch
-from joints.registers import RegisterFile
+from joints.registers import BY_NAME, RegisterFile
 
 __all__ = ["DOWN", "UP", "JointNode", "NodeCounters", "make_joint"]
 
 #: Broadcasts the handlers forward themselves: the router's edited types, plus ESTOP (stop first, then forward).
 HANDLER_FORWARDED = SELF_FORWARDED | {MsgType.ESTOP}
+_TORQUE_ENABLE, _ESTOP = BY_NAME["torque_enable"].address, BY_NAME["estop"].address
+_ESTOPPED = int(StatusFlag.ESTOPPED)
 #: Default model number of the simulated joint (0x0A01: "armbus joint, revision 1"; any u16 will do).
 DEFAULT_MODEL = 0x0A01
 #: Firmware version reported by PING and the registers.
@@ -197,16 +199,11 @@ class JointNode:
         if control.next_deadline() > now:
             return
         control.handle_timer(now)
-        s = control.state
         regs = self.registers
-        regs.set("present_position", s.position)
-        regs.set("present_velocity", s.velocity)
-        regs.set("present_current", s.current)
-        regs.set("present_temperature", s.temperature)
-        regs.set("present_voltage", s.voltage)
-        regs.set("status", s.status)
-        regs.set("torque_enable", int(control.torque))
-        regs.set("estop", 1 if s.status & StatusFlag.ESTOPPED else 0)
+        regs.set_state_block(*control.state)
+        mem = regs.mem
+        mem[_TORQUE_ENABLE] = 1 if control.torque else 0
+        mem[_ESTOP] = 1 if control.state.status & _ESTOPPED else 0
         while (ev := control.events.get()) is not None:
             if ev.active:
                 regs.set("fault_code", int(ev.code))

@@ -126,6 +126,9 @@ STATE_BLOCK = (BY_NAME["present_position"].address, BY_NAME["status"].end - BY_N
 STATE_BLOCK_FORMAT = "<iihhHB"
 
 
+_STATE_STRUCT = struct.Struct(STATE_BLOCK_FORMAT)
+
+
 def _check_table() -> None:
     at = 0
     for r in REGISTERS:
@@ -162,6 +165,11 @@ class RegisterFile:
         """Firmware-side store: no access rule, but the value saturates to the register's range."""
         r = BY_NAME[name]
         self._put(r, min(max(int(value), r.minimum), r.maximum))
+
+    def set_state_block(self, position: int, velocity: int, current: int, temperature: int, voltage: int,
+                        status: int) -> None:
+        """Firmware-side store of the whole state block in one go (the control core's per-tick publish)."""
+        _STATE_STRUCT.pack_into(self.mem, STATE_BLOCK[0], position, velocity, current, temperature, voltage, status)
 
     def reset_volatile(self) -> None:
         """What a reboot does: volatile registers back to their defaults, persistent ones kept."""

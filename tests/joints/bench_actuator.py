@@ -2,7 +2,9 @@
 
 Run: .venv/bin/python tests/joints/bench_actuator.py
 Prints the median of several repetitions of advancing 6 joints by 1 s of simulated time in 1 ms calls, for the
-float model and for an equivalent numpy model stepping all six joints as arrays, and their ratio.
+float model and for an equivalent numpy model stepping all six joints as arrays, and their ratio; then the cost
+of 6 whole joint nodes (control core ticks, register publish, links idle) for the same second, as a multiple of
+the bare float actuators.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 import numpy as np
 
 from joints.actuator import COPPER_ALPHA, Actuator, ActuatorParams
+from joints.node import make_joint
 
 JOINTS = 6
 CALLS = 1000  # 1 s of simulated time at 1 kHz
@@ -59,6 +62,16 @@ def run_numpy() -> float:
     return time.perf_counter() - t0
 
 
+def run_nodes() -> float:
+    nodes = [make_joint(serial=k) for k in range(JOINTS)]
+    t0 = time.perf_counter()
+    for step in range(1, CALLS + 1):
+        now = step * 1_000_000
+        for n in nodes:
+            n.handle_timer(now)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     f = statistics.median(run_float() for _ in range(REPEATS))
     n = statistics.median(run_numpy() for _ in range(REPEATS))
@@ -66,6 +79,8 @@ def main() -> None:
     print(f"  plain float model : {f * 1e3:8.2f} ms  ({f / (JOINTS * CALLS) * 1e6:.2f} us per joint-step)")
     print(f"  numpy vectorised  : {n * 1e3:8.2f} ms")
     print(f"  numpy / float     : {n / f:8.2f}x")
+    j = statistics.median(run_nodes() for _ in range(REPEATS))
+    print(f"  6 joint nodes     : {j * 1e3:8.2f} ms  ({j / f:.1f}x the bare actuators; real-time factor {1 / j:.1f})")
 
 
 if __name__ == "__main__":
