@@ -238,3 +238,7 @@ def register_map_markdown() -> str:
                      f"{'yes' if r.persistent else 'no'} | {r.minimum} | {r.maximum} | {r.default} | "
                      f"{r.unit} | {r.doc} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - docs generation: python -m joints.registers > table.md
+    print(register_map_markdown(), end="")

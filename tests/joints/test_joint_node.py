@@ -326,3 +326,17 @@ def test_random_packets_never_raise_and_never_power_the_motor_uninvited(stream: 
         node.handle_timer(now)
     enabling = any(p.type in (MsgType.TORQUE, MsgType.WRITE, MsgType.SYNC_WRITE) for p in stream)
     assert enabling or not node.control.torque
+
+
+def test_unknown_message_type_is_a_counted_line_error() -> None:
+    from cobs import cobs
+
+    from bus.crc import crc16
+
+    node = opened_node()
+    body = bytes([0x10, 0, 0, Address.HOST, Address.UNASSIGNED, 0x3F, 1, 0, 32, 0])
+    frame = body + crc16(body).to_bytes(2, "big")
+    node.receive_data(UP, cobs.encode(frame) + b"\x00", 1000)
+    assert node.links[UP].counters.framing_errors == 1
+    assert node.counters.handled == 0
+    assert node.data_to_send(UP, 1000) == b""  # no ack, no reply
