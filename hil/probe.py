@@ -12,15 +12,16 @@ reports) are kept in :attr:`LinkProbe.other`. It is a test instrument, not the c
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
 import time
 
 from bus.codec import Packet
 from bus.errors import ArmTimeoutError
-from bus.link import LinkConfig, LinkEndpoint, PacketReceived
+from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
 from bus.messages import Enumerate, EnumerateReply, Message, decode_packet, make_packet
-from bus.wire import Address
+from bus.wire import MAX_ENCODED, Address
 
 #: Reaction time allowed for the far end in the link timeouts: a real-time driver thread wakes within about a
 #: millisecond on a loaded machine (docs/hil.md), far more than a microcontroller needs.
@@ -32,11 +33,14 @@ class LinkProbe:
 
     def __init__(self, fd: int, baud: int = 1_000_000, *, seed: int = 1) -> None:
         self.fd = fd
-        self.link = LinkEndpoint(LinkConfig(baud=baud, turnaround_ns=PROBE_TURNAROUND_NS), seed=seed,
-                                 name="probe")
+        config = LinkConfig(baud=baud, turnaround_ns=PROBE_TURNAROUND_NS)
+        cap = max(config.backoff_cap_ns, 2 * config.timeout_ns(MAX_ENCODED))  # see hil.realtime_link_config
+        self.link = LinkEndpoint(dataclasses.replace(config, backoff_cap_ns=cap), seed=seed, name="probe")
         self._msg_id = 0
         #: Packets received that were not the reply being waited for.
         self.other: list[Packet] = []
+        #: Packets of ours the link gave up on (the request is then sent again).
+        self.failed: list[Packet] = []
         os.set_blocking(fd, False)
 
     def _flush(self, now: int) -> None:
@@ -69,7 +73,13 @@ class LinkProbe:
         if wake is not None and wake <= now:
             link.handle_timer(now)
         self._flush(now)
-        return [ev.packet for ev in link.events() if isinstance(ev, PacketReceived)]
+        out = []
+        for ev in link.events():
+            if isinstance(ev, PacketReceived):
+                out.append(ev.packet)
+            elif isinstance(ev, DeliveryFailed):
+                self.failed.append(ev.packet)
+        return out
 
     def open(self, timeout: float = 2.0) -> None:
         """Wait until the link has synchronised with joint 1."""
@@ -79,18 +89,24 @@ class LinkProbe:
                 raise ArmTimeoutError(f"the link to joint 1 did not open within {timeout} s")
             self.other += self._poll(deadline)
 
-    def request(self, msg: Message, dst: int, timeout: float = 1.0) -> Message:
-        """Send ``msg`` to ``dst`` and return the decoded reply (an ERROR reply is returned, not raised)."""
-        self._msg_id = (self._msg_id + 1) & 0xFFFF
-        mid = self._msg_id
-        self.link.send(make_packet(msg, int(Address.HOST), dst, mid), time.monotonic_ns())
+    def request(self, msg: Message, dst: int, timeout: float = 1.0, attempt_s: float = 1.0) -> Message:
+        """Send ``msg`` to ``dst`` and return the decoded reply (an ERROR reply is returned, not raised). A
+        request whose packet the link gave up on, or that got no reply within ``attempt_s``, is sent again
+        with a new msg_id until ``timeout``: an application-level retry, as a host does."""
         deadline = time.monotonic_ns() + int(timeout * 1e9)
-        while time.monotonic_ns() <= deadline:
-            for p in self._poll(deadline):
-                if p.msg_id == mid and p.dst == Address.HOST and p.type & 0x80:
-                    return decode_packet(p)
-                self.other.append(p)
-        raise ArmTimeoutError(f"no reply to {type(msg).__name__} (msg_id {mid}) within {timeout} s")
+        while True:
+            self._msg_id = (self._msg_id + 1) & 0xFFFF
+            mid = self._msg_id
+            packet = make_packet(msg, int(Address.HOST), dst, mid)
+            self.link.send(packet, time.monotonic_ns())
+            attempt_end = min(deadline, time.monotonic_ns() + int(attempt_s * 1e9))
+            while time.monotonic_ns() <= attempt_end and packet not in self.failed:
+                for p in self._poll(attempt_end):
+                    if p.msg_id == mid and p.dst == Address.HOST and p.type & 0x80:
+                        return decode_packet(p)
+                    self.other.append(p)
+            if time.monotonic_ns() > deadline:
+                raise ArmTimeoutError(f"no reply to {type(msg).__name__} (last msg_id {mid}) within {timeout} s")
 
     def enumerate(self, timeout: float = 1.0) -> EnumerateReply:
         """Enumerate the chain; returns the reply listing every joint."""

@@ -29,8 +29,7 @@ from types import FrameType
 from typing import Any
 
 from bus.errors import ConfigError, PortError, UsageError
-from bus.link import LinkConfig
-from hil.realtime import REALTIME_TURNAROUND_NS, RealtimeArm, check_realtime_baud
+from hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from hil.schedule import FaultSchedule
 from hil.virtual_arm import MAX_JOINTS, VirtualArm
 
@@ -118,7 +117,7 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
             raise ConfigError(f"--faults {faults}: no such file")
         schedule = FaultSchedule.load(faults)
     arm = VirtualArm(joints, baud=baud, seed=seed, faults=schedule,
-                     link_config=LinkConfig(turnaround_ns=REALTIME_TURNAROUND_NS))
+                     link_config=realtime_link_config(baud))
     if schedule is not None:
         schedule.check(arm.kernel)
     return arm, schedule

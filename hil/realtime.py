@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import errno
 import os
 import select
@@ -51,6 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bus.errors import ArmbusError, UsageError
+from bus.link import LinkConfig
+from bus.wire import MAX_ENCODED
 from hil.clock import NS_PER_S, Clock, MonotonicClock
 from hil.virtual_arm import HostPort, VirtualArm
 from hil.wire import BITS_PER_BYTE, check_baud
@@ -82,6 +85,15 @@ REALTIME_TURNAROUND_NS = 1_000_000
 MAX_PACED_BAUD = 4_000_000
 #: Lag samples kept for the statistics (a ring buffer: ten seconds of 1 kHz wake-ups).
 LAG_SAMPLES = 10_000
+
+
+def realtime_link_config(baud: int) -> LinkConfig:
+    """Link settings of the joints of a real-time arm: :data:`REALTIME_TURNAROUND_NS`, and a retransmit backoff
+    cap never below twice the first timeout (bus.link caps the doubled timeout at 20 ms, which at low rates,
+    e.g. 9600 baud with a 300 ms first timeout, would retransmit faster than a frame can come back)."""
+    base = LinkConfig(baud=baud, turnaround_ns=REALTIME_TURNAROUND_NS)
+    cap = max(base.backoff_cap_ns, 2 * base.timeout_ns(MAX_ENCODED))
+    return dataclasses.replace(base, backoff_cap_ns=cap)
 
 
 def check_realtime_baud(baud: object) -> int:
@@ -241,7 +253,12 @@ class RealtimeArm:
             if self._out:
                 self._flush_out()
             nxt = kernel.next_event_time()
-            timeout = MAX_SLEEP_S if nxt is None else min(MAX_SLEEP_S, max(0, nxt - self.sim_now()) / NS_PER_S)
+            if nxt is None:
+                timeout = MAX_SLEEP_S
+            elif not self.paced and self.stats.lead_ns < self.max_lead_ns and kernel.deliveries_pending():
+                timeout = 0.0  # unpaced: bytes still in flight (the run-ahead paused for the host's bytes)
+            else:
+                timeout = min(MAX_SLEEP_S, max(0, nxt - self.sim_now()) / NS_PER_S)
             r, _, _ = select.select([fd, wake_r], [fd] if self._out else [], [], timeout)
             stats.wakeups += 1
             if wake_r in r:

@@ -34,8 +34,7 @@ from typing import Any
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, Timeout
 
 from bus.errors import ArmbusError
-from bus.link import LinkConfig
-from hil.realtime import REALTIME_TURNAROUND_NS, RealtimeArm, check_realtime_baud
+from hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from hil.schedule import FaultSchedule
 from hil.virtual_arm import MAX_JOINTS, VirtualArm
 
@@ -96,7 +95,7 @@ class Serial(SerialBase):
             baud = check_realtime_baud(opts.get("baud", self.baudrate))
             schedule = FaultSchedule.load(opts["faults"]) if opts.get("faults") else None
             arm = VirtualArm(opts.get("joints", 6), baud=baud, seed=opts.get("seed", 0), faults=schedule,
-                             link_config=LinkConfig(turnaround_ns=REALTIME_TURNAROUND_NS))
+                             link_config=realtime_link_config(baud))
         except ArmbusError as exc:
             raise SerialException(f"{self.portstr}: {exc}") from None
         peer, sock = socket.socketpair()

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from bus.errors import UsageError
-from bus.link import LinkConfig
 from bus.messages import Ping, PingReply
 from bus.wire import Address
 from hil.probe import LinkProbe
-from hil.realtime import RealtimeArm
+from hil.realtime import RealtimeArm, realtime_link_config
 from hil.virtual_arm import VirtualArm
 from hil.wire import wire_time_ns
 
@@ -28,7 +27,7 @@ PING_WIRE_BYTES = 14 + 7 + 23
 
 def _rig(joints: int, baud: int, paced: bool) -> tuple[RealtimeArm, LinkProbe, socket.socket, socket.socket]:
     a, b = socket.socketpair()
-    arm = VirtualArm(joints, baud=baud, seed=3, link_config=LinkConfig(turnaround_ns=2_000_000))
+    arm = VirtualArm(joints, baud=baud, seed=3, link_config=realtime_link_config(baud))
     rt = RealtimeArm(arm, a.fileno(), paced=paced).start()
     probe = LinkProbe(b.fileno(), baud)
     return rt, probe, a, b
