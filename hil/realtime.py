@@ -79,9 +79,10 @@ DEFAULT_SLIP_AFTER_NS = 20_000_000
 #: the bus default of 50 us would have the joints retransmit to a healthy host all the time. 1 ms is also what
 #: bus.link documents for a host behind an FTDI adapter with latency_timer=1.
 REALTIME_TURNAROUND_NS = 1_000_000
-#: Fastest rate the driver paces: above it a byte lasts less than 1/40 of the driver's typical wake-up latency
-#: (about 100 us, docs/hil.md), and frames come faster than one wake-up each; see docs/hil.md for the measured
-#: throughput. Simulated time (hil.kernel) itself goes to hil.wire.MAX_BAUD.
+#: Fastest rate the driver paces frame by frame. Above it a typical frame (14..30 bytes: 35..75 us at 4 Mbaud)
+#: lasts less than the driver's median wake-up latency (about 90 us measured, docs/hil.md), so single frames
+#: are no longer delivered at their wire time, although the byte rate over a second still is (hil.bench measured
+#: -0.3 % at 8 Mbaud). Simulated time (hil.kernel) goes to hil.wire.MAX_BAUD.
 MAX_PACED_BAUD = 4_000_000
 #: Lag samples kept for the statistics (a ring buffer: ten seconds of 1 kHz wake-ups).
 LAG_SAMPLES = 10_000
