@@ -21,14 +21,13 @@ fast path and shares the slow path, so both give identical results by constructi
 
 from __future__ import annotations
 
-import binascii
 import struct
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from cobs import cobs
 
-from bus.crc import CRC16_INIT
+from bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
 from bus.errors import DecodeError, EncodeError
 from bus.wire import (
     CONTROL_FRAME_SIZE,
@@ -91,7 +90,8 @@ _CobsError = cobs.DecodeError
 _pack_data = DATA_HEADER.pack
 _unpack_data = DATA_HEADER.unpack_from
 _KNOWN = KNOWN_TYPES
-_crc = binascii.crc_hqx  # CRC-16/CCITT-FALSE when seeded with 0xFFFF (bus.crc)
+_crc = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core: _crc(data, 0xFFFF, _TABLE) (bus.crc)
+_TABLE = CRC16_TABLE
 _CRC_INIT = CRC16_INIT
 _pack_crc = struct.Struct(">H").pack
 _tuple_new = tuple.__new__
@@ -147,7 +147,7 @@ def frame_body(seq: int, flags: int, packet: Packet) -> bytes:
     if typ not in _KNOWN:
         raise EncodeError("type", f"0x{typ:02x} is not a known message type")
     body = _pack_data(VER_DATA, seq, flags, src, dst, typ, msg_id, ttl, len(payload)) + bytes(payload)
-    return body + _pack_crc(_crc(body, _CRC_INIT))
+    return body + _pack_crc(_crc(body, _CRC_INIT, _TABLE))
 
 
 def encode_data(seq: int, flags: int, packet: Packet) -> bytes:
@@ -157,7 +157,7 @@ def encode_data(seq: int, flags: int, packet: Packet) -> bytes:
         if typ in _KNOWN and payload.__class__ is bytes:
             n = len(payload)
             body = _PACKERS[n](0x10, seq, flags, src, dst, typ, msg_id, ttl, n, payload)  # IndexError if n > 255
-            return _cobs_encode(body + _pack_crc(_crc(body, 0xFFFF))) + b"\x00"
+            return _cobs_encode(body + _pack_crc(_crc(body, 0xFFFF, _TABLE))) + b"\x00"
     except (struct.error, TypeError, ValueError, IndexError):
         pass
     return _cobs_encode(frame_body(seq, flags, packet)) + b"\x00"  # slow path: validates, names the field
@@ -169,7 +169,7 @@ def control_body(kind: int, seq: int, flags: int = 0) -> bytes:
         raise EncodeError("kind", f"{kind!r} is not a control frame kind (ACK=1, RESET=2, RESET_ACK=3)")
     _check_fields({"seq": seq, "flags": flags}, None)
     body = CONTROL_HEADER.pack(_VER << 4 | kind, seq, flags)
-    return body + _pack_crc(_crc(body, _CRC_INIT))
+    return body + _pack_crc(_crc(body, _CRC_INIT, _TABLE))
 
 
 def encode_control(kind: int, seq: int, flags: int = 0) -> bytes:
@@ -202,7 +202,7 @@ def classify_body(raw: bytes) -> Frame | LineErrorKind:
     n = len(raw)
     if n < CONTROL_FRAME_SIZE:
         return LineErrorKind.TRUNCATED
-    if _crc(raw, _CRC_INIT):
+    if _crc(raw, _CRC_INIT, _TABLE):
         return LineErrorKind.CRC
     vk = raw[0]
     if vk >> 4 != _VER:
@@ -271,7 +271,7 @@ def decode_frame(encoded: bytes) -> Frame:
     m = len(raw)
     if 12 <= m < 268:  # DATA fast path: the same tests as the deframer's loop
         vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
-        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF):
+        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF, _TABLE):
             return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
     control = CONTROL_FRAMES.get(encoded)
     if control is not None:
@@ -299,7 +299,7 @@ def decode_wire(data: bytes) -> Frame:
     m = len(raw)
     if 12 <= m < 268:
         vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
-        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF):
+        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF, _TABLE):
             return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
     return decode_frame(data)
 

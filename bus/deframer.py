@@ -23,7 +23,6 @@ stream and one-shot decoders agree by construction; the tests check it on every 
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass, field
 
 from cobs import cobs
@@ -38,11 +37,12 @@ from bus.codec import (
     Packet,
     classify_chunk,
 )
+from bus.crc import CRC16_CORE, CRC16_TABLE
 from bus.wire import DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
 
 _cobs_decode = cobs.decode
 _CobsError = cobs.DecodeError
-_crc_hqx = binascii.crc_hqx  # CRC-16/CCITT-FALSE when seeded with 0xFFFF (bus.crc)
+_crc_core = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core (bus.crc)
 _OVERSIZE = LineError(LineErrorKind.OVERSIZE, MAX_ENCODED)
 # The inlined fast path spells these as literals; keep them in step with the wire constants:
 assert (VER_DATA, DATA_OVERHEAD, MAX_FRAME) == (0x10, 12, 267)
@@ -84,7 +84,8 @@ class Deframer:
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | LineError]:
         """Consume ``data``; return every complete frame and error it finished, in order."""
         # Hot-loop names bound to locals once per call (a local load is the cheapest lookup).
-        dec, cobs_error, crc, unpackers, known = _cobs_decode, _CobsError, _crc_hqx, DATA_UNPACKERS, KNOWN_TYPES
+        dec, cobs_error, crc, table, unpackers, known = (_cobs_decode, _CobsError, _crc_core, CRC16_TABLE,
+                                                         DATA_UNPACKERS, KNOWN_TYPES)
         new, frame_cls, packet_cls, control, slow = tuple.__new__, Frame, Packet, CONTROL_FRAMES.get, classify_chunk
         counters = self.counters
         counters.bytes += len(data)
@@ -120,7 +121,7 @@ class Deframer:
             m = len(raw)
             if 12 <= m < 268:  # DATA fast path (bus.codec.decode_frame has the same tests)
                 vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = unpackers[m](raw)
-                if vk == 0x10 and length == m - 12 and typ in known and not crc(raw, 0xFFFF):
+                if vk == 0x10 and length == m - 12 and typ in known and not crc(raw, 0xFFFF, table):
                     append(new(frame_cls, (0, seq, flags, new(packet_cls, (src, dst, typ, msg_id, ttl, payload)))))
                     continue
             ctl = control(chunk)

@@ -104,3 +104,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from hil.ptyserver import run_sim
 
     return int(run_sim(args))
+
+
+# ----------------------------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller.demo import main
+
+    return main(args)
