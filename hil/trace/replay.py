@@ -357,7 +357,7 @@ def build_parser(prog: str = "armbus trace replay") -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``armbus trace replay FILE [--to virtual|PORT] [--fast | --speed X] [--link NAME] ...``; exit status:
-    0 no difference, 1 differences, 2 bad file, option or port."""
+    0 no difference, 1 differences, 2 bad file or option, 3 a port that cannot be opened."""
     args = build_parser().parse_args(argv)
     try:
         if args.speed <= 0:
@@ -382,7 +382,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError("--set, --joints and --seed apply to --to virtual only")
             result = replay_port(trace, args.to, link=args.link, baud=args.baud, speed=speed, settle_ns=settle,
                                  tolerances=tol, ignore_seq=ignore)
-    except (TraceError, UsageError, PortError) as exc:
+    except PortError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (TraceError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report(result, args.max_diffs))

@@ -86,7 +86,7 @@ def test_bad_inputs_exit_2(session: Path, tmp_path: Path, capsys: pytest.Capture
     assert replay.main([str(session), "--link", "nowhere"]) == 2
     assert replay.main([str(session), "--set", "1:no_such_register=1"]) == 2
     assert replay.main([str(session), "--tolerance", "colour=3"]) == 2
-    assert replay.main([str(session), "--to", "/dev/no-such-port"]) == 2
+    assert replay.main([str(session), "--to", "/dev/no-such-port"]) == 3
     nometa = tmp_path / "nometa.pcapng"
     trace = read_trace(session)
     with TraceWriter(nometa) as w:
