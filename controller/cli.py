@@ -196,8 +196,23 @@ def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
 
         traceback.print_exception(exc)
     text = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
-    print(f"armbus: error: {text}", file=sys.stderr)
+    print(f"armbus: error: {text}{_hint(exc)}", file=sys.stderr)
     return code
+
+
+def _hint(exc: BaseException) -> str:
+    """What to do about a port problem, when the message alone does not say."""
+    if not isinstance(exc, PortError):
+        return ""
+    text = str(exc)
+    if "Permission denied" in text or "Errno 13" in text:
+        return ("\n  hint: your user may not access the port; on Linux: sudo usermod -aG dialout $USER, "
+                "then log in again")
+    if "No such file" in text or "Errno 2" in text:
+        return "\n  hint: 'armbus ports' lists the serial ports of this machine"
+    if "busy" in text.lower() or "Errno 16" in text:
+        return "\n  hint: another program has the port open (lsof PORT shows which)"
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -111,3 +111,269 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from controller.demo import main
 
     return main(args)
+
+
+# ----------------------------------------------------------------------------------------------------- arm
+def _open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
+    """Open the arm named by --port (or $ARMBUS_PORT, or the in-process virtual arm) and enumerate it."""
+    import hil  # registers the armbus:// URL handler
+    from bus.errors import ArmTimeoutError, PeerError
+    from controller.arm import Arm
+    from controller.config import load_config
+
+    config = load_config(args.config) if getattr(args, "config", None) else None
+    port = default_port(args)
+    if config is not None and config.port and not getattr(args, "port", None):
+        port = config.port
+    baud = args.baud or (config.baud if config is not None and config.baud else 1_000_000)
+    url = hil.virtual_url(port)
+    arm = Arm.open(url, baud, config=config, timeout=args.timeout)
+    if not enumerate_chain:
+        return arm
+    try:
+        arm.enumerate()
+    except (ArmTimeoutError, PeerError) as exc:
+        arm.close()
+        raise ArmTimeoutError(
+            f"no arm answered on {port} at {baud} baud ({exc}): check power, the cable to joint 1 and the baud "
+            f"rate (armbus scan --port {port} tries several)"
+        ) from None
+    return arm
+
+
+def _joint_name(arm: Any, text: str) -> str:
+    """A joint given by name or by address ("2" -> the joint at address 2)."""
+    names = list(arm.model.joints)
+    if text in arm.model.joints:
+        return text
+    if text.isdigit():
+        cfg = arm.model.by_address(int(text))
+        if cfg is not None:
+            return str(cfg.name)
+    raise UsageError(f"unknown joint {text!r}: the arm has {', '.join(names) or 'no joints'} "
+                     "(names from --config, or addresses 1..N)")
+
+
+def _state_row(name: str, s: Any) -> dict[str, Any]:
+    import math
+
+    from bus.wire import StatusFlag
+
+    flags = [f.name for f in StatusFlag if f and f in StatusFlag(s.status) and f.name]
+    return {"joint": name, "address": s.address, "position_deg": math.degrees(s.position),
+            "velocity_deg_s": math.degrees(s.velocity), "current_a": s.current, "temperature_c": s.temperature,
+            "voltage_v": s.voltage, "flags": flags}
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    arm = _open_arm(args)
+    try:
+        rows = []
+        for name, cfg in arm.model.joints.items():
+            ping = arm.ping(name)
+            rows.append({"joint": name, "address": cfg.address, "model": ping.model,
+                         "firmware": f"{ping.fw_major}.{ping.fw_minor}", "serial": ping.serial})
+        states = arm.read_states()
+    finally:
+        arm.close()
+    if getattr(args, "json", False):
+        emit(args, {"joints": rows, "states": [_state_row(n, s) for n, s in states.items()]}, "")
+        return 0
+    print(f"{len(rows)} joints on {default_port(args)}")
+    print(f"{'joint':10s} {'addr':>4s} {'model':>7s} {'fw':>5s} {'serial':>10s} {'position':>10s} {'temp':>6s}  flags")
+    for r in rows:
+        s = states.get(r["joint"])
+        st = _state_row(r["joint"], s) if s is not None else None
+        pos = f"{st['position_deg']:8.2f}deg" if st else "-"
+        temp = f"{st['temperature_c']:5.1f}C" if st else "-"
+        flags = ",".join(st["flags"]) if st else "-"
+        print(f"{r['joint']:10s} {r['address']:4d} 0x{r['model']:04x} {r['firmware']:>5s} 0x{r['serial']:08x} "
+              f"{pos:>10s} {temp:>6s}  {flags}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from bus.errors import ArmTimeoutError, PortError
+
+    found = []
+    try:
+        bauds = [int(b) for b in args.bauds.split(",") if b.strip()]
+    except ValueError:
+        raise UsageError(f"bad --bauds {args.bauds!r}: expected comma-separated whole numbers") from None
+    for baud in bauds:
+        args.baud = baud
+        try:
+            arm = _open_arm(args)
+        except ArmTimeoutError:
+            if not getattr(args, "json", False):
+                print(f"{baud:>8d} baud: no answer")
+            continue
+        except PortError:
+            raise
+        try:
+            joints = len(arm.model.joints)
+        finally:
+            arm.close()
+        found.append({"baud": baud, "joints": joints})
+        if not getattr(args, "json", False):
+            print(f"{baud:>8d} baud: {joints} joints")
+        break
+    if getattr(args, "json", False):
+        emit(args, {"port": default_port(args), "found": found}, "")
+    elif not found:
+        print("no arm found: check power and wiring, and that the port is the arm's (armbus ports)")
+    return 0 if found else 4
+
+
+def cmd_estop(args: argparse.Namespace) -> int:
+    arm = _open_arm(args, enumerate_chain=False)
+    try:
+        arm.estop()
+    finally:
+        arm.close()
+    emit(args, {"estop": "sent"}, "e-stop sent to every joint (write register estop=0 to release)")
+    return 0
+
+
+def cmd_torque(args: argparse.Namespace) -> int:
+    arm = _open_arm(args)
+    try:
+        name = _joint_name(arm, args.joint) if args.joint else None
+        arm.torque(args.state == "on", name)
+    finally:
+        arm.close()
+    emit(args, {"torque": args.state, "joint": name or "all"}, f"torque {args.state}: {name or 'all joints'}")
+    return 0
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    import math
+    import time
+
+    from bus.errors import ArmTimeoutError
+    from controller.units import parse_angle
+
+    target = parse_angle(args.position)
+    tolerance = parse_angle(args.tolerance)
+    arm = _open_arm(args)
+    try:
+        name = _joint_name(arm, args.joint)
+        arm.torque(True, name)
+        arm.set_goal(name, position=target)
+        state = arm.read_state(name)
+        if args.wait:
+            deadline = time.monotonic() + max(2.0, 10 * args.timeout)
+            while abs(state.position - target) > tolerance:
+                if time.monotonic() > deadline:
+                    raise ArmTimeoutError(f"{name} did not reach {math.degrees(target):.2f} deg "
+                                          f"(at {math.degrees(state.position):.2f} deg)")
+                time.sleep(0.02)
+                state = arm.read_state(name)
+    finally:
+        arm.close()
+    emit(args, {"joint": name, "goal_deg": math.degrees(target), "position_deg": math.degrees(state.position)},
+         f"{name}: goal {math.degrees(target):.2f} deg, now at {math.degrees(state.position):.2f} deg")
+    return 0
+
+
+def cmd_reg(args: argparse.Namespace) -> int:
+    from joints.registers import BY_NAME, REGISTERS
+
+    if args.action == "list":
+        rows = [{"address": r.address, "name": r.name, "size": r.size, "access": r.access.name,
+                 "persistent": r.persistent, "unit": r.unit, "doc": r.doc} for r in REGISTERS]
+        text = "\n".join(f"{r['address']:3d} {r['name']:20s} {r['size']}B {r['access']:2s} "
+                         f"{'persistent' if r['persistent'] else '':10s} {r['unit']:10s} {r['doc']}" for r in rows)
+        emit(args, rows, text)
+        return 0
+    if not args.joint or not args.register:
+        raise UsageError(f"reg {args.action} needs a joint and a register (armbus reg list shows the registers)")
+    reg_name = args.register
+    if reg_name.isdigit():
+        by_addr = {r.address: r.name for r in REGISTERS}
+        if int(reg_name) not in by_addr:
+            raise UsageError(f"no register starts at address {reg_name} (armbus reg list)")
+        reg_name = by_addr[int(reg_name)]
+    if reg_name not in BY_NAME:
+        raise UsageError(f"unknown register {args.register!r} (armbus reg list shows them)")
+    if args.action == "write":
+        if args.value is None:
+            raise UsageError("reg write needs a value (an integer in the register's unit)")
+        try:
+            value = int(args.value, 0)
+        except ValueError:
+            raise UsageError(f"bad value {args.value!r}: an integer in the register's unit "
+                             f"({BY_NAME[reg_name].unit or 'no unit'})") from None
+    arm = _open_arm(args)
+    try:
+        name = _joint_name(arm, args.joint)
+        if args.action == "write":
+            arm.write(name, reg_name, value)
+        result = arm.read(name, reg_name)
+    finally:
+        arm.close()
+    unit = BY_NAME[reg_name].unit
+    emit(args, {"joint": name, "register": reg_name, "value": result, "unit": unit},
+         f"{name}.{reg_name} = {result} {unit}".rstrip())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller.trajectory import load_csv
+
+    trajectory = load_csv(args.trajectory)
+    arm = _open_arm(args)
+    try:
+        missing = [n for n in trajectory.names if n not in arm.model.joints]
+        if missing:
+            raise UsageError(f"{args.trajectory}: column(s) {', '.join(missing)} name no joint of the arm "
+                             f"({', '.join(arm.model.joints)})")
+        arm.torque(True)
+        plan = trajectory.plan(profile="min_jerk" if args.profile == "minjerk" else "trapezoid")
+        report = arm.run_trajectory(plan, args.rate)
+    finally:
+        arm.close()
+    emit(args, report, report.summary())
+    return 0 if report.reached else 1
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.live import Live
+    from rich.table import Table
+
+    if args.rate <= 0 or args.rate > 50:
+        raise UsageError(f"--rate {args.rate}: choose 0.1..50 refreshes per second")
+    arm = _open_arm(args)
+    period = 1.0 / args.rate
+    end = time.monotonic() + args.duration if args.duration else None
+
+    def table() -> Table:
+        states = arm.read_states()
+        link = arm.runner.node.link.counters
+        t = Table(title=f"armbus monitor: {default_port(args)}  (Ctrl-C to stop)")
+        for col in ("joint", "addr", "position deg", "velocity deg/s", "current A", "temp C", "volt V", "flags"):
+            t.add_column(col, justify="right" if col not in ("joint", "flags") else "left")
+        for name, s in states.items():
+            r = _state_row(name, s)
+            t.add_row(name, str(r["address"]), f"{r['position_deg']:.2f}", f"{r['velocity_deg_s']:.1f}",
+                      f"{r['current_a']:.3f}", f"{r['temperature_c']:.1f}", f"{r['voltage_v']:.2f}",
+                      ",".join(r["flags"]))
+        t.caption = (f"host link: sent {link.frames_sent}  received {link.frames_received}  "
+                     f"retransmits {link.retransmits}  crc errors {link.crc_errors}  failures {link.failures}")
+        return t
+
+    try:
+        if getattr(args, "json", False):
+            while end is None or time.monotonic() < end:
+                print(json.dumps([_state_row(n, s) for n, s in arm.read_states().items()]), flush=True)
+                time.sleep(period)
+        else:
+            with Live(table(), refresh_per_second=args.rate) as live:
+                while end is None or time.monotonic() < end:
+                    time.sleep(period)
+                    live.update(table())
+    finally:
+        arm.close()
+    return 0

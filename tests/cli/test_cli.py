@@ -1,0 +1,125 @@
+"""The armbus command: exit codes, --json output and one-line errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.cli import EXIT_PORT, EXIT_TIMEOUT, EXIT_USAGE, main
+
+
+def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ARMBUS_PORT": "virtual"}
+    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], capture_output=True, text=True,
+                          timeout=timeout, check=False, env=env)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("armbus")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "sim", "ports", "scan", "info", "monitor", "move", "torque", "estop", "reg", "run",
+                    "tap", "trace", "bench"):
+        assert command in out
+    assert "examples:" in out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["move", "1", "9x0deg"], "9x0deg"),
+        (["move", "1", "90"], "90"),
+        (["sim", "--baud", "fast"], "bad baud"),
+        (["reg", "read", "1", "no_such_register"], "unknown register"),
+        (["reg", "write", "1", "goal_position"], "needs a value"),
+        (["bench", "nonsense"], "unknown benchmark"),
+        (["trace", "decode", "/nonexistent/capture.pcapng"], "/nonexistent/capture.pcapng"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(argv: list[str], needle: str) -> None:
+    proc = run(*argv)
+    assert proc.returncode == EXIT_USAGE, (proc.stdout, proc.stderr)
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_port_exit_3_with_hint() -> None:
+    proc = run("info", "--port", "/dev/ttyNOPE-armbus")
+    assert proc.returncode == EXIT_PORT
+    line = one_line_error(proc)
+    assert "/dev/ttyNOPE-armbus" in line
+    assert "armbus ports" in proc.stderr
+
+
+def test_port_without_an_arm_exit_4(tmp_path: Path) -> None:
+    # a pseudo-terminal nobody answers on: a port that is not an arm
+    master, slave = os.openpty()
+    try:
+        proc = run("info", "--port", os.ttyname(slave), "--timeout", "0.2")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == EXIT_TIMEOUT
+    assert "no arm answered" in one_line_error(proc)
+
+
+def test_debug_shows_the_traceback() -> None:
+    proc = run("--debug", "info", "--port", "/dev/ttyNOPE-armbus")
+    assert proc.returncode == EXIT_PORT
+    assert "Traceback" in proc.stderr
+
+
+@pytest.mark.realtime
+def test_info_json_on_the_virtual_arm() -> None:
+    proc = run("--json", "info")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [j["address"] for j in data["joints"]] == [1, 2, 3, 4, 5, 6]
+    assert all(j["firmware"] == "1.0" for j in data["joints"])
+    assert len(data["states"]) == 6
+
+
+@pytest.mark.realtime
+def test_reg_write_then_read_json() -> None:
+    proc = run("--json", "reg", "write", "2", "watchdog_period", "250")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"joint": "joint2", "register": "watchdog_period", "value": 250, "unit": "ms"}
+
+
+@pytest.mark.realtime
+def test_unknown_joint_is_named() -> None:
+    proc = run("torque", "on", "elbow")
+    assert proc.returncode == EXIT_USAGE
+    assert "unknown joint 'elbow'" in one_line_error(proc)
+
+
+def test_reg_list_json() -> None:
+    proc = run("--json", "reg", "list")
+    assert proc.returncode == 0
+    names = [r["name"] for r in json.loads(proc.stdout)]
+    assert "present_position" in names and "watchdog_period" in names
+
+
+def test_run_rejects_a_malformed_csv(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,joint1\n0,0\nnot-a-number,1\n")
+    proc = run("run", str(bad))
+    assert proc.returncode == EXIT_USAGE
+    assert "bad.csv" in one_line_error(proc)
