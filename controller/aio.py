@@ -68,6 +68,7 @@ from controller.events import (
     SendFailed,
 )
 from controller.host import HostConfig, HostNode
+from controller.ports import resolve_port
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -161,7 +162,7 @@ class AsyncArm:
     async def _connect(self) -> None:
         protocol = _BusProtocol(self)
         transport, _ = await serial_asyncio_fast.create_serial_connection(
-            self._loop, lambda: protocol, self.url, baudrate=self.baud)
+            self._loop, lambda: protocol, resolve_port(self.url), baudrate=self.baud)
         self._transport, self._protocol = transport, protocol
         self._kick()
 

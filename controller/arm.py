@@ -37,6 +37,7 @@ from controller.armmodel import ArmModel
 from controller.config import ArmConfig, JointConfig, load_config
 from controller.events import HostEvent, JointState, ReplyReceived
 from controller.host import HostConfig, HostNode
+from controller.ports import resolve_port
 from controller.runner import POLL_S, NodeRunner
 
 if TYPE_CHECKING:
@@ -159,8 +160,10 @@ class Arm:
         """Open ``port_or_url`` (a device or any pyserial URL, via ``serial.serial_for_url``) and wait up to
         ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here)."""
 
+        url = resolve_port(port_or_url)
+
         def open_port() -> Any:
-            return serial.serial_for_url(port_or_url, baudrate=baud, timeout=POLL_S, write_timeout=1.0)
+            return serial.serial_for_url(url, baudrate=baud, timeout=POLL_S, write_timeout=1.0)
 
         host = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
                                    reply_timeout_ns=int(timeout * NS_PER_S)), now=clock())

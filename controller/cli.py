@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baud", type=_positive_int("baud"), default=1_000_000)
     p.add_argument("--out", default="armbus-tap.pcapng", help="capture file (default armbus-tap.pcapng)")
     p.add_argument("--link", help="also create a symlink to the pty at this path")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
 
     p = add("trace", "decode, summarise, replay or plot a bus trace",
             "  armbus trace decode cap.pcapng --joint 2\n  armbus trace stats cap.pcapng\n"

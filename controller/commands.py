@@ -96,6 +96,8 @@ def cmd_tap(args: argparse.Namespace) -> int:
     argv = ["--port", args.port, "--baud", str(args.baud), "--out", args.out]
     if args.link:
         argv += ["--link", args.link]
+    if args.duration is not None:
+        argv += ["--duration", str(args.duration)]
     return int(tap.main(argv))
 
 
@@ -116,7 +118,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- arm
 def _open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
     """Open the arm named by --port (or $ARMBUS_PORT, or the in-process virtual arm) and enumerate it."""
-    import hil  # registers the armbus:// URL handler
     from bus.errors import ArmTimeoutError, PeerError
     from controller.arm import Arm
     from controller.config import load_config
@@ -126,8 +127,7 @@ def _open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
     if config is not None and config.port and not getattr(args, "port", None):
         port = config.port
     baud = args.baud or (config.baud if config is not None and config.baud else 1_000_000)
-    url = hil.virtual_url(port)
-    arm = Arm.open(url, baud, config=config, timeout=args.timeout)
+    arm = Arm.open(port, baud, config=config, timeout=args.timeout)
     if not enumerate_chain:
         return arm
     try:
