@@ -1,0 +1,327 @@
+"""Soak in simulated time: a 6-joint arm under a 1 kHz host loop, link faults everywhere, random joint reboots.
+
+Theory of operation
+-------------------
+``python -m hil.soak --hours 1`` builds a :class:`hil.simdrive.SimDrive` (host node + virtual arm) with
+:data:`SOAK_FAULTS` on every link direction (frames dropped, duplicated and delayed, bits flipped), enumerates
+the chain and powers the joints, then runs the host loop on absolute 1 ms deadlines: each tick sends one
+SYNC_WRITE of all goal positions (slow sinusoids), every :data:`SYNC_READ_EVERY` ticks a SYNC_READ of the state
+block; heartbeats go out every 50 ms. Joints reboot at seeded random times (exponential gaps, mean
+``--reboot-every-s``); the host reacts to FAULT(REBOOTED) as a controller would: re-enumerate, power the
+joints again, without pausing the 1 kHz loop.
+
+Accounting (:class:`Ledger`): every SYNC_WRITE gets a sequence number; its msg_id maps back to it. An observer
+on every joint (:func:`hil.simdrive.observe_deliveries`) sees the packet arrive, so each joint checks that the
+sequence only grows: a number seen before is a duplicate, a smaller new one is reordered (both must be 0). A
+message is settled :data:`SETTLE_NS` after it was sent: delivered to all joints, or lost and reported (the
+host's SendFailed or an UNDELIVERABLE naming its msg_id covers the joints past the reporter), or lost in a
+reboot (a joint rebooted within the window: it may have acked it and lost it with its memory), or lost
+silently. Settled messages are dropped from the ledger, so memory stays flat; the fault decision log is folded
+into counters every simulated second for the same reason. Memory is sampled (peak and current RSS) at the end
+of each quarter of the run; wall time over simulated time is the speed figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import resource
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bus.codec import Packet
+from bus.messages import Enumerate, EnumerateReply, Write
+from bus.wire import Address, FaultCode, MsgType
+from controller import ops
+from controller.events import (
+    FaultReported,
+    HostEvent,
+    ReplyReceived,
+    RequestFailed,
+    RequestTimedOut,
+    SendFailed,
+    UndeliverableReported,
+)
+from controller.host import HostNode
+from hil.faults import LinkFaults
+from hil.simdrive import ENUMERATE_TIMEOUT_NS, MS, SimDrive, observe_deliveries
+
+S = 1000 * MS
+#: Mixed faults on every link direction: ~1 bit flip per 50 kB (a noisy cable), 0.2 % frames dropped and
+#: 0.1 % duplicated, 1 % of frames held 20..70 us (USB scheduling jitter).
+SOAK_FAULTS = LinkFaults(flip_bit=2e-5, drop_frame=0.002, dup_frame=0.001, delay=0.01, delay_ns=20_000,
+                         jitter_ns=50_000)
+SYNC_READ_EVERY = 10
+HEARTBEAT_NS = 50 * MS
+#: A message is judged this long after it was sent: longer than a hop's whole retry budget (~0.1 s at 1 Mbaud).
+SETTLE_NS = 500 * MS
+#: Sequence numbers each joint remembers to tell a duplicate from a reordered message.
+RECENT = 4096
+_SYNC_WRITE = int(MsgType.SYNC_WRITE)
+_TORQUE_ON = Write(ops.register("torque_enable").address, b"\x01")
+
+
+@dataclass
+class _Sent:
+    seq: int
+    t: int
+    joints: set[int] = field(default_factory=set)
+    host_failed: bool = False
+    reported_from: int | None = None  # lowest reporter address of an UNDELIVERABLE
+
+
+@dataclass
+class Ledger:
+    """Per-message delivery bookkeeping (see the module docstring)."""
+
+    joints: int
+    sent: int = 0
+    deliveries: int = 0
+    delivered_all: int = 0
+    lost_reported: int = 0
+    lost_in_reboot: int = 0
+    lost_silent: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    pending: dict[int, _Sent] = field(default_factory=dict)  # seq -> record
+    seq_of: dict[int, int] = field(default_factory=dict)  # msg_id -> latest seq
+    last: list[int] = field(default_factory=list)
+    recent: list[deque[int]] = field(default_factory=list)
+    recent_sets: list[set[int]] = field(default_factory=list)
+    reboots: deque[tuple[int, int]] = field(default_factory=deque)  # (t, joint index)
+
+    def __post_init__(self) -> None:
+        self.last = [-1] * self.joints
+        self.recent = [deque() for _ in range(self.joints)]
+        self.recent_sets = [set() for _ in range(self.joints)]
+
+    def on_send(self, msg_id: int, now: int) -> None:
+        seq = self.sent
+        self.sent += 1
+        self.pending[seq] = _Sent(seq, now)
+        self.seq_of[msg_id] = seq
+
+    def on_delivery(self, joint: int, msg_id: int) -> None:
+        seq = self.seq_of.get(msg_id)
+        if seq is None:
+            return
+        seen = self.recent_sets[joint]
+        if seq in seen:
+            self.duplicates += 1
+            return
+        if seq < self.last[joint]:
+            self.reordered += 1
+        self.last[joint] = max(self.last[joint], seq)
+        seen.add(seq)
+        q = self.recent[joint]
+        q.append(seq)
+        if len(q) > RECENT:
+            seen.discard(q.popleft())
+        self.deliveries += 1
+        rec = self.pending.get(seq)
+        if rec is not None:
+            rec.joints.add(joint)
+
+    def on_report(self, msg_id: int, reporter: int | None) -> None:
+        seq = self.seq_of.get(msg_id)
+        rec = self.pending.get(seq) if seq is not None else None
+        if rec is None:
+            return
+        if reporter is None:
+            rec.host_failed = True
+        elif rec.reported_from is None or reporter < rec.reported_from:
+            rec.reported_from = reporter
+
+    def settle(self, now: int) -> None:
+        while self.reboots and self.reboots[0][0] < now - 2 * SETTLE_NS:
+            self.reboots.popleft()
+        for seq in list(self.pending):
+            rec = self.pending[seq]
+            if rec.t > now - SETTLE_NS:
+                break
+            del self.pending[seq]
+            missing = set(range(self.joints)) - rec.joints
+            if not missing:
+                self.delivered_all += 1
+            elif rec.host_failed or (rec.reported_from is not None and min(missing) >= rec.reported_from):
+                self.lost_reported += 1  # reporter at address r could not pass it to r+1 (index r)
+            elif any(rec.t - SETTLE_NS <= t <= rec.t + SETTLE_NS and j <= max(missing) for t, j in self.reboots):
+                self.lost_in_reboot += 1
+            else:
+                self.lost_silent += 1
+
+
+def _rss_now_kb() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * (resource.getpagesize() // 1024)
+    except OSError:
+        return 0
+
+
+@dataclass
+class SoakResult:
+    sim_s: float
+    wall_s: float
+    ledger: Ledger
+    counts: Counter[str]
+    rss_peak_kb: list[int]
+    rss_now_kb: list[int]
+
+    @property
+    def ratio(self) -> float:
+        return self.wall_s / self.sim_s
+
+
+class Soak:
+    def __init__(self, seconds: float, *, seed: int = 1, joints: int = 6, faults: LinkFaults = SOAK_FAULTS,
+                 reboot_every_s: float = 20.0) -> None:
+        self.duration = int(seconds * S)
+        self.joints = joints
+        self.rng = random.Random(seed)
+        self.reboot_every_s = reboot_every_s
+        self.sim = SimDrive(joints, seed=seed, faults=faults)
+        self.ledger = Ledger(joints)
+        self.counts: Counter[str] = Counter()
+        self.reenumerate = False
+        self.enumerating: int | None = None  # msg_id of a recovery ENUMERATE in flight
+        for i, joint in enumerate(self.sim.arm.joints):
+            observe_deliveries(joint, self._delivery_at(i))
+        self.sim.on_event = self._event
+
+    def _delivery_at(self, index: int):  # type: ignore[no-untyped-def]
+        def seen(port: int, packet: Packet, now: int) -> None:
+            if packet.type == _SYNC_WRITE and port == 0:
+                self.ledger.on_delivery(index, packet.msg_id)
+
+        return seen
+
+    def _event(self, ev: HostEvent) -> None:
+        self.counts[f"event {type(ev).__name__}"] += 1
+        if isinstance(ev, SendFailed):
+            self.ledger.on_report(ev.msg_id, None)
+        elif isinstance(ev, UndeliverableReported) and ev.report.orig_type == _SYNC_WRITE:
+            self.ledger.on_report(ev.report.orig_msg_id, ev.report.reporter)
+        elif isinstance(ev, FaultReported) and ev.code == FaultCode.REBOOTED:
+            self.reenumerate = True
+        elif isinstance(ev, (ReplyReceived, RequestFailed, RequestTimedOut)) and ev.msg_id == self.enumerating:
+            self.enumerating = None
+            if isinstance(ev, ReplyReceived) and isinstance(ev.message, EnumerateReply):
+                for address in range(1, len(ev.message.records) + 1):  # power the chain again
+                    self.sim.call(self._torque_on(address))
+            else:
+                self.reenumerate = True
+
+    @staticmethod
+    def _torque_on(address: int) -> Callable[[HostNode, int], int]:
+        return lambda h, t: h.request(_TORQUE_ON, address, t)
+
+    def _power_up(self) -> None:
+        found = self.sim.enumerate()
+        for address in range(1, found + 1):
+            self.sim.write(address, "state_period", 0)
+            self.sim.write(address, "torque_enable", 1)
+
+    def _schedule_reboot(self, after: int) -> None:
+        t = after + int(self.rng.expovariate(1.0 / self.reboot_every_s) * S)
+        index = self.rng.randrange(self.joints)
+
+        def reboot(now: int) -> None:
+            self.sim.arm.joints[index].reboot(now)
+            self.ledger.reboots.append((now, index))
+            self.counts["reboots"] += 1
+            self._schedule_reboot(now)
+
+        if t < self.t_end:
+            self.sim.kernel.call_at(t, reboot)
+
+    def _tick(self, k: int) -> None:
+        sim, now = self.sim, self.sim.now
+        phase = now / S
+        goals = {a: 0.3 * math.sin(2 * math.pi * (0.2 + 0.05 * a) * phase + a) for a in range(1, self.joints + 1)}
+        msg_id = sim.call(lambda h, t: h.send(ops.sync_write_goals(goals), Address.BROADCAST, t))
+        self.ledger.on_send(msg_id, now)
+        if k % SYNC_READ_EVERY == 0:
+            sim.call(lambda h, t: h.request(ops.sync_read_states(), Address.BROADCAST, t, 50 * MS))
+            self.counts["sync-reads"] += 1
+        if self.reenumerate and self.enumerating is None:  # recover from a reboot without pausing the loop
+            self.reenumerate = False
+            self.counts["re-enumerations"] += 1
+            self.enumerating = sim.call(lambda h, t: h.request(Enumerate(), Address.BROADCAST, t,
+                                                               ENUMERATE_TIMEOUT_NS))
+        sim.pump_events()
+        if k % 1000 == 0:
+            self.ledger.settle(now)
+            log = sim.kernel.faults.log
+            self.counts.update(f"fault {d.op}" for d in log)
+            log.clear()
+
+    def run(self) -> SoakResult:
+        sim, wall0 = self.sim, time.perf_counter()
+        self._power_up()
+        sim.host.set_heartbeat(HEARTBEAT_NS, sim.now)
+        sim.kernel.wake("host")
+        t0 = sim.now
+        self.t_end = t0 + self.duration
+        self._schedule_reboot(t0)
+        quarters = [t0 + self.duration * q // 4 for q in (1, 2, 3, 4)]
+        peaks, nows = [], []
+        k = 0
+        while k * MS < self.duration:
+            sim.kernel.run_until(t0 + k * MS)
+            self._tick(k)
+            k += 1
+            if quarters and (sim.now >= quarters[0] or k * MS >= self.duration):
+                quarters.pop(0)
+                peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+                nows.append(_rss_now_kb())
+        sim_s = (sim.now - t0) / S
+        sim.kernel.run_for(SETTLE_NS + MS)
+        sim.pump_events()
+        self.ledger.settle(sim.now + SETTLE_NS)
+        self.counts.update(f"fault {d.op}" for d in sim.kernel.faults.log)
+        return SoakResult(sim_s, time.perf_counter() - wall0, self.ledger, self.counts, peaks, nows)
+
+
+def report(r: SoakResult) -> None:
+    g = r.ledger
+    exp = g.sent * g.joints
+    print(f"simulated {r.sim_s:.1f} s in {r.wall_s:.1f} s wall: wall/sim = {r.ratio:.2f}")
+    share = 100 * g.deliveries / max(exp, 1)
+    print(f"sync-writes sent {g.sent:,}; deliveries {g.deliveries:,} of {exp:,} ({share:.3f} %)")
+    print(f"  delivered to all joints {g.delivered_all:,}; lost and reported {g.lost_reported:,}; lost in a joint "
+          f"reboot {g.lost_in_reboot:,}; lost silently {g.lost_silent:,}")
+    print(f"  duplicates {g.duplicates} (must be 0); reordered {g.reordered} (must be 0)")
+    for key in sorted(r.counts):
+        print(f"  {key}: {r.counts[key]:,}")
+    print("memory per quarter (MB): peak RSS " + " / ".join(f"{p / 1024:.1f}" for p in r.rss_peak_kb)
+          + "; current RSS " + " / ".join(f"{p / 1024:.1f}" for p in r.rss_now_kb))
+    if len(r.rss_now_kb) == 4:
+        print(f"  growth from the first to the last quarter: {(r.rss_now_kb[3] - r.rss_now_kb[0]) / 1024:+.1f} MB")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hil.soak", description=__doc__.split("\n")[0])
+    ap.add_argument("--hours", type=float, default=None, help="simulated hours (default 1)")
+    ap.add_argument("--minutes", type=float, default=None, help="simulated minutes instead of hours")
+    ap.add_argument("--quick", action="store_true", help="10 simulated seconds")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reboot-every-s", type=float, default=20.0, help="mean simulated seconds between reboots")
+    args = ap.parse_args(argv)
+    seconds = 10.0 if args.quick else (args.minutes * 60 if args.minutes is not None else
+                                       (args.hours if args.hours is not None else 1.0) * 3600)
+    if seconds <= 0 or args.reboot_every_s <= 0:
+        ap.error("durations must be positive")
+    print(f"soak: 6 joints, 1 kHz sync-write, {seconds:.0f} simulated s, seed {args.seed}, faults {SOAK_FAULTS}")
+    result = Soak(seconds, seed=args.seed, reboot_every_s=args.reboot_every_s).run()
+    report(result)
+    g = result.ledger
+    return 0 if g.duplicates == 0 and g.reordered == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
