@@ -5,7 +5,7 @@ Theory of operation
 Each benchmark is a module with its own ``python -m`` entry point that prints its figures (ratios against a
 baseline run in the same process, medians of repetitions). This runner starts each in a fresh interpreter, so one
 benchmark's warm caches or leaked threads cannot colour the next, captures its output, and prints a summary table
-with the machine it ran on. ``--quick`` passes ``--quick`` through for smaller runs; ``--json`` prints everything
+with the machine it ran on. ``--quick`` runs each with its own small-run arguments; ``--json`` prints everything
 as one JSON document. A benchmark that fails is reported in the table and makes the exit code 1.
 """
 
@@ -19,13 +19,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-#: name -> (module, what it measures). Order: bottom of the stack first.
-BENCHMARKS: dict[str, tuple[str, str]] = {
-    "codec": ("bus.bench", "frame encode/decode and stream deframing vs the construct path"),
-    "link": ("bus.linkbench", "hop link CPU per message and 6-hop simulated chain speed"),
-    "hil": ("hil.bench", "pty arm ping round trip vs raw pty echo; paced throughput"),
-    "trace": ("hil.trace.bench", "trace decode + stats throughput"),
-    "loop": ("controller.loopbench", "6-joint closed loop against the real-time pty arm"),
+#: name -> (module, what it measures, arguments of a --quick run). Order: bottom of the stack first.
+BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
+    "codec": ("bus.bench", "frame encode/decode and stream deframing vs the construct path",
+              ["--size-mb", "2", "--reps", "3"]),
+    "link": ("bus.linkbench", "hop link CPU per message and 6-hop simulated chain speed", ["--quick"]),
+    "hil": ("hil.bench", "pty arm ping round trip vs raw pty echo; paced throughput", ["--quick"]),
+    "trace": ("hil.trace.bench", "trace decode + stats throughput", ["--mb", "10", "--runs", "3"]),
+    "loop": ("controller.loopbench", "6-joint closed loop against the real-time pty arm", ["--quick"]),
 }
 #: Seconds one benchmark may run before it is stopped and reported as timed out.
 TIMEOUT_S = 900
@@ -63,8 +64,8 @@ def _cpu_model() -> str:
 
 
 def run_one(name: str, quick: bool) -> BenchResult:
-    module = BENCHMARKS[name][0]
-    cmd = [sys.executable, "-m", module, *(["--quick"] if quick else [])]
+    module, _, quick_args = BENCHMARKS[name]
+    cmd = [sys.executable, "-m", module, *(quick_args if quick else [])]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
