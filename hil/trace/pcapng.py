@@ -59,6 +59,9 @@ LINKTYPE_NAMES = {0: "NULL", 1: "ETHERNET", 101: "RAW", 105: "IEEE802_11", 113: 
                   147: "USER0 (armbus)", 195: "IEEE802_15_4", 220: "USB_LINUX_MMAPPED", 276: "LINUX_SLL2"}
 #: if_tsresol 9: timestamps count nanoseconds, the unit of every armbus time.
 TSRESOL_NS = 9
+#: Latest time a trace holds: every armbus time is int64 ns (numpy columns, ``now``), so the writer refuses later
+#: ones and the reader skips (and counts) packets whose scaled time falls outside 0..MAX_T_NS (~292 years).
+MAX_T_NS = 2**63 - 1
 #: Metadata comments look like ``armbus.<key>=<value>``; keys are short identifiers.
 META_PREFIX = "armbus."
 _KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -192,11 +195,11 @@ class TraceWriter:
         return iid
 
     def write(self, link: str, direction: object, t_ns: int, data: bytes) -> None:
-        """Record ``data`` seen on ``link`` in ``direction`` (str or enum) at ``t_ns`` (integer ns, >= 0)."""
+        """Record ``data`` seen on ``link`` in ``direction`` (str or enum) at ``t_ns`` (integer ns, 0..MAX_T_NS)."""
         if not data:
             return
-        if t_ns < 0 or t_ns >= 1 << 64:
-            raise UsageError(f"trace timestamp {t_ns} ns is outside 0..2**64-1")
+        if not 0 <= t_ns <= MAX_T_NS:
+            raise UsageError(f"trace timestamp {t_ns} ns is outside 0..2**63-1")
         iid = self.interface(link, direction)
         self._write(epb_block(iid, t_ns, bytes(data), self._bo))
         self.chunks += 1

@@ -11,7 +11,10 @@ way; when one is wrong, the file is walked again with every trailer checked, whi
 Either byte order is accepted, per section. A truncated last block is reported in :attr:`Trace.truncated` /
 :attr:`Trace.warnings`, never raised. Files that are not pcapng at all, empty files and unreadable paths raise
 :class:`~hil.trace.pcapng.TraceFileError`; interfaces of other link types (an Ethernet capture from another
-tool) are listed but their packets are skipped, with a warning naming the link type. The format is described in
+tool) are listed but their packets are skipped, with a warning naming the link type. Packets whose time, scaled by
+their interface's ``if_tsresol`` and shifted by its ``if_tsoffset``, falls outside 0..2**63-1 ns (negative, or
+beyond int64 nanoseconds) are skipped, counted in :attr:`Trace.out_of_range_times` and named in a warning:
+clamping them would invent an order and a duration that the capture does not hold. The format is described in
 :mod:`hil.trace.pcapng` and docs/traces.md.
 """
 
@@ -35,6 +38,7 @@ from hil.trace.pcapng import (
     IF_TSRESOL,
     LINKTYPE_ARMBUS,
     LINKTYPE_NAMES,
+    MAX_T_NS,
     META_PREFIX,
     OPT_COMMENT,
     OPT_ENDOFOPT,
@@ -82,6 +86,7 @@ class Trace:
     truncated: bool = False
     warnings: list[str] = field(default_factory=list)
     skipped_packets: int = 0
+    out_of_range_times: int = 0  # packets skipped because their time does not fit 0..MAX_T_NS
 
     def __len__(self) -> int:
         return len(self.chunk_iface)
@@ -263,6 +268,19 @@ def _corrupt(trace: Trace, off: int, what: str) -> None:
     trace.warnings.append(f"corrupt block at offset {off}: {what}; reading stopped there")
 
 
+def _to_ns(ts: np.ndarray, mult: int, div: int, offset_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw u64 timestamps of one interface -> (int64 ns, valid mask); invalid rows (time outside
+    0..:data:`MAX_T_NS`) hold 0. Vectorised when every result fits, exact Python ints otherwise."""
+    if not len(ts):
+        return np.zeros(0, np.int64), np.ones(0, bool)
+    lo, hi = int(ts.min()), int(ts.max())
+    if mult == 1 and div == 1 and hi <= MAX_T_NS and lo + offset_ns >= 0 and hi + offset_ns <= MAX_T_NS:
+        return ts.astype(np.int64) + np.int64(offset_ns), np.ones(len(ts), bool)
+    exact = [v * mult // div + offset_ns for v in ts.tolist()]
+    valid = np.fromiter((0 <= v <= MAX_T_NS for v in exact), bool, len(exact))
+    return np.asarray([v if 0 <= v <= MAX_T_NS else 0 for v in exact], dtype=np.int64), valid
+
+
 def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[str, list[int], list[int]]],
                  scales: dict[int, tuple[int, int, int]]) -> bool:
     """Gather EPB fields column-wise (u32 word index = offset / 4) and keep those of armbus interfaces.
@@ -299,13 +317,16 @@ def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[
     trace.skipped_packets += int((~keep).sum())
     gidx, ts, off, cap = gidx[keep], ts[keep], off[keep], cap[keep]
     t_ns = np.empty(len(ts), dtype=np.int64)
+    valid = np.ones(len(ts), dtype=bool)
     for g in np.unique(gidx).tolist():
-        sel = gidx == g
-        mult, div, offset_ns = scales[g]
-        if mult == 1 and div == 1:
-            t_ns[sel] = ts[sel].astype(np.int64) + offset_ns
-        else:  # exact integer scaling (Python ints for the rare non-ns resolutions)
-            t_ns[sel] = np.asarray([v * mult // div + offset_ns for v in ts[sel].tolist()], dtype=np.int64)
+        sel = np.flatnonzero(gidx == g)
+        t_ns[sel], valid[sel] = _to_ns(ts[sel], *scales[g])
+    if not valid.all():
+        n_bad = int((~valid).sum())
+        trace.out_of_range_times += n_bad
+        trace.warnings.append(f"{n_bad} packet block(s) with a time outside 0..2**63-1 ns (if_tsresol/if_tsoffset "
+                              "of their interface): skipped")
+        gidx, t_ns, off, cap = gidx[valid], t_ns[valid], off[valid], cap[valid]
     trace.chunk_iface = gidx.astype(np.int32)
     trace.chunk_t_ns = t_ns
     trace.chunk_off = off

@@ -32,7 +32,6 @@ CAPTURES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="hil/trace/reader.py _gather_epbs: times beyond int64 (fix in report)")
 @pytest.mark.parametrize("name", sorted(CAPTURES))
 def test_trace_timestamp_beyond_int64(name: str) -> None:
     """A capture whose times do not fit int64 ns is read with a warning (chunk skipped), never an exception

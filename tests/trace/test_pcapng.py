@@ -13,9 +13,16 @@ from bus.codec import Packet, encode_control, encode_data
 from bus.errors import TraceError, UsageError
 from bus.wire import FrameKind, MsgType
 from hil.trace.pcapng import (
+    BT_IDB,
+    IF_NAME,
+    IF_TSOFFSET,
+    IF_TSRESOL,
     LINKTYPE_ARMBUS,
+    MAX_T_NS,
     TraceFileError,
     TraceWriter,
+    _block,
+    _options,
     epb_block,
     idb_block,
     shb_block,
@@ -145,6 +152,42 @@ def test_bad_metadata_key_and_timestamp_are_usage_errors(tmp_path: Path) -> None
         TraceWriter(tmp_path / "a", {"bad key=": 1})
     with TraceWriter(tmp_path / "b") as w, pytest.raises(UsageError, match="timestamp"):
         w("l", "down", -1, b"x")
+    with TraceWriter(tmp_path / "c") as w, pytest.raises(UsageError, match="timestamp"):
+        w("l", "down", MAX_T_NS + 1, b"x")
+
+
+def _idb_with(name: str, tsresol: int, tsoffset_s: int) -> bytes:
+    opts = [(IF_NAME, name.encode()), (IF_TSRESOL, bytes([tsresol])), (IF_TSOFFSET, struct.pack("<q", tsoffset_s))]
+    return _block("<", BT_IDB, struct.pack("<HHI", LINKTYPE_ARMBUS, 0, 0) + _options("<", opts))
+
+
+def _epb_raw(iface: int, ts: int, data: bytes) -> bytes:
+    """An EPB with any raw 64-bit timestamp (the writer only takes times it can read back)."""
+    body = struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), len(data)) + data
+    return _block("<", 6, body + b"\x00" * (-len(data) % 4))
+
+
+def test_times_outside_int64_ns_are_skipped_and_counted_not_raised() -> None:
+    """Scaled times that do not fit 0..2**63-1 ns are dropped with one counted warning; the rest keep exact times."""
+    big_offset = MAX_T_NS // 1_000_000_000  # seconds: only tiny timestamps still fit after the shift
+    buf = (shb_block({}, "x")
+           + _idb_with("ns:down", 9, big_offset) + _idb_with("us:down", 6, 0) + _idb_with("neg:down", 9, -1))
+    chunks = [
+        (0, 5, b"\x01"),  # big_offset s + 5 ns: fits
+        (0, 2**40, b"\x02"),  # beyond 2**63-1 ns
+        (1, 2**64 - 1, b"\x03"),  # microseconds: * 1000 overflows
+        (1, 7, b"\x04"),  # 7000 ns
+        (2, 2 * 10**9, b"\x05"),  # 2 s - 1 s = 1 s
+        (2, 10, b"\x06"),  # 10 ns - 1 s: negative
+        (0, 2**63 + 1, b"\x07"),
+    ]
+    trace = parse_trace(buf + b"".join(_epb_raw(*c) for c in chunks))
+    assert list(trace.chunks()) == [(0, big_offset * 10**9 + 5, b"\x01"), (1, 7000, b"\x04"),
+                                    (2, 10**9, b"\x05")]
+    assert trace.out_of_range_times == 4
+    assert [w for w in trace.warnings if "outside 0..2**63-1" in w] == [trace.warnings[0]]
+    assert trace.warnings[0].startswith("4 packet block(s)")
+    assert not trace.truncated
 
 
 def test_chunk_columns_are_numpy_and_sorted_like_the_file(tmp_path: Path) -> None:
