@@ -14,8 +14,12 @@ The loop ticks at ``t0 + k * period`` (default 1 kHz). The driver calls :meth:`C
    heartbeat watchdog (safe stop), position/velocity excursions (reported, not latched);
 5. cascaded control: position (P) -> velocity reference, slew-limited to 80 % of the acceleration the current
    limit allows (no integrator wind-up behind steps) -> velocity (PI, conditional integration, plus J*a/Kt acceleration
-   feed-forward) -> current (PI
-   plus R*i + Ke*w feed-forward) -> voltage.
+   feed-forward) -> current (R*i + Ke*w feed-forward plus a PI correction) -> voltage. The current sampled at a
+   tick answers the voltage held since the previous tick, so the PI compares it with the *previous* reference:
+   a new reference is reached by the feed-forward (the 40 us electrical time constant settles well within a
+   tick), and the PI only corrects model error. (Comparing the sample with the new reference read every step of
+   the reference as an error: a proportional kick plus integrator wind-up drove the current ~30 % over its
+   reference for several ticks and the joint past its velocity limit.)
    Whatever the host asked, the goal is clamped to the configured limits, and a velocity envelope
    ``v_hi = min(v_lim, k (p_max - p), sqrt(2 a_brake (p_max - p)))`` (and its mirror ``v_lo``) keeps every mode
    (current mode too) from running into a position limit; any clamping sets ``StatusFlag.AT_LIMIT``;
@@ -141,6 +145,7 @@ class ControlCore:
         self._i_int = 0.0
         self._v_cmd = 0.0  # slew-limited velocity reference
         self.i_ref = 0.0
+        self._i_applied = 0.0  # the current reference the held voltage was computed for (0: bridge off/shorted)
         self.position = actuator.encoder_counts() / self.motor.counts_per_output_rad
         self.velocity = 0.0
         self.current = 0.0
@@ -183,6 +188,7 @@ class ControlCore:
         self.act.advance(now)
         if self.torque:
             self.act.set_voltage(0.0)
+            self._i_applied = 0.0
         if not self.flags & _ESTOPPED:
             self.flags |= _ESTOPPED
             self._start_stop()
@@ -207,7 +213,7 @@ class ControlCore:
         if self.torque:
             act.set_voltage(self._control())
         else:
-            self.i_ref = 0.0
+            self.i_ref = self._i_applied = 0.0
             act.coast()
         moving = abs(self.velocity) > MOVING_THRESHOLD
         self.flags = (self.flags | _MOVING) if moving else (self.flags & ~_MOVING)
@@ -367,7 +373,10 @@ class ControlCore:
         m = self.motor
         r = m.resistance * (1.0 + COPPER_ALPHA * (self.temperature - 20.0))
         vmax = self.voltage
-        err = i_ref - self.current
+        # the sampled current answers the voltage held since the last tick, i.e. the previous reference: compare it
+        # with that one, so that a step of the reference is not mistaken for a tracking error (a kick + wind-up)
+        err = self._i_applied - self.current
+        self._i_applied = i_ref
         v = r * i_ref + m.torque_constant * m.gear_ratio * self.velocity + self.kp_i * err + self._i_int
         if -vmax < v < vmax or (v >= vmax and err < 0) or (v <= -vmax and err > 0):
             self._i_int = min(max(self._i_int + self.ki_i * err * self.dt, -vmax), vmax)

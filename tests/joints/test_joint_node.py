@@ -293,13 +293,19 @@ def test_byte_at_a_time_equals_whole_chunk() -> None:
     assert results[0] == results[1] == (1, len(frames))
 
 
-def opened_node() -> JointNode:
-    """A fresh joint whose UP link has completed its RESET handshake with a fake host."""
+def opened_node() -> tuple[JointNode, int]:
+    """A fresh joint whose UP link has completed its RESET handshake with a fake host, and the time then."""
     node = fresh_node()
-    reset = decode_wire(node.data_to_send(UP, 0))
-    node.receive_data(UP, encode_control(FrameKind.RESET_ACK, reset.seq), 0)
+    now, wire = 0, node.data_to_send(UP, 0)
+    while not wire:  # the link may stay quiet for a while after boot before its first RESET
+        now = node.next_deadline() or now + MS
+        node.handle_timer(now)
+        node.data_to_send(DOWN, now)
+        wire = node.data_to_send(UP, now)
+    reset = decode_wire(wire)
+    node.receive_data(UP, encode_control(FrameKind.RESET_ACK, reset.seq), now)
     assert node.links[UP].is_open
-    return node
+    return node, now
 
 
 packets = st.builds(
@@ -316,8 +322,7 @@ packets = st.builds(
 @settings(max_examples=150, deadline=None)
 @given(st.lists(packets, min_size=1, max_size=10))
 def test_random_packets_never_raise_and_never_power_the_motor_uninvited(stream: list[Packet]) -> None:
-    node = opened_node()
-    now = 0
+    node, now = opened_node()
     for seq, packet in enumerate(stream):
         now += 300_000
         node.receive_data(UP, wire_frame(packet, seq), now)
@@ -333,10 +338,10 @@ def test_unknown_message_type_is_a_counted_line_error() -> None:
 
     from bus.crc import crc16
 
-    node = opened_node()
+    node, now = opened_node()
     body = bytes([0x10, 0, 0, Address.HOST, Address.UNASSIGNED, 0x3F, 1, 0, 32, 0])
     frame = body + crc16(body).to_bytes(2, "big")
-    node.receive_data(UP, cobs.encode(frame) + b"\x00", 1000)
+    node.receive_data(UP, cobs.encode(frame) + b"\x00", now)
     assert node.links[UP].counters.framing_errors == 1
     assert node.counters.handled == 0
-    assert node.data_to_send(UP, 1000) == b""  # no ack, no reply
+    assert node.data_to_send(UP, now) == b""  # no ack, no reply
