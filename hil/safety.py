@@ -1,0 +1,376 @@
+"""Safety figures in simulated time: watchdog on host silence, e-stop latency, limits under random commands.
+
+Theory of operation
+-------------------
+Each measurement drives a 6-joint :class:`hil.simdrive.SimDrive` whose joints are enumerated, powered and
+following a 1 kHz stream of sync-written goals, with heartbeats every :data:`HEARTBEAT_NS`.
+
+(a) :func:`watchdog_trials`: the joints' watchdog is :data:`WATCHDOG_MS`; at a random instant the host node is
+    frozen (a dead process: not a byte leaves it). The kernel is run event by event and the instant each joint's
+    published status first carries WATCHDOG is recorded (the safe stop starts at that tick: braking, then
+    holding), and the instant it is at standstill. The latency is measured from the last heartbeat the joint
+    received (the watchdog's reference; bound: watchdog period + one control period) and from the moment the
+    host died. Then the host thaws, clears the flags and powers the joints again for the next trial.
+(b) :func:`estop_trials`: at random instants the host sends ESTOP (broadcast); an observer on each joint records
+    the instant the packet is taken for that joint (its handler shorts the bridge at that same instant). The
+    latency to the last joint is compared with the wire-time floor: per hop, the ESTOP frame's wire time plus
+    the wire turnaround. Measured on clean links and with 5 % of frames dropped on every link direction.
+(c) :func:`random_command_trial`: random SET_GOAL (any mode byte, any value), register writes (any writable
+    register, any value, sometimes the wrong size) and torque toggles, a few per millisecond, to random joints
+    and broadcast; after every control tick of every joint, while torque is on, the state is checked against its
+    limit registers, with the joint's own fault thresholds as tolerance (:func:`excursions`).
+
+``python -m hil.safety`` prints every figure (``--quick``: fewer trials); tests/reliability asserts short runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bus.codec import Packet, encode_data
+from bus.messages import EStop, Message, SetGoal, Torque, Write, make_packet
+from bus.wire import Address, MsgType, StatusFlag
+from controller import ops
+from hil.faults import LinkFaults
+from hil.simdrive import MS, SimDrive, observe_deliveries
+from hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS
+from joints.control import (
+    DEFAULT_PERIOD_NS,
+    MOVING_THRESHOLD,
+    OVERCURRENT_FACTOR,
+    OVERCURRENT_MARGIN,
+    OVERCURRENT_TIME,
+    POSITION_EXCURSION,
+    VELOCITY_EXCURSION,
+    ControlCore,
+)
+from joints.registers import REGISTERS, Access
+
+WATCHDOG_MS = 100
+HEARTBEAT_NS = 20 * MS
+JOINTS = 6
+_WATCHDOG, _ESTOPPED, _TORQUE = int(StatusFlag.WATCHDOG), int(StatusFlag.ESTOPPED), int(StatusFlag.TORQUE_ON)
+_WRITABLE = [r for r in REGISTERS if r.access is Access.RW]
+#: Loop gains: at the top of their register ranges the cascaded loops limit-cycle (see docs/reliability.md), so
+#: (c) is measured with and without random gain writes.
+GAINS = frozenset({"pos_kp", "vel_kp", "vel_ki", "cur_kp", "cur_ki"})
+_POWER_UP = [Write(ops.register("clear_flags").address, b"\xff"), Torque(1)]
+
+
+class Rig:
+    """A powered 6-joint arm following a 1 kHz goal stream (paused while ``streaming`` is False)."""
+
+    def __init__(self, seed: int, faults: LinkFaults | None = None, watchdog_ms: int = 0) -> None:
+        self.sim = SimDrive(JOINTS, seed=seed, faults=faults)
+        self.rng = random.Random(seed)
+        self.streaming = False
+        self.sim.enumerate()
+        for a in range(1, JOINTS + 1):
+            self.sim.write(a, "watchdog_period", watchdog_ms)
+            self.sim.write(a, "torque_enable", 1)
+        self.sim.host.set_heartbeat(HEARTBEAT_NS, self.sim.now)
+        self.sim.kernel.wake("host")
+        self.streaming = True
+        self._tick(self.sim.now)
+
+    @property
+    def joints(self) -> list[ControlCore]:
+        return [j.control for j in self.sim.arm.joints]
+
+    def _tick(self, now: int) -> None:
+        sim = self.sim
+        if self.streaming and not sim.kernel.frozen("host"):
+            goals = {a: 0.5 * math.sin(2 * math.pi * 0.5 * now / 1e9 + a) for a in range(1, JOINTS + 1)}
+            sim.call(lambda h, t: h.send(ops.sync_write_goals(goals), Address.BROADCAST, t))
+            sim.pump_events()
+        sim.kernel.call_at(now + MS, self._tick)
+
+    def recover(self, clear: int) -> None:
+        """Clear latched flags, power every joint again and resume the stream."""
+        for a in range(1, JOINTS + 1):
+            self.sim.write(a, "clear_flags", clear)
+            if clear & _ESTOPPED:
+                self.sim.write(a, "estop", 0)
+            self.sim.write(a, "torque_enable", 1)
+        self.streaming = True
+
+    def run_until(self, predicate: Callable[[], bool], timeout_ns: int) -> bool:
+        return self.sim.kernel.run_until_true(predicate, timeout_ns)
+
+
+def _first_times(cores: Callable[[], list[ControlCore]], test: Callable[[ControlCore], bool],
+                 out: list[int | None], now: Callable[[], int]) -> Callable[[], bool]:
+    """Predicate for run_until_true: records the first instant ``test`` holds for each joint."""
+
+    def check() -> bool:
+        for i, core in enumerate(cores()):
+            if out[i] is None and test(core):
+                out[i] = now()
+        return all(t is not None for t in out)
+
+    return check
+
+
+def _stopped(core: ControlCore) -> bool:
+    return abs(core.velocity) < MOVING_THRESHOLD
+
+
+@dataclass
+class WatchdogResult:
+    from_heartbeat_ms: list[float] = field(default_factory=list)  # per joint per trial
+    from_silence_ms: list[float] = field(default_factory=list)  # last joint per trial
+    to_standstill_ms: list[float] = field(default_factory=list)  # last joint per trial, from silence
+    safe_states_ok: bool = True
+    bound_ms: float = WATCHDOG_MS + DEFAULT_PERIOD_NS / MS
+
+
+def watchdog_trials(trials: int, seed: int = 1) -> WatchdogResult:
+    rig = Rig(seed, watchdog_ms=WATCHDOG_MS)
+    last_hb = [0] * JOINTS
+    for i, joint in enumerate(rig.sim.arm.joints):
+        def seen(port: int, packet: Packet, now: int, i: int = i) -> None:
+            if packet.type == MsgType.HEARTBEAT:
+                last_hb[i] = now
+        observe_deliveries(joint, seen)
+    res = WatchdogResult()
+    k = rig.sim.kernel
+    for _ in range(trials):
+        k.run_for(rig.rng.randrange(200 * MS, 400 * MS))  # moving, at a random phase of beats and ticks
+        t_kill = k.now
+        k.freeze("host", t_kill + 10 * WATCHDOG_MS * MS)
+        flagged: list[int | None] = [None] * JOINTS
+        assert rig.run_until(_first_times(lambda: rig.joints, lambda c: bool(c.state.status & _WATCHDOG),
+                                          flagged, lambda: k.now), 5 * WATCHDOG_MS * MS), "watchdog never tripped"
+        still: list[int | None] = [None] * JOINTS
+        rig.run_until(_first_times(lambda: rig.joints, _stopped, still, lambda: k.now), 2000 * MS)
+        for i, t in enumerate(flagged):
+            assert t is not None
+            res.from_heartbeat_ms.append((t - last_hb[i]) / MS)
+        res.from_silence_ms.append((max(t for t in flagged if t is not None) - t_kill) / MS)
+        res.to_standstill_ms.append((max(t or k.now for t in still) - t_kill) / MS)
+        res.safe_states_ok &= all(c.flags & _WATCHDOG and (not c.torque or c.holding) for c in rig.joints)
+        rig.streaming = False
+        k.run_until(t_kill + 10 * WATCHDOG_MS * MS + MS)  # the host thaws
+        rig.sim.pump_events()
+        rig.recover(_WATCHDOG | int(StatusFlag.FAULT))
+    return res
+
+
+@dataclass
+class EstopResult:
+    label: str
+    latency_us: list[float] = field(default_factory=list)  # host call -> last joint stopping (bridge shorted)
+    standstill_ms: list[float] = field(default_factory=list)
+    all_stopped: bool = True
+    floor_us: float = 0.0
+
+
+def estop_floor_ns(hops: int = JOINTS, baud: int = 1_000_000) -> int:
+    """Wire-time floor of an ESTOP from the host to the last joint: per hop, its frame plus the turnaround."""
+    wire = encode_data(0, 0, make_packet(EStop(0), Address.HOST, Address.BROADCAST, 1))
+    per_hop = -(-len(wire) * 10 * 1_000_000_000 // baud) + DEFAULT_WIRE_TURNAROUND_NS
+    return hops * per_hop
+
+
+def estop_trials(trials: int, faults: LinkFaults | None, label: str, seed: int = 1) -> EstopResult:
+    rig = Rig(seed, faults=faults)
+    got: list[int | None] = [None] * JOINTS
+    for i, joint in enumerate(rig.sim.arm.joints):
+        def seen(port: int, packet: Packet, now: int, i: int = i) -> None:
+            if packet.type == MsgType.ESTOP and got[i] is None:
+                got[i] = now
+        observe_deliveries(joint, seen)
+    res = EstopResult(label, floor_us=estop_floor_ns() / 1000)
+    k = rig.sim.kernel
+    for _ in range(trials):
+        k.run_for(rig.rng.randrange(50 * MS, 150 * MS))
+        got[:] = [None] * JOINTS
+        t0 = k.now
+        rig.streaming = False
+        rig.sim.call(lambda h, t: h.send(EStop(1), Address.BROADCAST, t))
+        done = rig.run_until(lambda: all(t is not None for t in got), 2000 * MS)
+        res.all_stopped &= done and all(c.flags & _ESTOPPED for c in rig.joints)
+        res.latency_us.append((max(t or k.now for t in got) - t0) / 1000)
+        still: list[int | None] = [None] * JOINTS
+        rig.run_until(_first_times(lambda: rig.joints, _stopped, still, lambda: k.now), 2000 * MS)
+        res.standstill_ms.append((max(t or k.now for t in still) - t0) / MS)
+        rig.sim.pump_events()
+        rig.recover(_ESTOPPED)
+    return res
+
+
+@dataclass
+class LimitResult:
+    commands: int = 0
+    ticks_checked: int = 0
+    excursions: Counter[str] = field(default_factory=Counter)
+    first: list[str] = field(default_factory=list)
+    worst: dict[str, float] = field(default_factory=lambda: {"position": 0.0, "velocity": 0.0, "current": 0.0})
+    kinds: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def excursions(core: ControlCore, res: LimitResult, over_i: list[float], i: int, t: int,
+               outside: list[bool], fast: list[bool]) -> None:
+    """Check one joint after one tick against its limit registers (see the module docstring).
+
+    A joint powered while outside its position range or faster than its velocity limit (limits changed while
+    torque was off and the joint coasted) is not checked on that quantity until it is back inside: the core
+    cannot undo the past, only bring it back, which the check then holds it to.
+    """
+    if not core.torque:
+        outside[i] = fast[i] = False
+        over_i[i] = 0.0
+        return
+    g = core.regs.get
+    p_min, p_max = g("position_min") * 1e-6, g("position_max") * 1e-6
+    v_lim, i_lim, t_lim = g("velocity_limit") * 1e-6, g("current_limit") * 1e-3, g("temperature_limit") * 0.1
+    res.ticks_checked += 1
+    beyond = max(p_min - core.position, core.position - p_max)
+    if outside[i] and beyond <= 0:
+        outside[i] = False  # powered while outside (limits narrowed with torque off): back inside now
+    v_bound = 1.2 * v_lim + VELOCITY_EXCURSION
+    if fast[i] and abs(core.velocity) <= v_lim:
+        fast[i] = False
+    found = []
+    if beyond > POSITION_EXCURSION and not outside[i]:
+        found.append(f"position {core.position:.4f} rad outside [{p_min:.4f}, {p_max:.4f}]")
+    if abs(core.velocity) > v_bound and not fast[i]:
+        found.append(f"velocity {core.velocity:.3f} rad/s, limit {v_lim:.3f}")
+    over_i[i] = over_i[i] + core.dt if abs(core.current) > OVERCURRENT_FACTOR * i_lim + OVERCURRENT_MARGIN else 0.0
+    if over_i[i] > OVERCURRENT_TIME:
+        found.append(f"current {core.current:.3f} A for {over_i[i] * 1e3:.0f} ms, limit {i_lim:.3f}")
+    if core.temperature > t_lim:
+        found.append(f"temperature {core.temperature:.1f} C, limit {t_lim:.1f}")
+    if not outside[i]:
+        res.worst["position"] = max(res.worst["position"], beyond)
+    if v_lim > 0 and not fast[i]:
+        res.worst["velocity"] = max(res.worst["velocity"], abs(core.velocity) / v_lim)
+    if i_lim > 0:
+        res.worst["current"] = max(res.worst["current"], abs(core.current) / i_lim)
+    for f in found:
+        res.excursions[f.split()[0]] += 1
+        if len(res.first) < 10:
+            res.first.append(f"joint {i + 1} at {t / MS:.0f} ms: {f}")
+
+
+def random_command(rng: random.Random, gains: bool = True, exclude: frozenset[str] = frozenset()
+                   ) -> tuple[str, Message]:
+    """A random goal, register write or torque toggle (a few clear every latched flag and power the joint)."""
+    r = rng.random()
+    if r < 0.05:
+        return "power", rng.choice(_POWER_UP)
+    if r < 0.45:
+        mode = rng.choice((1, 2, 3, 1, 2, 3, 0, 4, rng.randrange(256)))
+        value = rng.choice((rng.randrange(-2**31, 2**31), rng.randrange(-3_000_000, 3_000_000),
+                            rng.randrange(-30_000_000, 30_000_000), rng.randrange(-3000, 3000), 2**31 - 1, -2**31))
+        return "goal", SetGoal(mode, value)
+    if r < 0.85:
+        reg = rng.choice([r for r in _WRITABLE if (gains or r.name not in GAINS) and r.name not in exclude])
+        lo, hi = reg.minimum, reg.maximum
+        value = rng.choice((rng.randint(lo, hi), lo, hi, rng.randint(lo, hi) // 10))
+        data = value.to_bytes(reg.size, "little", signed=reg.signed)
+        if rng.random() < 0.05:
+            data = rng.randbytes(rng.randrange(0, 6))
+        return f"write {reg.name}", Write(reg.address, data)
+    return "torque", Torque(rng.choice((0, 1, 1, rng.randrange(256))))
+
+
+def random_command_trial(commands: int, seed: int = 1, per_ms: int = 2, gains: bool = True,
+                         exclude: frozenset[str] = frozenset()) -> LimitResult:
+    """(c): ``commands`` random commands; ``gains`` False leaves the loop gains alone, ``exclude`` names
+    registers never written."""
+    rig = Rig(seed)
+    rig.streaming = False  # only random commands from here on
+    res = LimitResult()
+    over_i, outside, fast = [0.0] * JOINTS, [False] * JOINTS, [False] * JOINTS
+    for i, joint in enumerate(rig.sim.arm.joints):
+        core = joint.control
+        tick = core._tick
+
+        def checked(t: int, core: ControlCore = core, tick: Callable[[int], None] = tick, i: int = i) -> None:
+            was_on = core.torque
+            tick(t)
+            if core.torque and not was_on:  # powered: starting outside its (new) limits?
+                outside[i] = core.position < core.p_min or core.position > core.p_max
+                fast[i] = abs(core.velocity) > core.v_lim
+            excursions(core, res, over_i, i, t, outside, fast)
+
+        setattr(core, "_tick", checked)  # noqa: B010 - observe every tick of this core
+    rng, sim, k = rig.rng, rig.sim, rig.sim.kernel
+    while res.commands < commands:
+        for _ in range(per_ms):
+            kind, msg = random_command(rng, gains, exclude)
+            dst = rng.choice((*range(1, JOINTS + 1), int(Address.BROADCAST)))
+            sim.call(lambda h, t, m=msg, d=dst: h.send(m, d, t))  # type: ignore[misc]
+            res.kinds[kind.split()[0]] += 1
+            res.commands += 1
+        k.run_for(MS)
+        while (ev := sim.host.next_event()) is not None:
+            res.outcomes[type(ev).__name__] += 1
+    k.run_for(500 * MS)
+    return res
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _summary(values: list[float], unit: str) -> str:
+    return (f"median {statistics.median(values):.3f} {unit}, p95 {_pct(values, 0.95):.3f}, "
+            f"max {max(values):.3f} (n={len(values)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hil.safety", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer trials and 10,000 random commands")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--commands", type=int, default=None, help="random commands for (c) (default 100,000)")
+    args = ap.parse_args(argv)
+    trials = 5 if args.quick else 30
+    commands = args.commands or (10_000 if args.quick else 100_000)
+    ok = True
+    t0 = time.perf_counter()
+    wd = watchdog_trials(trials, args.seed)
+    within = sum(v <= wd.bound_ms for v in wd.from_heartbeat_ms)
+    print(f"(a) host silence -> WATCHDOG safe stop, watchdog {WATCHDOG_MS} ms, heartbeat {HEARTBEAT_NS // MS} ms, "
+          f"{trials} trials x {JOINTS} joints")
+    print(f"    from the joint's last heartbeat: {_summary(wd.from_heartbeat_ms, 'ms')}; "
+          f"within {wd.bound_ms:.0f} ms (watchdog + 1 control period): {within}/{len(wd.from_heartbeat_ms)}")
+    print(f"    from host death to the last joint flagged: {_summary(wd.from_silence_ms, 'ms')}")
+    print(f"    from host death to the last joint at standstill: {_summary(wd.to_standstill_ms, 'ms')}")
+    print(f"    every joint WATCHDOG and torque off or holding: {wd.safe_states_ok}")
+    ok &= wd.safe_states_ok and within == len(wd.from_heartbeat_ms)
+    for faults, label in ((None, "clean links"), (LinkFaults(drop_frame=0.05), "5 % frame loss")):
+        es = estop_trials(trials * 2, faults, label, args.seed)
+        ratio = statistics.median(es.latency_us) / es.floor_us
+        print(f"(b) e-stop, {label}: host call -> last joint stopping: {_summary(es.latency_us, 'us')}; "
+              f"wire floor {es.floor_us:.0f} us ({JOINTS} hops), median/floor {ratio:.2f}")
+        print(f"    to standstill: {_summary(es.standstill_ms, 'ms')}; every joint e-stopped: {es.all_stopped}")
+        ok &= es.all_stopped
+    for gains in (False, True):
+        lim = random_command_trial(commands, args.seed, gains=gains)
+        which = "with random loop gains" if gains else "gain registers left alone"
+        print(f"(c) {lim.commands:,} random commands, {which} ({dict(lim.kinds)}), {lim.ticks_checked:,} powered "
+              f"joint-ticks checked: excursions {sum(lim.excursions.values())} {dict(lim.excursions)}")
+        print(f"    worst: {lim.worst['position'] * 1e3:+.2f} mrad beyond a position limit, velocity "
+              f"{lim.worst['velocity']:.2f} x limit, current {lim.worst['current']:.2f} x limit; "
+              f"host events {dict(lim.outcomes)}")
+        for line in lim.first[:5]:
+            print(f"    {line}")
+        ok &= gains or not lim.excursions
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
