@@ -22,7 +22,8 @@ USB-serial adapters add their latency timer here); bytes take 10/baud s (8N1). I
 When the retries run out the packet is reported (:class:`DeliveryFailed`) and the link resynchronises, because
 the peer's receive counter is now unknown (it may have delivered the frame and lost only the ack).
 
-Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING and sends RESET(nonce); the peer zeroes
+Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING, stays silent for ``boot_quiet_ns`` (so
+that no frame of its previous life is still on the line) and then sends RESET(nonce); the peer zeroes
 its sequence numbers, fails its in-flight frame (it cannot know whether the rebooted side delivered it) and answers
 RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
 again without touching state. The state machine is the table in :mod:`bus.linktable`.
@@ -74,6 +75,10 @@ class LinkConfig:
     backoff_cap_ns: int = 20_000_000
     #: Bytes of a frame the peer may be sending when ours arrives (its ack waits behind it): one largest frame.
     reverse_bytes: int = MAX_ENCODED
+    #: Silence after boot before the first RESET, so that every frame of a previous life (ours or the peer's
+    #: answers to it) has left the line: None = one largest-frame round trip, ``timeout_ns(MAX_ENCODED)``
+    #: (5.5 ms at 1 Mbaud). Must exceed the longest time a frame can spend in flight, both ways.
+    boot_quiet_ns: int | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -87,10 +92,18 @@ class LinkConfig:
         for name, value, lo, hi in checks:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise UsageError(f"LinkConfig.{name} must be an integer in {lo}..{hi}, got {value!r}")
+        q = self.boot_quiet_ns
+        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= 3600 * _NS_PER_S):
+            raise UsageError(f"LinkConfig.boot_quiet_ns must be None or an integer in 0..3600e9, got {q!r}")
 
     def wire_ns(self, nbytes: int) -> int:
         """Time ``nbytes`` take on the line, rounded up to whole nanoseconds."""
         return -(-nbytes * BITS_PER_BYTE * _NS_PER_S // self.baud)
+
+    @property
+    def quiet_ns(self) -> int:
+        """The boot silence actually used (see ``boot_quiet_ns``)."""
+        return self.boot_quiet_ns if self.boot_quiet_ns is not None else self.timeout_ns(MAX_ENCODED)
 
     def timeout_ns(self, frame_bytes: int) -> int:
         """First retransmit timeout for a frame of ``frame_bytes`` wire bytes (delimiter included)."""
@@ -218,7 +231,8 @@ class LinkEndpoint:
             state: {inp: (nxt, getattr(self, "_do_" + act.name.lower())) for inp, (nxt, act) in row.items()}
             for state, row in TABLE.items()
         }
-        self._begin_reset(0, count=True)
+        self._nonce_live = False  # no RESET of ours is outstanding yet: every RESET_ACK is stale
+        self._booting = True  # the boot silence has not started; it starts at the first call with a `now`
 
     # ------------------------------------------------------------------------------------------------ queries
     @property
@@ -269,6 +283,8 @@ class LinkEndpoint:
 
     def receive_data(self, data: bytes, now: int) -> None:
         """Bytes from the line, in any chunking. Never raises on line content."""
+        if self._booting and self._deadline is None:
+            self._boot(now)
         c = self.counters
         c.bytes_received += len(data)
         deframer = self._deframer
@@ -324,7 +340,8 @@ class LinkEndpoint:
                 dup = seq == self._peer_nonce and not self._heard_since_reset
                 inp = _I.RESET_DUP if dup else _I.RESET_NEW
             else:
-                inp = _I.RESET_ACK_MATCH if seq == self._nonce else _I.RESET_ACK_STALE
+                match = seq == self._nonce and self._nonce_live
+                inp = _I.RESET_ACK_MATCH if match else _I.RESET_ACK_STALE
             nxt, action = self._dispatch[state][inp]
             self._state = nxt
             action(item, now)
@@ -332,6 +349,9 @@ class LinkEndpoint:
     def handle_timer(self, now: int) -> None:
         """Call at (or after) :meth:`next_deadline`. Early calls do nothing."""
         deadline = self._deadline
+        if self._booting:
+            self._boot(now)
+            return
         if deadline is None or now < deadline:
             return
         inp = _I.GIVE_UP if self._attempts >= self.config.max_retries else _I.TIMEOUT
@@ -341,6 +361,8 @@ class LinkEndpoint:
 
     def data_to_send(self, now: int) -> bytes:
         """Everything to put on the line now (possibly b"")."""
+        if self._booting and self._deadline is None:
+            self._boot(now)
         out = self._out
         if not out:
             return b""
@@ -354,11 +376,20 @@ class LinkEndpoint:
 
     def reset(self, now: int) -> None:
         """Start a new session (e.g. after reopening the port): fails the frame in flight, keeps the queue."""
+        self._booting = False
         self._fail_inflight(UndeliverableReason.LINK_DOWN)
         self._state = LinkState.SYNCING
         self._begin_reset(now, count=True)
 
     # ---------------------------------------------------------------------------------------------- helpers
+    def _boot(self, now: int) -> None:
+        """Boot silence: start it at the first `now`, and send the first RESET when it is over."""
+        if self._deadline is None:
+            self._deadline = now + self.config.quiet_ns
+        elif now >= self._deadline:
+            self._booting = False
+            self._begin_reset(now, count=True)
+
     def _current_timeout(self) -> int:
         return min(self._timeout << self._attempts, self.config.backoff_cap_ns)
 
@@ -406,6 +437,7 @@ class LinkEndpoint:
         self._nonce = (self._nonce + 1) & 0xFF
         self._attempts = 0
         self._timeout = self.config.timeout_ns(CONTROL_WIRE_SIZE)
+        self._nonce_live = True
         if count:
             self.counters.resets_sent += 1
         self._emit(_RESET_WIRE[self._nonce], True, now)
