@@ -15,24 +15,25 @@ What each kind does to the simulated joint (:class:`joints.node.JointNode`, its
 * ``freeze`` (``duration``): the MCU hangs (:meth:`hil.kernel.Kernel.freeze`): no timer, no answer, bytes
   arriving are lost; the motor keeps the last PWM output. It resumes where it stopped.
 * ``overheat`` (``ambient_c``, ``winding_c``, optional ``duration``): the ambient temperature of the thermal
-  model changes (slow: the winding follows with its 60 s time constant) and/or the winding temperature is set at
-  once (trips the over-temperature protection at the next tick if above the limit). After ``duration`` the
-  ambient temperature is restored.
+  model (``Actuator.ambient_temperature``) changes (slow: the winding follows with its 60 s time constant)
+  and/or the winding temperature is set at once (trips the over-temperature protection at the next tick if
+  above the limit). After ``duration`` the ambient temperature is restored.
 * ``stall`` (``torque_nm`` and/or ``jam``, optional ``duration``): an external load torque on the output, or a
   locked output; the joint's stall detection trips after its 0.5 s.
 * ``cut_cable`` (``after_joint`` k, optional ``duration``): the cable between joint k and k+1 (k = 0: host and
   joint 1) is cut in both directions; every byte arriving meanwhile is lost.
 * ``sensor_noise`` (``current_a``, ``temperature_c``, ``voltage_v``, ``position_counts``: 1-sigma Gaussian
-  noise, optional ``duration``): the actuator's analog noise levels, and noise on the encoder count.
+  noise, optional ``duration``): :meth:`Actuator.set_noise` on the analog sensors and the encoder count; after
+  ``duration`` the previous levels come back.
 
 Every application and every restore is written to the fault decision log. Without ``duration`` a fault lasts
-until the end of the run. The randomness of added encoder noise comes from the fault seed (derive_seed).
+until the end of the run. The noise comes from the actuator's own seeded noise stream; an actuator built
+without one gets a stream seeded from the fault seed (derive_seed).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -152,16 +153,16 @@ class Overheat(JointFault):
     def apply(self, target: FaultTarget, now: int) -> None:
         act: Actuator = _node(target, self.joint).actuator
         act.advance(now)
-        old = act.params.ambient_temperature
+        old = act.ambient_temperature
         if self.ambient_c is not None:
-            act.params = dataclasses.replace(act.params, ambient_temperature=self.ambient_c)
+            act.ambient_temperature = self.ambient_c
         if self.winding_c is not None:
             act.temperature = self.winding_c
-        self.record(target, now, f"ambient {act.params.ambient_temperature} degC, winding {act.temperature:.1f} degC")
+        self.record(target, now, f"ambient {act.ambient_temperature} degC, winding {act.temperature:.1f} degC")
         if self.duration_ns is not None and self.ambient_c is not None:
             def restore(t: int) -> None:
                 act.advance(t)
-                act.params = dataclasses.replace(act.params, ambient_temperature=old)
+                act.ambient_temperature = old
                 self.record(target, t, f"ambient back to {old} degC", "overheat_end")
 
             _later(target, now + self.duration_ns, restore)
@@ -245,31 +246,22 @@ class SensorNoise(JointFault):
     kind: ClassVar[str] = "sensor_noise"
 
     def apply(self, target: FaultTarget, now: int) -> None:
-        node = _node(target, self.joint)
-        act: Actuator = node.actuator
-        old = act.params
-        changes: dict[str, Any] = {name: value for name, value in (("current_noise", self.current_a),
-                                                   ("temperature_noise", self.temperature_c),
-                                                   ("voltage_noise", self.voltage_v)) if value is not None}
-        act.params = dataclasses.replace(old, **changes)
-        seed = target.faults.seed
-        if changes and act._rng is None:  # analog noise needs the actuator's noise stream (see module doc)
-            act._rng = random.Random(derive_seed(seed, f"j{self.joint}", "sensor_noise"))
-        if self.position_counts:
-            rng = random.Random(derive_seed(seed, f"j{self.joint}", "encoder_noise", str(now)))
-            sigma = self.position_counts
-
-            def noisy_counts() -> int:
-                return Actuator.encoder_counts(act) + round(rng.gauss(0.0, sigma))
-
-            act.encoder_counts = noisy_counts  # type: ignore[method-assign]
-        self.record(target, now, f"noise {changes or ''} encoder sigma {self.position_counts or 0} counts")
+        act: Actuator = _node(target, self.joint).actuator
+        act.advance(now)
+        old = (act.current_noise, act.temperature_noise, act.voltage_noise, act.encoder_noise)
+        levels = (self.current_a, self.temperature_c, self.voltage_v, self.position_counts)
+        # an actuator built without a noise seed gets one derived from the fault seed (see module doc)
+        seed = None if act.noisy else derive_seed(target.faults.seed, f"j{self.joint}", "sensor_noise")
+        act.set_noise(current=self.current_a, temperature=self.temperature_c, voltage=self.voltage_v,
+                      encoder_counts=self.position_counts, seed=seed)
+        named = ", ".join(f"{name} {value}" for name, value in zip(("current A", "temperature degC", "voltage V",
+                                                                     "encoder counts"), levels, strict=True)
+                          if value is not None)
+        self.record(target, now, f"noise (1 sigma) {named or 'unchanged'}")
         if self.duration_ns is not None:
             def restore(t: int) -> None:
-                act.params = dataclasses.replace(act.params, current_noise=old.current_noise,
-                                                 temperature_noise=old.temperature_noise,
-                                                 voltage_noise=old.voltage_noise)
-                act.__dict__.pop("encoder_counts", None)
+                act.advance(t)
+                act.set_noise(current=old[0], temperature=old[1], voltage=old[2], encoder_counts=old[3])
                 self.record(target, t, "noise back to normal", "sensor_noise_end")
 
             _later(target, now + self.duration_ns, restore)

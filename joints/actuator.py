@@ -22,8 +22,13 @@ Per sub-step ``h`` (motor-side quantities have an ``m`` suffix, output side none
   resistance rises with temperature (copper, +0.393 %/K).
 
 Sensors: a motor-side quadrature encoder (``floor`` of the shaft angle in counts), a current sense, a winding
-temperature and the supply voltage; Gaussian noise on the analog ones only when a seed is given
-(``random.Random(seed)``: same seed, same noise).
+temperature and the supply voltage; Gaussian noise on the analog ones (and, if ``encoder_noise_counts`` > 0, on
+the encoder count) only when a seed is given (``random.Random(seed)``: same seed, same noise).
+
+Fault-injection hooks (public, changed between two ``advance`` calls; the physics uses them from the next
+sub-step on): ``supply_voltage`` (a sagging supply), ``ambient_temperature`` (a hot or cold environment: the
+winding follows with its thermal time constant), ``load_torque`` and ``jammed`` (a load or a locked output),
+:meth:`Actuator.set_noise` (sensor noise levels, optionally a new noise seed).
 
 Default numbers (a small arm joint in the class of a ROBOTIS XM430-W350: 12 V, 4.1 N m stall, 2.3 A stall,
 46 rpm no load, 353.5:1; see its public e-manual datasheet):
@@ -39,6 +44,8 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+
+from bus.errors import UsageError
 
 TWO_PI = 2.0 * math.pi
 #: Temperature coefficient of copper resistance (per K, at 20 degC), a handbook value.
@@ -67,6 +74,7 @@ class ActuatorParams:
     current_noise: float = 0.005  # A, 1 sigma, only with a noise seed
     temperature_noise: float = 0.1  # K, 1 sigma, only with a noise seed
     voltage_noise: float = 0.02  # V, 1 sigma, only with a noise seed
+    encoder_noise_counts: float = 0.0  # counts, 1 sigma, only with a noise seed (a real encoder has none)
     max_step_ns: int = 500_000  # integration sub-step (0.5 ms: 30x below the 16 ms mechanical time constant)
 
     @property
@@ -94,7 +102,8 @@ class Actuator:
     """State of one actuator; driven by :meth:`advance` with the firmware's held voltage.
 
     Fields are public for tests and for fault injection: ``load_torque`` (external torque in N m; positive
-    pushes toward positive angles), ``jammed`` (locks the output), ``supply_voltage`` (a sagging supply).
+    pushes toward positive angles), ``jammed`` (locks the output), ``supply_voltage`` (a sagging supply),
+    ``ambient_temperature`` (degC); noise levels through :meth:`set_noise`.
     """
 
     def __init__(self, params: ActuatorParams | None = None, seed: int | None = None, now: int = 0,
@@ -107,19 +116,56 @@ class Actuator:
         self.voltage_cmd = 0.0  # V, as requested by the firmware
         self.bridge_on = False  # False: H-bridge off, the motor coasts and its current decays to zero
         self.supply_voltage = p.supply_voltage  # V, may be changed to inject a sagging supply
+        self.ambient_temperature = p.ambient_temperature  # degC, may be changed to inject a hot environment
         self.load_torque = 0.0  # N m, external torque on the output (positive drives toward positive angles)
         self.jammed = False  # a locked output (stall fault injection)
         self.time = now  # ns, the instant the state refers to
         self._rng = random.Random(seed) if seed is not None else None
+        # 1-sigma sensor noise (used only with a noise stream): current A, temperature K, voltage V, encoder counts
+        self.current_noise = p.current_noise
+        self.temperature_noise = p.temperature_noise
+        self.voltage_noise = p.voltage_noise
+        self.encoder_noise = p.encoder_noise_counts
         # constants of the integration, computed once
         self._j = p.output_inertia
         self._kt_out = p.output_torque_constant
         self._ke_m = p.torque_constant
         self._n = p.gear_ratio
         self._tau_e = p.inductance / p.resistance
+        self._counts_per_rad = p.counts_per_output_rad
         self._cache_h = -1.0
         self._cache_e = 0.0
         self._cache_t = 0.0
+
+    @property
+    def noisy(self) -> bool:
+        """True when the sensors add noise (a noise seed was given)."""
+        return self._rng is not None
+
+    def set_noise(self, *, current: float | None = None, temperature: float | None = None,
+                  voltage: float | None = None, encoder_counts: float | None = None,
+                  seed: int | None = None) -> None:
+        """Change the 1-sigma sensor noise levels (None: keep), and with ``seed`` restart the noise stream.
+
+        Noise needs a seeded stream: asking for noise on an actuator built without a seed and giving no
+        ``seed`` here is a :class:`~bus.errors.UsageError` (randomness is always seeded)."""
+        levels = {"current": current, "temperature": temperature, "voltage": voltage,
+                  "encoder_counts": encoder_counts}
+        for name, value in levels.items():
+            if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value < math.inf):
+                raise UsageError(f"set_noise: {name} must be a non-negative number, got {value!r}")
+        if seed is not None:
+            self._rng = random.Random(seed)
+        elif self._rng is None and any(levels.values()):
+            raise UsageError("set_noise: this actuator has no noise seed; pass seed=...")
+        if current is not None:
+            self.current_noise = float(current)
+        if temperature is not None:
+            self.temperature_noise = float(temperature)
+        if voltage is not None:
+            self.voltage_noise = float(voltage)
+        if encoder_counts is not None:
+            self.encoder_noise = float(encoder_counts)
 
     def set_voltage(self, volts: float) -> None:
         """Switch the bridge on and hold a new terminal voltage from now on (clipped to the supply)."""
@@ -182,28 +228,31 @@ class Actuator:
         self.position += 0.5 * (w + w_new) * h
         self.velocity = w_new
         # thermal
-        t_ss = p.ambient_temperature + i * i * r * p.thermal_resistance
+        t_ss = self.ambient_temperature + i * i * r * p.thermal_resistance
         self.temperature = t_ss + (self.temperature - t_ss) * self._cache_t
 
     # --- sensors (what the firmware can see) -------------------------------------------------------------
     def encoder_counts(self) -> int:
-        """Motor-side encoder count (multi-turn, quantized by ``floor``)."""
-        return math.floor(self.position * self.params.counts_per_output_rad)
+        """Motor-side encoder count (multi-turn, quantized by ``floor``), plus noise if set."""
+        counts = math.floor(self.position * self._counts_per_rad)
+        if self.encoder_noise and self._rng is not None:
+            counts += round(self._rng.gauss(0.0, self.encoder_noise))
+        return counts
 
     def sensed_current(self) -> float:
         """Current-sense reading in A."""
         if self._rng is None:
             return self.current
-        return self.current + self._rng.gauss(0.0, self.params.current_noise)
+        return self.current + self._rng.gauss(0.0, self.current_noise)
 
     def sensed_temperature(self) -> float:
         """Winding temperature reading in degC."""
         if self._rng is None:
             return self.temperature
-        return self.temperature + self._rng.gauss(0.0, self.params.temperature_noise)
+        return self.temperature + self._rng.gauss(0.0, self.temperature_noise)
 
     def sensed_voltage(self) -> float:
         """Supply voltage reading in V."""
         if self._rng is None:
             return self.supply_voltage
-        return self.supply_voltage + self._rng.gauss(0.0, self.params.voltage_noise)
+        return self.supply_voltage + self._rng.gauss(0.0, self.voltage_noise)

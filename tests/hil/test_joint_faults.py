@@ -52,9 +52,9 @@ def test_overheat_of_the_winding_trips_over_temperature_at_the_next_tick() -> No
     j1 = arm.joint(1)
     assert j1.registers.get("fault_code") == FaultCode.OVER_TEMPERATURE
     assert j1.control.flags & StatusFlag.OVERHEAT
-    assert j1.actuator.params.ambient_temperature == 70.0
+    assert j1.actuator.ambient_temperature == 70.0
     arm.run_until(20 * MS)
-    assert j1.actuator.params.ambient_temperature == 25.0
+    assert j1.actuator.ambient_temperature == 25.0
 
 
 def test_stall_load_moves_an_unpowered_joint_until_removed() -> None:
@@ -80,10 +80,10 @@ def test_sensor_noise_scatters_the_encoder_and_is_removed_after_its_duration() -
     arm.run_until(1 * MS)
     act = arm.joint(1).actuator
     assert len({act.encoder_counts() for _ in range(20)}) > 5
-    assert act.params.current_noise == 0.1
+    assert act.current_noise == 0.1
     arm.run_until(6 * MS)
     assert len({act.encoder_counts() for _ in range(20)}) == 1
-    assert act.params.current_noise == 0.005
+    assert act.current_noise == 0.005
 
 
 def test_example_fault_file_loads_and_checks_against_a_six_joint_arm() -> None:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from bus.errors import UsageError
 from joints.actuator import Actuator, ActuatorParams
 
 MS = 1_000_000
@@ -107,3 +108,29 @@ def test_advance_is_independent_of_call_chunking() -> None:
         b.advance(k * MS)
     assert a.position == pytest.approx(b.position, rel=1e-9)
     assert a.time == b.time == 100 * MS
+
+
+def test_set_noise_levels_encoder_noise_and_seed_rule() -> None:
+    a = Actuator()
+    with pytest.raises(UsageError, match="no noise seed"):
+        a.set_noise(current=0.1)
+    with pytest.raises(UsageError, match="encoder_counts must be a non-negative number"):
+        a.set_noise(encoder_counts=-1.0, seed=1)
+    assert a.encoder_counts() == 0 and a.sensed_current() == 0.0  # nothing changed
+    a.set_noise(encoder_counts=20.0, seed=3)
+    counts = [a.encoder_counts() for _ in range(50)]
+    assert len(set(counts)) > 10 and abs(sum(counts) / len(counts)) < 10
+    b = Actuator()
+    b.set_noise(encoder_counts=20.0, seed=3)
+    assert [b.encoder_counts() for _ in range(50)] == counts  # same seed, same noise
+    a.set_noise(encoder_counts=0.0, current=0.0)
+    assert {a.encoder_counts() for _ in range(10)} == {0} and a.sensed_current() == 0.0
+
+
+def test_ambient_temperature_is_mutable_and_drives_the_thermal_model() -> None:
+    p = ActuatorParams(thermal_time_constant=1.0)
+    a = Actuator(p)
+    a.ambient_temperature = 60.0
+    a.advance(10 * S)  # bridge off: no heating, the winding settles at the new ambient
+    assert a.temperature == pytest.approx(60.0, abs=0.01)
+    assert a.params.ambient_temperature == 25.0  # the model's parameters are untouched
