@@ -17,9 +17,11 @@ Broadcast handling per type: the router forwards PING, READ, WRITE, SET_GOAL, TO
 unchanged (PING to BROADCAST: every joint answers; READ: nobody does). The handlers forward the rest
 (:meth:`JointNode.pass_down`): ESTOP after stopping the motor; SYNC_WRITE with the slices after its own;
 SYNC_READ and ENUMERATE with this joint's record appended. The chain end turns SYNC_READ and ENUMERATE into the
-reply: when its DOWN link is known dead, when it learnt at enumeration that it is last, or when the forward
-fails (:func:`delivery_failed`). After a failure with ``maybe_delivered`` the host may get two replies for one
-request (the longer one is from further down).
+reply: when no neighbour has answered on its DOWN link since boot (after a few probes, see
+:meth:`JointNode.hold_enumerate`), when its DOWN link is known dead, when it learnt at enumeration that it is
+last, or when the forward fails (:func:`delivery_failed`). After a failure with ``maybe_delivered`` the host
+may get two replies for one request (the longer one is from further down). The chain end forwards no other
+broadcast (see joints/node.py, "The chain end").
 """
 
 from __future__ import annotations
@@ -139,12 +141,15 @@ def on_enumerate(node: JointNode, port: int, packet: Packet, msg: Message, now: 
         error(node, packet, ErrorKind.LENGTH, address, now, force=True)
         return
     grown = packet._replace(payload=payload)
+    if not node.down_answered:  # no neighbour answered since boot: wait for one, or for enough probes
+        node.hold_enumerate(grown, now)
+        return
     node.is_last = False
     if not node.pass_down(grown, now):
-        _turn_around(node, grown, now)
+        turn_around(node, grown, now)
 
 
-def _turn_around(node: JointNode, packet: Packet, now: int) -> None:
+def turn_around(node: JointNode, packet: Packet, now: int) -> None:
     """This joint is the chain end: answer an ENUMERATE / SYNC_READ that could not go further."""
     node.is_last = True
     msg = decode_packet(packet)
@@ -205,7 +210,7 @@ def on_sync_read(node: JointNode, port: int, packet: Packet, msg: Message, now: 
         error(node, packet, ErrorKind.LENGTH, msg.reg, now, force=True)
         grown = packet
     if grown is packet or node.is_last or not node.pass_down(grown, now):
-        _turn_around(node, grown, now)
+        turn_around(node, grown, now)
 
 
 def on_set_goal(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
@@ -284,4 +289,4 @@ def dispatch(node: JointNode, port: int, packet: Packet, now: int) -> None:
 def delivery_failed(node: JointNode, role: int, packet: Packet, now: int) -> None:
     """A link gave up on a packet this joint sent: at the chain end ENUMERATE / SYNC_READ turn around."""
     if role == DOWN and packet.type in (MsgType.ENUMERATE, MsgType.SYNC_READ):
-        _turn_around(node, packet, now)
+        turn_around(node, packet, now)

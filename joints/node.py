@@ -33,9 +33,14 @@ in either direction lost, nothing forwarded), then starts with fresh links (they
 volatile registers at their defaults (the bus address too: the host re-enumerates), persistent registers kept,
 a new control core (torque off, REBOOTED flag), and reports FAULT(REBOOTED) to the host.
 
-The chain end: the joint whose DOWN link cannot deliver (no neighbour answers RESET, so the link goes DOWN)
-learns that it is last when its ENUMERATE forward fails; it then answers the host itself. SYNC_READ uses the
-same rule, and knows it at once after enumeration.
+The chain end: a joint learns at enumeration whether it is last (``is_last``). It is last when its ENUMERATE
+cannot go further: at once if its DOWN link has never completed a RESET handshake since boot and has already
+probed ``ENUMERATE_PROBES`` times (a live neighbour answers the first RESET it hears; until then the ENUMERATE
+is held, and goes down as soon as a neighbour answers), or when the forward fails (the neighbour that answered
+once is gone: retries, then the answer). The last joint then answers the host itself; SYNC_READ uses the same
+rule. Once last, a joint queues no broadcast downstream (the router's forwarding is narrowed, and the handlers
+pass nothing on but the next ENUMERATE): a port with no cable costs no failed deliveries, while the link keeps
+probing with RESET, so a joint plugged in later opens the link and is found by the next enumeration.
 """
 
 from __future__ import annotations
@@ -43,19 +48,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bus.codec import Packet
-from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkState
+from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkReset, LinkState
 from bus.messages import Fault, Message, State, make_packet
 from bus.router import SELF_FORWARDED, Delivered, LinkNotice, Router
 from bus.wire import Address, FaultCode, MsgType, StatusFlag
 from joints.actuator import Actuator, ActuatorParams
 from joints.control import DEFAULT_PERIOD_NS, ControlCore
-from joints.handlers import DOWN, UP, delivery_failed, dispatch
+from joints.handlers import DOWN, UP, delivery_failed, dispatch, turn_around
 from joints.registers import BY_NAME, RegisterFile
 
 __all__ = ["DOWN", "UP", "JointNode", "NodeCounters", "make_joint"]
 
 #: Broadcasts the handlers forward themselves: the router's edited types, plus ESTOP (stop first, then forward).
 HANDLER_FORWARDED = SELF_FORWARDED | {MsgType.ESTOP}
+#: What the router must not forward DOWN at the chain end: every type (the handlers decide; nothing goes).
+_NOTHING_DOWN = frozenset(int(t) for t in MsgType)
+#: RESETs the DOWN link must have sent unanswered before an ENUMERATE takes this joint for the chain end: a live
+#: neighbour answers the first RESET it hears, so three cover a neighbour that finished booting up to two RESET
+#: timeouts (2.9 + 5.8 ms at 1 Mbaud) after us, as after a broadcast REBOOT or a common power-up.
+ENUMERATE_PROBES = 3
+HANDLER_FORWARDED_TYPES = frozenset(int(t) for t in HANDLER_FORWARDED)
 _TORQUE_ENABLE, _ESTOP = BY_NAME["torque_enable"].address, BY_NAME["estop"].address
 _ESTOPPED = int(StatusFlag.ESTOPPED)
 #: Default model number of the simulated joint (0x0A01: "armbus joint, revision 1"; any u16 will do).
@@ -112,7 +124,9 @@ class JointNode:
         self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],
                              self_forwarded=HANDLER_FORWARDED, local_accept=self._local_accept)
         self.control = ControlCore(self.actuator, self.registers, self.period_ns, now)
-        self.is_last: bool | None = None  # unknown until an ENUMERATE tried to go further
+        self.is_last = None  # unknown until an ENUMERATE tried to go further
+        self.down_answered = False  # a neighbour completed a RESET handshake on DOWN since boot
+        self._held_enumerate: Packet | None = None  # waiting for DOWN to be answered or to give up
         self._msg_id = 0
         self._telemetry_at: int | None = None
         if self._boots:
@@ -139,6 +153,16 @@ class JointNode:
     @property
     def booting(self) -> bool:
         return self._booting_until is not None
+
+    @property
+    def is_last(self) -> bool | None:
+        """True: this joint ends the chain (learnt at enumeration); None: not enumerated since boot."""
+        return self._is_last
+
+    @is_last.setter
+    def is_last(self, last: bool | None) -> None:
+        self._is_last = last
+        self.router.self_forwarded = _NOTHING_DOWN if last else HANDLER_FORWARDED_TYPES
 
     @property
     def address(self) -> int:
@@ -242,9 +266,34 @@ class JointNode:
         """False when the DOWN link is known dead (no neighbour answered RESET): this joint ends the chain."""
         return self.links[DOWN].state is not LinkState.DOWN
 
+    def down_silent(self) -> bool:
+        """True while no neighbour has ever answered on DOWN since boot and the link has probed enough
+        (``ENUMERATE_PROBES`` RESETs) for a live one to have answered: this joint ends the chain."""
+        c = self.links[DOWN].counters
+        return not self.down_answered and c.resets_sent + c.retransmits >= ENUMERATE_PROBES
+
+    def hold_enumerate(self, packet: Packet, now: int) -> None:
+        """Keep an ENUMERATE until DOWN is answered (then forward it) or has probed enough (then answer)."""
+        self._held_enumerate = packet
+        self._release_enumerate(now)
+
+    def _release_enumerate(self, now: int) -> None:
+        packet = self._held_enumerate
+        if packet is None:
+            return
+        if self.down_answered:
+            self._held_enumerate = None
+            self.is_last = False
+            if not self.pass_down(packet, now):
+                turn_around(self, packet, now)
+        elif self.down_silent() or not self.down_usable():
+            self._held_enumerate = None
+            turn_around(self, packet, now)
+
     def pass_down(self, packet: Packet, now: int) -> bool:
-        """Forward an edited broadcast (or ESTOP) DOWN, re-originated from this joint; False if it cannot go."""
-        if packet.ttl == 0 or not self.down_usable():
+        """Forward an edited broadcast (or ESTOP) DOWN, re-originated from this joint; False if it cannot go
+        (the DOWN link is known dead, the ttl is spent, the queue is full, or this joint ends the chain)."""
+        if packet.ttl == 0 or self._is_last or not self.down_usable():
             return False
         if not self.links[DOWN].send(packet._replace(src=self.address, ttl=packet.ttl - 1), now):
             self.counters.tx_refused += 1
@@ -263,6 +312,8 @@ class JointNode:
 
     def _pump(self, now: int) -> None:
         for _ in range(8):  # handling can make a link fail a send at once (link DOWN): pump again
+            if self._held_enumerate is not None:
+                self._release_enumerate(now)
             events = self.router.pump(now)
             if not events:
                 return
@@ -271,9 +322,12 @@ class JointNode:
                     if ev.role is not None:
                         self.counters.handled += 1
                         dispatch(self, ev.role, ev.packet, now)
-                elif isinstance(ev, LinkNotice) and isinstance(ev.event, DeliveryFailed):
-                    self.counters.delivery_failures += 1
-                    delivery_failed(self, ev.role, ev.event.packet, now)
+                elif isinstance(ev, LinkNotice):
+                    if isinstance(ev.event, DeliveryFailed):
+                        self.counters.delivery_failures += 1
+                        delivery_failed(self, ev.role, ev.event.packet, now)
+                    elif ev.role == DOWN and isinstance(ev.event, LinkReset):
+                        self.down_answered = True
 
 
 def make_joint(serial: int, model: int = DEFAULT_MODEL, *, seed: int | None = None, now: int = 0,

@@ -1,7 +1,9 @@
 """Test bench for joint nodes: a host link endpoint and a chain of joints, zero-latency wires, simulated time.
 
 Bytes drained from a port reach the peer at the same instant; an unconnected port (the last joint's DOWN) loses
-them. Time jumps from deadline to deadline. The full wire model is hil's; this bench is for handler tests.
+them. ``connected`` (default: all) is how many joints are cabled; the others run but hear nothing, until a test
+raises it (a joint plugged in later). Time jumps from deadline to deadline. The full wire model is hil's; this
+bench is for handler tests.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ MS = 1_000_000
 
 
 class Bench:
-    def __init__(self, joints: int = 1, boot_ms: int = 300) -> None:
+    def __init__(self, joints: int = 1, boot_ms: int = 300, connected: int | None = None) -> None:
         self.now = 0
+        self.connected = joints if connected is None else connected
         self.host = LinkEndpoint(seed=99, name="host")
         self.nodes: list[JointNode] = [make_joint(serial=1000 + k) for k in range(joints)]
         self.received: list[Packet] = []
@@ -34,14 +37,14 @@ class Bench:
             self.nodes[0].receive_data(UP, data, now)
         for k, node in enumerate(self.nodes):
             up = node.data_to_send(UP, now)
-            if up:
+            if up and k < self.connected:
                 moved = True
                 if k == 0:
                     self.host.receive_data(up, now)
                 else:
                     self.nodes[k - 1].receive_data(DOWN, up, now)
             down = node.data_to_send(DOWN, now)
-            if down and k + 1 < len(self.nodes):
+            if down and k + 1 < self.connected:
                 moved = True
                 self.nodes[k + 1].receive_data(UP, down, now)
         for ev in self.host.events():

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from joint_bench import MS, Bench, wire_frame
 
 from bus.codec import Packet, decode_wire, encode_control
+from bus.link import LinkState
 from bus.messages import (
     Enumerate,
     EnumerateReply,
@@ -67,6 +68,45 @@ def test_enumeration_assigns_chain_positions_and_finds_the_end() -> None:
     assert [n.address for n in b.nodes] == [1, 2, 3]
     assert [n.is_last for n in b.nodes] == [False, False, True]
     assert b.received[-1].src == 3
+
+
+def test_chain_end_queues_no_broadcasts_downstream() -> None:
+    b = enumerated(3)
+    last, middle = b.nodes[2], b.nodes[1]
+    before = (last.links[DOWN].counters.data_sent, last.links[DOWN].counters.failures, last.counters.delivery_failures)
+    middle_sent = middle.links[DOWN].counters.data_sent
+    probes = last.links[DOWN].counters.retransmits
+    for _ in range(20):
+        b.request(Heartbeat(0), dst=BCAST, run_ms=20)
+    b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 5) * 3), dst=BCAST)
+    b.request(EStop(1), dst=BCAST)
+    after = (last.links[DOWN].counters.data_sent, last.links[DOWN].counters.failures, last.counters.delivery_failures)
+    assert after == before  # nothing queued toward the open port, so nothing failed
+    assert middle.links[DOWN].counters.data_sent >= middle_sent + 22  # the others pass them on
+    assert last.links[DOWN].counters.retransmits > probes  # but the end keeps probing for a new neighbour
+    assert last.control.state.status & StatusFlag.ESTOPPED and last.registers.get("goal_position") == 5
+
+
+def test_enumeration_right_after_power_up_finds_the_end_quickly() -> None:
+    b = Bench(3, boot_ms=1)  # the links are still opening
+    mid = b.request(Enumerate(), dst=BCAST, run_ms=40)
+    reply = b.reply(mid)
+    assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001, 1002]
+    arrival = next(k for k, p in enumerate(b.received) if p.msg_id == mid)
+    assert arrival == len(b.received) - 1 and b.nodes[2].is_last
+    assert b.nodes[2].links[DOWN].state is not LinkState.DOWN  # answered before its link gave up
+
+
+def test_joint_plugged_in_later_is_found_by_the_next_enumeration() -> None:
+    b = Bench(3, connected=2)
+    reply = b.reply(b.request(Enumerate(), dst=BCAST, run_ms=10))
+    assert isinstance(reply, EnumerateReply) and len(reply.records) == 2 and b.nodes[1].is_last
+    b.connected = 3  # plug in the third joint; the second's DOWN link is still probing
+    b.run(100 * MS)
+    assert b.nodes[1].links[DOWN].is_open
+    reply = b.reply(b.request(Enumerate(), dst=BCAST, run_ms=10))
+    assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001, 1002]
+    assert [n.is_last for n in b.nodes] == [False, False, True]
 
 
 def test_ping_unicast_and_broadcast() -> None:
@@ -231,8 +271,8 @@ def test_reboot_keeps_persistent_loses_volatile_and_resyncs() -> None:
     assert node.address == Address.UNASSIGNED
     assert node.control.state.status & StatusFlag.REBOOTED
     assert any(f == Fault(FaultCode.REBOOTED, 1, 1) for f in b.faults())
-    # its DOWN link is probing again after the reboot: the ENUMERATE turns around once that link gives up
-    reply = b.reply(b.request(Enumerate(), dst=BCAST, run_ms=400))
+    # its DOWN link has probed for 80 ms since the reboot and nobody answered: it answers the ENUMERATE at once
+    reply = b.reply(b.request(Enumerate(), dst=BCAST, run_ms=2))
     assert isinstance(reply, EnumerateReply) and len(reply.records) == 2
     assert b.reply(b.request(Ping(), dst=2)) == PingReply(0x0A01, 1, 0, 1001, 2)
 
