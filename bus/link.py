@@ -22,8 +22,8 @@ USB-serial adapters add their latency timer here); bytes take 10/baud s (8N1). I
 When the retries run out the packet is reported (:class:`DeliveryFailed`) and the link resynchronises, because
 the peer's receive counter is now unknown (it may have delivered the frame and lost only the ack).
 
-Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING, stays silent for ``boot_quiet_ns`` (so
-that no frame of its previous life is still on the line) and then sends RESET(nonce); the peer zeroes
+Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING, stays silent for ``boot_quiet_ns`` if
+set (so that no frame of its previous life is still on the line) and then sends RESET(nonce); the peer zeroes
 its sequence numbers, fails its in-flight frame (it cannot know whether the rebooted side delivered it) and answers
 RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
 again without touching state. The state machine is the table in :mod:`bus.linktable`.
@@ -75,10 +75,12 @@ class LinkConfig:
     backoff_cap_ns: int = 20_000_000
     #: Bytes of a frame the peer may be sending when ours arrives (its ack waits behind it): one largest frame.
     reverse_bytes: int = MAX_ENCODED
-    #: Silence after boot before the first RESET, so that every frame of a previous life (ours or the peer's
-    #: answers to it) has left the line: None = one largest-frame round trip, ``timeout_ns(MAX_ENCODED)``
-    #: (5.5 ms at 1 Mbaud). Must exceed the longest time a frame can spend in flight, both ways.
-    boot_quiet_ns: int | None = None
+    #: Silence after boot before the first RESET, so that no frame of a previous life (the peer's answer to a
+    #: RESET we sent just before rebooting) is still on the line: see docs/hoplink.md. 0 (the default) leaves
+    #: it to the node: a joint's boot time (20 ms, joints/node.py) already drops everything that arrives, and a
+    #: host process does not restart within milliseconds. None = the safe minimum, one largest-frame round
+    #: trip, ``timeout_ns(MAX_ENCODED)`` (5.5 ms at 1 Mbaud), for nodes that come back instantly.
+    boot_quiet_ns: int | None = 0
 
     def __post_init__(self) -> None:
         checks = (
@@ -232,7 +234,9 @@ class LinkEndpoint:
             for state, row in TABLE.items()
         }
         self._nonce_live = False  # no RESET of ours is outstanding yet: every RESET_ACK is stale
-        self._booting = True  # the boot silence has not started; it starts at the first call with a `now`
+        self._booting = self.config.quiet_ns > 0  # the boot silence starts at the first call with a `now`
+        if not self._booting:
+            self._begin_reset(0, count=True)
 
     # ------------------------------------------------------------------------------------------------ queries
     @property

@@ -238,7 +238,7 @@ def _median(xs: list[float]) -> float:
 
 def bench_chain(messages: int, faults: LinkFaults | None, seed: int) -> tuple[float, float, int]:
     """(simulated s, wall s, delivered) for ``messages`` per stream through a 6-hop chain at 1 Mbaud."""
-    cfg = LinkConfig(baud=1_000_000)
+    cfg = LinkConfig(baud=1_000_000, boot_quiet_ns=None)
     kernel, nodes, ledger = build_chain(6, config=cfg, faults=faults, seed=seed, per_stream=(messages, messages))
     t0 = time.perf_counter()
     while chain_busy(nodes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from linksim import Pair
 
-from bus.codec import Packet, encode_control, encode_data
+from bus.codec import Packet, decode_wire, encode_control, encode_data
 from bus.errors import EncodeError, UsageError
 from bus.link import (
     CONTROL_WIRE_SIZE,
@@ -180,3 +180,21 @@ def test_config_names_bad_field() -> None:
         LinkConfig(baud=0)
     with pytest.raises(UsageError, match="queue_limit"):
         LinkConfig(queue_limit=-1)
+
+
+def test_boot_silence_ignores_stale_answers_then_resets() -> None:
+    cfg = LinkConfig(baud=1_000_000, turnaround_ns=0, boot_quiet_ns=1_000_000)
+    a = LinkEndpoint(cfg, seed=5)
+    assert a.data_to_send(0) == b""
+    assert a.next_deadline() == 1_000_000
+    for nonce in range(256):  # answers to a previous life's RESETs: none may open the link
+        a.receive_data(encode_control(FrameKind.RESET_ACK, nonce), 10)
+    assert a.state is LinkState.SYNCING
+    assert a.counters.stale_reset_acks == 256
+    a.handle_timer(999_999)
+    assert a.data_to_send(999_999) == b""
+    a.handle_timer(1_000_000)
+    frame = decode_wire(a.data_to_send(1_000_000))
+    assert frame.kind == FrameKind.RESET
+    a.receive_data(encode_control(FrameKind.RESET_ACK, frame.seq), 1_100_000)
+    assert a.is_open

@@ -16,7 +16,7 @@ from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
 from bus.linktable import TABLE, Input, LinkState
 from bus.wire import FrameKind, MsgType
 
-CFG = LinkConfig(baud=1_000_000, turnaround_ns=0, max_retries=4, queue_limit=4)
+CFG = LinkConfig(baud=1_000_000, turnaround_ns=0, max_retries=4, queue_limit=4, boot_quiet_ns=None)
 
 
 def test_table_is_total() -> None:
