@@ -267,11 +267,21 @@ def bench_link_cpu(messages: int) -> float:
     return dt / messages
 
 
+def _reference_us() -> float:
+    """A fixed pure-Python workload, timed in the same process: the yardstick for this machine's speed."""
+    t0 = time.perf_counter()
+    for _ in range(200):
+        sum(range(1000))
+    return (time.perf_counter() - t0) / 200 * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     reps = int(argv[0]) if argv else 5
     n = int(argv[1]) if len(argv) > 1 else 5000
     faulty = LinkFaults(drop_frame=0.05, dup_frame=0.01, flip_bit=0.01 / 15)
+    ref = _median([_reference_us() for _ in range(reps)])
+    print(f"machine reference: sum(range(1000)) takes {ref:.1f} us here (about 10 us on a recent desktop CPU)")
     print(f"6-hop chain, 1 Mbaud, {n} messages each way, medians of {reps} runs")
     for label, faults in (("clean", None), ("5% loss, 1% dup, ~1% corrupt", faulty)):
         ratios, rates = [], []
