@@ -1,16 +1,20 @@
-"""Benchmark: decode + stats throughput over a synthetic capture (MB of pcapng file per second).
+"""Benchmark: read + decode + stats throughput over a 100 MB capture of recorded link traffic (MB of file per second).
 
 Theory of operation
 -------------------
-A seeded generator writes a realistic capture of a host and a chain of joints: every cycle the host sends a
-SET_GOAL to each joint, one READ (replied with READ_REPLY) and a HEARTBEAT; each joint sends a STATE. Every DATA
-frame crosses each hop toward its destination and is ACKed on every hop; seq and msg_id advance, payload values
-vary, one frame in 200 is retransmitted, one chunk in 500 carries line noise, and now and then a chunk holds two
-frames or a frame is split over two chunks. Frames are encoded with bus.codec; blocks are written in bulk (one
-write per cycle), which is only faster to generate, not different on disk.
+The capture is made of real link traffic patterns: one VirtualArm session is recorded through the kernel tap (the
+``armbus demo`` session: enumeration and pings, a 200 Hz SYNC_WRITE trajectory sampled by SYNC_READ, a noisy cable
+with retransmissions and line errors, a joint reboot and recovery, e-stop; about 15 000 frames on 12 interfaces)
+and repeated with shifted times and msg_ids (:mod:`hil.trace.replicate`) up to the requested size. ``--session``
+takes any other capture as the template; ``--synthetic`` uses the made-up 1 kHz stream of
+:mod:`hil.trace.synthetic` instead (frames split over reads on every interface: the slower decode path).
 
-Figures printed: file size, decode seconds, stats seconds, MB/s of decode+stats, and for comparison the
-raw Deframer over the same bytes (the baseline: decoding cannot beat it), medians of several runs.
+Measured, as medians of ``--runs`` repetitions in this process: read, decode, stats, and the whole
+``read_trace -> decode_trace -> compute`` path, in wall time and in process CPU time (the figure to compare on a
+busy machine). Baselines in the same run: the reference decoder (every interface through one
+``bus.deframer.Deframer``, :mod:`hil.trace.reference`) with the same reader and statistics -- what ``armbus trace
+decode``/``stats`` ran before the columnar decoder -- and one ``Deframer.feed`` over all wire bytes. The share of
+distinct pieces (the best hit rate a decode cache could have) is printed for the session and for the capture.
 
     python -m hil.trace.bench            # ~100 MB, 3 runs
     python -m hil.trace.bench --mb 10 --runs 5
@@ -20,143 +24,91 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from bus.codec import Packet, encode_control, encode_data
 from bus.deframer import Deframer
-from bus.messages import Heartbeat, Read, ReadReply, SetGoal, State, make_packet
-from bus.wire import FrameFlag, FrameKind
 from hil.trace.decode import decode_trace
-from hil.trace.pcapng import TraceWriter, epb_block
 from hil.trace.reader import read_trace
+from hil.trace.reference import decode_trace_reference
+from hil.trace.replicate import distinct_pieces, record_demo_session, replicate
 from hil.trace.stats import compute
-
-#: Six joints: the common arm (LeRobot SO-100/Koch and most 6-DOF arms).
-JOINTS = 6
-#: One control cycle every 1 ms (1 kHz loop), 10 us per byte at 1 Mbaud (10 bits per byte).
-CYCLE_NS = 1_000_000
-BYTE_NS = 10_000
-
-
-class _Generator:
-    """State of the synthetic bus: per-direction seq numbers, the clock, the blocks of the current cycle."""
-
-    def __init__(self, writer: TraceWriter, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.links = [("host-j1" if j == 1 else f"j{j - 1}-j{j}") for j in range(1, JOINTS + 1)]
-        self.ids = {(link, d): writer.interface(link, d) for link in self.links for d in ("down", "up")}
-        self.seq = dict.fromkeys(self.ids, 0)
-        self.blocks: list[bytes] = []
-        self.t = 0
-        self.msg_id = 0
-
-    def next_id(self) -> int:
-        self.msg_id = (self.msg_id + 1) & 0xFFFF
-        return self.msg_id
-
-    def send(self, pkt: Packet, hops: range, down: bool) -> None:
-        """``pkt`` crossing ``hops`` (link indices) with an ACK on each."""
-        rng, blocks = self.rng, self.blocks
-        for h in hops:
-            link = self.links[h]
-            d_key, a_key = (link, "down" if down else "up"), (link, "up" if down else "down")
-            s = self.seq[d_key]
-            self.seq[d_key] = (s + 1) & 0xFF
-            hop_pkt = pkt._replace(ttl=32 - abs(h))
-            frame = encode_data(s, 0, hop_pkt)
-            self.t += len(frame) * BYTE_NS
-            if rng.random() < 0.002:  # noise on the line before the frame
-                frame = bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 8))) + b"\x00" + frame
-            if rng.random() < 0.01:  # split over two reads
-                cut = rng.randrange(1, len(frame))
-                blocks.append(epb_block(self.ids[d_key], self.t - 5 * BYTE_NS, frame[:cut]))
-                blocks.append(epb_block(self.ids[d_key], self.t, frame[cut:]))
-            else:
-                blocks.append(epb_block(self.ids[d_key], self.t, frame))
-            if rng.random() < 0.005:  # the ACK was lost: retransmission
-                self.t += 2 * len(frame) * BYTE_NS
-                blocks.append(epb_block(self.ids[d_key], self.t, encode_data(s, FrameFlag.RETRANSMIT, hop_pkt)))
-            self.t += 20_000
-            blocks.append(epb_block(self.ids[a_key], self.t, encode_control(FrameKind.ACK, s)))
-
-    def cycle(self) -> bytes:
-        """One control cycle's blocks."""
-        rng = self.rng
-        t_cycle = self.t
-        for j in range(1, JOINTS + 1):
-            goal = SetGoal(1, rng.randrange(-3_000_000, 3_000_000))
-            self.send(make_packet(goal, 0, j, self.next_id()), range(j), True)
-        j = rng.randrange(1, JOINTS + 1)
-        mid = self.next_id()
-        self.send(make_packet(Read(0x30, 4), 0, j, mid), range(j), True)
-        self.send(make_packet(ReadReply(0x30, rng.randbytes(4)), j, 0, mid), range(j - 1, -1, -1), False)
-        for j in range(1, JOINTS + 1):
-            st = State(1, rng.randrange(-3_000_000, 3_000_000), rng.randrange(-10_000, 10_000),
-                       rng.randrange(-2000, 2000), 300 + rng.randrange(100), 12_000)
-            self.send(make_packet(st, j, 0, rng.randrange(65536)), range(j - 1, -1, -1), False)
-        self.send(make_packet(Heartbeat(self.t // 1_000_000 & 0xFFFFFFFF), 0, 0xFF, self.next_id()), range(1),
-                  True)
-        data = b"".join(self.blocks)
-        self.blocks.clear()
-        self.t = max(self.t, t_cycle + CYCLE_NS)
-        return data
-
-
-def generate(path: str, target_bytes: int, seed: int = 1) -> int:
-    """Write a synthetic capture of about ``target_bytes``; return its size."""
-    with TraceWriter(path, {"baud": 1_000_000, "joints": JOINTS, "seed": seed, "synthetic": 1}) as w:
-        gen = _Generator(w, seed)
-        size = os.path.getsize(path)
-        while size < target_bytes:
-            data = gen.cycle()
-            w._write(data)  # whole cycles of whole blocks: same bytes as one write per block, generated faster
-            size += len(data)
-    return size
-
+from hil.trace.synthetic import generate
 
 T = TypeVar("T")
 
 
-def _median_time(fn: Callable[[], T], runs: int) -> tuple[float, T]:
-    """Median wall time of ``runs`` calls, and the last result."""
-    times = []
+def _median_time(fn: Callable[[], T], runs: int, cpu: list[float] | None = None) -> tuple[float, T]:
+    """Median wall time of ``runs`` calls, and the last result; the median CPU time is appended to ``cpu``."""
+    times, cpus = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    if cpu is not None:
+        cpu.append(statistics.median(cpus))
     return statistics.median(times), result
 
 
+def _capture(path: str, tmp: str, args: argparse.Namespace) -> str:
+    """Write the benchmark capture; return a line describing it."""
+    target = int(args.mb * 1e6)
+    if args.synthetic:
+        size = generate(path, target)
+        return f"synthetic 1 kHz stream, {size / 1e6:.1f} MB"
+    session = args.session or str(record_demo_session(os.path.join(tmp, "session")))
+    n, distinct = distinct_pieces(read_trace(session))
+    size, k = replicate(session, path, target)
+    source = "armbus demo session" if not args.session else session
+    return (f"{source} ({os.path.getsize(session) / 1e6:.2f} MB, {n} pieces, {distinct / n:.0%} distinct) "
+            f"x {k} replicas = {size / 1e6:.1f} MB")
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="decode + stats throughput over a synthetic capture")
+    p = argparse.ArgumentParser(description="decode + stats throughput over a capture of recorded link traffic")
     p.add_argument("--mb", type=float, default=100.0, help="capture size in MB (default 100)")
     p.add_argument("--runs", type=int, default=3, help="repetitions; the median is printed (default 3)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--session", help="capture to replicate (default: record the armbus demo session)")
+    src.add_argument("--synthetic", action="store_true", help="the synthetic 1 kHz stream instead")
     args = p.parse_args(argv)
+    if args.runs < 1 or args.mb <= 0:
+        p.error("--runs and --mb must be positive")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.pcapng")
         t0 = time.perf_counter()
-        size = generate(path, int(args.mb * 1e6))
-        print(f"generated {size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s")
-        t_read, trace = _median_time(lambda: read_trace(path), args.runs)
-        t_dec, table = _median_time(lambda: decode_trace(trace), args.runs)
-        t_stats, _ = _median_time(lambda: compute(table), args.runs)
-        t_full, _ = _median_time(lambda: compute(decode_trace(read_trace(path))), args.runs)
+        what = _capture(path, tmp, args)
+        size = os.path.getsize(path)
+        print(f"generated {size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s: {what}")
+        cpu: list[float] = []
+        t_read, trace = _median_time(lambda: read_trace(path), args.runs, cpu)
+        t_dec, table = _median_time(lambda: decode_trace(trace), args.runs, cpu)
+        t_stats, _ = _median_time(lambda: compute(table), args.runs, cpu)
+        t_full, _ = _median_time(lambda: compute(decode_trace(read_trace(path))), args.runs, cpu)
+        t_ref, _ = _median_time(lambda: compute(decode_trace_reference(read_trace(path))), args.runs, cpu)
         mv = memoryview(trace.buffer)
         wire = b"".join(mv[o:o + n] for o, n in zip(trace.chunk_off.tolist(), trace.chunk_len.tolist(), strict=True))
-        t_base, items = _median_time(lambda: Deframer().feed(wire), args.runs)
+        t_base, items = _median_time(lambda: Deframer().feed(wire), args.runs, cpu)
+        n, distinct = distinct_pieces(trace)
         mb = size / 1e6
+        c_full, c_ref, c_base = cpu[3], cpu[4], cpu[5]
         print(f"{len(table)} rows, {len(items)} deframer items, {len(wire) / 1e6:.1f} MB of wire bytes "
-              f"in {len(trace)} chunks")
-        print(f"read {t_read:.2f} s, decode {t_dec:.2f} s, stats {t_stats:.2f} s (medians of {args.runs} runs)")
+              f"in {len(trace)} chunks; {distinct / n:.0%} of the pieces distinct")
+        print(f"read {t_read:.2f} s, decode {t_dec:.2f} s, stats {t_stats:.2f} s (medians of {args.runs} runs; "
+              f"CPU {cpu[0]:.2f} / {cpu[1]:.2f} / {cpu[2]:.2f} s)")
         print(f"read+decode+stats: {t_full:.2f} s = {mb / t_full:.1f} MB/s of capture, "
-              f"{len(table) / t_full / 1e6:.2f} M frames/s")
-        print(f"baseline, one Deframer.feed over the same wire bytes: {t_base:.2f} s = {mb / t_base:.1f} MB/s; "
-              f"read+decode+stats takes {t_full / t_base:.2f}x the baseline")
+              f"{len(table) / t_full / 1e6:.2f} M frames/s (CPU {c_full:.2f} s = {mb / c_full:.1f} MB/s)")
+        print(f"baseline, reference decoder (one Deframer per interface) + the same read and stats: {t_ref:.2f} s = "
+              f"{mb / t_ref:.1f} MB/s (CPU {c_ref:.2f} s = {mb / c_ref:.1f} MB/s); read+decode+stats takes "
+              f"{t_full / t_ref:.2f}x its time ({c_full / c_ref:.2f}x its CPU)")
+        print(f"baseline, one Deframer.feed over the same wire bytes: {t_base:.2f} s = {mb / t_base:.1f} MB/s "
+              f"(CPU {c_base:.2f} s); read+decode+stats takes {t_full / t_base:.2f}x the baseline")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} during the run")
 
 
 if __name__ == "__main__":

@@ -2,17 +2,23 @@
 
 Theory of operation
 -------------------
-Each interface of a trace is one direction of one link. Its chunks are joined in file order into one byte string
-and fed to one :class:`bus.deframer.Deframer` in a single call: the deframer does every check (COBS, CRC,
-version, kind, length, type) and returns one item -- a ``Frame`` or a ``LineError`` -- per non-empty
-delimiter-separated piece. A frame's time is the time of the chunk that holds its 0x00 delimiter, i.e. when the
-receiver could have decoded it. The piece ends are found with numpy (positions of 0x00 preceded by a non-zero
-byte) and mapped to chunk times with ``searchsorted``. If the item count ever disagrees with the piece count (a
-change in the deframer's rules), the interface is decoded again chunk by chunk, which needs no such assumption.
+Each interface of a trace is one direction of one link; its rows are what one :class:`bus.deframer.Deframer` fed
+with the interface's chunks in file order returns: one row per non-empty delimiter-separated piece, a ``Frame`` or
+a ``LineError``. A row's time is the time of the chunk that holds its 0x00 delimiter, i.e. when the receiver
+could have decoded it. The decoding itself is columnar (:mod:`bus.batch`); :mod:`hil.trace.reference` keeps the
+Deframer-based decoder that defines the result, and the tests compare the two.
 
-Items are then turned into columns in bulk (``map``/``zip`` in C, ``np.fromiter``), never one Python record per
-frame, and all interfaces are merged in time order. :class:`FrameTable` is what :mod:`hil.trace.stats` works on;
-per-frame dictionaries (:func:`record`) are built only for the rows that are printed.
+1. All chunks are copied, in file order, into one buffer with a 0x00 inserted before each (one boolean mask over
+   the file). Splitting it at 0x00 gives every piece of every chunk, and a piece never spans two chunks.
+2. An interface whose chunks all end with 0x00 (every simulated capture: the kernel delivers whole frames) leaves
+   its receiver between frames at each chunk end, so its pieces are exactly the Deframer's. Interfaces with a
+   chunk that ends inside a frame (reads of a real port) are decoded from their own joined stream instead
+   (:func:`bus.batch.decode_stream`, the same rules including a held tail).
+3. :func:`bus.batch.decode_pieces` turns all pieces into columns in one call; rows are put in time order with one
+   stable sort on (time, interface), which is the time-ordered merge of the per-interface streams.
+
+Payloads are not copied: :class:`PayloadStore` slices one out of the decoded bodies when it is asked for
+(printing, payload statistics), so ``decode`` + ``stats`` never build a bytes object per frame.
 
 Rows: ``kind`` is the FrameKind, or :data:`LINE_ERROR` (-1) for a line error, whose ``error`` is the
 LineErrorKind and ``size`` the piece size; network fields (src, dst, type, msg_id, ttl) are -1 outside DATA frames.
@@ -28,24 +34,44 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import compress
-from operator import itemgetter
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
-from bus.deframer import Deframer
+from bus.batch import LINE_ERROR, concat, decode_pieces, decode_stream
 from bus.errors import DecodeError, TraceError, UsageError
 from bus.messages import decode_payload
-from bus.wire import MAX_ENCODED, FrameFlag, FrameKind, LineErrorKind, MsgType
+from bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
 from hil.trace.reader import Trace, read_trace
 
-#: ``kind`` of a row that is a line error rather than a frame.
-LINE_ERROR = -1
-#: Largest piece the deframer decodes (delimiter excluded); longer pieces are one OVERSIZE error (bus.deframer).
-_MAX_PIECE = MAX_ENCODED - 1
 _COLUMNS = ("t_ns", "iface", "kind", "seq", "flags", "src", "dst", "type", "msg_id", "ttl", "error", "size",
             "payload_index")
-_g0, _g1, _g2, _g3 = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
+
+
+class PayloadStore(Sequence[bytes]):
+    """Payloads sliced on demand out of the decoded frame bodies: ``store[i]`` is a bytes object."""
+
+    def __init__(self, bodies: bytes, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        self.bodies = bodies
+        self.offsets = offsets
+        self.lengths = lengths
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        off = int(self.offsets[i])
+        if off < 0:
+            raise IndexError(f"row {i} carries no payload")
+        return self.bodies[off:off + int(self.lengths[i])]
 
 
 @dataclass
@@ -66,82 +92,11 @@ class FrameTable:
     error: np.ndarray  # int8: LineErrorKind, 0 for frames
     size: np.ndarray  # int32: piece size of a line error, 0 for frames
     payload_index: np.ndarray  # int32, -1 outside DATA
-    payloads: list[bytes]
+    payloads: Sequence[bytes]
     leftover: dict[int, int]  # interface -> bytes of an unfinished frame at the end of the trace
 
     def __len__(self) -> int:
         return len(self.t_ns)
-
-
-def _columns_from_items(items: list[Any], t_ns: np.ndarray, iface: int) -> dict[str, Any]:
-    """Bulk conversion of deframer items to columns (C-level map/zip; no per-item Python code)."""
-    n = len(items)
-    lens = np.fromiter(map(len, items), np.int8, n)
-    is_err = lens == 2  # LineError(kind, size) has 2 fields, Frame(kind, seq, flags, packet) has 4
-    first = np.fromiter(map(_g0, items), np.int16, n)
-    second = np.fromiter(map(_g1, items), np.int32, n)
-    frames = items if not is_err.any() else list(compress(items, (~is_err).tolist()))
-    fr_rows = np.flatnonzero(~is_err)
-    cols: dict[str, Any] = {
-        "t_ns": t_ns,
-        "iface": np.full(n, iface, np.int16),
-        "kind": np.where(is_err, LINE_ERROR, first).astype(np.int8),
-        "seq": np.where(is_err, 0, second).astype(np.int16),
-        "error": np.where(is_err, first, 0).astype(np.int8),
-        "size": np.where(is_err, second, 0).astype(np.int32),
-        "flags": np.zeros(n, np.int16),
-    }
-    for name in ("src", "dst", "type", "ttl"):
-        cols[name] = np.full(n, -1, np.int16)
-    cols["msg_id"] = np.full(n, -1, np.int32)
-    cols["payload_index"] = np.full(n, -1, np.int32)
-    cols["payloads"] = []
-    if not frames:
-        return cols
-    cols["flags"][fr_rows] = np.fromiter(map(_g2, frames), np.int16, len(frames))
-    packets = list(map(_g3, frames))
-    is_data = cols["kind"][fr_rows] == FrameKind.DATA
-    data_rows = fr_rows[is_data]
-    if len(data_rows):
-        dp = packets if is_data.all() else list(compress(packets, is_data.tolist()))
-        src, dst, typ, mid, ttl, payloads = zip(*dp, strict=True)
-        cols["src"][data_rows] = src
-        cols["dst"][data_rows] = dst
-        cols["type"][data_rows] = typ
-        cols["msg_id"][data_rows] = mid
-        cols["ttl"][data_rows] = ttl
-        cols["payload_index"][data_rows] = np.arange(len(dp), dtype=np.int32)
-        cols["payloads"] = list(payloads)
-    return cols
-
-
-def _decode_interface(trace: Trace, iface: int) -> tuple[dict[str, Any], int]:
-    sel = np.flatnonzero(trace.chunk_iface == iface)
-    offs, lens, times = trace.chunk_off[sel], trace.chunk_len[sel], trace.chunk_t_ns[sel]
-    mv = memoryview(trace.buffer)
-    blob = b"".join(map(trace.buffer.__getitem__, map(slice, offs.tolist(), (offs + lens).tolist())))
-    deframer = Deframer()
-    items = deframer.feed(blob)
-    arr = np.frombuffer(blob, np.uint8)
-    delim = np.flatnonzero(arr == 0)
-    prev = np.empty_like(delim)
-    prev[:1] = -1
-    prev[1:] = delim[:-1]
-    ends = delim[delim - prev > 1]  # each 0x00 that ends a non-empty piece
-    tail = len(blob) - (int(delim[-1]) + 1 if len(delim) else 0)
-    if tail > _MAX_PIECE:
-        ends = np.append(ends, len(blob) - 1)
-    if len(ends) == len(items):
-        t_ns = times[np.searchsorted(np.cumsum(lens), ends, side="right")]
-    else:  # the deframer's rules changed: fall back to feeding chunk by chunk (exact, slower)
-        deframer = Deframer()
-        items, tl = [], []
-        for t, o, n in zip(times.tolist(), offs.tolist(), lens.tolist(), strict=True):
-            out = deframer.feed(bytes(mv[o:o + n]))
-            items.extend(out)
-            tl.extend([t] * len(out))
-        t_ns = np.asarray(tl, dtype=np.int64)
-    return _columns_from_items(items, t_ns.astype(np.int64), iface), deframer.buffered
 
 
 @contextmanager
@@ -164,25 +119,52 @@ def decode_trace(trace: Trace) -> FrameTable:
 
 
 def _decode_trace(trace: Trace) -> FrameTable:
-    parts = []
-    leftover = {}
-    payloads: list[bytes] = []
-    for itf in trace.interfaces:
-        if not itf.armbus:
-            continue
-        cols, left = _decode_interface(trace, itf.index)
-        if left:
-            leftover[itf.index] = left
-        pi = cols["payload_index"]
-        pi[pi >= 0] += len(payloads)
-        payloads.extend(cols.pop("payloads"))
-        parts.append(cols)
-    if not parts:
+    armbus = [i.index for i in trace.interfaces if i.armbus]
+    n = len(trace)
+    if not armbus or not n:
         empty = {name: np.zeros(0, np.int64) for name in _COLUMNS}
-        return FrameTable(trace, **empty, payloads=[], leftover={})
-    merged = {name: np.concatenate([p[name] for p in parts]) for name in _COLUMNS}
-    order = np.argsort(merged["t_ns"], kind="stable")
-    return FrameTable(trace, **{k: v[order] for k, v in merged.items()}, payloads=payloads, leftover=leftover)
+        return FrameTable(trace, **empty, payloads=PayloadStore(b"", empty["t_ns"], empty["t_ns"]), leftover={})
+    off, ln, t_chunk, if_chunk = trace.chunk_off, trace.chunk_len, trace.chunk_t_ns, trace.chunk_iface
+    # Every chunk's bytes, in file order, each preceded by a 0x00: one gather from the file.
+    k = ln + 1
+    c_start = np.cumsum(k) - k  # where each chunk's inserted 0x00 lands
+    index = np.repeat(off - 1 - c_start, k)  # the byte before a chunk (in its EPB header) is the one replaced
+    index += np.arange(len(index))
+    wire = np.frombuffer(trace.buffer, np.uint8)[index]
+    wire[c_start] = 0
+    ends_zero = wire[c_start + ln] == 0  # the chunk leaves the receiver between frames (an empty chunk too)
+    open_ends = np.bincount(if_chunk[~ends_zero], minlength=len(trace.interfaces))
+    clean = np.asarray([i.armbus and not open_ends[i.index] for i in trace.interfaces])
+    # Interfaces whose chunks all end with a delimiter: their pieces are the pieces of this one buffer.
+    zpos = np.flatnonzero(wire == 0)
+    plen = np.diff(zpos) - 1
+    starts_chunk = np.zeros(len(wire), bool)
+    starts_chunk[c_start] = True
+    piece_chunk = np.cumsum(starts_chunk[zpos[:-1]]) - 1  # the chunk each piece lies in (after its 0x00)
+    take = (plen > 0) & clean[if_chunk[piece_chunk]]
+    pieces = list(compress(wire.tobytes().split(b"\x00")[1:-1], take.tolist()))
+    rows_chunk = [piece_chunk[take]]
+    parts = [decode_pieces(pieces, plen[take])]
+    leftover = {}
+    # Other interfaces (reads that cut frames, as a tap records them): the interface's stream, as one feed.
+    for itf in (i for i in armbus if not clean[i]):
+        sel = np.flatnonzero(if_chunk == itf)
+        o, m = off[sel], ln[sel]
+        res = decode_stream(b"".join(map(trace.buffer.__getitem__, map(slice, o.tolist(), (o + m).tolist()))))
+        if res.buffered:
+            leftover[itf] = res.buffered
+        parts.append(res.columns)
+        rows_chunk.append(sel[np.searchsorted(np.cumsum(m), res.ends, side="right")])
+    cols = concat(parts)
+    chunk = np.concatenate(rows_chunk)
+    t_ns, iface = t_chunk[chunk], if_chunk[chunk].astype(np.int16)
+    order = np.lexsort((iface, t_ns))  # by time, then interface, then stream order: the merge of the streams
+    table = {name: getattr(cols, name)[order] for name in _COLUMNS if hasattr(cols, name)}
+    is_data = table["kind"] == FrameKind.DATA
+    return FrameTable(trace, t_ns=t_ns[order], iface=iface[order], **table,
+                      payload_index=np.where(is_data, np.arange(len(order), dtype=np.int32), -1).astype(np.int32),
+                      payloads=PayloadStore(cols.bodies, cols.pay_off[order], cols.pay_len[order]),
+                      leftover=leftover)
 
 
 def decode_file(path: str) -> FrameTable:

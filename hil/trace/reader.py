@@ -2,11 +2,21 @@
 
 Theory of operation
 -------------------
-The whole file is read once. A tight loop walks the block headers; Enhanced Packet Blocks take a fast path that
-only remembers their offset, everything else (section headers, interface descriptions) is parsed in the loop.
-The EPB fields are then gathered column-wise with numpy: blocks are 4-byte aligned, so the file is viewed as an
-array of u32 words per byte order, and each field is one fancy-index. EPB trailing lengths are checked the same
-way; when one is wrong, the file is walked again with every trailer checked, which stops at the corrupt block.
+The whole file is read once and viewed as an array of u32 words per byte order (blocks are 4-byte aligned). The
+block walk is a chain (each block's length gives the next block's offset), so it cannot be a single numpy
+operation; it is made one in the common case instead:
+
+* *EPB candidates* are found column-wise: every word equal to the EPB type whose next word is a plausible length
+  (>= 32, a multiple of 4, inside the file) and whose block's last word repeats that length. Each candidate's
+  successor is ``offset + length``; a *run* is a stretch of consecutive candidates where every successor is the
+  next candidate.
+* The Python loop walks blocks as before, but when it reaches a candidate it takes the whole run at once (one
+  ``searchsorted``) and jumps to the run's end. Section headers, interface descriptions, other blocks, corrupt
+  or cut blocks go through the loop one by one. A candidate that is really packet data (a false positive) can
+  never be reached by the walk, because the walk only lands on block starts; it only splits a run in two.
+
+A file of N packets thus costs a few numpy passes plus one loop iteration per non-EPB block and per run. The EPB
+fields are then gathered column-wise, one fancy index per field.
 
 Either byte order is accepted, per section. A truncated last block is reported in :attr:`Trace.truncated` /
 :attr:`Trace.warnings`, never raised. Files that are not pcapng at all, empty files and unreadable paths raise
@@ -157,12 +167,8 @@ def read_trace(path: str | os.PathLike[str]) -> Trace:
 _HEAD = {"<": struct.Struct("<II").unpack_from, ">": struct.Struct(">II").unpack_from}
 
 
-def parse_trace(buf: bytes, path: str = "<bytes>", strict: bool = False) -> Trace:
-    """Parse a whole pcapng file held in memory (see :func:`read_trace`).
-
-    The block walk checks each EPB's trailing length column-wise afterwards; when one is wrong the file is
-    parsed again with ``strict`` (every trailer checked in the walk), which stops at the corrupt block.
-    """
+def parse_trace(buf: bytes, path: str = "<bytes>") -> Trace:
+    """Parse a whole pcapng file held in memory (see :func:`read_trace`)."""
     if not buf:
         raise TraceFileError(f"{path}: empty file (a recorder that died before writing its header?)")
     if buf[:4] in PCAP_MAGICS:
@@ -180,18 +186,22 @@ def parse_trace(buf: bytes, path: str = "<bytes>", strict: bool = False) -> Trac
     bo = "<"
     section_ifaces: list[int] = []  # section-local interface id -> global index
     scales: dict[int, tuple[int, int, int]] = {}  # global index -> (mult, div, offset ns)
-    epb_sets: list[tuple[str, list[int], list[int]]] = []  # (byte order, local->global map, EPB offsets)
-    epbs: list[int] = []
+    epb_sets: list[tuple[str, list[int], list[np.ndarray]]] = []  # (byte order, local->global map, EPB offsets)
+    epbs: list[np.ndarray] = []
+    runs: dict[str, _Runs] = {}
     head = _HEAD[bo]
     while off < n:
         if n - off < 8:
             _truncated(trace, off, n - off, "block header")
             break
         btype, blen = head(buf, off)
-        if btype == BT_EPB and not strict and blen >= 32 and not blen & 3 and off + blen <= n:
-            epbs.append(off)  # fast path: trailers of EPBs are checked column-wise in _gather_epbs
-            off += blen
-            continue
+        if btype == BT_EPB:  # fast path: the whole run of well-formed EPBs starting here
+            r = runs.get(bo) or runs.setdefault(bo, _Runs(u32[bo], n))
+            run = r.run_at(off)
+            if run is not None:
+                epbs.append(run[0])
+                off = run[1]
+                continue
         if btype == BT_SHB:
             if n - off < 12:
                 _truncated(trace, off, n - off, "section header")
@@ -213,7 +223,7 @@ def parse_trace(buf: bytes, path: str = "<bytes>", strict: bool = False) -> Trac
             _corrupt(trace, off, "block's trailing length does not match its header")
             break
         if btype == BT_EPB:
-            epbs.append(off)
+            epbs.append(np.asarray([off], np.int64))
         elif btype == BT_SHB:
             if off:
                 trace.warnings.append(f"a second section starts at offset {off} (concatenated captures?)")
@@ -250,9 +260,32 @@ def parse_trace(buf: bytes, path: str = "<bytes>", strict: bool = False) -> Trac
         elif btype == BT_SPB:
             trace.skipped_packets += 1
         off += blen
-    if not _gather_epbs(trace, u32, epb_sets, scales):
-        return parse_trace(buf, path, strict=True)
+    _gather_epbs(trace, u32, epb_sets, scales)
     return trace
+
+
+class _Runs:
+    """EPB candidates of one byte order and the runs they form (see the module docstring)."""
+
+    def __init__(self, words: np.ndarray, n: int) -> None:
+        c = np.flatnonzero(words[:-1] == BT_EPB)
+        blen = words[c + 1].astype(np.int64)
+        ok = (blen >= 32) & (blen % 4 == 0) & (c * 4 + blen <= n)
+        c, blen = c[ok], blen[ok]
+        ok = words[c + blen // 4 - 1] == words[c + 1]
+        self.start = c[ok] * 4  # byte offsets of the candidates, ascending
+        self.next = self.start + blen[ok]
+        self.breaks = np.flatnonzero(self.next[:-1] != self.start[1:])  # runs end at these indices
+        self.last = len(self.start) - 1
+
+    def run_at(self, off: int) -> tuple[np.ndarray, int] | None:
+        """(offsets of the run of candidates starting at ``off``, offset after it), or None if ``off`` is not one."""
+        k = int(np.searchsorted(self.start, off))
+        if k > self.last or self.start[k] != off:
+            return None
+        b = int(np.searchsorted(self.breaks, k))
+        end = int(self.breaks[b]) if b < len(self.breaks) else self.last
+        return self.start[k:end + 1], int(self.next[end])
 
 
 def _truncated(trace: Trace, off: int, have: int, what: str) -> None:
@@ -281,46 +314,53 @@ def _to_ns(ts: np.ndarray, mult: int, div: int, offset_ns: int) -> tuple[np.ndar
     return np.asarray([v if 0 <= v <= MAX_T_NS else 0 for v in exact], dtype=np.int64), valid
 
 
-def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[str, list[int], list[int]]],
-                 scales: dict[int, tuple[int, int, int]]) -> bool:
+def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[str, list[int], list[np.ndarray]]],
+                 scales: dict[int, tuple[int, int, int]]) -> None:
     """Gather EPB fields column-wise (u32 word index = offset / 4) and keep those of armbus interfaces.
 
-    Returns False, changing nothing, when an EPB's trailing length disagrees with its header.
+    Every EPB offset given has been checked by the walk (length, trailing length, inside the file).
     """
     cols: list[tuple[np.ndarray, ...]] = []
     for bo, local_map, offsets in epb_sets:
         if not offsets:
             continue
-        words = u32[bo]
-        w = np.asarray(offsets, dtype=np.int64) // 4
-        blen_w = words[w + 1].astype(np.int64) // 4
-        if not np.array_equal(words[w + blen_w - 1], words[w + 1]):
-            return False
-        local = words[w + 2].astype(np.int64)
+        w = np.concatenate(offsets) // 4
+        hdr = u32[bo][w[:, None] + np.arange(1, 6)]  # length, interface, ts high, ts low, captured length
+        local = hdr[:, 1].astype(np.int64)
         bad = local >= len(local_map)
         if bad.any():
             trace.warnings.append(f"{int(bad.sum())} packet block(s) name an undeclared interface: skipped")
         lut = np.asarray([*local_map, -1], dtype=np.int64)
-        gidx = lut[np.where(bad, len(local_map), local)]
-        ts = (words[w + 3].astype(np.uint64) << np.uint64(32)) | words[w + 4].astype(np.uint64)
-        cap = words[w + 5].astype(np.int64)
-        over = cap > words[w + 1].astype(np.int64) - 32
+        gidx = lut[np.minimum(local, len(local_map))]
+        ts = (hdr[:, 2].astype(np.uint64) << np.uint64(32)) | hdr[:, 3]
+        cap = hdr[:, 4].astype(np.int64)
+        over = cap > hdr[:, 0].astype(np.int64) - 32
         if over.any():
             trace.warnings.append(f"{int(over.sum())} packet block(s) claim more data than they hold")
             gidx = np.where(over, -1, gidx)
         cols.append((gidx, ts, w * 4 + _EPB_HEADER, cap))
     if not cols:
-        return True
-    gidx, ts, off, cap = (np.concatenate(c) for c in zip(*cols, strict=True))
-    armbus_ids = np.asarray([i.index for i in trace.interfaces if i.armbus], dtype=np.int64)
-    keep = np.isin(gidx, armbus_ids)
-    trace.skipped_packets += int((~keep).sum())
-    gidx, ts, off, cap = gidx[keep], ts[keep], off[keep], cap[keep]
-    t_ns = np.empty(len(ts), dtype=np.int64)
-    valid = np.ones(len(ts), dtype=bool)
-    for g in np.unique(gidx).tolist():
-        sel = np.flatnonzero(gidx == g)
-        t_ns[sel], valid[sel] = _to_ns(ts[sel], *scales[g])
+        return
+    gidx, ts, off, cap = (np.concatenate(c) for c in zip(*cols, strict=True)) if len(cols) > 1 else cols[0]
+    armbus = np.zeros(len(trace.interfaces) + 1, bool)  # indexed by gidx + 1 (-1: skipped)
+    armbus[[i.index + 1 for i in trace.interfaces if i.armbus]] = True
+    keep = armbus[gidx + 1]
+    if not keep.all():
+        trace.skipped_packets += int((~keep).sum())
+        gidx, ts, off, cap = gidx[keep], ts[keep], off[keep], cap[keep]
+    # interfaces grouped by their time scale: one conversion per distinct (if_tsresol, if_tsoffset)
+    by_scale: dict[tuple[int, int, int], list[int]] = {}
+    for i in trace.interfaces:
+        if i.armbus:
+            by_scale.setdefault(scales[i.index], []).append(i.index)
+    if len(by_scale) == 1:
+        t_ns, valid = _to_ns(ts, *next(iter(by_scale)))
+    else:
+        t_ns = np.empty(len(ts), dtype=np.int64)
+        valid = np.ones(len(ts), dtype=bool)
+        for scale, members in by_scale.items():
+            sel = np.flatnonzero(np.isin(gidx, members))
+            t_ns[sel], valid[sel] = _to_ns(ts[sel], *scale)
     if not valid.all():
         n_bad = int((~valid).sum())
         trace.out_of_range_times += n_bad
@@ -331,4 +371,3 @@ def _gather_epbs(trace: Trace, u32: dict[str, np.ndarray], epb_sets: list[tuple[
     trace.chunk_t_ns = t_ns
     trace.chunk_off = off
     trace.chunk_len = cap
-    return True

@@ -89,8 +89,16 @@ class TraceStats:
 
 
 def _counts(labels: list[str], values: np.ndarray) -> dict[str, int]:
-    uniq, cnt = np.unique(values, return_counts=True)
-    return {labels[int(u)]: int(c) for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True)}
+    """Occurrences of each value (small non-negative ints indexing ``labels``), by label, in value order."""
+    cnt = np.bincount(values, minlength=len(labels)) if len(values) else np.zeros(0, np.int64)
+    return {labels[u]: int(cnt[u]) for u in np.flatnonzero(cnt).tolist()}
+
+
+def _first_of_runs(sorted_values: np.ndarray) -> np.ndarray:
+    """Index of the first element of each run of equal values in a sorted array (np.unique's return_index)."""
+    first = np.ones(len(sorted_values), bool)
+    first[1:] = sorted_values[1:] != sorted_values[:-1]
+    return np.flatnonzero(first)
 
 
 def _name(enum_cls: Any, v: int) -> str:
@@ -110,7 +118,11 @@ def _match_previous(key_a: np.ndarray, t_a: np.ndarray, key_b: np.ndarray, t_b: 
     keys = np.concatenate([key_a, key_b])
     times = np.concatenate([t_a, t_b])
     is_b = np.concatenate([np.zeros(na, bool), np.ones(len(key_b), bool)])
-    order = np.lexsort((is_b, times, keys))
+    if len(keys) and keys.min() >= 0 and keys.max() <= 0xFFFF:  # e.g. (interface, seq): a radix sort on u16
+        by_time = np.lexsort((is_b, times))
+        order = by_time[np.argsort(keys[by_time].astype(np.uint16), kind="stable")]  # == lexsort((is_b, times, keys))
+    else:
+        order = np.lexsort((is_b, times, keys))
     pos = np.arange(len(order))
     last_a = np.maximum.accumulate(np.where(~is_b[order], pos, -1))
     sel = is_b[order] & (last_a >= 0)
@@ -118,8 +130,8 @@ def _match_previous(key_a: np.ndarray, t_a: np.ndarray, key_b: np.ndarray, t_b: 
     a_pos = last_a[sel]
     same = keys[order][a_pos] == keys[order][b_pos]
     a_pos, b_pos = a_pos[same], b_pos[same]
-    a_pos, first = np.unique(a_pos, return_index=True)  # the first B after each A
-    return order[a_pos], order[b_pos[first]] - na
+    first = _first_of_runs(a_pos)  # a_pos never decreases (a running maximum): the first B after each A
+    return order[a_pos[first]], order[b_pos[first]] - na
 
 
 def _instances(key: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +198,9 @@ def compute(table: FrameTable, gap_ns: int = DEFAULT_GAP_NS) -> TraceStats:
     fkey = (iface[d_rows][ok] << 48) | (seq[d_rows][ok] << 40) | (table.src[d_rows][ok].astype(np.int64) << 24) \
         | (table.dst[d_rows][ok].astype(np.int64) << 16) | table.msg_id[d_rows][ok].astype(np.int64)
     starts, fid = _instances(fkey, t[d_rows][ok])
-    unacked = int(starts.sum()) - len(np.unique(fid[a_idx]))
+    acked = np.zeros(len(fid) + 1, bool)
+    acked[fid[a_idx]] = True
+    unacked = int(starts.sum()) - int(acked.sum())
 
     # End to end: request instance's first row -> reply to the requester on the opposite direction of that link.
     req_rows = msg_rows[np.isin(typ[msg_rows], REQUEST_TYPES) & (table.dst[msg_rows] != 0xFF)]
@@ -200,7 +214,7 @@ def compute(table: FrameTable, gap_ns: int = DEFAULT_GAP_NS) -> TraceStats:
     m_req, m_rep = req_rows[valid][a_idx], rep_rows[b_idx]
     e2e = t[m_rep] - t[m_req]
     e2e_latency = {"all": Latency.of(e2e)}
-    for ty in np.unique(typ[m_req]).tolist():
+    for ty in np.flatnonzero(np.bincount(typ[m_req], minlength=256)).tolist():
         e2e_latency[_name(MsgType, ty)] = Latency.of(e2e[typ[m_req] == ty])
     expected = np.isin(typ[req_rows], REPLY_TYPES)
     answered = np.zeros(len(req_rows), bool)

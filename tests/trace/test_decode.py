@@ -161,19 +161,21 @@ def test_bad_payload_is_shown_not_raised(tmp_path: Path) -> None:
     assert np.all(table.error == 0)
 
 
-def test_falls_back_to_chunk_feeding_when_piece_count_disagrees(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reference_falls_back_to_chunk_feeding_when_piece_count_disagrees(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from hil.trace.reference import decode_trace_reference
+
     chunks = [("l", "down", 10 * i, frame) for i, frame in enumerate([READ, ACK0, b"xx\x00", STATE] * 5)]
     path = _write(tmp_path / "f.pcapng", chunks)
-    normal = decode_file(str(path))
+    normal = decode_trace_reference(read_trace(path))
 
     class ExtraItem(Deframer):  # a deframer whose rules no longer give one item per piece on big inputs
         def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | LineError]:
             out = super().feed(data)
             return [*out, LineError(LineErrorKind.KIND, 1)] if len(data) > 100 else out
 
-    monkeypatch.setattr("hil.trace.decode.Deframer", ExtraItem)
-    fallback = decode_file(str(path))
+    monkeypatch.setattr("hil.trace.reference.Deframer", ExtraItem)
+    fallback = decode_trace_reference(read_trace(path))
     assert len(fallback) == len(normal) == 20
     for col in ("t_ns", "kind", "seq", "type", "msg_id", "error"):
         assert getattr(fallback, col).tolist() == getattr(normal, col).tolist()
