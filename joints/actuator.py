@@ -183,53 +183,86 @@ class Actuator:
         span = now - self.time
         if span <= 0:
             return
-        max_step = self.params.max_step_ns
+        p = self.params
+        max_step = p.max_step_ns
         full, rest = divmod(span, max_step)
-        for _ in range(full):
-            self._step(max_step * 1e-9)
-        if rest:
-            self._step(rest * 1e-9)
+        tc = p.coulomb_friction
+        if (not self.bridge_on and self.velocity == 0.0 and self.current == 0.0
+                and (self.jammed or -tc <= self.load_torque <= tc)):
+            # at rest and unpowered (the idle joint): only the winding temperature moves, toward ambient. This
+            # is the sub-step arithmetic below with i = w = 0, so the result is the same to the last bit.
+            amb = self.ambient_temperature
+            temp = self.temperature
+            if temp != amb:
+                if full:
+                    et = self._exps(max_step * 1e-9)[1]
+                    for _ in range(full):
+                        temp = amb + (temp - amb) * et
+                if rest:
+                    temp = amb + (temp - amb) * self._exps(rest * 1e-9)[1]
+                self.temperature = temp
+        else:
+            if full:
+                self._integrate(max_step * 1e-9, full)
+            if rest:
+                self._integrate(rest * 1e-9, 1)
         self.time = now
 
-    def _step(self, h: float) -> None:
-        p = self.params
+    def _exps(self, h: float) -> tuple[float, float]:
+        """Electrical and thermal decay factors of a sub-step of ``h`` s (the last ``h`` is cached)."""
         if h != self._cache_h:
             self._cache_h = h
             self._cache_e = math.exp(-h / self._tau_e)
-            self._cache_t = math.exp(-h / p.thermal_time_constant)
+            self._cache_t = math.exp(-h / self.params.thermal_time_constant)
+        return self._cache_e, self._cache_t
+
+    def _step(self, h: float) -> None:
+        """One sub-step of ``h`` s."""
+        self._integrate(h, 1)
+
+    def _integrate(self, h: float, n: int) -> None:
+        """``n`` sub-steps of ``h`` s with the held voltage (state in locals: this is the simulation's hot loop)."""
+        p = self.params
+        e, et = self._exps(h)
         vs = self.supply_voltage
         v = self.voltage_cmd
         v = vs if v > vs else (-vs if v < -vs else v)
-        r = p.resistance * (1.0 + COPPER_ALPHA * (self.temperature - 20.0))
-        w = self.velocity
-        i_ss = (v - self._ke_m * self._n * w) / r if self.bridge_on else 0.0
-        i = i_ss + (self.current - i_ss) * self._cache_e
-        lim = p.hw_current_limit
-        i = lim if i > lim else (-lim if i < -lim else i)
-        self.current = i
-        # mechanical
-        if self.jammed:
-            w_new = 0.0
-        else:
-            drive = self._kt_out * i + self.load_torque
-            tc = p.coulomb_friction
-            j = self._j
-            if w == 0.0:
-                if -tc <= drive <= tc:
-                    w_new = 0.0
-                else:
-                    net = drive - tc if drive > 0.0 else drive + tc
-                    w_new = (h / j) * net / (1.0 + h * p.viscous_friction / j)
+        r20, rth, lim = p.resistance, p.thermal_resistance, p.hw_current_limit
+        tc, j = p.coulomb_friction, self._j
+        hj = h / j
+        den = 1.0 + h * p.viscous_friction / j
+        ke_n = self._ke_m * self._n
+        kt, load, amb = self._kt_out, self.load_torque, self.ambient_temperature
+        bridge, jammed = self.bridge_on, self.jammed
+        w, i, pos, temp = self.velocity, self.current, self.position, self.temperature
+        for _ in range(n):
+            r = r20 * (1.0 + COPPER_ALPHA * (temp - 20.0))
+            # electrical: exact for constant speed over the step, then the driver's chopper limit
+            i_ss = (v - ke_n * w) / r if bridge else 0.0
+            i = i_ss + (i - i_ss) * e
+            i = lim if i > lim else (-lim if i < -lim else i)
+            # mechanical
+            if jammed:
+                w_new = 0.0
             else:
-                net = drive - (tc if w > 0.0 else -tc)
-                w_new = (w + (h / j) * net) / (1.0 + h * p.viscous_friction / j)
-                if (w > 0.0 > w_new) or (w < 0.0 < w_new):
-                    w_new = 0.0  # friction stops a joint; it never reverses it
-        self.position += 0.5 * (w + w_new) * h
-        self.velocity = w_new
-        # thermal
-        t_ss = self.ambient_temperature + i * i * r * p.thermal_resistance
-        self.temperature = t_ss + (self.temperature - t_ss) * self._cache_t
+                drive = kt * i + load
+                if w == 0.0:
+                    if -tc <= drive <= tc:
+                        w_new = 0.0
+                    else:
+                        net = drive - tc if drive > 0.0 else drive + tc
+                        w_new = hj * net / den
+                else:
+                    net = drive - (tc if w > 0.0 else -tc)
+                    w_new = (w + hj * net) / den
+                    if (w > 0.0 > w_new) or (w < 0.0 < w_new):
+                        w_new = 0.0  # friction stops a joint; it never reverses it
+            pos += 0.5 * (w + w_new) * h
+            w = w_new
+            # thermal
+            t_ss = amb + i * i * r * rth
+            temp = t_ss + (temp - t_ss) * et
+        self.velocity, self.current, self.position, self.temperature = w, i, pos, temp
 
     # --- sensors (what the firmware can see) -------------------------------------------------------------
     def encoder_counts(self) -> int:

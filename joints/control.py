@@ -77,6 +77,10 @@ _TORQUE_ON, _MOVING, _AT_LIMIT = int(StatusFlag.TORQUE_ON), int(StatusFlag.MOVIN
 _FAULT, _ESTOPPED, _WATCHDOG = int(StatusFlag.FAULT), int(StatusFlag.ESTOPPED), int(StatusFlag.WATCHDOG)
 _OVERHEAT, _REBOOTED = int(StatusFlag.OVERHEAT), int(StatusFlag.REBOOTED)
 _I32 = 2**31
+_I32_MAX = _I32 - 1
+_BIT_UNDERVOLTAGE = 1 << FaultCode.UNDERVOLTAGE
+_BIT_POSITION_LIMIT = 1 << FaultCode.POSITION_LIMIT
+_BIT_VELOCITY_LIMIT = 1 << FaultCode.VELOCITY_LIMIT
 #: Latched flags that keep the bridge off (or the joint stopped) until the host clears them.
 BLOCKING = _FAULT | _ESTOPPED | _WATCHDOG
 
@@ -118,6 +122,9 @@ class ControlState(NamedTuple):
     status: int  # StatusFlag
 
 
+_new_state = tuple.__new__
+
+
 class ControlCore:
     """The motor loop. ``commands`` and ``events`` are the two mailboxes shared with the comm core."""
 
@@ -142,6 +149,7 @@ class ControlCore:
         self.watchdog_ns = 0
         self.last_heartbeat = now
         self.active_faults: set[FaultCode] = set()
+        self._active_bits = 0  # the same set as bits (1 << code): the per-tick tests hash no enum member
         self._t_overcurrent = self._t_stall = self._t_undervoltage = 0.0  # seconds a condition has lasted
         self._v_int = 0.0
         self._i_int = 0.0
@@ -155,6 +163,7 @@ class ControlCore:
         self.current = 0.0
         self.temperature = actuator.sensed_temperature()
         self.voltage = actuator.sensed_voltage()
+        self._counts_per_rad = self.motor.counts_per_output_rad
         self.reload()
         self.state = self._snapshot()
 
@@ -174,6 +183,11 @@ class ControlCore:
         self.a_brake = BRAKE_FRACTION * a_max
         self.a_slew = SLEW_FRACTION * a_max
         self._j_over_kt = self.motor.output_inertia / self.motor.output_torque_constant
+        # thresholds the safety checks compare with every tick (the same arithmetic, done once)
+        self._overtemp_clear = self.t_lim - OVERTEMP_HYSTERESIS
+        self._overcurrent = OVERCURRENT_FACTOR * self.i_lim + OVERCURRENT_MARGIN
+        self._stall_current = STALL_FRACTION * self.i_lim
+        self._velocity_excursion = self.v_lim * 1.2 + VELOCITY_EXCURSION
 
     # --- sans-I/O driving --------------------------------------------------------------------------------
     def next_deadline(self) -> int:
@@ -202,10 +216,11 @@ class ControlCore:
     def _tick(self, t: int) -> None:
         act = self.act
         act.advance(t)
-        while (cmd := self.commands.get()) is not None:
-            self._command(cmd, t)
-        counts_per_rad = self.motor.counts_per_output_rad
-        pos = act.encoder_counts() / counts_per_rad
+        box = self.commands
+        if box._head != box._tail:  # the consumer's own test of the ring indices (no call when empty)
+            while (cmd := box.get()) is not None:
+                self._command(cmd, t)
+        pos = act.encoder_counts() / self._counts_per_rad
         raw = (pos - self.position) / self.dt
         self.velocity += self._alpha * (raw - self.velocity)
         self.position = pos
@@ -265,8 +280,10 @@ class ControlCore:
     def _event(self, code: FaultCode, active: bool, value: int) -> None:
         if active:
             self.active_faults.add(code)
+            self._active_bits |= 1 << code
         else:
             self.active_faults.discard(code)
+            self._active_bits &= ~(1 << code)
         self.events.put(FaultEvent(code, active, value))  # refused: still latched in flags / fault_code
 
     def _trip(self, code: FaultCode, value: int) -> None:
@@ -279,43 +296,51 @@ class ControlCore:
         self.braking, self.holding = True, True
 
     def _safety(self, t: int) -> None:
-        dt, flags = self.dt, self.flags
-        temp_01 = round(self.temperature * 10)
-        if self.temperature >= self.t_lim and not flags & _OVERHEAT:
+        dt, flags, active = self.dt, self.flags, self._active_bits
+        temp = self.temperature
+        if temp >= self.t_lim and not flags & _OVERHEAT:
             self.flags |= _OVERHEAT
-            self._trip(FaultCode.OVER_TEMPERATURE, temp_01)
-        elif flags & _OVERHEAT and self.temperature < self.t_lim - OVERTEMP_HYSTERESIS:
+            self._trip(FaultCode.OVER_TEMPERATURE, round(temp * 10))
+        elif flags & _OVERHEAT and temp < self._overtemp_clear:
             self.flags &= ~_OVERHEAT
-            self._event(FaultCode.OVER_TEMPERATURE, False, temp_01)
+            self._event(FaultCode.OVER_TEMPERATURE, False, round(temp * 10))
         low_v = self.voltage < self.v_min
-        self._t_undervoltage = self._t_undervoltage + dt if low_v else 0.0
-        if self._t_undervoltage >= UNDERVOLTAGE_TIME and FaultCode.UNDERVOLTAGE not in self.active_faults:
-            self._trip(FaultCode.UNDERVOLTAGE, round(self.voltage * 1000))
-        elif not low_v and FaultCode.UNDERVOLTAGE in self.active_faults:
-            self._event(FaultCode.UNDERVOLTAGE, False, round(self.voltage * 1000))
-        over_i = abs(self.current) > OVERCURRENT_FACTOR * self.i_lim + OVERCURRENT_MARGIN
-        self._t_overcurrent = self._t_overcurrent + dt if over_i else 0.0
-        if self._t_overcurrent >= OVERCURRENT_TIME and self.torque:
-            self._trip(FaultCode.OVER_CURRENT, round(self.current * 1000))
-        stalled = (self.torque and abs(self.i_ref) >= STALL_FRACTION * self.i_lim > 0.0
-                   and abs(self.velocity) < STALL_SPEED)
-        self._t_stall = self._t_stall + dt if stalled else 0.0
-        if self._t_stall >= STALL_TIME:
+        if low_v:
+            self._t_undervoltage += dt
+            if self._t_undervoltage >= UNDERVOLTAGE_TIME and not active & _BIT_UNDERVOLTAGE:
+                self._trip(FaultCode.UNDERVOLTAGE, round(self.voltage * 1000))
+        else:
+            self._t_undervoltage = 0.0
+            if active & _BIT_UNDERVOLTAGE:
+                self._event(FaultCode.UNDERVOLTAGE, False, round(self.voltage * 1000))
+        if abs(self.current) > self._overcurrent:
+            self._t_overcurrent += dt
+            if self._t_overcurrent >= OVERCURRENT_TIME and self.torque:
+                self._trip(FaultCode.OVER_CURRENT, round(self.current * 1000))
+        else:
+            self._t_overcurrent = 0.0
+        vel = self.velocity
+        if (self.torque and abs(self.i_ref) >= self._stall_current and self.i_lim > 0.0
+                and abs(vel) < STALL_SPEED):
+            self._t_stall += dt
+            if self._t_stall >= STALL_TIME:
+                self._t_stall = 0.0
+                self._trip(FaultCode.STALL, round(self.i_ref * 1000))
+        else:
             self._t_stall = 0.0
-            self._trip(FaultCode.STALL, round(self.i_ref * 1000))
         wd = self.watchdog_ns
         if wd and self.torque and not self.flags & _WATCHDOG and t - self.last_heartbeat > wd:
             self.flags |= _WATCHDOG | _FAULT
             self._start_stop()
             self._event(FaultCode.WATCHDOG, True, (t - self.last_heartbeat) // 1_000_000)
-        self._excursion(FaultCode.POSITION_LIMIT, max(self.p_min - self.position, self.position - self.p_max)
-                        > POSITION_EXCURSION, round(self.position * 1e6))
-        self._excursion(FaultCode.VELOCITY_LIMIT, abs(self.velocity) > self.v_lim * 1.2 + VELOCITY_EXCURSION,
-                        round(self.velocity * 1e6))
-
-    def _excursion(self, code: FaultCode, now_active: bool, value: int) -> None:
-        if now_active != (code in self.active_faults):
-            self._event(code, now_active, value)
+        # excursions beyond the limits: reported when they start and when they end (values only then)
+        pos = self.position
+        beyond = max(self.p_min - pos, pos - self.p_max) > POSITION_EXCURSION
+        if beyond != bool(self._active_bits & _BIT_POSITION_LIMIT):
+            self._event(FaultCode.POSITION_LIMIT, beyond, round(pos * 1e6))
+        too_fast = abs(vel) > self._velocity_excursion
+        if too_fast != bool(self._active_bits & _BIT_VELOCITY_LIMIT):
+            self._event(FaultCode.VELOCITY_LIMIT, too_fast, round(vel * 1e6))
 
     def _control(self) -> float:
         """One pass of the cascade; returns the terminal voltage."""
@@ -401,8 +426,14 @@ class ControlCore:
         flags = (flags | _TORQUE_ON) if self.torque else (flags & ~_TORQUE_ON)
         self.flags = flags
         # saturate to the register types (i32, i32, i16, i16, u16): a sensor never overflows its register
-        return ControlState(min(max(round(self.position * 1e6), -_I32), _I32 - 1),
-                            min(max(round(self.velocity * 1e6), -_I32), _I32 - 1),
-                            min(max(round(self.current * 1000), -32768), 32767),
-                            min(max(round(self.temperature * 10), -32768), 32767),
-                            min(max(round(self.voltage * 1000), 0), 65535), flags)
+        p = round(self.position * 1e6)
+        p = p if -_I32 <= p <= _I32_MAX else (_I32_MAX if p > 0 else -_I32)
+        v = round(self.velocity * 1e6)
+        v = v if -_I32 <= v <= _I32_MAX else (_I32_MAX if v > 0 else -_I32)
+        i = round(self.current * 1000)
+        i = i if -32768 <= i <= 32767 else (32767 if i > 0 else -32768)
+        c = round(self.temperature * 10)
+        c = c if -32768 <= c <= 32767 else (32767 if c > 0 else -32768)
+        u = round(self.voltage * 1000)
+        u = u if 0 <= u <= 65535 else (65535 if u > 0 else 0)
+        return _new_state(ControlState, (p, v, i, c, u, flags))  # tuple.__new__: no Python-level __new__

@@ -20,6 +20,9 @@ Sizing: the control core drains the command ring completely every tick (1 ms by 
 frame on the wire is 14 bytes (12 header/CRC + COBS + delimiter), 140 us at 1 Mbaud, so at most 8 commands can
 arrive per tick per port; two ports give 16, the default capacity, so at 1 Mbaud the ring cannot fill unless the
 control core stalls.
+
+The consumer may test ``_head != _tail`` itself before calling :meth:`Mailbox.get` (the control tick and the
+comm core's event drain do, every millisecond): in C that is the same two-index comparison ``get`` starts with.
 """
 
 from __future__ import annotations

@@ -224,11 +224,15 @@ class JointNode:
             return
         control.handle_timer(now)
         regs = self.registers
-        regs.set_state_block(*control.state)
+        state = control.state
+        regs.set_state_block(*state)
         mem = regs.mem
         mem[_TORQUE_ENABLE] = 1 if control.torque else 0
-        mem[_ESTOP] = 1 if control.state.status & _ESTOPPED else 0
-        while (ev := control.events.get()) is not None:
+        mem[_ESTOP] = 1 if state.status & _ESTOPPED else 0
+        events = control.events
+        if events._head == events._tail:  # the consumer's own test of the ring indices: nothing to report
+            return
+        while (ev := events.get()) is not None:
             if ev.active:
                 regs.set("fault_code", int(ev.code))
             self.send_to_host(Fault(int(ev.code), int(ev.active), ev.value), now)
