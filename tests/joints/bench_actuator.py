@@ -129,7 +129,7 @@ def main() -> None:
     for moving in (False, True):
         label = "moving" if moving else "idle  "
         mods = [joints.node] + ([base] if base is not None else [])
-        figures = median_interleaved([lambda m=m: run_nodes(m, moving) for m in mods])  # type: ignore[misc]
+        figures = median_interleaved([lambda m=m, mv=moving: run_nodes(m, mv) for m in mods])  # type: ignore[misc]
         j = figures[0]
         line = (f"  6 joint nodes, {label}: {j * 1e3:8.2f} ms  ({j / f:.1f}x the bare actuators; "
                 f"real-time factor {1 / j:.1f})")
