@@ -71,7 +71,8 @@ class LinkConfig:
     #: Retransmissions after the first send before giving up. With 10 % of attempts lost, 10 retries fail
     #: once in 10^11 frames; with the doubling below the give-up comes ~0.1 s after the first send at 1 Mbaud.
     max_retries: int = 10
-    #: Upper bound of the doubled timeout: a dead neighbour is probed at least this often.
+    #: Upper bound of the doubled timeout: a dead neighbour is probed at least this often. At low baud, where one
+    #: round trip takes longer than this, the bound is twice the frame's own timeout instead.
     backoff_cap_ns: int = 20_000_000
     #: Bytes of a frame the peer may be sending when ours arrives (its ack waits behind it): one largest frame.
     reverse_bytes: int = MAX_ENCODED
@@ -395,7 +396,9 @@ class LinkEndpoint:
             self._begin_reset(now, count=True)
 
     def _current_timeout(self) -> int:
-        return min(self._timeout << self._attempts, self.config.backoff_cap_ns)
+        # The cap bounds the doubling, never the first timeout: at low baud one frame's own round trip can be
+        # longer than the cap, and a timeout below it would retransmit before any ack could arrive.
+        return min(self._timeout << self._attempts, max(self.config.backoff_cap_ns, 2 * self._timeout))
 
     def _emit(self, wire: bytes, timed: bool, now: int) -> None:
         self._out.append(wire)

@@ -198,3 +198,26 @@ def test_boot_silence_ignores_stale_answers_then_resets() -> None:
     assert frame.kind == FrameKind.RESET
     a.receive_data(encode_control(FrameKind.RESET_ACK, frame.seq), 1_100_000)
     assert a.is_open
+
+
+
+def test_low_baud_link_delivers_large_frames_under_loss_without_spurious_retries() -> None:
+    """At 9600 baud one largest frame's round trip (~0.3 s) exceeds the 20 ms backoff cap: a retry must still
+    wait for the ack, so a lossy link delivers everything and never retransmits a frame whose ack is on its way."""
+    cfg = LinkConfig(baud=9600)
+    assert cfg.timeout_ns(270) > cfg.backoff_cap_ns
+    lost = {(0, 3), (0, 6)}  # two of a's DATA frames vanish
+
+    pair = Pair(LinkEndpoint(cfg, seed=1), LinkEndpoint(cfg, seed=2),
+                lambda side, i, f: [] if (side, i) in lost else [f])
+    pair.run_while(lambda: not all(e.is_open for e in pair.ends), 10**9)
+    a, b = pair.ends
+    assert a.is_open and b.is_open
+    sent = [pkt(i, bytes(250)) for i in range(6)]
+    for p in sent:
+        assert a.send(p, pair.now)
+    pair.run_while(lambda: a.counters.acked < len(sent), 60 * 10**9)
+    assert pair.received(1) == sent
+    assert a.counters.failures == 0
+    assert a.counters.retransmits == len(lost)  # one retry per lost frame, none early
+    assert b.counters.duplicates == 0
