@@ -382,7 +382,7 @@ class LinkEndpoint:
     def reset(self, now: int) -> None:
         """Start a new session (e.g. after reopening the port): fails the frame in flight, keeps the queue."""
         self._booting = False
-        self._fail_inflight(UndeliverableReason.LINK_DOWN)
+        self._fail_inflight(UndeliverableReason.LINK_RESET)
         self._state = LinkState.SYNCING
         self._begin_reset(now, count=True)
 
@@ -493,12 +493,12 @@ class LinkEndpoint:
 
     def _do_resync(self, frame: Frame, now: int) -> None:
         self.counters.out_of_window += 1
-        self._fail_inflight(UndeliverableReason.LINK_DOWN)
+        self._fail_inflight(UndeliverableReason.LINK_RESET)
         self._begin_reset(now, count=True)
 
     def _do_accept_reset(self, frame: Frame, now: int) -> None:
         self.counters.resets_accepted += 1
-        self._fail_inflight(UndeliverableReason.LINK_DOWN)
+        self._fail_inflight(UndeliverableReason.LINK_RESET)
         self._tx_seq = 0
         self._rx_expected = 0
         self._answer(frame.seq, now)

@@ -136,6 +136,7 @@ class UndeliverableReason(enum.IntEnum):
     NO_ROUTE = 3  # the destination lies past the end of the chain
     QUEUE_FULL = 4  # the hop's queue toward the next hop stayed full
     LINK_DOWN = 5  # the link to the next hop is known to be down
+    LINK_RESET = 6  # the link was resynchronised while the packet was in flight: it may have been delivered
 
 
 class StatusFlag(enum.IntFlag):
