@@ -126,8 +126,9 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
 def _open_capture(arm: VirtualArm, path: str, args: argparse.Namespace) -> Any:
     from hil.trace.pcapng import TraceWriter
 
-    meta = {"joints": len(arm.joints), "baud": arm.kernel.links["host-j1"].wire.baud,
-            "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim"}
+    wire = arm.kernel.links["host-j1"].wire
+    meta = {"joints": len(arm.joints), "baud": wire.baud, "turnaround_ns": wire.turnaround_ns,
+            "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim"}  # what `armbus trace replay` rebuilds
     try:
         writer = TraceWriter(path, meta)
     except OSError as exc:
