@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import serial
 import serial_asyncio_fast
 
-from bus.errors import ArmTimeoutError, PeerError, PortError, UsageError
+from bus.errors import ArmTimeoutError, PortError, UsageError
 from bus.link import LinkConfig
 from bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from bus.wire import Address
@@ -66,6 +66,8 @@ from controller.events import (
     RequestFailed,
     RequestTimedOut,
     SendFailed,
+    request_outcome,
+    send_outcome,
 )
 from controller.host import HostConfig, HostNode
 from controller.ports import resolve_port
@@ -281,9 +283,7 @@ class AsyncArm:
         """Send and return once the first joint acked the packet; returns the msg_id."""
         msg_id, event = await self._await(self._acks, lambda h, now: h.send(message, dst, now),
                                           timeout or self.timeout, "ack of packet")
-        if isinstance(event, SendFailed):
-            raise PeerError(f"{self.url}: packet {msg_id} not delivered to the first joint: {event.reason}")
-        return msg_id
+        return send_outcome(self.url, msg_id, event)
 
     async def request(self, message: Message, dst: int, timeout: float | None = None) -> ReplyReceived:
         """Send a request and return its correlated reply (raises on ERROR, UNDELIVERABLE or timeout)."""
@@ -292,13 +292,7 @@ class AsyncArm:
         msg_id, event = await self._await(self._replies, lambda h, now: h.request(message, dst, now,
                                                                                    int(t * NS_PER_S)),
                                           t * 1.5 + 0.05, "reply to request")
-        if isinstance(event, ReplyReceived):
-            return event
-        if isinstance(event, RequestFailed):
-            raise event.error
-        if isinstance(event, RequestTimedOut):
-            raise ArmTimeoutError(f"{self.url}: no reply to request {msg_id} from joint {event.dst} in time")
-        raise PeerError(f"{self.url}: request {msg_id}: {event}")
+        return request_outcome(self.url, msg_id, event)
 
     def set_heartbeat(self, period: float | None) -> None:
         """Broadcast heartbeats every ``period`` seconds (None stops them), feeding the joints' watchdogs."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.errors import PeerError
+from bus.errors import ArmTimeoutError, PeerError
 from bus.messages import Fault, Message, State, Undeliverable
 from bus.wire import FaultCode, StatusFlag
 from controller import units
@@ -149,3 +149,21 @@ class PortRestored(HostEvent):
     """The serial port is back and the host link was reset."""
 
     port: str
+
+
+def send_outcome(port: str, msg_id: int, event: HostEvent) -> int:
+    """The msg_id of a sent packet once joint 1 acked it; a :class:`SendFailed` becomes a PeerError."""
+    if isinstance(event, SendFailed):
+        raise PeerError(f"{port}: packet {msg_id} not delivered to the first joint: {event.reason}")
+    return msg_id
+
+
+def request_outcome(port: str, msg_id: int, event: HostEvent) -> ReplyReceived:
+    """The reply to request ``msg_id``, or the exception its outcome stands for (shared by every arm facade)."""
+    if isinstance(event, ReplyReceived):
+        return event
+    if isinstance(event, RequestFailed):
+        raise event.error
+    if isinstance(event, RequestTimedOut):
+        raise ArmTimeoutError(f"{port}: no reply to request {msg_id} from joint {event.dst} in time")
+    raise PeerError(f"{port}: request {msg_id}: {event}")

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import serial
 
-from bus.errors import ArmTimeoutError, PeerError, PortError, UsageError
+from bus.errors import ArmTimeoutError, PortError, UsageError
 from controller.events import (
     HostEvent,
     PacketAcked,
@@ -39,6 +39,8 @@ from controller.events import (
     RequestFailed,
     RequestTimedOut,
     SendFailed,
+    request_outcome,
+    send_outcome,
 )
 from controller.host import HostNode
 
@@ -129,9 +131,7 @@ class NodeRunner:
 
         msg_id = self.call(queue)
         event = self._wait(waiter, timeout, f"ack of packet {msg_id}", self._acks, msg_id)
-        if isinstance(event, SendFailed):
-            raise PeerError(f"{self.name}: packet {msg_id} not delivered to the first joint: {event.reason}")
-        return msg_id
+        return send_outcome(self.name, msg_id, event)
 
     def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
         """Queue a request (``fn`` returns its msg_id) and wait for its reply; raises on failure."""
@@ -145,13 +145,7 @@ class NodeRunner:
 
         msg_id = self.call(queue)
         event = self._wait(waiter, timeout, f"reply to request {msg_id}", self._replies, msg_id)
-        if isinstance(event, ReplyReceived):
-            return event
-        if isinstance(event, RequestFailed):
-            raise event.error
-        if isinstance(event, RequestTimedOut):
-            raise ArmTimeoutError(f"{self.name}: no reply to request {msg_id} from joint {event.dst} in time")
-        raise PeerError(f"{self.name}: request {msg_id}: {event}")
+        return request_outcome(self.name, msg_id, event)
 
     def _check_connected(self) -> None:
         if not self._connected.is_set() and not self._closed.is_set():

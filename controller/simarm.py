@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bus.errors import ArmTimeoutError, PeerError, UsageError
+from bus.errors import ArmTimeoutError, UsageError
 from bus.link import LinkConfig
 from controller.arm import NS_PER_S, Arm
 from controller.config import ArmConfig
@@ -34,6 +34,8 @@ from controller.events import (
     RequestFailed,
     RequestTimedOut,
     SendFailed,
+    request_outcome,
+    send_outcome,
 )
 from controller.host import HostConfig, HostNode
 from hil.virtual_arm import VirtualArm
@@ -97,20 +99,12 @@ class SimRunner:
     def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
         msg_id = self._queue(fn)
         event = self._wait(msg_id, timeout, f"ack of packet {msg_id}")
-        if isinstance(event, SendFailed):
-            raise PeerError(f"{self.name}: packet {msg_id} not delivered to the first joint: {event.reason}")
-        return msg_id
+        return send_outcome(self.name, msg_id, event)
 
     def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
         msg_id = self._queue(fn)
         event = self._wait(msg_id, timeout, f"reply to request {msg_id}", replies=True)
-        if isinstance(event, ReplyReceived):
-            return event
-        if isinstance(event, RequestFailed):
-            raise event.error
-        if isinstance(event, RequestTimedOut):
-            raise ArmTimeoutError(f"{self.name}: no reply to request {msg_id} from joint {event.dst} in time")
-        raise PeerError(f"{self.name}: request {msg_id}: {event}")
+        return request_outcome(self.name, msg_id, event)
 
     def sleep_until(self, t_ns: int) -> None:
         kernel = self.varm.kernel
