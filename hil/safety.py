@@ -367,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    to standstill: {_summary(es.standstill_ms, 'ms')}; every joint e-stopped: {es.all_stopped}")
         ok &= es.all_stopped
     ranges = frozenset({"position_min", "position_max"})
-    variants = ((False, ranges, "position range and gains left alone"), (False, frozenset(), "gains left alone"),
-                (True, frozenset(), "any register, loop gains too"))
+    none: frozenset[str] = frozenset()
+    variants = ((False, ranges, "position range and gains left alone"), (False, none, "gains left alone"),
+                (True, none, "any register, loop gains too"))
     for gains, exclude, which in variants:
         lim = random_command_trial(commands, args.seed, gains=gains, exclude=exclude)
         print(f"(c) {lim.commands:,} random commands, {which} ({dict(lim.kinds)}), {lim.ticks_checked:,} powered "
