@@ -33,7 +33,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from itertools import compress
+from itertools import compress, pairwise
 from typing import Any, overload
 
 import numpy as np
@@ -125,12 +125,10 @@ def _decode_trace(trace: Trace) -> FrameTable:
         empty = {name: np.zeros(0, np.int64) for name in _COLUMNS}
         return FrameTable(trace, **empty, payloads=PayloadStore(b"", empty["t_ns"], empty["t_ns"]), leftover={})
     off, ln, t_chunk, if_chunk = trace.chunk_off, trace.chunk_len, trace.chunk_t_ns, trace.chunk_iface
-    # Every chunk's bytes, in file order, each preceded by a 0x00: one gather from the file.
+    # Every chunk's bytes, in file order, each preceded by a 0x00: gathered from the file.
     k = ln + 1
     c_start = np.cumsum(k) - k  # where each chunk's inserted 0x00 lands
-    index = np.repeat(off - 1 - c_start, k)  # the byte before a chunk (in its EPB header) is the one replaced
-    index += np.arange(len(index))
-    wire = np.frombuffer(trace.buffer, np.uint8)[index]
+    wire = _gather_chunks(np.frombuffer(trace.buffer, np.uint8), off - 1, k, c_start)
     wire[c_start] = 0
     ends_zero = wire[c_start + ln] == 0  # the chunk leaves the receiver between frames (an empty chunk too)
     open_ends = np.bincount(if_chunk[~ends_zero], minlength=len(trace.interfaces))
@@ -165,6 +163,26 @@ def _decode_trace(trace: Trace) -> FrameTable:
                       payload_index=np.where(is_data, np.arange(len(order), dtype=np.int32), -1).astype(np.int32),
                       payloads=PayloadStore(cols.bodies, cols.pay_off[order], cols.pay_len[order]),
                       leftover=leftover)
+
+
+#: Bytes gathered per step in :func:`_gather_chunks`: index arrays of this many int64 stay in the CPU caches
+#: (measured: one 36 M-entry index for a 100 MB capture took 5x longer per byte than 20 MB ones).
+_GATHER_BLOCK = 1 << 20
+
+
+def _gather_chunks(src: np.ndarray, first: np.ndarray, k: np.ndarray, dst_start: np.ndarray) -> np.ndarray:
+    """``src[first[i]:first[i] + k[i]]`` for every i, concatenated (``dst_start`` = where each lands), in blocks
+    of about :data:`_GATHER_BLOCK` bytes."""
+    out = np.empty(int(dst_start[-1] + k[-1]) if len(k) else 0, np.uint8)
+    edges = [*np.searchsorted(dst_start, np.arange(0, len(out), _GATHER_BLOCK)).tolist(), len(k)]
+    for a, b in pairwise(edges):
+        if a == b:
+            continue
+        base = int(dst_start[a])
+        index = np.repeat(first[a:b] - (dst_start[a:b] - base), k[a:b])
+        index += np.arange(len(index))
+        out[base:base + len(index)] = src[index]
+    return out
 
 
 def decode_file(path: str) -> FrameTable:
