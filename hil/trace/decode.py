@@ -147,8 +147,8 @@ def _decode_trace(trace: Trace) -> FrameTable:
     # Other interfaces (reads that cut frames, as a tap records them): the interface's stream, as one feed.
     for itf in (i for i in armbus if not clean[i]):
         sel = np.flatnonzero(if_chunk == itf)
-        o, m = off[sel], ln[sel]
-        res = decode_stream(b"".join(map(trace.buffer.__getitem__, map(slice, o.tolist(), (o + m).tolist()))))
+        m = ln[sel]
+        res = decode_stream(_gather_chunks(wire, c_start[sel] + 1, m, np.cumsum(m) - m).tobytes())
         if res.buffered:
             leftover[itf] = res.buffered
         parts.append(res.columns)
