@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 _HERE = Path(__file__).parent
-_clashes = [n for n, c in Counter(p.name for p in _HERE.rglob("*.py") if p.name != "__init__.py").items() if c > 1]
+_SHARED = ("__init__.py", "conftest.py")
+_names = Counter(p.name for p in _HERE.rglob("*.py") if p.name not in _SHARED)
+_clashes = [name for name, count in _names.items() if count > 1]
 if _clashes:
     raise RuntimeError(f"test modules must have unique file names across tests/: {', '.join(sorted(_clashes))}")
