@@ -329,7 +329,7 @@ class ControlCore:
         else:
             self._t_stall = 0.0
         wd = self.watchdog_ns
-        if wd and self.torque and not self.flags & _WATCHDOG and t - self.last_heartbeat > wd:
+        if wd and self.torque and not self.flags & _WATCHDOG and t - self.last_heartbeat >= wd:
             self.flags |= _WATCHDOG | _FAULT
             self._start_stop()
             self._event(FaultCode.WATCHDOG, True, (t - self.last_heartbeat) // 1_000_000)
@@ -351,6 +351,9 @@ class ControlCore:
                    math.sqrt(2.0 * self.a_brake * d_hi) if d_hi > 0 else 0.0)
         v_lo = -min(self.v_lim, self.kp_p * d_lo if self.kp_p > 0 else d_lo * 20.0,
                     math.sqrt(2.0 * self.a_brake * d_lo) if d_lo > 0 else 0.0)
+        # outside the range (a limit moved past the joint) the envelope points back inside: the way back is
+        # bounded by the velocity limit too, whatever the distance
+        v_hi, v_lo = max(v_hi, -self.v_lim), min(v_lo, self.v_lim)
         if self.braking:
             v_ref: float | None = 0.0
             if abs(vel) < MOVING_THRESHOLD:

@@ -37,13 +37,12 @@ def test_host_silence_every_joint_reaches_a_safe_stop() -> None:
     r = _watchdog()
     assert r.safe_states_ok
     assert len(r.from_heartbeat_ms) == 12
-    # today's bound: the heartbeat is taken at the next tick and the trip needs "more than" the period
+    # a loose bound here; the tight one (period + one control period) is the next test
     assert max(r.from_heartbeat_ms) <= WATCHDOG_MS + 2 * PERIOD_MS
     assert min(r.from_heartbeat_ms) >= WATCHDOG_MS  # and never early
     assert max(r.to_standstill_ms) < WATCHDOG_MS + 200
 
 
-@pytest.mark.xfail(strict=True, reason="joints/control.py _safety: 't - last_heartbeat > wd' should be '>='")
 def test_watchdog_trips_within_period_plus_one_control_period() -> None:
     r = _watchdog()
     assert max(r.from_heartbeat_ms) <= WATCHDOG_MS + PERIOD_MS
@@ -76,13 +75,11 @@ def test_random_commands_keep_every_joint_inside_its_limits() -> None:
     assert not r.excursions, r.first
 
 
-@pytest.mark.xfail(strict=True, reason="joints/control.py _control: the envelope ignores v_lim outside the range")
 def test_random_commands_with_any_register_keep_every_joint_inside_its_limits() -> None:
     r = random_command_trial(1500, seed=4, gains=False)
     assert not r.excursions, r.first
 
 
-@pytest.mark.xfail(strict=True, reason="joints/control.py _control: the envelope ignores v_lim outside the range")
 def test_joint_powered_outside_its_position_range_returns_within_the_velocity_limit() -> None:
     j = make_joint(0x1001)
     j.set_address(1)
