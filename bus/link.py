@@ -1,4 +1,4 @@
-"""Hop link: reliable, in-order, exactly-once delivery of packets over one wire, sans-I/O.
+"""Hop link: reliable, in-order, exactly-once delivery of packets over one wire, sans-I/O; e-stops first.
 
 Theory of operation
 -------------------
@@ -28,11 +28,21 @@ its sequence numbers, fails its in-flight frame (it cannot know whether the rebo
 RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
 again without touching state. The state machine is the table in :mod:`bus.linktable`.
 
+Order and urgency: the peer receives packets exactly once in the order they leave the send queues, which is
+the order of ``send`` calls except for urgent ones. ``send(packet, now, urgent=True)`` (the router uses it for
+ESTOP) queues the packet in a separate urgent queue that is served before the ordinary one: it overtakes every
+queued ordinary packet, but still waits for the single frame in flight (stop-and-wait: a frame on the line is
+never abandoned). Urgent packets keep their order among themselves, and ordinary packets keep theirs; the only
+reordering is urgent before ordinary. The urgent queue has its own ``LinkConfig.urgent_limit`` slots beyond
+``queue_limit``, so a full ordinary queue never refuses an e-stop; the endpoint holds at most
+``queue_limit + urgent_limit`` packets plus the one in flight.
+
 Contract with the layer above: every ``send`` that returns True produces exactly one :class:`PacketAcked` or
-:class:`DeliveryFailed` for that packet, later, through ``next_event()``. ``send`` returns False when the queue is
-full (nothing queued; the caller withholds its own ack or reports QUEUE_FULL). To refuse incoming packets (its own
-buffer is full), the layer above sets ``accept`` (a predicate on the packet) or ``accepting = False``: the frame is
-then not acked, and the sender retries later.
+:class:`DeliveryFailed` for that packet, later, through ``next_event()``, unless the caller takes it back first
+with :meth:`LinkEndpoint.withdraw` (queued, never sent: the caller then owns it and must report it). ``send``
+returns False when the queue it needs (ordinary or urgent) is full (nothing queued; the caller withholds its own
+ack or reports QUEUE_FULL). To refuse incoming packets (its own buffer is full), the layer above sets ``accept``
+(a predicate on the packet) or ``accepting = False``: the frame is then not acked, and the sender retries later.
 """
 
 from __future__ import annotations
@@ -66,8 +76,12 @@ class LinkConfig:
     #: adapter needs its latency timer here too (1 ms with latency_timer=1, 16 ms by default).
     turnaround_ns: int = 50_000
     #: Packets waiting behind the one in flight. 8 is a few milliseconds of traffic at 1 Mbaud and fits a
-    #: joint's RAM (8 x 270 bytes); more only adds latency in front of an e-stop.
+    #: joint's RAM (8 x 270 bytes); more only adds latency to ordinary traffic (e-stops overtake the queue).
     queue_limit: int = 8
+    #: Urgent packets (ESTOP) waiting ahead of the ordinary queue, in slots of their own so that a full queue never
+    #: refuses an e-stop. 2: an e-stop and one more (a second stop source) behind the frame in flight; an urgent
+    #: packet waits at most for that frame (its retries included), so more only hold repeats of the same stop.
+    urgent_limit: int = 2
     #: Retransmissions after the first send before giving up. With 10 % of attempts lost, 10 retries fail
     #: once in 10^11 frames; with the doubling below the give-up comes ~0.1 s after the first send at 1 Mbaud.
     max_retries: int = 10
@@ -88,6 +102,7 @@ class LinkConfig:
             ("baud", self.baud, 1, 100_000_000),
             ("turnaround_ns", self.turnaround_ns, 0, 10 * _NS_PER_S),
             ("queue_limit", self.queue_limit, 0, 1_000_000),
+            ("urgent_limit", self.urgent_limit, 0, 1_000),
             ("max_retries", self.max_retries, 0, 1000),
             ("backoff_cap_ns", self.backoff_cap_ns, 1, 3600 * _NS_PER_S),
             ("reverse_bytes", self.reverse_bytes, 0, 1_000_000),
@@ -165,6 +180,7 @@ class LinkCounters:
     frames_sent: int = 0  # all kinds, retransmissions included
     frames_received: int = 0  # valid frames of all kinds
     data_sent: int = 0  # first transmissions of DATA frames
+    urgent: int = 0  # packets taken by send(..., urgent=True)
     data_delivered: int = 0
     acked: int = 0
     retransmits: int = 0  # DATA and RESET retransmissions
@@ -217,6 +233,7 @@ class LinkEndpoint:
         self._deframer = Deframer()
         self._state = LinkState.SYNCING
         self._queue: deque[Packet] = deque()
+        self._urgent: deque[Packet] = deque()  # served before _queue (see "Order and urgency")
         self._events: deque[LinkEvent] = deque()
         self._out: list[bytes] = []
         self._tx_seq = 0  # seq of the frame in flight, or of the next one
@@ -250,13 +267,23 @@ class LinkEndpoint:
 
     @property
     def queue_space(self) -> int:
-        """How many more packets ``send`` will take now."""
+        """How many more ordinary packets ``send`` will take now."""
         return self.config.queue_limit - len(self._queue)
+
+    @property
+    def urgent_space(self) -> int:
+        """How many more urgent packets ``send(..., urgent=True)`` will take now."""
+        return self.config.urgent_limit - len(self._urgent)
+
+    @property
+    def queued(self) -> tuple[Packet, ...]:
+        """Packets waiting to be sent (not the one in flight), in the order they will leave: urgent first."""
+        return (*self._urgent, *self._queue)
 
     @property
     def idle(self) -> bool:
         """Nothing queued, nothing in flight, nothing waiting to be drained."""
-        return self._inflight is None and not self._queue and not self._out
+        return self._inflight is None and not self._queue and not self._urgent and not self._out
 
     def next_deadline(self) -> int | None:
         """Earliest ``now`` at which :meth:`handle_timer` must be called, or None."""
@@ -273,18 +300,32 @@ class LinkEndpoint:
             yield events.popleft()
 
     # ------------------------------------------------------------------------------------------------ inputs
-    def send(self, packet: Packet, now: int) -> bool:
-        """Queue ``packet``. False (and nothing queued) when the queue is full. Bad fields raise EncodeError."""
-        if len(self._queue) >= self.config.queue_limit:
+    def send(self, packet: Packet, now: int, urgent: bool = False) -> bool:
+        """Queue ``packet``; ``urgent`` puts it ahead of every ordinary queued packet (it still waits for the frame
+        in flight). False (and nothing queued) when that queue is full. Bad fields raise EncodeError."""
+        if urgent:
+            if len(self._urgent) >= self.config.urgent_limit:
+                return False
+        elif len(self._queue) >= self.config.queue_limit:
             return False
         if self._state is LinkState.OPEN and self._inflight is None:
             self._transmit(packet, now)  # encodes first: a bad packet raises before any state changes
-            return True
-        encode_data(0, 0, packet)  # validate now, not when it reaches the head of the queue
-        nxt, action = self._dispatch[self._state][_I.SEND]
-        self._state = nxt
-        action(packet, now)
+        else:
+            encode_data(0, 0, packet)  # validate now, not when it reaches the head of the queue
+            nxt, action = self._dispatch[self._state][_I.SEND_URGENT if urgent else _I.SEND]
+            self._state = nxt
+            action(packet, now)
+        if urgent:
+            self.counters.urgent += 1
         return True
+
+    def withdraw(self, which: Callable[[Packet], bool]) -> list[Packet]:
+        """Take back the ordinary queued packets (never sent) for which ``which`` is true, in queue order. They get
+        no event: the caller owns them again (and reports them). The frame in flight and urgent packets stay."""
+        taken = [p for p in self._queue if which(p)]
+        if taken:
+            self._queue = deque(p for p in self._queue if not which(p))
+        return taken
 
     def receive_data(self, data: bytes, now: int) -> None:
         """Bytes from the line, in any chunking. Never raises on line content."""
@@ -421,7 +462,9 @@ class LinkEndpoint:
         self._deadline = now + self._timeout
 
     def _start_next(self, now: int) -> None:
-        if self._queue:
+        if self._urgent:
+            self._transmit(self._urgent.popleft(), now)
+        elif self._queue:
             self._transmit(self._queue.popleft(), now)
         else:
             self._deadline = None
@@ -452,6 +495,11 @@ class LinkEndpoint:
     # ------------------------------------------------------------------- actions (one per linktable.Action)
     def _do_queue(self, packet: Packet, now: int) -> None:
         self._queue.append(packet)
+        if self._state is LinkState.OPEN and self._inflight is None:
+            self._start_next(now)
+
+    def _do_queue_urgent(self, packet: Packet, now: int) -> None:
+        self._urgent.append(packet)
         if self._state is LinkState.OPEN and self._inflight is None:
             self._start_next(now)
 
@@ -534,9 +582,9 @@ class LinkEndpoint:
 
     def _do_go_down(self, frame: None, now: int) -> None:
         self.counters.link_down += 1
-        queue = self._queue
-        while queue:
-            self._fail(queue.popleft(), UndeliverableReason.LINK_DOWN, False)
+        for queue in (self._urgent, self._queue):
+            while queue:
+                self._fail(queue.popleft(), UndeliverableReason.LINK_DOWN, False)
         self._events.append(LinkDown())
         self._do_retransmit(None, now)
 

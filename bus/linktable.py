@@ -35,6 +35,7 @@ class Input(enum.Enum):
     """What happened, after classification against the endpoint's state."""
 
     SEND = "send"  # the layer above queued a packet
+    SEND_URGENT = "send urgent"  # the layer above queued a safety packet (ESTOP) ahead of the others
     DATA_NEW = "DATA seq==expected"  # the next DATA frame, and the layer above accepts it
     DATA_REFUSED = "DATA seq==expected, refused"  # the next DATA frame, but the layer above is full
     DATA_DUP = "DATA seq==expected-1"  # a retransmission of the frame delivered last
@@ -52,6 +53,7 @@ class Input(enum.Enum):
 
 class Action(enum.Enum):
     QUEUE = "queue"  # append to the send queue; start it if the line is free
+    QUEUE_URGENT = "queue first"  # append to the urgent queue, served before the send queue; start if free
     FAIL_NOW = "fail now"  # the link is down: report DeliveryFailed(LINK_DOWN) at once
     DELIVER = "ack + deliver"  # ack, hand the packet up, advance the expected seq
     REACK = "ack again"  # ack a duplicate, do not deliver it
@@ -89,16 +91,18 @@ _SYNC_COMMON: dict[Input, tuple[LinkState, Action]] = {
 }
 
 TABLE: dict[LinkState, dict[Input, tuple[LinkState, Action]]] = {
-    S.SYNCING: {I.SEND: (S.SYNCING, A.QUEUE), **_SYNC_COMMON},
+    S.SYNCING: {I.SEND: (S.SYNCING, A.QUEUE), I.SEND_URGENT: (S.SYNCING, A.QUEUE_URGENT), **_SYNC_COMMON},
     S.DOWN: {
         **{i: (S.DOWN, a) for i, (_, a) in _SYNC_COMMON.items()},
         I.SEND: (S.DOWN, A.FAIL_NOW),
+        I.SEND_URGENT: (S.DOWN, A.FAIL_NOW),
         I.RESET_ACK_MATCH: (S.OPEN, A.OPENED),
         I.TIMEOUT: (S.DOWN, A.RETRANSMIT),
         I.GIVE_UP: (S.DOWN, A.RETRANSMIT),  # keep probing at the capped interval
     },
     S.OPEN: {
         I.SEND: (S.OPEN, A.QUEUE),
+        I.SEND_URGENT: (S.OPEN, A.QUEUE_URGENT),
         I.DATA_NEW: (S.OPEN, A.DELIVER),
         I.DATA_REFUSED: (S.OPEN, A.WITHHOLD),
         I.DATA_DUP: (S.OPEN, A.REACK),
