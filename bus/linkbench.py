@@ -276,9 +276,14 @@ def _reference_us() -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    reps = int(argv[0]) if argv else 5
-    n = int(argv[1]) if len(argv) > 1 else 5000
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bus.linkbench", description=__doc__.splitlines()[0])
+    parser.add_argument("reps", nargs="?", type=int, default=5, help="repetitions; medians are printed (default 5)")
+    parser.add_argument("messages", nargs="?", type=int, default=5000, help="messages each way (default 5000)")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions of 1000 messages")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    reps, n = (3, 1000) if args.quick else (args.reps, args.messages)
     faulty = LinkFaults(drop_frame=0.05, dup_frame=0.01, flip_bit=0.01 / 15)
     ref = _median([_reference_us() for _ in range(reps)])
     print(f"machine reference: sum(range(1000)) takes {ref:.1f} us here (about 10 us on a recent desktop CPU)")
