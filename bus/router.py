@@ -26,6 +26,14 @@ Backpressure: the router installs an ``accept`` predicate on each link: a packet
 acked only if the outgoing link's queue has room (room is reserved at that moment), so a full queue withholds the
 ack and the previous hop retries instead of the packet being dropped here.
 
+Urgency: safety-critical types (:data:`URGENT_TYPES`: ESTOP only) are sent and forwarded with
+``send(..., urgent=True)``, ahead of everything queued on that link (bus/link.py, "Order and urgency"), and their
+frames are always acked: neither the outgoing queue nor the node's ``local_accept`` can withhold them. They use the
+link's urgent slots; if even those are full (several e-stops already waiting toward the same neighbour), the
+forward is reported QUEUE_FULL like any other. TORQUE is not urgent, not even TORQUE off: its effect depends on its
+order relative to other torque and register writes (a TORQUE 0 overtaking an earlier ``torque_enable = 1`` would
+leave the joint powered), while an ESTOP latches and only a later explicit release undoes it.
+
 ``pump(now)`` drains both links' events, acts on them and returns what the node itself must handle: packets for
 it (:class:`Delivered`) and link events about its own packets and its links (:class:`LinkNotice`). Call it after
 every ``receive_data`` and ``handle_timer`` of the links.
@@ -49,6 +57,8 @@ UP, DOWN = 0, 1
 REPORT_BACKLOG = 32
 #: Broadcast types each joint edits before passing on (contracts: ENUMERATE, SYNC_WRITE, SYNC_READ).
 SELF_FORWARDED = frozenset({MsgType.ENUMERATE, MsgType.SYNC_WRITE, MsgType.SYNC_READ})
+#: Types that overtake queued traffic and are never refused for lack of room (see "Urgency" above).
+URGENT_TYPES = frozenset({int(MsgType.ESTOP)})
 _HOST, _BCAST, _UNASSIGNED = int(Address.HOST), int(Address.BROADCAST), int(Address.UNASSIGNED)
 _REPORT = int(MsgType.UNDELIVERABLE)
 
@@ -85,6 +95,7 @@ class RouterCounters:
     reports_dropped: int = 0  # reports dropped because the backlog overflowed
     reports_suppressed: int = 0  # failures of UNDELIVERABLE packets themselves, and end-of-chain broadcasts
     refused: int = 0  # acks withheld because the outgoing queue was full
+    urgent: int = 0  # urgent packets (ESTOP) taken, whatever the queues held
     reserved: list[int] = field(default_factory=lambda: [0, 0])
 
 
@@ -139,7 +150,11 @@ class Router:
             if packet.dst != _BCAST:
                 self._report(packet, role, UndeliverableReason.NO_ROUTE, now)
             return True
-        return link.send(packet, now)
+        return link.send(packet, now, urgent=packet.type in URGENT_TYPES)
+
+    def report(self, packet: Packet, role: int, reason: UndeliverableReason, now: int) -> None:
+        """Report that this node could not pass ``packet`` on over the link ``role`` (UNDELIVERABLE to the host)."""
+        self._report(packet, role, reason, now)
 
     def pump(self, now: int) -> list[RouterEvent]:
         """Drain both links' events, forward and report; return what the node must handle itself."""
@@ -170,6 +185,9 @@ class Router:
         reserved = self.counters.reserved
 
         def accept(packet: Packet) -> bool:
+            if packet.type in URGENT_TYPES:
+                self.counters.urgent += 1
+                return True  # never withheld: it overtakes the queues, and a full urgent queue is reported
             local, fwd = self.route(packet, role)
             if local and self.local_accept is not None and not self.local_accept(packet):
                 self.counters.refused += 1
@@ -197,8 +215,9 @@ class Router:
                 self.counters.no_route += 1
                 self._report(packet, role, UndeliverableReason.NO_ROUTE, now)
             return
+        urgent = packet.type in URGENT_TYPES
         reserved = self.counters.reserved
-        if reserved[fwd]:
+        if reserved[fwd] and not urgent:  # urgent packets reserve nothing (see _acceptor)
             reserved[fwd] -= 1
         link = self.links[fwd]
         if link is None:
@@ -210,7 +229,7 @@ class Router:
             self.counters.ttl_expired += 1
             self._report(packet, fwd, UndeliverableReason.TTL, now)
             return
-        if link.send(packet._replace(ttl=packet.ttl - 1), now):
+        if link.send(packet._replace(ttl=packet.ttl - 1), now, urgent=urgent):
             self.counters.forwarded += 1
         else:
             self.counters.queue_full += 1

@@ -12,6 +12,16 @@ and hands it to the link; when the first joint acks it the node reports :class:`
 :data:`BACKLOG_LIMIT` packets; beyond that a send fails at once (the bus cannot keep up; streaming callers
 should lower their rate rather than queue stale goals).
 
+E-stop: an ESTOP (:meth:`HostNode.estop`, or any :meth:`send` of one; the types are
+:data:`bus.router.URGENT_TYPES`) goes ahead of the host backlog and of the link's queue (``send(...,
+urgent=True)``, bus/link.py "Order and urgency"); it waits only for the frame in flight. It has a backlog of its
+own (:data:`BACKLOG_LIMIT` as well) for when the link's urgent slots are full. With
+``HostConfig.estop_drops_goals`` (the default) it also takes back every goal SYNC_WRITE (one that writes only
+goal_position .. goal_current) still waiting in the backlog or the link queue: goals sent before a stop are stale
+by definition, and an e-stopped joint would refuse them anyway (one ERROR per joint and goal). Each is reported
+with :class:`SendFailed` ("superseded by an e-stop"), nothing vanishes. Other packets the ESTOP overtakes are
+still delivered after it; the joints refuse an e-stop release older than the ESTOP (joints/node.py).
+
 Requests: :meth:`HostNode.request` also registers the msg_id with a deadline; exactly one of
 :class:`ReplyReceived`, :class:`RequestFailed` (ERROR reply, UNDELIVERABLE report, link failure) or
 :class:`RequestTimedOut` follows.
@@ -34,7 +44,8 @@ from dataclasses import dataclass, field
 from bus import link as hoplink
 from bus.codec import Packet
 from bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
-from bus.messages import Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
+from bus.messages import EStop, Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
+from bus.router import URGENT_TYPES
 from bus.wire import DEFAULT_TTL, Address, MsgType
 from controller.correlator import Correlator
 from controller.events import (
@@ -47,6 +58,7 @@ from controller.events import (
     StrayMessage,
     UndeliverableReported,
 )
+from joints.registers import BY_NAME
 
 NS_PER_MS = 1_000_000
 #: Packets the host holds behind a full link queue: 64 packets is ~30 ms of traffic at 1 Mbaud, longer than
@@ -55,6 +67,11 @@ BACKLOG_LIMIT = 64
 #: Default reply timeout: a round trip along 8 joints at 1 Mbaud takes a few ms; 100 ms covers retries.
 DEFAULT_REPLY_TIMEOUT_NS = 100 * NS_PER_MS
 _MSG_ID_TYPES = {MsgType.STATE, MsgType.FAULT, MsgType.UNDELIVERABLE}
+_SYNC_WRITE = int(MsgType.SYNC_WRITE)
+#: Register bytes a goal SYNC_WRITE may cover: goal_position, goal_velocity, goal_current (the joints' map).
+_GOAL_BYTES = frozenset(a for name in ("goal_position", "goal_velocity", "goal_current")
+                        for a in range(BY_NAME[name].address, BY_NAME[name].address + BY_NAME[name].size))
+STALE_GOAL_REASON = "superseded by an e-stop (a goal queued before it is stale)"
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class HostConfig:
     heartbeat_period_ns: int | None = None  # None: no heartbeats until set_heartbeat()
     first_msg_id: int = 1
     seed: int = 0  # the link's boot nonce
+    estop_drops_goals: bool = True  # an ESTOP takes back goal SYNC_WRITEs not yet sent (see the module doc)
 
 
 @dataclass
@@ -80,6 +98,8 @@ class HostCounters:
     undecodable: int = 0
     heartbeats: int = 0
     backlog_overflows: int = 0
+    estops: int = 0
+    goals_dropped: int = 0  # goal SYNC_WRITEs taken back by an ESTOP before they were sent
 
 
 class HostNode:
@@ -94,6 +114,7 @@ class HostNode:
         self._correlator = Correlator(self.config.first_msg_id)
         self._events: deque[HostEvent] = deque()
         self._backlog: deque[Packet] = deque()
+        self._urgent_backlog: deque[Packet] = deque()  # ESTOPs waiting for the link's urgent slots
         self._internal: set[int] = set()  # msg ids whose ack is not reported (heartbeats)
         self._heartbeat_period: int | None = None
         self._next_heartbeat: int | None = None
@@ -107,6 +128,11 @@ class HostNode:
         self._queue(make_packet(message, Address.HOST, dst, msg_id, DEFAULT_TTL), now)
         self.counters.sent += 1
         return msg_id
+
+    def estop(self, reason: int, now: int) -> int:
+        """Broadcast ESTOP(reason) ahead of everything queued; returns its msg_id. PacketAcked / SendFailed
+        follows (the ack is joint 1's; every joint stops itself, then forwards it, see joints/node.py)."""
+        return self.send(EStop(reason), Address.BROADCAST, now)
 
     def request(self, message: Message, dst: int, now: int, timeout_ns: int | None = None) -> int:
         """Send a request and await its reply by events; returns the msg_id."""
@@ -140,8 +166,9 @@ class HostNode:
         """The port vanished: fail every pending request and the backlog."""
         error = PeerError("serial port lost")
         self._events.extend(self._correlator.cancel_all(now, error))
-        while self._backlog:
-            self._send_failed(self._backlog.popleft(), "port lost", now)
+        for backlog in (self._urgent_backlog, self._backlog):
+            while backlog:
+                self._send_failed(backlog.popleft(), "port lost", now)
 
     def port_restored(self, now: int) -> None:
         """The port is back: start a new link session."""
@@ -183,12 +210,36 @@ class HostNode:
         self._next_heartbeat += (missed + 1) * period  # absolute schedule; skip beats a late timer missed
 
     def _queue(self, packet: Packet, now: int) -> None:
+        if packet.type in URGENT_TYPES:
+            self._queue_urgent(packet, now)
+            return
         if self._backlog or not self.link.send(packet, now):
             if len(self._backlog) >= BACKLOG_LIMIT:
                 self.counters.backlog_overflows += 1
                 self._send_failed(packet, "host backlog full (the bus cannot keep up)", now)
                 return
             self._backlog.append(packet)
+
+    def _queue_urgent(self, packet: Packet, now: int) -> None:
+        self.counters.estops += 1
+        if self.config.estop_drops_goals:
+            self._drop_stale_goals(now)
+        if self._urgent_backlog or not self.link.send(packet, now, urgent=True):
+            if len(self._urgent_backlog) >= BACKLOG_LIMIT:
+                self.counters.backlog_overflows += 1
+                self._send_failed(packet, "host e-stop backlog full", now)
+                return
+            self._urgent_backlog.append(packet)
+
+    def _drop_stale_goals(self, now: int) -> None:
+        """Take back goal SYNC_WRITEs not yet sent (link queue first: they are older), report each."""
+        stale = self.link.withdraw(_is_goal)
+        if any(_is_goal(p) for p in self._backlog):
+            stale += [p for p in self._backlog if _is_goal(p)]
+            self._backlog = deque(p for p in self._backlog if not _is_goal(p))
+        self.counters.goals_dropped += len(stale)
+        for packet in stale:
+            self._send_failed(packet, STALE_GOAL_REASON, now)
 
     def _send_failed(self, packet: Packet, reason: str, now: int) -> None:
         if packet.msg_id in self._internal:
@@ -203,6 +254,10 @@ class HostNode:
 
     def _pump(self, now: int) -> None:
         """Move backlog into the link and turn link events into host events."""
+        while self._urgent_backlog and self.link.urgent_space > 0:
+            if not self.link.send(self._urgent_backlog[0], now, urgent=True):
+                break
+            self._urgent_backlog.popleft()
         while self._backlog and self.link.queue_space > 0:
             if not self.link.send(self._backlog[0], now):
                 break
@@ -223,7 +278,7 @@ class HostNode:
                 self._events.append(LinkEvent(now, "down", "first joint does not answer"))
             elif isinstance(ev, hoplink.LineErrorSeen):
                 self._events.append(LinkEvent(now, "line error", ev.kind))
-        if self._backlog and self.link.queue_space > 0:
+        if (self._backlog and self.link.queue_space > 0) or (self._urgent_backlog and self.link.urgent_space > 0):
             self._pump(now)
 
     def _received(self, packet: Packet, now: int) -> None:
@@ -252,3 +307,11 @@ class HostNode:
         elif not isinstance(message, Undeliverable):
             self.counters.stray += 1
             self._events.append(StrayMessage(now, packet.src, packet.msg_id, message, "no request waits for it"))
+
+
+def _is_goal(packet: Packet) -> bool:
+    """A SYNC_WRITE that writes goal registers only (see ``HostConfig.estop_drops_goals``)."""
+    if packet.type != _SYNC_WRITE or len(packet.payload) < 3:
+        return False
+    reg, size = packet.payload[0] | packet.payload[1] << 8, packet.payload[2]
+    return size > 0 and all(a in _GOAL_BYTES for a in range(reg, reg + size))

@@ -51,7 +51,7 @@ from bus.messages import (
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, GoalMode, MsgType
+from bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag
 from joints.control import BLOCKING, Command, CommandKind
 from joints.registers import BY_NAME, PERSISTENT_END
 
@@ -62,6 +62,7 @@ UP, DOWN = 0, 1
 GOAL_REGISTER = {GoalMode.POSITION: "goal_position", GoalMode.VELOCITY: "goal_velocity",
                  GoalMode.CURRENT: "goal_current"}
 _GOAL_NAMES = {"goal_mode", *GOAL_REGISTER.values()}
+_ESTOPPED = int(StatusFlag.ESTOPPED)
 
 Handler = Callable[["JointNode", int, Packet, Message, int], None]
 
@@ -77,13 +78,19 @@ def error(node: JointNode, request: Packet, kind: ErrorKind, detail: int = 0, no
     node.send(make_packet(msg, node.address, dst, request.msg_id), now)
 
 
-def apply_write(node: JointNode, address: int, data: bytes, now: int) -> ErrorKind | None:
-    """Check a register write completely, then apply it and its side effects; on error change nothing."""
+def apply_write(node: JointNode, address: int, data: bytes, now: int, msg_id: int | None = None
+                ) -> ErrorKind | None:
+    """Check a register write completely, then apply it and its side effects; on error change nothing.
+    ``msg_id``: the request's, to refuse (BUSY) an e-stop release that an ESTOP overtook (joints/node.py)."""
     regs, control = node.registers, node.control
     torque_on = control.torque or bool(regs.get("torque_enable"))
     err, values = regs.check_write(address, data, torque_on)
     if err is not None:
         return err
+    releases = values.get("estop") == 0 or bool(values.get("clear_flags", 0) & _ESTOPPED)
+    if releases and msg_id is not None and node.overtaken_by_estop(msg_id):
+        node.counters.stale_refused += 1
+        return ErrorKind.BUSY
     blocked = bool(control.flags & BLOCKING)
     cmds: list[Command] = []
     if "torque_enable" in values:
@@ -173,7 +180,7 @@ def on_read(node: JointNode, port: int, packet: Packet, msg: Message, now: int) 
 
 def on_write(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
     assert isinstance(msg, Write)
-    err = apply_write(node, msg.reg, msg.data, now)
+    err = apply_write(node, msg.reg, msg.data, now, packet.msg_id)
     if err is not None:
         error(node, packet, err, msg.reg, now)
     elif packet.dst != Address.BROADCAST:
@@ -192,7 +199,7 @@ def on_sync_write(node: JointNode, port: int, packet: Packet, msg: Message, now:
     if rest is not None and port == UP:
         node.pass_down(packet._replace(payload=rest.pack()), now)
     if mine is not None:
-        err = apply_write(node, msg.reg, mine, now)
+        err = apply_write(node, msg.reg, mine, now, packet.msg_id)
         if err is not None:
             error(node, packet, err, msg.reg, now, force=True)
 
@@ -243,8 +250,9 @@ def on_torque(node: JointNode, port: int, packet: Packet, msg: Message, now: int
 def on_estop(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
     node.control.estop(now)  # first: the motor stops at this instant
     node.registers.set("estop", 1)
+    node.took_estop(packet.msg_id)
     if packet.dst == Address.BROADCAST and port == UP:
-        node.pass_down(packet, now)
+        node.pass_down(packet, now, urgent=True)  # ahead of everything queued toward the next joint
 
 
 def on_heartbeat(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
@@ -254,6 +262,10 @@ def on_heartbeat(node: JointNode, port: int, packet: Packet, msg: Message, now: 
 
 
 def on_reboot(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
+    if node.overtaken_by_estop(packet.msg_id):  # a reboot would drop the e-stop latch the host asked for later
+        node.counters.stale_refused += 1
+        error(node, packet, ErrorKind.BUSY, 0, now)
+        return
     node.schedule_reboot(now)
 
 

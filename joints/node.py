@@ -24,9 +24,21 @@ frame is *not acked*, and the sender retransmits it later. A packet of our own t
 and the fault_code register regardless.
 
 E-stop order and latency: on ESTOP the node first stops its own motor (:meth:`ControlCore.estop` at the same
-``now``: the bridge shorts the winding at once), then forwards the ESTOP downstream. Per hop the latency is the
-frame's wire time (14 bytes: 140 us at 1 Mbaud) plus, at worst, one largest frame already on the wire ahead of
-it (270 bytes: 2.7 ms) -- there is no processing delay in the model.
+``now``: the bridge shorts the winding at once), then forwards the ESTOP downstream *urgently*: ahead of every
+packet queued on the DOWN link (bus/link.py, "Order and urgency"). An ESTOP frame is always acked: neither the
+router's queue check nor :meth:`JointNode._local_accept` refuses it. Per hop the latency is the frame's wire time
+(15 bytes: 150 us at 1 Mbaud) plus, at worst, the one frame already in flight ahead of it (a largest one is 270
+bytes: 2.7 ms) and its retransmissions -- there is no processing delay in the model. If the DOWN link's urgent
+slots are full (e-stops already waiting there), the forward is reported UNDELIVERABLE QUEUE_FULL to the host.
+
+Packets an e-stop overtook arrive after it. Goals and torque enables are refused while the joint is e-stopped
+anyway; what could undo the stop is a *release* (``estop`` = 0, ``clear_flags`` with ESTOPPED) or a REBOOT that
+the host sent before the ESTOP. So the node remembers the msg_id of the last ESTOP it took
+(``estop_msg_id``; every command carries a host-assigned id, increasing modulo 2^16) and refuses such a command
+that is older (RFC 1982 serial order: up to 32,767 ids behind) with ERROR BUSY, counted in
+``counters.stale_refused``. The first ordinary packet for this joint that is *newer* than the ESTOP (a heartbeat,
+a goal, the host's release itself) clears the memory: ordinary packets keep their order on every hop, so nothing
+the ESTOP overtook can still follow it.
 
 Reboot (:meth:`JointNode.reboot`, or a REBOOT message): the MCU stops for ``boot_ns`` (bridge off, every byte
 in either direction lost, nothing forwarded), then starts with fresh links (they resynchronise with RESET),
@@ -51,7 +63,7 @@ from bus.codec import Packet
 from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkReset, LinkState
 from bus.messages import Fault, Message, State, make_packet
 from bus.router import SELF_FORWARDED, Delivered, LinkNotice, Router
-from bus.wire import Address, FaultCode, MsgType, StatusFlag
+from bus.wire import Address, FaultCode, MsgType, StatusFlag, UndeliverableReason
 from joints.actuator import Actuator, ActuatorParams
 from joints.control import DEFAULT_PERIOD_NS, ControlCore
 from joints.handlers import DOWN, UP, delivery_failed, dispatch, turn_around
@@ -70,6 +82,7 @@ ENUMERATE_PROBES = 3
 HANDLER_FORWARDED_TYPES = frozenset(int(t) for t in HANDLER_FORWARDED)
 _TORQUE_ENABLE, _ESTOP = BY_NAME["torque_enable"].address, BY_NAME["estop"].address
 _ESTOPPED = int(StatusFlag.ESTOPPED)
+_ESTOP_TYPE = int(MsgType.ESTOP)
 #: Default model number of the simulated joint (0x0A01: "armbus joint, revision 1"; any u16 will do).
 DEFAULT_MODEL = 0x0A01
 #: Firmware version reported by PING and the registers.
@@ -79,6 +92,8 @@ DEFAULT_BOOT_NS = 20_000_000
 #: Command-mailbox slots a local request may need at most (a WRITE over the whole volatile area: torque,
 #: goal, watchdog, clear, e-stop release, reload); below this much free space the frame is not acked.
 COMMAND_SLOTS_PER_REQUEST = 6
+#: Serial-number order of 16-bit msg_ids (RFC 1982): b is after a when 0 < (b - a) mod 2^16 < 2^15.
+_HALF_IDS = 0x8000
 
 
 @dataclass
@@ -92,6 +107,7 @@ class NodeCounters:
     delivery_failures: int = 0  # DeliveryFailed of packets this joint sent
     tx_refused: int = 0  # own packets a full link queue refused
     commands_refused: int = 0  # mailbox full (answered BUSY)
+    stale_refused: int = 0  # releases / REBOOTs older than the last ESTOP (it overtook them): answered BUSY
     rx_while_booting: int = 0  # bytes lost during a reboot
     reboots: int = 0
 
@@ -129,6 +145,7 @@ class JointNode:
         self._held_enumerate: Packet | None = None  # waiting for DOWN to be answered or to give up
         self._msg_id = 0
         self._telemetry_at: int | None = None
+        self.estop_msg_id: int | None = None  # msg_id of the last ESTOP taken, until a newer release
         if self._boots:
             self.send_to_host(Fault(int(FaultCode.REBOOTED), 1, self._boots), now)
 
@@ -294,19 +311,43 @@ class JointNode:
             self._held_enumerate = None
             turn_around(self, packet, now)
 
-    def pass_down(self, packet: Packet, now: int) -> bool:
-        """Forward an edited broadcast (or ESTOP) DOWN, re-originated from this joint; False if it cannot go
-        (the DOWN link is known dead, the ttl is spent, the queue is full, or this joint ends the chain)."""
+    def pass_down(self, packet: Packet, now: int, urgent: bool = False) -> bool:
+        """Forward an edited broadcast (or ESTOP, ``urgent``) DOWN, re-originated from this joint; False if it
+        cannot go (the DOWN link is known dead, the ttl is spent, the queue is full, or this joint ends the
+        chain). An urgent packet refused by a full urgent queue is reported to the host (QUEUE_FULL)."""
         if packet.ttl == 0 or self._is_last or not self.down_usable():
             return False
-        if not self.links[DOWN].send(packet._replace(src=self.address, ttl=packet.ttl - 1), now):
+        out = packet._replace(src=self.address, ttl=packet.ttl - 1)
+        if not self.links[DOWN].send(out, now, urgent=urgent):
             self.counters.tx_refused += 1
+            if urgent:
+                self.router.report(out, DOWN, UndeliverableReason.QUEUE_FULL, now)
             return False
         self.counters.forwarded += 1
         return True
 
+    def took_estop(self, msg_id: int) -> None:
+        """Remember the newest ESTOP taken (see "E-stop order and latency")."""
+        last = self.estop_msg_id
+        if last is None or 0 < (msg_id - last) & 0xFFFF < _HALF_IDS:
+            self.estop_msg_id = msg_id
+
+    def overtaken_by_estop(self, msg_id: int) -> bool:
+        """True if a command with ``msg_id`` was sent before the last ESTOP taken (the ESTOP overtook it)."""
+        last = self.estop_msg_id
+        return last is not None and 0 < (last - msg_id) & 0xFFFF < _HALF_IDS
+
+    def _newer_than_estop(self, packet: Packet) -> None:
+        """An ordinary packet sent after the last ESTOP has arrived: nothing the ESTOP overtook can follow."""
+        last = self.estop_msg_id
+        if last is not None and packet.type != _ESTOP_TYPE and 0 < (packet.msg_id - last) & 0xFFFF < _HALF_IDS:
+            self.estop_msg_id = None
+
     def _local_accept(self, packet: Packet) -> bool:
-        """Router callback before a link acks a packet for this joint: is there room for what it will need?"""
+        """Router callback before a link acks a packet for this joint: is there room for what it will need?
+        An ESTOP needs none (a direct call into the control core) and is never refused."""
+        if packet.type == _ESTOP_TYPE:
+            return True
         box = self.control.commands
         if box.capacity - len(box) < COMMAND_SLOTS_PER_REQUEST or self.links[UP].queue_space < 1:
             return False
@@ -325,6 +366,8 @@ class JointNode:
                 if isinstance(ev, Delivered):
                     if ev.role is not None:
                         self.counters.handled += 1
+                        if ev.role == UP and self.estop_msg_id is not None:
+                            self._newer_than_estop(ev.packet)
                         dispatch(self, ev.role, ev.packet, now)
                 elif isinstance(ev, LinkNotice):
                     if isinstance(ev.event, DeliveryFailed):
