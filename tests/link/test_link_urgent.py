@@ -8,11 +8,12 @@ import random
 import pytest
 from linksim import Pair
 
-from bus.codec import Packet
+from bus.codec import Packet, decode_wire, encode_control, encode_data
 from bus.errors import UsageError
 from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketAcked, PacketReceived
 from bus.linktable import LinkState
-from bus.wire import MsgType, UndeliverableReason
+from bus.router import UP, Delivered, Router
+from bus.wire import FrameKind, MsgType, UndeliverableReason
 
 CFG = LinkConfig(baud=1_000_000, turnaround_ns=0, queue_limit=3, urgent_limit=2)
 
@@ -142,3 +143,20 @@ def test_urgent_send_waits_through_a_resync_at_the_head() -> None:
 def test_config_checks_urgent_limit() -> None:
     with pytest.raises(UsageError, match="urgent_limit"):
         LinkConfig(urgent_limit=-1)
+
+
+def test_router_forwards_estop_urgently_and_never_withholds_its_ack() -> None:
+    up, down = LinkEndpoint(CFG, seed=2), LinkEndpoint(CFG, seed=3)  # down: no neighbour, its queue fills
+    router = Router(1, up, down)
+    up.receive_data(encode_control(FrameKind.RESET_ACK, decode_wire(up.data_to_send(0)).seq), 0)
+    assert up.is_open
+    while down.send(goal(0), 0):
+        pass
+    ping = Packet(0, 5, MsgType.PING, 1, 32, b"")  # for joint 5, through the full down queue
+    up.receive_data(encode_data(0, 0, ping), 0)
+    assert up.data_to_send(0) == b"" and router.counters.refused == 1  # backpressure: no ack, retried later
+    up.receive_data(encode_data(0, 0, stop(2)), 0)
+    assert up.data_to_send(0) == encode_control(FrameKind.ACK, 0)  # the ESTOP frame is always taken
+    assert [ev for ev in router.pump(0) if isinstance(ev, Delivered)] == [Delivered(stop(2), UP)]
+    assert down.queued[0] == stop(2)._replace(ttl=31)  # forwarded ahead of the full queue
+    assert router.counters.forwarded == 1 and router.counters.urgent == 1
