@@ -35,7 +35,17 @@ queued ordinary packet, but still waits for the single frame in flight (stop-and
 never abandoned). Urgent packets keep their order among themselves, and ordinary packets keep theirs; the only
 reordering is urgent before ordinary. The urgent queue has its own ``LinkConfig.urgent_limit`` slots beyond
 ``queue_limit``, so a full ordinary queue never refuses an e-stop; the endpoint holds at most
-``queue_limit + urgent_limit`` packets plus the one in flight.
+``queue_limit + urgent_limit`` packets plus the one in flight. While an urgent packet is in flight or waiting,
+the frame in flight is repeated at the *fast* timeout (``LinkConfig.fast_timeout_ns``: the frame and its ack, no
+allowance for a reverse frame, no backoff), and a newly queued urgent packet pulls the pending retry in to one
+fast timeout after the last transmission: a frame the peer refuses for lack of room (or whose ack was lost) would
+otherwise hold the e-stop for a full timeout (~3 ms at 1 Mbaud), doubled per retry up to ``backoff_cap_ns``.
+Early repeats are duplicates the receiver already handles (it acks them again). They count toward
+``max_retries`` at most once per ordinary timeout. And an urgent packet waits for the frame in flight at most
+:data:`URGENT_WAIT_TIMEOUTS` ordinary timeouts (~6 ms at 1 Mbaud): then that frame is given up as if its retries
+were spent (:class:`DeliveryFailed` RETRIES, ``maybe_delivered``; the link resyncs, which costs one RESET round
+trip) and the urgent packet is the first frame of the new session. A peer that refuses a frame for lack of room
+waits for room downstream, which under load can take tens of milliseconds; an e-stop may not.
 
 Contract with the layer above: every ``send`` that returns True produces exactly one :class:`PacketAcked` or
 :class:`DeliveryFailed` for that packet, later, through ``next_event()``, unless the caller takes it back first
@@ -63,6 +73,10 @@ BITS_PER_BYTE = 10
 _NS_PER_S = 1_000_000_000
 #: ACK/RESET/RESET_ACK on the wire: 5 bytes, COBS adds 1, the delimiter 1.
 CONTROL_WIRE_SIZE = 7
+#: Ordinary timeouts an urgent packet waits for the frame in flight before that frame is given up (RETRIES, the
+#: link resyncs, the urgent packet goes first): two cover the loss of the frame or of its ack once; a frame
+#: still unacked after that is being refused (the peer has no room), and an e-stop must not wait for room.
+URGENT_WAIT_TIMEOUTS = 2
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,11 @@ class LinkConfig:
     def timeout_ns(self, frame_bytes: int) -> int:
         """First retransmit timeout for a frame of ``frame_bytes`` wire bytes (delimiter included)."""
         return self.wire_ns(frame_bytes + CONTROL_WIRE_SIZE + self.reverse_bytes) + self.turnaround_ns
+
+    def fast_timeout_ns(self, frame_bytes: int) -> int:
+        """Repeat interval while an e-stop waits: the frame and its ack, without the allowance for a reverse
+        frame (an ack that arrives later than this only costs a duplicate, which the receiver re-acks)."""
+        return self.wire_ns(frame_bytes + CONTROL_WIRE_SIZE) + self.turnaround_ns
 
 
 # ------------------------------------------------------------------------------------------------------ events
@@ -239,6 +258,10 @@ class LinkEndpoint:
         self._tx_seq = 0  # seq of the frame in flight, or of the next one
         self._rx_expected = 0
         self._inflight: Packet | None = None
+        self._inflight_urgent = False  # the frame in flight came from the urgent queue
+        self._fast_timeout = 0  # repeat interval of the frame in flight while an e-stop waits (_urgent_mode)
+        self._counted_at = 0  # when the last retry that counts toward max_retries went out
+        self._urgent_since = 0  # when the urgent queue last became non-empty
         self._inflight_wire = b""
         self._attempts = 0  # retransmissions of the frame (or RESET) in flight
         self._deadline: int | None = None
@@ -309,7 +332,7 @@ class LinkEndpoint:
         elif len(self._queue) >= self.config.queue_limit:
             return False
         if self._state is LinkState.OPEN and self._inflight is None:
-            self._transmit(packet, now)  # encodes first: a bad packet raises before any state changes
+            self._transmit(packet, now, urgent)  # encodes first: a bad packet raises before any state changes
         else:
             encode_data(0, 0, packet)  # validate now, not when it reaches the head of the queue
             nxt, action = self._dispatch[self._state][_I.SEND_URGENT if urgent else _I.SEND]
@@ -400,7 +423,11 @@ class LinkEndpoint:
             return
         if deadline is None or now < deadline:
             return
-        inp = _I.GIVE_UP if self._attempts >= self.config.max_retries else _I.TIMEOUT
+        spent = self._attempts >= self.config.max_retries
+        if not spent and self._urgent and self._inflight is not None and not self._inflight_urgent:
+            # an e-stop waits behind an ordinary frame: see URGENT_WAIT_TIMEOUTS
+            spent = now - self._urgent_since >= URGENT_WAIT_TIMEOUTS * self._timeout
+        inp = _I.GIVE_UP if spent else _I.TIMEOUT
         nxt, action = self._dispatch[self._state][inp]
         self._state = nxt
         action(None, now)
@@ -436,7 +463,13 @@ class LinkEndpoint:
             self._booting = False
             self._begin_reset(now, count=True)
 
+    def _urgent_mode(self) -> bool:
+        """An e-stop is in flight or waits behind the frame in flight: repeat it at the fast timeout."""
+        return self._inflight is not None and (self._inflight_urgent or bool(self._urgent))
+
     def _current_timeout(self) -> int:
+        if self._urgent_mode():
+            return self._fast_timeout
         # The cap bounds the doubling, never the first timeout: at low baud one frame's own round trip can be
         # longer than the cap, and a timeout below it would retransmit before any ack could arrive.
         return min(self._timeout << self._attempts, max(self.config.backoff_cap_ns, 2 * self._timeout))
@@ -448,12 +481,15 @@ class LinkEndpoint:
             self._arm_on_drain = True
             self._deadline = now + self._current_timeout()
 
-    def _transmit(self, packet: Packet, now: int) -> None:
+    def _transmit(self, packet: Packet, now: int, urgent: bool = False) -> None:
         wire = encode_data(self._tx_seq, 0, packet)
         self._inflight = packet
+        self._inflight_urgent = urgent
         self._inflight_wire = wire
         self._attempts = 0
         self._timeout = self.config.timeout_ns(len(wire))
+        self._fast_timeout = self.config.fast_timeout_ns(len(wire))
+        self._counted_at = now
         c = self.counters
         c.data_sent += 1
         c.frames_sent += 1
@@ -463,7 +499,7 @@ class LinkEndpoint:
 
     def _start_next(self, now: int) -> None:
         if self._urgent:
-            self._transmit(self._urgent.popleft(), now)
+            self._transmit(self._urgent.popleft(), now, True)
         elif self._queue:
             self._transmit(self._queue.popleft(), now)
         else:
@@ -499,9 +535,15 @@ class LinkEndpoint:
             self._start_next(now)
 
     def _do_queue_urgent(self, packet: Packet, now: int) -> None:
+        backoff = self._current_timeout()  # the wait the frame in flight is in, before this packet counts
+        if not self._urgent:
+            self._urgent_since = now
         self._urgent.append(packet)
         if self._state is LinkState.OPEN and self._inflight is None:
             self._start_next(now)
+        elif self._inflight is not None and self._deadline is not None and not self._arm_on_drain:
+            # the frame in flight was last sent at deadline - backoff: repeat it one fast timeout after that
+            self._deadline = max(now, self._deadline - backoff + self._fast_timeout)
 
     def _do_fail_now(self, packet: Packet, now: int) -> None:
         self._fail(packet, UndeliverableReason.LINK_DOWN, False)
@@ -568,8 +610,11 @@ class LinkEndpoint:
 
     def _do_retransmit(self, frame: None, now: int) -> None:
         self.counters.retransmits += 1
-        if self._attempts < self.config.max_retries:
+        # fast repeats (an e-stop waits) count as one retry per base timeout: the give-up comes no sooner
+        counted = not self._urgent_mode() or now - self._counted_at >= self._timeout
+        if counted and self._attempts < self.config.max_retries:
             self._attempts += 1
+            self._counted_at = now
         if self._inflight is not None:
             wire = encode_data(self._tx_seq, _RETX, self._inflight)
         else:

@@ -10,7 +10,7 @@ from linksim import Pair
 
 from bus.codec import Packet, decode_wire, encode_control, encode_data
 from bus.errors import UsageError
-from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketAcked, PacketReceived
+from bus.link import URGENT_WAIT_TIMEOUTS, DeliveryFailed, LinkConfig, LinkEndpoint, PacketAcked, PacketReceived
 from bus.linktable import LinkState
 from bus.router import UP, Delivered, Router
 from bus.wire import FrameKind, MsgType, UndeliverableReason
@@ -160,3 +160,28 @@ def test_router_forwards_estop_urgently_and_never_withholds_its_ack() -> None:
     assert [ev for ev in router.pump(0) if isinstance(ev, Delivered)] == [Delivered(stop(2), UP)]
     assert down.queued[0] == stop(2)._replace(ttl=31)  # forwarded ahead of the full queue
     assert router.counters.forwarded == 1 and router.counters.urgent == 1
+
+
+def test_a_refused_frame_is_repeated_fast_then_given_up_so_the_urgent_packet_goes() -> None:
+    pair = open_pair()
+    a, b = pair.ends
+    b.accepting = False  # the peer has no room for anything
+    t0 = pair.now
+    a.send(goal(0), t0)
+    a.send(goal(1), t0)
+    pair.run_until(t0 + 10_000_000)  # ordinary backoff: 3 ms, then 6 ms
+    assert a.counters.retransmits == 2
+    b.accept = lambda p: p.type == MsgType.ESTOP  # it would take an e-stop, never the goal
+    b.accepting = True
+    t1 = pair.now
+    a.send(stop(2), t1, urgent=True)
+    pair.run_while(lambda: not pair.received(1), 100_000_000)
+    timeout = CFG.timeout_ns(len(encode_data(0, 0, goal(0))))
+    assert pair.received(1) == [stop(2)]
+    assert pair.now - t1 <= URGENT_WAIT_TIMEOUTS * timeout + 500_000  # the wait, a RESET round trip, the frame
+    assert a.counters.retransmits - 2 >= 2 * URGENT_WAIT_TIMEOUTS  # repeated at the fast interval meanwhile
+    failed = [ev for _, ev in pair.events[0] if isinstance(ev, DeliveryFailed)]
+    assert failed == [DeliveryFailed(goal(0), UndeliverableReason.RETRIES, True)]  # reported, never resent
+    b.accept = None
+    pair.run_while(lambda: not a.idle, 100_000_000)
+    assert pair.received(1) == [stop(2), goal(1)]
