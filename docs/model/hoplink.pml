@@ -23,8 +23,16 @@
                  docs/hoplink.md: with random 8-bit nonces it fails once in 256 reboots; -DNONCE_MAY_REPEAT drops
                  it, and spin then finds the residual risk described there).
 
+   next          packets are numbered in the order they leave A's send queues (LinkEndpoint._start_next). An
+                 urgent send (send(..., urgent=True), an ESTOP) only changes which queued packet leaves next: it is
+                 not a different kind of frame, so the model covers it as it is. That ordinary packets keep their
+                 send order and urgent ones go first is the queue discipline above the line, tested in
+                 tests/link/test_link_urgent.py. While an urgent packet waits, the code repeats the frame in
+                 flight early and gives it up after two timeouts: an early repeat is a duplicate (the channel
+                 makes those), and the early give-up is the give-up modelled here, taken sooner.
+
    Properties (asserts; plus spin's invalid-end-state check for deadlock):
-   - delivered ids are strictly increasing: no duplicate, no reordering;
+   - delivered ids are strictly increasing in the order packets left the queues: no duplicate, no reordering;
    - an ACK closes a packet only if B delivered it (no spurious ack, the MIN bug);
    - when A is done, every packet was acked or reported failed, so none is lost without a report.
 
