@@ -137,6 +137,10 @@ class ControlCore:
         self.dt = period_ns * 1e-9
         self.commands: Mailbox[Command] = Mailbox()
         self.events: Mailbox[FaultEvent] = Mailbox(8)
+        #: Producer index of the command mailbox when the last e-stop came: a release queued before it (and so
+        #: sent before the e-stop) must not undo it. A C port reads the ring's write index the same way.
+        self._estop_mark = 0
+        self.stale_releases = 0
         self._next_tick = now + period_ns
         self._alpha = 1.0 - math.exp(-2.0 * math.pi * VELOCITY_FILTER_HZ * self.dt)
         self.flags = _REBOOTED
@@ -207,6 +211,7 @@ class ControlCore:
         if self.torque:
             self.act.set_voltage(0.0)
             self._i_applied = 0.0
+        self._estop_mark = self.commands._tail
         if not self.flags & _ESTOPPED:
             self.flags |= _ESTOPPED
             self._start_stop()
@@ -218,6 +223,12 @@ class ControlCore:
         act.advance(t)
         box = self.commands
         if box._head != box._tail:  # the consumer's own test of the ring indices (no call when empty)
+            while box._head < self._estop_mark:  # queued before the last e-stop: no release may undo it
+                cmd = box.get()
+                if cmd is not None and self._releases_estop(cmd):
+                    self.stale_releases += 1
+                elif cmd is not None:
+                    self._command(cmd, t)
             while (cmd := box.get()) is not None:
                 self._command(cmd, t)
         pos = act.encoder_counts() / self._counts_per_rad
@@ -237,6 +248,11 @@ class ControlCore:
         moving = abs(self.velocity) > MOVING_THRESHOLD
         self.flags = (self.flags | _MOVING) if moving else (self.flags & ~_MOVING)
         self.state = self._snapshot()
+
+    @staticmethod
+    def _releases_estop(cmd: Command) -> bool:
+        kind = cmd.kind
+        return kind is CommandKind.RELEASE_ESTOP or (kind is CommandKind.CLEAR and bool(cmd.a & _ESTOPPED))
 
     def _command(self, cmd: Command, t: int) -> None:
         kind = cmd.kind

@@ -219,3 +219,20 @@ def test_random_commands_never_exceed_limits(cmds: list[tuple[GoalMode, int, int
             assert abs(r.core.i_ref) <= i_lim + 1e-9
             assert abs(r.act.current) <= i_lim * 1.25 + 0.2
             assert r.act.temperature < t_lim
+
+
+
+def test_release_queued_before_an_estop_does_not_undo_it() -> None:
+    """A release already in the mailbox when the e-stop line fires was sent before the e-stop: it is stale."""
+    r = Rig()
+    r.cmd(CommandKind.TORQUE, 1)
+    r.run(5)
+    r.cmd(CommandKind.RELEASE_ESTOP)
+    r.cmd(CommandKind.CLEAR, int(StatusFlag.ESTOPPED))
+    r.core.estop(r.now)
+    r.run(2)
+    assert r.core.state.status & StatusFlag.ESTOPPED
+    assert r.core.stale_releases == 2
+    r.cmd(CommandKind.RELEASE_ESTOP)  # sent after the e-stop: honoured
+    r.run(2)
+    assert not r.core.state.status & StatusFlag.ESTOPPED
