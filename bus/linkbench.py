@@ -120,7 +120,7 @@ class ChainNode:
         held: list[Packet] = list(self.router.backlog)
         for link in self.links:
             if link is not None:
-                held.extend(link._queue)
+                held.extend(link.queued)
                 if link._inflight is not None:
                     held.append(link._inflight)
         self._boot()

@@ -104,7 +104,7 @@ def test_fault_schedules_keep_the_contract(
             collect()
             old = pair.ends[side]
             if side == 0:  # the sender loses what it held
-                lost.update(struct.unpack("<I", p.payload)[0] for p in old._queue)
+                lost.update(struct.unpack("<I", p.payload)[0] for p in old.queued)
                 if old._inflight is not None:
                     lost.add(struct.unpack("<I", old._inflight.payload)[0])
             boots += 1
