@@ -46,11 +46,21 @@ A port is a device path (/dev/ttyUSB0, COM3), any pyserial URL (socket://host:po
 """
 
 
-def _add_connection(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", help="serial port or URL (default: $ARMBUS_PORT, else 'virtual')")
-    p.add_argument("--baud", type=_positive_int("baud"), default=None, help="baud rate (default 1000000)")
-    p.add_argument("--config", help="arm config TOML (joint names, calibration, limits)")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each answer (default 1.0)")
+def _add_connection(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """Connection options. They are accepted before the command (``armbus --port P info``) and after it
+    (``armbus info --port P``); the defaults live on the top-level parser only, so a command's unset option
+    never hides one given before it."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    p.add_argument("--port", default=default(None),
+                   help="serial port or URL (default: $ARMBUS_PORT, else 'virtual')")
+    p.add_argument("--baud", type=_positive_int("baud"), default=default(None),
+                   help="baud rate (default 1000000)")
+    p.add_argument("--config", default=default(None), help="arm config TOML (joint names, calibration, limits)")
+    p.add_argument("--timeout", type=float, default=default(1.0),
+                   help="seconds to wait for each answer (default 1.0)")
 
 
 def _positive_int(what: str) -> Callable[[str], int]:
@@ -75,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--json", action="store_true", help="machine-readable output where the output is data")
+    _add_connection(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str, examples: str = "") -> argparse.ArgumentParser:
@@ -93,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sim", "run a virtual arm in real time behind a pseudo-terminal",
             "  armbus sim --joints 6 --baud 1000000\n  armbus sim --faults faults.toml --unpaced\n")
     p.add_argument("--joints", type=int, default=6, help="number of joints, 1..253 (default 6)")
-    p.add_argument("--baud", type=_positive_int("baud"), default=1_000_000, help="baud rate (default 1000000)")
+    p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS, help="baud rate (default 1000000)")
     p.add_argument("--seed", type=int, default=0, help="seed for faults and sensor noise")
     p.add_argument("--faults", help="TOML fault schedule")
     p.add_argument("--unpaced", action="store_true", help="do not pace bytes at the baud rate")
@@ -145,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("tap", "record a real arm's host link while any program uses it through a pty",
             "  armbus tap --port /dev/ttyUSB0 --out arm.pcapng\n")
-    p.add_argument("--port", required=True, help="the real port")
-    p.add_argument("--baud", type=_positive_int("baud"), default=1_000_000)
+    p.add_argument("--port", default=argparse.SUPPRESS, help="the real port (required)")
+    p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS, help="baud rate (default 1000000)")
     p.add_argument("--out", default="armbus-tap.pcapng", help="capture file (default armbus-tap.pcapng)")
     p.add_argument("--link", help="also create a symlink to the pty at this path")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")

@@ -93,6 +93,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_tap(args: argparse.Namespace) -> int:
     from hil.trace import tap
 
+    if not args.port:
+        raise UsageError("tap needs the real arm's port: armbus tap --port /dev/ttyUSB0 --out FILE")
+    args.baud = args.baud or 1_000_000
     argv = ["--port", args.port, "--baud", str(args.baud), "--out", args.out]
     if args.link:
         argv += ["--link", args.link]
@@ -105,6 +108,7 @@ def cmd_tap(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     from hil.ptyserver import run_sim
 
+    args.baud = args.baud or 1_000_000
     return int(run_sim(args))
 
 

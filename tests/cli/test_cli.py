@@ -123,3 +123,17 @@ def test_run_rejects_a_malformed_csv(tmp_path: Path) -> None:
     proc = run("run", str(bad))
     assert proc.returncode == EXIT_USAGE
     assert "bad.csv" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_connection_options_before_or_after_the_command(before: bool) -> None:
+    opts = ["--port", "/dev/ttyNOPE-armbus", "--timeout", "0.2"]
+    proc = run(*(opts + ["info"] if before else ["info", *opts]))
+    assert proc.returncode == EXIT_PORT
+    assert "/dev/ttyNOPE-armbus" in one_line_error(proc)
+
+
+def test_tap_without_a_port_names_what_is_missing() -> None:
+    proc = run("tap", "--out", "x.pcapng")
+    assert proc.returncode == EXIT_USAGE
+    assert "--port" in one_line_error(proc)
