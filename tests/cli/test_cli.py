@@ -128,7 +128,7 @@ def test_run_rejects_a_malformed_csv(tmp_path: Path) -> None:
 @pytest.mark.parametrize("before", [True, False])
 def test_connection_options_before_or_after_the_command(before: bool) -> None:
     opts = ["--port", "/dev/ttyNOPE-armbus", "--timeout", "0.2"]
-    proc = run(*(opts + ["info"] if before else ["info", *opts]))
+    proc = run(*([*opts, "info"] if before else ["info", *opts]))
     assert proc.returncode == EXIT_PORT
     assert "/dev/ttyNOPE-armbus" in one_line_error(proc)
 
