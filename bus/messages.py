@@ -203,36 +203,34 @@ _SYNC_W = struct.Struct("<HBB")
 _RECORD = struct.Struct("<HI")  # enumeration record: model, serial
 
 
+RD = TypeVar("RD", bound="_RegisterData")
+
+
 @dataclass(frozen=True)
-class ReadReply(Message):
+class _RegisterData(Message):
+    """Layout shared by READ_REPLY and WRITE: a register address (u16) and the register bytes."""
+
+    reg: int
+    data: bytes
+
+    def pack(self) -> bytes:
+        _check_u("reg", self.reg, 0xFFFF)
+        return _fit("data", _REG.pack(self.reg) + bytes(self.data))
+
+    @classmethod
+    def unpack(cls: type[RD], payload: bytes) -> RD:
+        _need(cls, payload, 2)
+        return cls(_REG.unpack_from(payload)[0], bytes(payload[2:]))
+
+
+@dataclass(frozen=True)
+class ReadReply(_RegisterData):
     TYPE = MsgType.READ_REPLY
-    reg: int
-    data: bytes
-
-    def pack(self) -> bytes:
-        _check_u("reg", self.reg, 0xFFFF)
-        return _fit("data", _REG.pack(self.reg) + bytes(self.data))
-
-    @classmethod
-    def unpack(cls, payload: bytes) -> ReadReply:
-        _need(cls, payload, 2)
-        return cls(_REG.unpack_from(payload)[0], bytes(payload[2:]))
 
 
 @dataclass(frozen=True)
-class Write(Message):
+class Write(_RegisterData):
     TYPE = MsgType.WRITE
-    reg: int
-    data: bytes
-
-    def pack(self) -> bytes:
-        _check_u("reg", self.reg, 0xFFFF)
-        return _fit("data", _REG.pack(self.reg) + bytes(self.data))
-
-    @classmethod
-    def unpack(cls, payload: bytes) -> Write:
-        _need(cls, payload, 2)
-        return cls(_REG.unpack_from(payload)[0], bytes(payload[2:]))
 
 
 @dataclass(frozen=True)
