@@ -20,7 +20,8 @@ following a 1 kHz stream of sync-written goals, with heartbeats every :data:`HEA
     and broadcast; after every control tick of every joint, while torque is on, the state is checked against its
     limit registers, with the joint's own fault thresholds as tolerance (:func:`excursions`).
 
-``python -m hil.safety`` prints every figure (``--quick``: fewer trials); tests/reliability asserts short runs.
+``python -m hil.safety`` prints every figure (``--quick``: fewer trials); ``--realtime`` measures (a) and (b) on
+the real-time pty arm instead (:mod:`hil.safety_realtime`); tests/reliability asserts short runs.
 """
 
 from __future__ import annotations
@@ -344,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer trials and 10,000 random commands")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--commands", type=int, default=None, help="random commands for (c) (default 100,000)")
+    ap.add_argument("--realtime", action="store_true",
+                    help="(a) and (b) in wall-clock time on the pty-served arm, through controller.arm.Arm")
     args = ap.parse_args(argv)
+    if args.realtime:
+        return realtime_main(3 if args.quick else 10, args.seed)
     trials = 5 if args.quick else 30
     commands = args.commands or (10_000 if args.quick else 100_000)
     ok = True
@@ -382,6 +387,31 @@ def main(argv: list[str] | None = None) -> int:
         ok &= bool(exclude) or not lim.excursions
     print(f"wall time {time.perf_counter() - t0:.0f} s")
     return 0 if ok else 1
+
+
+def realtime_main(trials: int, seed: int) -> int:
+    """``--realtime``: the watchdog and e-stop figures on the real-time pty arm (a few seconds per 10 trials)."""
+    from hil.safety_realtime import estop_trials_rt, watchdog_trials_rt
+
+    t0 = time.perf_counter()
+    wd = watchdog_trials_rt(trials, seed)
+    within = sum(v <= wd.bound_ms for v in wd.from_heartbeat_ms)
+    print(f"(a) real time, pty arm: host port closed -> WATCHDOG safe stop, watchdog {WATCHDOG_MS} ms, heartbeat "
+          f"{HEARTBEAT_NS // MS} ms, {trials} trials x {JOINTS} joints")
+    print(f"    from the joint's last heartbeat: {_summary(wd.from_heartbeat_ms, 'ms')}; "
+          f"within {wd.bound_ms:.0f} ms (watchdog + 1 control period): {within}/{len(wd.from_heartbeat_ms)}")
+    print(f"    from the host's close to the last joint flagged: {_summary(wd.from_silence_ms, 'ms')}")
+    print(f"    from the host's close to the last joint at standstill: {_summary(wd.to_standstill_ms, 'ms')}")
+    print(f"    every joint WATCHDOG and torque off or holding: {wd.safe_states_ok}; driver slipped "
+          f"{wd.slipped_ms:.1f} ms")
+    es = estop_trials_rt(trials, seed)
+    print(f"(b) real time, pty arm, clean link: arm.estop() -> last joint stopping: {_summary(es.latency_ms, 'ms')}")
+    print(f"    arm.estop() returned (first joint's ack): {_summary(es.returned_ms, 'ms')}")
+    print(f"    to standstill: {_summary(es.standstill_ms, 'ms')}; every joint e-stopped: {es.all_stopped}; "
+          f"driver slipped {es.slipped_ms:.1f} ms")
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
+    ok = wd.safe_states_ok and es.all_stopped and len(wd.from_heartbeat_ms) == trials * JOINTS
+    return 0 if ok and len(es.latency_ms) == trials else 1
 
 
 if __name__ == "__main__":
