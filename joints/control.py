@@ -264,7 +264,11 @@ class ControlCore:
                 self.reload()
                 self.torque = True
                 self.last_heartbeat = t
-                self._v_int = self._i_int = self._v_cmd = self._v_prev = self._v_seen = 0.0
+                # the velocity plan starts at the measured velocity: a joint powered while it still coasts is
+                # not at rest, and a plan from 0 toward a goal further along fed its acceleration forward on top
+                # of the motion (seen: 1.59 rad/s with a 1.075 limit)
+                self._v_int = self._i_int = 0.0
+                self._v_cmd = self._v_prev = self._v_seen = self.velocity
                 self.holding, self.braking, self.hold_position = True, False, self.position
             elif not cmd.a:
                 self.torque = False

@@ -92,3 +92,28 @@ def test_joint_powered_outside_its_position_range_returns_within_the_velocity_li
         top = max(top, abs(j.control.velocity))
     assert j.control.torque
     assert top <= 1.2 * 0.2 + 0.2  # the joint's own VELOCITY_LIMIT excursion level
+
+
+def test_joint_powered_while_coasting_does_not_accelerate_past_its_velocity_limit() -> None:
+    """Torque off for one tick while moving at the velocity limit, then on with a goal further along: the
+    velocity plan starts at the joint's measured velocity, not at rest (whose acceleration feed-forward pushed
+    a coasting joint 50 % past its limit)."""
+    j = make_joint(0x1001)
+    j.set_address(1)
+    j.registers.set("velocity_limit", 1_075_000)
+    box = j.control.commands
+    box.put(Command(CommandKind.TORQUE, 1))
+    box.put(Command(CommandKind.SET_GOAL, 2, -2_600_000))  # velocity mode, beyond the limit: runs at -1.075
+    t = 0
+    for t in range(1, 400):
+        j.handle_timer(t * MS)
+    assert j.control.velocity < -1.0
+    box.put(Command(CommandKind.TORQUE, 0))
+    j.handle_timer((t + 1) * MS)
+    box.put(Command(CommandKind.TORQUE, 1))
+    box.put(Command(CommandKind.SET_GOAL, 1, -2_000_000))  # position goal far along the way it coasts
+    top = 0.0
+    for k in range(t + 2, t + 100):
+        j.handle_timer(k * MS)
+        top = max(top, abs(j.control.velocity))
+    assert top <= 1.075 + 0.05
