@@ -250,7 +250,7 @@ def on_torque(node: JointNode, port: int, packet: Packet, msg: Message, now: int
 def on_estop(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
     node.control.estop(now)  # first: the motor stops at this instant
     node.registers.set("estop", 1)
-    node.took_estop(packet.msg_id)
+    node.took_estop(packet.msg_id, now)
     if packet.dst == Address.BROADCAST and port == UP:
         node.pass_down(packet, now, urgent=True)  # ahead of everything queued toward the next joint
 

@@ -38,7 +38,10 @@ the host sent before the ESTOP. So the node remembers the msg_id of the last EST
 that is older (RFC 1982 serial order: up to 32,767 ids behind) with ERROR BUSY, counted in
 ``counters.stale_refused``. The first ordinary packet for this joint that is *newer* than the ESTOP (a heartbeat,
 a goal, the host's release itself) clears the memory: ordinary packets keep their order on every hop, so nothing
-the ESTOP overtook can still follow it.
+the ESTOP overtook can still follow it. Two more events clear it, because msg_ids then start again from another
+host session: a new session on the UP link (the host reconnected: the joint's upstream link was reset by its
+peer), and ``ESTOP_MEMORY_NS`` passing without either (a packet cannot wait in the queues ahead that long; see
+the constant). Without them a host that reconnects after an e-stop could never release it.
 
 Reboot (:meth:`JointNode.reboot`, or a REBOOT message): the MCU stops for ``boot_ns`` (bridge off, every byte
 in either direction lost, nothing forwarded), then starts with fresh links (they resynchronise with RESET),
@@ -71,6 +74,12 @@ from joints.registers import BY_NAME, RegisterFile
 
 __all__ = ["DOWN", "UP", "JointNode", "NodeCounters", "make_joint"]
 
+#: How long an ESTOP's msg_id is remembered at most. A packet the ESTOP overtook was queued at some hop behind at
+#: most queue_limit (8) others; at 1 Mbaud each frame takes well under 1 ms on a clean link and a few ms with
+#: retransmissions (5 % loss), so the overtaken packets drain in tens of ms per hop. 3 s leaves two orders of
+#: magnitude of margin and keeps the wait short for a host that reconnects after an e-stop (joints beyond the
+#: first see no new session: they answer its release BUSY until then; retry).
+ESTOP_MEMORY_NS = 3_000_000_000
 #: Broadcasts the handlers forward themselves: the router's edited types, plus ESTOP (stop first, then forward).
 HANDLER_FORWARDED = SELF_FORWARDED | {MsgType.ESTOP}
 #: What the router must not forward DOWN at the chain end: every type (the handlers decide; nothing goes).
@@ -146,6 +155,7 @@ class JointNode:
         self._msg_id = 0
         self._telemetry_at: int | None = None
         self.estop_msg_id: int | None = None  # msg_id of the last ESTOP taken, until a newer release
+        self._estop_until = 0  # forget estop_msg_id after this time (ESTOP_MEMORY_NS)
         if self._boots:
             self.send_to_host(Fault(int(FaultCode.REBOOTED), 1, self._boots), now)
 
@@ -326,11 +336,12 @@ class JointNode:
         self.counters.forwarded += 1
         return True
 
-    def took_estop(self, msg_id: int) -> None:
+    def took_estop(self, msg_id: int, now: int) -> None:
         """Remember the newest ESTOP taken (see "E-stop order and latency")."""
         last = self.estop_msg_id
         if last is None or 0 < (msg_id - last) & 0xFFFF < _HALF_IDS:
             self.estop_msg_id = msg_id
+        self._estop_until = now + ESTOP_MEMORY_NS
 
     def overtaken_by_estop(self, msg_id: int) -> bool:
         """True if a command with ``msg_id`` was sent before the last ESTOP taken (the ESTOP overtook it)."""
@@ -356,6 +367,8 @@ class JointNode:
         return True
 
     def _pump(self, now: int) -> None:
+        if self.estop_msg_id is not None and now >= self._estop_until:
+            self.estop_msg_id = None
         for _ in range(8):  # handling can make a link fail a send at once (link DOWN): pump again
             if self._held_enumerate is not None:
                 self._release_enumerate(now)
@@ -375,6 +388,8 @@ class JointNode:
                         delivery_failed(self, ev.role, ev.event.packet, now)
                     elif ev.role == DOWN and isinstance(ev.event, LinkReset):
                         self.down_answered = True
+                    elif ev.role == UP and isinstance(ev.event, LinkReset) and ev.event.by_peer:
+                        self.estop_msg_id = None  # a new upstream session: msg_ids start again
 
 
 def make_joint(serial: int, model: int = DEFAULT_MODEL, *, seed: int | None = None, now: int = 0,

@@ -152,3 +152,35 @@ def test_overtaken_release_or_reboot_refused_across_id_wrap_until_a_newer_packet
     assert memory == [3, 3, 3, 3, None, None]
     assert node.counters.stale_refused == 3
     assert not node.control.flags & ESTOPPED  # the newer release is obeyed
+
+
+def _after_estop() -> tuple[JointNode, int]:
+    node, now = opened_node()
+    now += MS
+    node.receive_data(UP, wire_frame(make_packet(EStop(1), Address.HOST, BCAST, 40_000), 0), now)
+    host_acks(node, node.data_to_send(UP, now), now)
+    assert node.estop_msg_id == 40_000
+    return node, now
+
+
+def test_a_new_host_session_forgets_the_estop_id() -> None:
+    """A host that reconnects numbers its messages afresh: its release must not look older than the e-stop."""
+    node, now = _after_estop()
+    now += MS
+    node.receive_data(UP, encode_control(FrameKind.RESET, 0x33), now)  # the host's link starts a new session
+    node.handle_timer(now)
+    assert node.estop_msg_id is None
+    assert not node.overtaken_by_estop(1)
+
+
+def test_the_estop_id_is_forgotten_after_the_memory_window() -> None:
+    from joints.node import ESTOP_MEMORY_NS
+
+    node, now = _after_estop()
+    node.handle_timer(now + ESTOP_MEMORY_NS // 2)
+    assert node.overtaken_by_estop(39_999)  # still inside the window: an older release is refused
+    t = now + ESTOP_MEMORY_NS
+    while t < now + ESTOP_MEMORY_NS + 10 * MS:
+        node.handle_timer(t)
+        t = node.next_deadline() or t + MS
+    assert node.estop_msg_id is None
