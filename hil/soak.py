@@ -72,6 +72,7 @@ class _Sent:
     joints: set[int] = field(default_factory=set)
     host_failed: bool = False
     reported_from: int | None = None  # lowest reporter address of an UNDELIVERABLE
+    msg_id: int = -1
 
 
 @dataclass
@@ -93,6 +94,8 @@ class Ledger:
     recent: list[deque[int]] = field(default_factory=list)
     recent_sets: list[set[int]] = field(default_factory=list)
     reboots: deque[tuple[int, int]] = field(default_factory=deque)  # (t, joint index)
+    #: ``--trace-silent``: called with each silently lost record and its missing joint indexes.
+    on_silent: Callable[[_Sent, set[int]], None] | None = None
 
     def __post_init__(self) -> None:
         self.last = [-1] * self.joints
@@ -102,7 +105,7 @@ class Ledger:
     def on_send(self, msg_id: int, now: int) -> None:
         seq = self.sent
         self.sent += 1
-        self.pending[seq] = _Sent(seq, now)
+        self.pending[seq] = _Sent(seq, now, msg_id=msg_id)
         self.seq_of[msg_id] = seq
 
     def on_delivery(self, joint: int, msg_id: int) -> None:
@@ -137,8 +140,6 @@ class Ledger:
             rec.reported_from = reporter
 
     def settle(self, now: int) -> None:
-        while self.reboots and self.reboots[0][0] < now - 2 * SETTLE_NS:
-            self.reboots.popleft()
         for seq in list(self.pending):
             rec = self.pending[seq]
             if rec.t > now - SETTLE_NS:
@@ -153,6 +154,13 @@ class Ledger:
                 self.lost_in_reboot += 1
             else:
                 self.lost_silent += 1
+                if self.on_silent is not None:
+                    self.on_silent(rec, missing)
+        # Forget reboots only now, and only those no message still pending can be judged by: every message left
+        # was sent after now - SETTLE_NS and looks back SETTLE_NS. (Pruning at now - 2 * SETTLE_NS before judging
+        # dropped the reboots that messages sent up to SETTLE_NS earlier still needed: their losses counted silent.)
+        while self.reboots and self.reboots[0][0] < now - 2 * SETTLE_NS:
+            self.reboots.popleft()
 
 
 def _rss_now_kb() -> int:
@@ -179,7 +187,7 @@ class SoakResult:
 
 class Soak:
     def __init__(self, seconds: float, *, seed: int = 1, joints: int = 6, faults: LinkFaults = SOAK_FAULTS,
-                 reboot_every_s: float = 20.0) -> None:
+                 reboot_every_s: float = 20.0, trace_silent: bool = False) -> None:
         self.duration = int(seconds * S)
         self.joints = joints
         self.rng = random.Random(seed)
@@ -192,6 +200,10 @@ class Soak:
         for i, joint in enumerate(self.sim.arm.joints):
             observe_deliveries(joint, self._delivery_at(i))
         self.sim.on_event = self._event
+        #: ``trace_silent``: (t, what) of every reboot and host-side failure report, printed around each silent loss.
+        self.history: list[tuple[int, str]] | None = [] if trace_silent else None
+        if trace_silent:
+            self.ledger.on_silent = self._print_silent
 
     def _delivery_at(self, index: int):  # type: ignore[no-untyped-def]
         def seen(port: int, packet: Packet, now: int) -> None:
@@ -200,8 +212,23 @@ class Soak:
 
         return seen
 
+    def _note(self, what: str) -> None:
+        if self.history is not None:
+            self.history.append((self.sim.now, what))
+
+    def _print_silent(self, rec: _Sent, missing: set[int]) -> None:
+        assert self.history is not None
+        near = [f"      {(t - rec.t) / MS:+9.3f} ms  {what}" for t, what in self.history
+                if abs(t - rec.t) <= 2 * SETTLE_NS]
+        print(f"SILENT seq {rec.seq} msg_id {rec.msg_id} sent t={rec.t / S:.6f} s; missing joint indexes "
+              f"{sorted(missing)}; delivered to {sorted(rec.joints)}; reported_from {rec.reported_from}; "
+              f"host_failed {rec.host_failed}")
+        print("\n".join(near) if near else "      (no reboot or failure report within 1 s)")
+
     def _event(self, ev: HostEvent) -> None:
         self.counts[f"event {type(ev).__name__}"] += 1
+        if self.history is not None and not isinstance(ev, (ReplyReceived,)) and type(ev).__name__ != "PacketAcked":
+            self._note(repr(ev))
         if isinstance(ev, SendFailed):
             self.ledger.on_report(ev.msg_id, None)
         elif isinstance(ev, UndeliverableReported) and ev.report.orig_type == _SYNC_WRITE:
@@ -233,6 +260,7 @@ class Soak:
         def reboot(now: int) -> None:
             self.sim.arm.joints[index].reboot(now)
             self.ledger.reboots.append((now, index))
+            self._note(f"REBOOT joint index {index} (address {index + 1})")
             self.counts["reboots"] += 1
             self._schedule_reboot(now)
 
@@ -310,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=None, help="simulated minutes instead of hours")
     ap.add_argument("--quick", action="store_true", help="10 simulated seconds")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--trace-silent", action="store_true",
+                    help="print each silent loss with the reboots and failure reports within 1 s of it")
     ap.add_argument("--reboot-every-s", type=float, default=20.0, help="mean simulated seconds between reboots")
     args = ap.parse_args(argv)
     seconds = 10.0 if args.quick else (args.minutes * 60 if args.minutes is not None else
@@ -317,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     if seconds <= 0 or args.reboot_every_s <= 0:
         ap.error("durations must be positive")
     print(f"soak: 6 joints, 1 kHz sync-write, {seconds:.0f} simulated s, seed {args.seed}, faults {SOAK_FAULTS}")
-    result = Soak(seconds, seed=args.seed, reboot_every_s=args.reboot_every_s).run()
+    result = Soak(seconds, seed=args.seed, reboot_every_s=args.reboot_every_s,
+                  trace_silent=args.trace_silent).run()
     report(result)
     g = result.ledger
     return 0 if g.duplicates == 0 and g.reordered == 0 else 1

@@ -44,3 +44,19 @@ def test_ledger_flags_duplicates_and_reorders() -> None:
 
 def test_soak_faults_are_mixed() -> None:
     assert SOAK_FAULTS.drop_frame and SOAK_FAULTS.flip_bit and SOAK_FAULTS.dup_frame and SOAK_FAULTS.delay
+
+
+def test_ledger_keeps_a_reboot_until_the_messages_after_it_are_judged() -> None:
+    """A message sent just after a reboot is judged up to 2 * SETTLE_NS after the reboot (settle runs once a
+    simulated second): the reboot must still be on file then, or the loss it caused is counted silent."""
+    g = Ledger(3)
+    g.reboots.append((400 * MS, 1))  # joint index 1 reboots ...
+    g.on_send(7, 450 * MS)  # ... and the next goal reaches joint index 0 only
+    g.on_delivery(0, 7)
+    g.settle(500 * MS)  # too early to judge it
+    assert g.pending
+    g.settle(1500 * MS)  # judged now, 1.1 s after the reboot
+    assert (g.lost_in_reboot, g.lost_silent) == (1, 0)
+    g.on_send(8, 1600 * MS)  # long after the reboot: a loss is silent
+    g.settle(3000 * MS)
+    assert (g.lost_in_reboot, g.lost_silent) == (1, 1) and not g.reboots
