@@ -157,14 +157,17 @@ def on_enumerate(node: JointNode, port: int, packet: Packet, msg: Message, now: 
 
 
 def turn_around(node: JointNode, packet: Packet, now: int) -> None:
-    """This joint is the chain end: answer an ENUMERATE / SYNC_READ that could not go further."""
-    node.is_last = True
+    """Answer an ENUMERATE / SYNC_READ that could not go further. Only an ENUMERATE makes this joint the chain
+    end (``is_last``): a SYNC_READ also turns around when its forward failed for a passing reason (the next
+    joint rebooting, a link resync, a full queue), and marking the joint last then made it drop every SYNC_WRITE
+    remainder for the joints below, unreported, until the next ENUMERATE."""
     msg = decode_packet(packet)
     reply: Message
     if isinstance(msg, SyncRead):
         reply = SyncReadReply(msg.reg, msg.length, msg.records)
     else:
         assert isinstance(msg, Enumerate)
+        node.is_last = True
         reply = EnumerateReply(msg.records)
     node.send(make_packet(reply, node.address, Address.HOST, packet.msg_id), now)
 

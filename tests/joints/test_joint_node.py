@@ -385,3 +385,19 @@ def test_unknown_message_type_is_a_counted_line_error() -> None:
     assert node.links[UP].counters.framing_errors == 1
     assert node.counters.handled == 0
     assert node.data_to_send(UP, now) == b""  # no ack, no reply
+
+
+def test_sync_read_failed_by_a_rebooting_neighbour_does_not_end_the_chain_for_sync_writes() -> None:
+    """Joint 2 reboots with a SYNC_READ in flight toward it: joint 1 answers that read with its own record but
+    stays a middle joint, so the next SYNC_WRITE still reaches joints 2 and 3 (before the fix joint 1 marked
+    itself last and dropped every remainder, unreported, until the next ENUMERATE)."""
+    b = enumerated(3)
+    b.nodes[1].reboot(b.now)  # bridge off for its boot time: joint 1's forward fails (resync when it is back)
+    mid = b.request(SyncRead(addr("present_position"), 4), dst=BCAST, run_ms=400)
+    got = b.replies(mid)  # the reply, and the forward's failure reported (UNDELIVERABLE LINK_RESET)
+    reply = next(m for m in got if isinstance(m, SyncReadReply))
+    assert [r.address for r in reply.records] == [1]
+    assert b.nodes[0].is_last is False
+    # Joint 2 is back but unassigned (no ENUMERATE yet): it passes the whole SYNC_WRITE on, joint 3 applies its own.
+    b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 7) * 3), dst=BCAST, run_ms=10)
+    assert b.nodes[0].registers.get("goal_position") == 7 and b.nodes[2].registers.get("goal_position") == 7
