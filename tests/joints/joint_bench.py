@@ -8,10 +8,10 @@ bench is for handler tests.
 
 from __future__ import annotations
 
-from bus.codec import Packet, encode_data
+from bus.codec import Packet, decode_wire, encode_control, encode_data
 from bus.link import LinkEndpoint, PacketReceived
 from bus.messages import Message, decode_packet, make_packet
-from bus.wire import Address, MsgType
+from bus.wire import Address, FrameKind, MsgType
 from joints.node import DOWN, UP, JointNode, make_joint
 
 MS = 1_000_000
@@ -95,3 +95,18 @@ class Bench:
 def wire_frame(packet: Packet, seq: int = 0) -> bytes:
     """Wire bytes of a DATA frame (for feeding a node directly)."""
     return encode_data(seq, 0, packet)
+
+
+def opened_node() -> tuple[JointNode, int]:
+    """A fresh joint whose UP link has completed its RESET handshake with a fake host (which never acks DATA),
+    and the time then."""
+    node = make_joint(serial=5)
+    now, wire = 0, node.data_to_send(UP, 0)
+    while not wire:  # the link may stay quiet for a while after boot before its first RESET
+        now = node.next_deadline() or now + MS
+        node.handle_timer(now)
+        node.data_to_send(DOWN, now)
+        wire = node.data_to_send(UP, now)
+    node.receive_data(UP, encode_control(FrameKind.RESET_ACK, decode_wire(wire).seq), now)
+    assert node.links[UP].is_open
+    return node, now

@@ -3,7 +3,7 @@ overtook cannot undo it."""
 
 from __future__ import annotations
 
-from joint_bench import MS, Bench, wire_frame
+from joint_bench import MS, Bench, opened_node, wire_frame
 
 from bus.codec import decode_wire, encode_control
 from bus.messages import (
@@ -20,26 +20,12 @@ from bus.messages import (
 )
 from bus.wire import Address, ErrorKind, FrameKind, MsgType, StatusFlag, UndeliverableReason
 from joints.control import Command, CommandKind
-from joints.node import DOWN, UP, JointNode, make_joint
+from joints.node import DOWN, UP, JointNode
 from joints.registers import BY_NAME
 
 BCAST = Address.BROADCAST
 ESTOPPED = StatusFlag.ESTOPPED
 ESTOP_REG = BY_NAME["estop"].address
-
-
-def opened_node() -> tuple[JointNode, int]:
-    """A joint whose UP link is open toward a fake host (it never acks), and the time then."""
-    node = make_joint(serial=5)
-    now, wire = 0, node.data_to_send(UP, 0)
-    while not wire:  # the link may stay quiet for a while after boot before its first RESET
-        now = node.next_deadline() or now + MS
-        node.handle_timer(now)
-        node.data_to_send(DOWN, now)
-        wire = node.data_to_send(UP, now)
-    node.receive_data(UP, encode_control(FrameKind.RESET_ACK, decode_wire(wire).seq), now)
-    assert node.links[UP].is_open
-    return node, now
 
 
 def full_node() -> tuple[JointNode, int]:

@@ -7,9 +7,9 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from joint_bench import MS, Bench, wire_frame
+from joint_bench import MS, Bench, opened_node, wire_frame
 
-from bus.codec import Packet, decode_wire, encode_control
+from bus.codec import Packet
 from bus.link import LinkState
 from bus.messages import (
     Enumerate,
@@ -34,7 +34,7 @@ from bus.messages import (
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, FaultCode, FrameKind, GoalMode, MsgType, StatusFlag
+from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag
 from joints.control import Command, CommandKind
 from joints.node import DOWN, UP, JointNode, make_joint
 from joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT
@@ -331,21 +331,6 @@ def test_byte_at_a_time_equals_whole_chunk() -> None:
             node.receive_data(UP, frames, 0)
         results.append((node.links[UP].counters.frames_received, node.links[UP].counters.bytes_received))
     assert results[0] == results[1] == (1, len(frames))
-
-
-def opened_node() -> tuple[JointNode, int]:
-    """A fresh joint whose UP link has completed its RESET handshake with a fake host, and the time then."""
-    node = fresh_node()
-    now, wire = 0, node.data_to_send(UP, 0)
-    while not wire:  # the link may stay quiet for a while after boot before its first RESET
-        now = node.next_deadline() or now + MS
-        node.handle_timer(now)
-        node.data_to_send(DOWN, now)
-        wire = node.data_to_send(UP, now)
-    reset = decode_wire(wire)
-    node.receive_data(UP, encode_control(FrameKind.RESET_ACK, reset.seq), now)
-    assert node.links[UP].is_open
-    return node, now
 
 
 packets = st.builds(
