@@ -305,8 +305,10 @@ class FaultInjector:
         self.default = default if default is not None else LinkFaults()
         self._configs: dict[tuple[str, Direction | None], LinkFaults] = {}
         self._channels: dict[tuple[str, Direction], FaultChannel] = {}
-        #: Every decision, in the order made (which is time order within a simulation).
+        #: Every decision, in the order made (which is time order within a simulation), since the last fold.
         self.log: list[FaultDecision] = []
+        #: Decisions folded out of the log by :meth:`fold_log`, counted per operation.
+        self.folded: Counter[str] = Counter()
 
     def _config_for(self, link: str, direction: Direction) -> LinkFaults:
         cfg = self._configs.get((link, direction)) or self._configs.get((link, None))
@@ -346,12 +348,24 @@ class FaultInjector:
         self.log.append(FaultDecision(t_ns, link, direction, op, detail))
 
     def counts(self) -> Counter[str]:
-        """How many decisions of each operation were made."""
-        return Counter(d.op for d in self.log)
+        """How many decisions of each operation were made (folded ones included)."""
+        return self.folded + Counter(d.op for d in self.log)
+
+    def fold_log(self) -> int:
+        """Fold the decision log into :attr:`folded` counts and empty it; returns how many were folded.
+
+        Long runs (soaks, endurance chains) call this periodically so memory stays flat; the printable log then
+        holds only the decisions since the last fold."""
+        n = len(self.log)
+        self.folded.update(d.op for d in self.log)
+        self.log.clear()
+        return n
 
     def format_log(self) -> str:
         """The decision log, one line per decision."""
         header = f"fault decisions (seed {self.seed}): {len(self.log)}"
+        if self.folded:
+            header += f" (and {sum(self.folded.values())} folded earlier: {dict(sorted(self.folded.items()))})"
         return "\n".join([header, *(str(d) for d in self.log)])
 
     def print_log(self, file: TextIO | None = None) -> None:

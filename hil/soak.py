@@ -284,9 +284,7 @@ class Soak:
         sim.pump_events()
         if k % 1000 == 0:
             self.ledger.settle(now)
-            log = sim.kernel.faults.log
-            self.counts.update(f"fault {d.op}" for d in log)
-            log.clear()
+            sim.kernel.faults.fold_log()
 
     def run(self) -> SoakResult:
         sim, wall0 = self.sim, time.perf_counter()
@@ -311,7 +309,7 @@ class Soak:
         sim.kernel.run_for(SETTLE_NS + MS)
         sim.pump_events()
         self.ledger.settle(sim.now + SETTLE_NS)
-        self.counts.update(f"fault {d.op}" for d in sim.kernel.faults.log)
+        self.counts.update({f"fault {op}": n for op, n in sim.kernel.faults.counts().items()})
         return SoakResult(sim_s, time.perf_counter() - wall0, self.ledger, self.counts, peaks, nows)
 
 

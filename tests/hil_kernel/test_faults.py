@@ -156,6 +156,18 @@ def test_log_is_printable(capsys: pytest.CaptureFixture[str]) -> None:
     assert " l a>b " in out
 
 
+def test_folding_the_log_keeps_the_counts_and_empties_the_log() -> None:
+    k, _ = run(ALL, seed=42)
+    before = k.faults.counts()
+    n = len(k.faults.log)
+    assert n > 0
+    assert k.faults.fold_log() == n
+    assert k.faults.log == []
+    assert k.faults.counts() == before
+    assert f"and {n} folded earlier" in k.faults.format_log()
+    assert k.faults.fold_log() == 0 and k.faults.counts() == before
+
+
 def test_reconfiguring_mid_run_takes_effect() -> None:
     k = Kernel()
     dst = Sender([])
