@@ -19,8 +19,12 @@ for the host and routes it like any other packet (at the host: delivered locally
 reported about (no report storms). A report this node made is sent again when the hop above reset
 while the report was in flight (it may have died with that hop's memory): reports are at-least-once, and the host
 may see one twice. A broadcast that never left the queue because the link below is down is the
-end of the chain, not a failure: not reported. The host's own packets are not reported either: the host gets
-the link's :class:`~bus.link.DeliveryFailed` directly.
+end of the chain, not a failure: not reported, unless the node knows the chain goes on below it
+(:attr:`Router.chain_continues`, set by a joint that enumeration found not to be last): then it is a loss for
+every joint below, and reported like any other, except the :data:`TURNED_AROUND` types (ENUMERATE, SYNC_READ):
+the node answers those itself with the records gathered so far, and a failed ENUMERATE is how the chain end is
+found. The host's own packets are not reported either: the host gets the link's
+:class:`~bus.link.DeliveryFailed` directly.
 
 Backpressure: the router installs an ``accept`` predicate on each link: a packet that must be forwarded is
 acked only if the outgoing link's queue has room (room is reserved at that moment), so a full queue withholds the
@@ -57,6 +61,8 @@ UP, DOWN = 0, 1
 REPORT_BACKLOG = 32
 #: Broadcast types each joint edits before passing on (contracts: ENUMERATE, SYNC_WRITE, SYNC_READ).
 SELF_FORWARDED = frozenset({MsgType.ENUMERATE, MsgType.SYNC_WRITE, MsgType.SYNC_READ})
+#: Broadcasts a joint answers itself when it cannot pass them down (the reply carries the records so far).
+TURNED_AROUND = frozenset({int(MsgType.ENUMERATE), int(MsgType.SYNC_READ)})
 #: Types that overtake queued traffic and are never refused for lack of room (see "Urgency" above).
 URGENT_TYPES = frozenset({int(MsgType.ESTOP)})
 _HOST, _BCAST, _UNASSIGNED = int(Address.HOST), int(Address.BROADCAST), int(Address.UNASSIGNED)
@@ -117,6 +123,8 @@ class Router:
         #: Optional predicate: can the node take this packet now? False withholds the ack.
         self.local_accept = local_accept
         self.counters = RouterCounters()
+        #: The node knows there are nodes below it (see "Reports"): broadcasts failed toward DOWN are reported.
+        self.chain_continues = False
         self._local: list[RouterEvent] = []
         #: Reports waiting for room in the up link's queue (a full queue must not lose a report).
         self.backlog: deque[Packet] = deque()  # made here (reports at the host, own broadcasts) until pump()
@@ -249,7 +257,8 @@ class Router:
             out.append(LinkNotice(role, ev))
             if self.address == _HOST:
                 return  # the host learns from the notice itself
-        if packet.dst == _BCAST and not ev.maybe_delivered:
+        if packet.dst == _BCAST and not ev.maybe_delivered and (not self.chain_continues or role == UP
+                                                                 or packet.type in TURNED_AROUND):
             self.counters.reports_suppressed += 1  # never sent: the link below is down (end of the chain)
             return
         self._report(packet, role, ev.reason, now)

@@ -55,7 +55,10 @@ is held, and goes down as soon as a neighbour answers), or when the forward fail
 once is gone: retries, then the answer). The last joint then answers the host itself; SYNC_READ uses the same
 rule. Once last, a joint queues no broadcast downstream (the router's forwarding is narrowed, and the handlers
 pass nothing on but the next ENUMERATE): a port with no cable costs no failed deliveries, while the link keeps
-probing with RESET, so a joint plugged in later opens the link and is found by the next enumeration.
+probing with RESET, so a joint plugged in later opens the link and is found by the next enumeration. A joint
+that enumeration found *not* last knows joints sit below it: a broadcast it cannot pass down (the DOWN link
+declared dead, the ttl spent, the queue full) is lost for them, and reported to the host as UNDELIVERABLE
+until the next enumeration says otherwise.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from dataclasses import dataclass
 from bus.codec import Packet
 from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkReset, LinkState
 from bus.messages import Fault, Message, State, make_packet
-from bus.router import SELF_FORWARDED, Delivered, LinkNotice, Router
+from bus.router import SELF_FORWARDED, TURNED_AROUND, Delivered, LinkNotice, Router
 from bus.wire import Address, FaultCode, MsgType, StatusFlag, UndeliverableReason
 from joints.actuator import Actuator, ActuatorParams
 from joints.control import DEFAULT_PERIOD_NS, ControlCore
@@ -189,6 +192,7 @@ class JointNode:
     @is_last.setter
     def is_last(self, last: bool | None) -> None:
         self._is_last = last
+        self.router.chain_continues = last is False  # a broadcast lost below is then reported (bus/router.py)
         self.router.self_forwarded = _NOTHING_DOWN if last else HANDLER_FORWARDED_TYPES
 
     @property
@@ -324,13 +328,17 @@ class JointNode:
     def pass_down(self, packet: Packet, now: int, urgent: bool = False) -> bool:
         """Forward an edited broadcast (or ESTOP, ``urgent``) DOWN, re-originated from this joint; False if it
         cannot go (the DOWN link is known dead, the ttl is spent, the queue is full, or this joint ends the
-        chain). An urgent packet refused by a full urgent queue is reported to the host (QUEUE_FULL)."""
+        chain). An urgent packet refused by a full urgent queue is reported to the host (QUEUE_FULL), and so is
+        any refused packet when enumeration found joints below this one (``is_last`` False)."""
         if packet.ttl == 0 or self._is_last or not self.down_usable():
+            if self._is_last is False and packet.type not in TURNED_AROUND:  # joints below miss it: say so
+                reason = (UndeliverableReason.TTL if packet.ttl == 0 else UndeliverableReason.LINK_DOWN)
+                self.router.report(packet, DOWN, reason, now)
             return False
         out = packet._replace(src=self.address, ttl=packet.ttl - 1)
         if not self.links[DOWN].send(out, now, urgent=urgent):
             self.counters.tx_refused += 1
-            if urgent:
+            if urgent or (self._is_last is False and packet.type not in TURNED_AROUND):
                 self.router.report(out, DOWN, UndeliverableReason.QUEUE_FULL, now)
             return False
         self.counters.forwarded += 1

@@ -29,12 +29,13 @@ from bus.messages import (
     SyncReadReply,
     SyncWrite,
     Torque,
+    Undeliverable,
     Write,
     WriteReply,
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag
+from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag, UndeliverableReason
 from joints.control import Command, CommandKind
 from joints.node import DOWN, UP, JointNode, make_joint
 from joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT
@@ -386,3 +387,38 @@ def test_sync_read_failed_by_a_rebooting_neighbour_does_not_end_the_chain_for_sy
     # Joint 2 is back but unassigned (no ENUMERATE yet): it passes the whole SYNC_WRITE on, joint 3 applies its own.
     b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 7) * 3), dst=BCAST, run_ms=10)
     assert b.nodes[0].registers.get("goal_position") == 7 and b.nodes[2].registers.get("goal_position") == 7
+
+
+def test_broadcasts_a_middle_joint_cannot_pass_down_are_reported_until_re_enumeration() -> None:
+    """The cable below joint 2 is cut and its DOWN link declared dead: joint 3 misses every broadcast. Joint 2
+    knows (enumeration found it not last), so each SYNC_WRITE remainder, heartbeat and ESTOP it cannot pass on is
+    reported UNDELIVERABLE(LINK_DOWN); a SYNC_READ is answered with the records so far. Once the next ENUMERATE
+    makes joint 2 the chain end, nothing is reported any more."""
+    b = enumerated(3)
+    middle = b.nodes[1]
+    b.connected = 2
+    b.request(Heartbeat(0), dst=BCAST, run_ms=3000)  # its retries, then the RESET retries, run out
+    assert middle.links[DOWN].state is LinkState.DOWN and middle.is_last is False
+
+    def reports(msg_id: int) -> list[Undeliverable]:
+        return [m for m in b.replies(msg_id) if isinstance(m, Undeliverable)]
+
+    sw = b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 9) * 3), dst=BCAST, run_ms=20)
+    hb = b.request(Heartbeat(0), dst=BCAST, run_ms=20)
+    es = b.request(EStop(1), dst=BCAST, run_ms=20)
+    for msg_id, kind in ((sw, MsgType.SYNC_WRITE), (hb, MsgType.HEARTBEAT), (es, MsgType.ESTOP)):
+        got = reports(msg_id)
+        assert len(got) == 1, (kind, got)
+        assert (got[0].reporter, got[0].next_hop, got[0].orig_type, got[0].reason) == (
+            2, 3, kind, UndeliverableReason.LINK_DOWN)
+    assert b.nodes[1].registers.get("goal_position") == 9  # joints 1 and 2 took theirs
+    sr = b.request(SyncRead(addr("present_position"), 4), dst=BCAST, run_ms=20)
+    assert reports(sr) == []
+    reply = next(m for m in b.replies(sr) if isinstance(m, SyncReadReply))
+    assert [r.address for r in reply.records] == [1, 2]
+
+    en = b.request(Enumerate(), dst=BCAST, run_ms=50)
+    assert [r.serial for r in b.reply(en).records] == [1000, 1001]  # type: ignore[attr-defined]
+    assert middle.is_last is True
+    quiet = b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 3) * 2), dst=BCAST, run_ms=20)
+    assert reports(quiet) == [] and reports(b.request(Heartbeat(0), dst=BCAST, run_ms=20)) == []
