@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from bus.codec import Packet
 from bus.messages import Enumerate, EnumerateReply, Write
-from bus.wire import Address, FaultCode, MsgType
+from bus.wire import Address, FaultCode, MsgType, UndeliverableReason
 from controller import ops
 from controller.events import (
     FaultReported,
@@ -230,8 +230,10 @@ class Soak:
         if self.history is not None and not isinstance(ev, (ReplyReceived,)) and type(ev).__name__ != "PacketAcked":
             self._note(repr(ev))
         if isinstance(ev, SendFailed):
+            self.counts[f"event SendFailed / {ev.reason}"] += 1
             self.ledger.on_report(ev.msg_id, None)
         elif isinstance(ev, UndeliverableReported) and ev.report.orig_type == _SYNC_WRITE:
+            self.counts[f"event UndeliverableReported / SYNC_WRITE {UndeliverableReason(ev.report.reason).name}"] += 1
             self.ledger.on_report(ev.report.orig_msg_id, ev.report.reporter)
         elif isinstance(ev, FaultReported) and ev.code == FaultCode.REBOOTED:
             self.reenumerate = True
