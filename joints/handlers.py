@@ -91,7 +91,10 @@ def apply_write(node: JointNode, address: int, data: bytes, now: int, msg_id: in
     if releases and msg_id is not None and node.overtaken_by_estop(msg_id):
         node.counters.stale_refused += 1
         return ErrorKind.BUSY
-    blocked = bool(control.flags & BLOCKING)
+    # A flag cleared by this write or by a CLEAR still in the mailbox does not block: the control core applies
+    # the clear first (the mailbox is FIFO) and checks again when it takes the command.
+    clearing = values.get("clear_flags", 0) | (_ESTOPPED if values.get("estop") == 0 else 0)
+    blocked = bool(control.flags & BLOCKING & ~(clearing | node.pending_clears()))
     cmds: list[Command] = []
     if "torque_enable" in values:
         if values["torque_enable"] and blocked:
@@ -119,6 +122,8 @@ def apply_write(node: JointNode, address: int, data: bytes, now: int, msg_id: in
     regs.write(address, data, torque_on)
     for cmd in cmds:
         box.put(cmd)
+    if clearing:
+        node.note_clear(clearing)
     if values.get("estop") == 1:
         control.estop(now)
     if "clear_flags" in values:

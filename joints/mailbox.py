@@ -54,6 +54,17 @@ class Mailbox(Generic[T]):
     def __len__(self) -> int:
         return self._tail - self._head
 
+    @property
+    def posted(self) -> int:
+        """Items put since the last :meth:`clear` (the producer's index: mark a post to know when it is taken)."""
+        return self._tail
+
+    @property
+    def taken(self) -> int:
+        """Items got since the last :meth:`clear` (the consumer's index): a post marked ``m`` is taken once
+        ``taken >= m``."""
+        return self._head
+
     def put(self, item: T) -> bool:
         """Append ``item``; False (and ``refused`` += 1) if the mailbox is full."""
         if self._tail - self._head >= self.capacity:

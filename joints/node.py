@@ -152,6 +152,7 @@ class JointNode:
         self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],
                              self_forwarded=HANDLER_FORWARDED, local_accept=self._local_accept)
         self.control = ControlCore(self.actuator, self.registers, self.period_ns, now)
+        self._clearing = (0, 0)  # (flags a CLEAR posted to the control core clears, mailbox mark of that post)
         self.is_last = None  # unknown until an ENUMERATE tried to go further
         self.down_answered = False  # a neighbour completed a RESET handshake on DOWN since boot
         self._held_enumerate: Packet | None = None  # waiting for DOWN to be answered or to give up
@@ -324,6 +325,16 @@ class JointNode:
         elif self.down_silent() or not self.down_usable():
             self._held_enumerate = None
             turn_around(self, packet, now)
+
+    def note_clear(self, flags: int) -> None:
+        """A command clearing ``flags`` was just posted to the control core (see :meth:`pending_clears`)."""
+        self._clearing = (self.pending_clears() | flags, self.control.commands.posted)
+
+    def pending_clears(self) -> int:
+        """Flags that a clear posted to the control core and not yet taken will clear: a torque or goal write
+        right behind it is not refused for them (the core takes the clear first and checks again itself)."""
+        flags, mark = self._clearing
+        return flags if flags and self.control.commands.taken < mark else 0
 
     def pass_down(self, packet: Packet, now: int, urgent: bool = False) -> bool:
         """Forward an edited broadcast (or ESTOP, ``urgent``) DOWN, re-originated from this joint; False if it

@@ -170,3 +170,31 @@ def test_the_estop_id_is_forgotten_after_the_memory_window() -> None:
         node.handle_timer(t)
         t = node.next_deadline() or t + MS
     assert node.estop_msg_id is None
+
+
+def test_torque_on_right_behind_a_clear_is_taken_within_one_control_period() -> None:
+    """A host releases an e-stop with clear_flags and powers the joint at once: the torque write arrives before
+    the control core has taken the clear, and is accepted (the core applies the clear first, in mailbox order).
+    A torque write with no clear in front of it is still refused BUSY while the flag stands."""
+    node, now = opened_node()
+    host, me = Address.HOST, Address.UNASSIGNED
+    torque = Write(BY_NAME["torque_enable"].address, b"\x01")
+    clear = Write(BY_NAME["clear_flags"].address, bytes((int(ESTOPPED),)))
+    node.receive_data(UP, wire_frame(make_packet(EStop(1), host, BCAST, 1), 0), now)
+    now = node.control.next_deadline()
+    node.handle_timer(now)
+    assert node.control.flags & ESTOPPED
+    replies = []
+    for seq, packet in enumerate([make_packet(Heartbeat(0), host, BCAST, 2), make_packet(torque, host, me, 3),
+                                  make_packet(clear, host, me, 4), make_packet(torque, host, me, 5)], start=1):
+        node.receive_data(UP, wire_frame(packet, seq), now)  # all at one instant: no control tick between
+        out = node.data_to_send(UP, now)
+        host_acks(node, out, now)
+        replies += [decode_packet(f.packet) for f in map(decode_wire, (p + b"\x00" for p in out.split(b"\x00")[:-1]))
+                    if f.kind == FrameKind.DATA and f.packet.type != MsgType.FAULT]
+    errors = [r for r in replies if isinstance(r, Error)]
+    assert [e.kind for e in errors] == [ErrorKind.BUSY]  # the first torque write only
+    now = node.control.next_deadline()
+    node.handle_timer(now)
+    assert not node.control.flags & ESTOPPED
+    assert node.control.torque
