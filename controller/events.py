@@ -10,7 +10,8 @@ when the event arose.
 
 Request outcomes (exactly one per request id): :class:`ReplyReceived`, :class:`RequestFailed` or
 :class:`RequestTimedOut`. Send outcomes (exactly one per packet sent): :class:`PacketAcked` when the first hop
-acknowledged it, or :class:`SendFailed` when the link gave up.
+acknowledged it, or :class:`SendFailed` when the link gave up. A joint that refuses a sent command answers
+ERROR: :class:`CommandRefused`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bus.errors import ArmTimeoutError, PeerError
-from bus.messages import Fault, Message, State, Undeliverable
-from bus.wire import FaultCode, StatusFlag
+from bus.messages import Error, Fault, Message, State, Undeliverable
+from bus.wire import ErrorKind, FaultCode, MsgType, StatusFlag
 from controller import units
 
 
@@ -116,6 +117,24 @@ class UndeliverableReported(HostEvent):
     """A hop could not deliver a packet (whether or not it was a pending request)."""
 
     report: Undeliverable
+
+
+@dataclass(frozen=True)
+class CommandRefused(HostEvent):
+    """Joint ``src`` answered ERROR to packet ``msg_id`` that no request waits for: a command sent with
+    ``send()`` (a goal out of range, a write refused BUSY, a bad SYNC_WRITE slice) was not carried out there."""
+
+    src: int
+    msg_id: int
+    orig_type: MsgType | int
+    kind: ErrorKind | int
+    detail: int  # the register address, or 0
+
+    @classmethod
+    def from_wire(cls, time: int, src: int, msg_id: int, e: Error) -> CommandRefused:
+        kind: ErrorKind | int = ErrorKind(e.kind) if e.kind in ErrorKind._value2member_map_ else e.kind
+        orig: MsgType | int = MsgType(e.orig_type) if e.orig_type in MsgType._value2member_map_ else e.orig_type
+        return cls(time, src, msg_id, orig, kind, e.detail)
 
 
 @dataclass(frozen=True)

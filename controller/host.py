@@ -28,7 +28,8 @@ Requests: :meth:`HostNode.request` also registers the msg_id with a deadline; ex
 
 Unsolicited traffic becomes events: STATE -> :class:`JointState`, FAULT -> :class:`FaultReported`,
 UNDELIVERABLE -> :class:`UndeliverableReported` (also when it fails a request), link resets, line errors and
-link-down -> :class:`LinkEvent`; anything nobody waits for -> :class:`StrayMessage`. A packet whose payload does
+link-down -> :class:`LinkEvent`; an ERROR answering a command sent with :meth:`HostNode.send` ->
+:class:`CommandRefused`; anything else nobody waits for -> :class:`StrayMessage`. A packet whose payload does
 not decode is line noise at the message layer: counted, reported, never raised.
 
 Heartbeats: with :meth:`set_heartbeat` the node broadcasts HEARTBEAT(host_time_ms) every period on an absolute
@@ -44,11 +45,12 @@ from dataclasses import dataclass, field
 from bus import link as hoplink
 from bus.codec import Packet
 from bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
-from bus.messages import EStop, Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
+from bus.messages import Error, EStop, Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
 from bus.router import URGENT_TYPES
 from bus.wire import DEFAULT_TTL, Address, MsgType
 from controller.correlator import Correlator
 from controller.events import (
+    CommandRefused,
     FaultReported,
     HostEvent,
     JointState,
@@ -94,6 +96,7 @@ class HostCounters:
     states: int = 0
     faults: int = 0
     undeliverable: int = 0
+    refused: int = 0  # ERROR answers to sent commands (CommandRefused)
     stray: int = 0
     undecodable: int = 0
     heartbeats: int = 0
@@ -304,6 +307,9 @@ class HostNode:
         elif isinstance(message, Fault):
             self.counters.faults += 1
             self._events.append(FaultReported.from_wire(now, packet.src, message))
+        elif isinstance(message, Error):
+            self.counters.refused += 1
+            self._events.append(CommandRefused.from_wire(now, packet.src, packet.msg_id, message))
         elif not isinstance(message, Undeliverable):
             self.counters.stray += 1
             self._events.append(StrayMessage(now, packet.src, packet.msg_id, message, "no request waits for it"))

@@ -10,6 +10,7 @@ from bus.link import LinkEndpoint, PacketReceived
 from bus.messages import Error, Heartbeat, Ping, PingReply, State, Torque, decode_packet, make_packet
 from bus.wire import Address, ErrorKind, MsgType, StatusFlag
 from controller.events import (
+    CommandRefused,
     JointState,
     LinkEvent,
     PacketAcked,
@@ -140,6 +141,17 @@ def test_unsolicited_state_and_stray_reply() -> None:
     assert state.status == StatusFlag.TORQUE_ON and state.temperature == 35.5 and state.voltage == 12.0
     [stray] = b.of(StrayMessage)
     assert stray.msg_id == 4242
+
+
+def test_error_answering_a_sent_command_is_a_command_refused_event() -> None:
+    b = Bench(responder=lambda p: make_packet(Error(p.type, ErrorKind.BUSY, 37), 1, 0, p.msg_id))
+    b.run_until(1 * MS)
+    msg_id = b.host.send(Torque(1), 1, b.now)
+    b.run_until(5 * MS)
+    [refused] = b.of(CommandRefused)
+    assert (refused.src, refused.msg_id, refused.orig_type, refused.kind, refused.detail) == (
+        1, msg_id, MsgType.TORQUE, ErrorKind.BUSY, 37)
+    assert b.of(StrayMessage) == [] and b.host.counters.refused == 1
 
 
 def test_heartbeats_on_an_absolute_schedule_without_ack_events() -> None:

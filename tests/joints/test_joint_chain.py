@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from bus.errors import RemoteError
-from bus.messages import Error, Message, Read, SetGoal, Write
+from bus.messages import Message, Read, SetGoal, Write
 from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag
-from controller.events import FaultReported, HostEvent, StrayMessage
+from controller.events import CommandRefused, FaultReported, HostEvent
 from controller.simarm import SimArm
 from joints.node import DOWN, JointNode
 from joints.registers import BY_NAME, STATE_BLOCK
@@ -29,15 +29,15 @@ class Chain:
         self.arm = SimArm(joints=JOINTS, seed=seed, timeout=0.05)
         self.varm = self.arm.virtual_arm
         self.faults: list[FaultReported] = []
-        self.errors: list[Error] = []
+        self.errors: list[CommandRefused] = []
         self.arm.add_listener(self._listen)
         self.found = self.arm.enumerate()
 
     def _listen(self, event: HostEvent) -> None:
         if isinstance(event, FaultReported):
             self.faults.append(event)
-        elif isinstance(event, StrayMessage) and isinstance(event.message, Error):
-            self.errors.append(event.message)
+        elif isinstance(event, CommandRefused):
+            self.errors.append(event)
 
     def refused(self, message: Message, dst: int) -> str:
         """Send a request that must fail; the ErrorKind name of the joint's ERROR reply."""
@@ -46,9 +46,10 @@ class Chain:
                 self.arm.request(message, dst)
             return str(info.value).split(": ")[-1].split(" ")[0]
         self.errors.clear()  # a message that gets no reply on success: its ERROR is unsolicited
-        self.arm.send(message, dst)
+        msg_id = self.arm.send(message, dst)
         self.run_ms(5)
         assert len(self.errors) == 1 and self.errors[0].orig_type == message.TYPE
+        assert self.errors[0].msg_id == msg_id and (dst == Address.BROADCAST or self.errors[0].src == dst)
         return ErrorKind(self.errors[0].kind).name
 
     @property
