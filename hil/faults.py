@@ -22,7 +22,10 @@ misses a byte sees the same as a shorter stream, early by at most those bytes' w
 Randomness: every link direction and operation has its own ``random.Random``, seeded from one master seed, the
 link name, the direction and the operation name through SHA-256. The same seed replays exactly; enabling one
 operation does not change the decisions of another. Every decision is recorded as a :class:`FaultDecision`
-(time, link, direction, operation, details) and printable with :meth:`FaultInjector.format_log`.
+(time, link, direction, operation, details) and printable with :meth:`FaultInjector.format_log`. Memory stays
+bounded: past :data:`LOG_LIMIT` decisions the older half is folded into per-operation counts
+(:meth:`FaultInjector.counts` includes them), and long runs fold the whole log themselves
+(:meth:`FaultInjector.fold_log`).
 
 Scheduled faults (time -> fault) live in :mod:`hil.schedule`.
 """
@@ -295,13 +298,21 @@ class FaultChannel:
         return keep
 
 
+#: Decisions kept printable at most; beyond it the older half is folded into counts (a long ``armbus sim --faults``
+#: run makes about a thousand decisions a second: 1,000,000 is ~15 minutes of them, ~150 MB).
+LOG_LIMIT = 1_000_000
+
+
 class FaultInjector:
     """All fault channels of a simulation, their configuration and the decision log."""
 
-    def __init__(self, seed: int = 0, default: LinkFaults | None = None) -> None:
+    def __init__(self, seed: int = 0, default: LinkFaults | None = None, log_limit: int = LOG_LIMIT) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UsageError(f"fault seed must be an integer, got {seed!r}")
+        if isinstance(log_limit, bool) or not isinstance(log_limit, int) or log_limit < 1:
+            raise UsageError(f"fault log limit must be a positive integer, got {log_limit!r}")
         self.seed = seed
+        self.log_limit = log_limit
         self.default = default if default is not None else LinkFaults()
         self._configs: dict[tuple[str, Direction | None], LinkFaults] = {}
         self._channels: dict[tuple[str, Direction], FaultChannel] = {}
@@ -345,7 +356,12 @@ class FaultInjector:
 
     def record(self, t_ns: int, link: str, direction: Direction | None, op: str, detail: str) -> None:
         """Append a decision to the log (also used by scheduled faults)."""
-        self.log.append(FaultDecision(t_ns, link, direction, op, detail))
+        log = self.log
+        if len(log) >= self.log_limit:  # keep the newer half printable, count the older half
+            half = len(log) // 2
+            self.folded.update(d.op for d in log[:half])
+            del log[:half]
+        log.append(FaultDecision(t_ns, link, direction, op, detail))
 
     def counts(self) -> Counter[str]:
         """How many decisions of each operation were made (folded ones included)."""

@@ -168,6 +168,17 @@ def test_folding_the_log_keeps_the_counts_and_empties_the_log() -> None:
     assert k.faults.fold_log() == 0 and k.faults.counts() == before
 
 
+def test_log_limit_folds_the_older_half_and_keeps_counting() -> None:
+    inj = FaultInjector(1, log_limit=10)
+    for t in range(25):
+        inj.record(t, "l", None, "drop_frame" if t % 5 else "cut", f"#{t}")
+    assert len(inj.log) <= 10 and inj.log[-1].t_ns == 24
+    assert [d.t_ns for d in inj.log] == list(range(25 - len(inj.log), 25))  # the newest, in order
+    assert inj.counts() == {"drop_frame": 20, "cut": 5}
+    with pytest.raises(UsageError):
+        FaultInjector(1, log_limit=0)
+
+
 def test_reconfiguring_mid_run_takes_effect() -> None:
     k = Kernel()
     dst = Sender([])
