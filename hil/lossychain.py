@@ -14,6 +14,10 @@ continuous load. Every message carries a 32-bit counter, so the run can judge ea
   UNDELIVERABLE naming it from the hop that did;
 * lost silently: neither. Must be 0.
 
+With ``--reboot-every-s S`` relays also reboot (a seeded random relay, exponential gaps of mean S simulated
+seconds): a rebooted relay loses what it held (its queues, the frame in flight, its reports), and those
+messages are judged "lost in a reboot" instead of silent (the rebooted node cannot report what it forgot).
+
 The fault decision log is folded into counters every simulated second so memory stays flat; the link counters of
 every endpoint (retransmissions, duplicates suppressed, CRC and framing errors, give-ups) are summed for the
 report. Exit status 0 when nothing was lost silently, duplicated or reordered, 1 otherwise.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import resource
 import sys
 import time
@@ -56,6 +61,7 @@ class StreamVerdict:
     duplicates: int
     reordered: int
     reported: int
+    lost_in_reboot: int
     silent: int
 
     @staticmethod
@@ -73,8 +79,10 @@ class StreamVerdict:
             top = max(top, c)
         missing = set(range(ledger.sent[stream])) - seen
         reported = missing & ledger.reported[stream]
-        silent = missing - ledger.reported[stream] - ledger.lost_in_reboot[stream]
-        return StreamVerdict(ledger.sent[stream], len(seen), dups, reord, len(reported), len(silent))
+        in_reboot = (missing - reported) & ledger.lost_in_reboot[stream]
+        silent = missing - reported - in_reboot
+        return StreamVerdict(ledger.sent[stream], len(seen), dups, reord, len(reported), len(in_reboot),
+                             len(silent))
 
 
 def link_counters(nodes: list[ChainNode]) -> Counter[str]:
@@ -87,19 +95,19 @@ def link_counters(nodes: list[ChainNode]) -> Counter[str]:
     return total
 
 
-def run(messages: int, *, hops: int = 6, seed: int = 1, faults: LinkFaults = LOSSY,
+def run(messages: int, *, hops: int = 6, seed: int = 1, faults: LinkFaults = LOSSY, reboot_every_s: float = 0.0,
         progress: bool = True) -> dict[str, object]:
     """Run ``messages`` (half each way) through the chain; returns the report as a dict."""
     each = messages // 2
     kernel, nodes, ledger = build_chain(hops, config=CONFIG, faults=faults, seed=seed,
                                         per_stream=(each, messages - each))
     wall0 = time.perf_counter()
-    _drive(kernel, nodes, ledger, progress)
+    reboots = _drive(kernel, nodes, ledger, progress, reboot_every_s, random.Random(seed))
     wall = time.perf_counter() - wall0
     verdicts = {s: StreamVerdict.judge(ledger, s) for s in (DOWNSTREAM, UPSTREAM)}
     return {
         "hops": hops, "seed": seed, "messages": messages, "faults": repr(faults),
-        "simulated_s": round(kernel.now / S, 3), "wall_s": round(wall, 1),
+        "simulated_s": round(kernel.now / S, 3), "wall_s": round(wall, 1), "reboots": reboots,
         "streams": {s: vars(v) for s, v in verdicts.items()},
         "link_counters": dict(sorted(link_counters(nodes).items())),
         "fault_decisions": dict(sorted(kernel.faults.counts().items())),
@@ -107,16 +115,34 @@ def run(messages: int, *, hops: int = 6, seed: int = 1, faults: LinkFaults = LOS
     }
 
 
-def _drive(kernel: Kernel, nodes: list[ChainNode], ledger: Ledger, progress: bool) -> None:
+def _drive(kernel: Kernel, nodes: list[ChainNode], ledger: Ledger, progress: bool, reboot_every_s: float,
+           rng: random.Random) -> int:
+    """Run until every message is settled, rebooting relays on the way; returns the number of reboots."""
     wall0 = time.perf_counter()
+    reboots = 0
+
+    def gap() -> int:
+        return max(1, int(rng.expovariate(1.0 / reboot_every_s) * S)) if reboot_every_s > 0 else 1 << 62
+
+    next_reboot = kernel.now + gap()
     while chain_busy(nodes):
-        kernel.run_for(STEP_NS)
+        step_end = kernel.now + STEP_NS
+        while next_reboot <= step_end:
+            kernel.run_until(next_reboot)
+            victim = nodes[rng.randrange(1, len(nodes))]
+            for packet in victim.reboot():
+                ledger.account_lost(packet)
+            kernel.wake(f"n{victim.address}")
+            reboots += 1
+            next_reboot += gap()
+        kernel.run_until(step_end)
         kernel.faults.fold_log()
         if progress:
             done = len(ledger.delivered[DOWNSTREAM]) + len(ledger.delivered[UPSTREAM])
             print(f"  {kernel.now / S:7.0f} simulated s  {time.perf_counter() - wall0:7.0f} wall s  "
                   f"delivered {done:,}", file=sys.stderr, flush=True)
     kernel.run_for(DRAIN_NS)
+    return reboots
 
 
 def failed(report: dict[str, object]) -> bool:
@@ -128,14 +154,15 @@ def failed(report: dict[str, object]) -> bool:
 def print_report(r: dict[str, object]) -> None:
     print(f"lossy chain: {r['hops']} hops, 1 Mbaud, {r['messages']:,} messages (half each way), seed {r['seed']}")
     print(f"  faults on every link direction: {r['faults']}")
-    print(f"  {r['simulated_s']} simulated s in {r['wall_s']} wall s, peak RSS {r['peak_rss_mb']} MB")
+    print(f"  {r['simulated_s']} simulated s in {r['wall_s']} wall s, peak RSS {r['peak_rss_mb']} MB, "
+          f"{r['reboots']} relay reboots")
     streams = r["streams"]
     assert isinstance(streams, dict)
-    print(f"  {'stream':10s} {'sent':>10s} {'delivered':>10s} {'reported':>9s} {'silent':>7s} {'dup':>5s} "
-          f"{'reorder':>7s}")
+    print(f"  {'stream':10s} {'sent':>10s} {'delivered':>10s} {'reported':>9s} {'in reboot':>9s} {'silent':>7s} "
+          f"{'dup':>5s} {'reorder':>7s}")
     for name, v in streams.items():
-        print(f"  {name:10s} {v['sent']:10,d} {v['delivered']:10,d} {v['reported']:9,d} {v['silent']:7d} "
-              f"{v['duplicates']:5d} {v['reordered']:7d}")
+        print(f"  {name:10s} {v['sent']:10,d} {v['delivered']:10,d} {v['reported']:9,d} {v['lost_in_reboot']:9,d} "
+              f"{v['silent']:7d} {v['duplicates']:5d} {v['reordered']:7d}")
     print(f"  link counters (all endpoints): {r['link_counters']}")
     print(f"  fault decisions: {r['fault_decisions']}")
     print("  verdict: " + ("FAIL" if failed(r) else "0 lost without report, 0 duplicated, 0 reordered"))
@@ -147,12 +174,17 @@ def main(argv: list[str] | None = None) -> int:
                     "(default 1,000,000)")
     ap.add_argument("--hops", type=int, default=6, help="relay joints in the chain (default 6)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reboot-every-s", type=float, default=0.0,
+                    help="mean simulated seconds between relay reboots (default 0: none)")
     ap.add_argument("--quick", action="store_true", help="10,000 messages")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     args = ap.parse_args(argv)
     if args.messages < 2 or args.hops < 1:
         ap.error("--messages must be at least 2 and --hops at least 1")
-    report = run(10_000 if args.quick else args.messages, hops=args.hops, seed=args.seed, progress=not args.json)
+    if not args.reboot_every_s >= 0:  # also refuses nan
+        ap.error("--reboot-every-s must be 0 (no reboots) or positive")
+    report = run(10_000 if args.quick else args.messages, hops=args.hops, seed=args.seed,
+                 reboot_every_s=args.reboot_every_s, progress=not args.json)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
