@@ -68,6 +68,21 @@ POSITION_BOUND = 100_000_000
 VELOCITY_BOUND = 20_000_000
 #: Current bound: the default actuator driver's hardware limit (2.5 A).
 CURRENT_BOUND = 2500
+#: Loop-gain ranges (register units): the box inside which the cascade of joints/control.py on the default
+#: actuator model is stable for every combination of the five gains. ``python -m joints.gainsweep`` finds it: for
+#: each gain alone (others at default) the first value whose stress moves show a limit excursion or a limit
+#: cycle; a factor 2 of gain margin inside it, rounded inward; then the box's 32 corners and seeded random points
+#: inside it run clean. First unstable values: pos_kp 13454 (a limit cycle around the goal at full current);
+#: vel_kp 25600 (current chatter heats the winding to its trip) and, below, 565 (current mode's proportional
+#: speed limiter lets a joint allowed no speed creep past 0.2 rad/s under the gravity load; twice that is above
+#: the default, so the default is the minimum); cur_kp 6727 (the current loop oscillates to an over-current
+#: trip); cur_ki 6727 (a limit cycle in the hold); vel_ki none over its u16 range. Zero current or integral
+#: gains leave the model feed-forward or a P loop, which are stable. A write outside a range is refused (LIMIT).
+POS_KP_RANGE = (0, 6700)
+VEL_KP_RANGE = (800, 12800)
+VEL_KI_RANGE = _U16
+CUR_KP_RANGE = (0, 3300)
+CUR_KI_RANGE = (0, 3300)
 
 # name, address, size, signed, access, persistent, min, max, default, unit, meaning
 REGISTERS: tuple[Register, ...] = tuple(Register(*row) for row in (
@@ -86,11 +101,16 @@ REGISTERS: tuple[Register, ...] = tuple(Register(*row) for row in (
     ("temperature_limit", 22, 2, True, RW, True, 200, 1250, 800, "0.1 degC",
      "over-temperature trip (default 80 degC, as Dynamixel)"),
     ("min_voltage", 24, 2, False, RW, True, 0, 24000, 9500, "mV", "under-voltage trip (default 9.5 V)"),
-    ("pos_kp", 26, 2, False, RW, True, *_U16, 2000, "0.01/s", "position loop gain: velocity per error"),
-    ("vel_kp", 28, 2, False, RW, True, *_U16, 800, "mA/(rad/s)", "velocity loop proportional gain"),
-    ("vel_ki", 30, 2, False, RW, True, *_U16, 16000, "mA/rad", "velocity loop integral gain"),
-    ("cur_kp", 32, 2, False, RW, True, *_U16, 1000, "mOhm", "current loop proportional gain"),
-    ("cur_ki", 34, 2, False, RW, True, *_U16, 2000, "Ohm/s", "current loop integral gain"),
+    ("pos_kp", 26, 2, False, RW, True, *POS_KP_RANGE, 2000, "0.01/s",
+     "position loop gain: velocity per error (range: the stable box, joints.gainsweep)"),
+    ("vel_kp", 28, 2, False, RW, True, *VEL_KP_RANGE, 800, "mA/(rad/s)",
+     "velocity loop proportional gain (range: the stable box, joints.gainsweep)"),
+    ("vel_ki", 30, 2, False, RW, True, *VEL_KI_RANGE, 16000, "mA/rad",
+     "velocity loop integral gain (range: the stable box, joints.gainsweep)"),
+    ("cur_kp", 32, 2, False, RW, True, *CUR_KP_RANGE, 1000, "mOhm",
+     "current loop proportional gain (range: the stable box, joints.gainsweep)"),
+    ("cur_ki", 34, 2, False, RW, True, *CUR_KI_RANGE, 2000, "Ohm/s",
+     "current loop integral gain (range: the stable box, joints.gainsweep)"),
     ("bus_address", 36, 1, False, RO, False, *_U8, int(Address.UNASSIGNED), "",
      "bus address, assigned at enumeration"),
     ("torque_enable", 37, 1, False, RW, False, 0, 1, 0, "", "1 = motor powered"),
