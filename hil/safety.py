@@ -61,8 +61,8 @@ HEARTBEAT_NS = 20 * MS
 JOINTS = 6
 _WATCHDOG, _ESTOPPED, _TORQUE = int(StatusFlag.WATCHDOG), int(StatusFlag.ESTOPPED), int(StatusFlag.TORQUE_ON)
 _WRITABLE = [r for r in REGISTERS if r.access is Access.RW]
-#: Loop gains: at the top of their register ranges the cascaded loops limit-cycle (see docs/reliability.md), so
-#: (c) is measured with and without random gain writes.
+#: Loop gains: their register ranges are the box in which the cascade is stable for every combination (found by
+#: ``python -m joints.gainsweep``, see docs/reliability.md); (c) is measured with and without random gain writes.
 GAINS = frozenset({"pos_kp", "vel_kp", "vel_ki", "cur_kp", "cur_ki"})
 _POWER_UP = [Write(ops.register("clear_flags").address, b"\xff"), Torque(1)]
 
