@@ -12,9 +12,11 @@ The loop ticks at ``t0 + k * period`` (default 1 kHz). The driver calls :meth:`C
 4. safety checks, each producing a FAULT event (to the comm core, through the event mailbox) and latching
    status flags: over-temperature, under-voltage, over-current, stall (these switch the bridge off),
    heartbeat watchdog (safe stop), position/velocity excursions (reported, not latched);
-5. cascaded control: position (P) -> velocity reference, slew-limited to 80 % of the acceleration the current
-   limit allows (no integrator wind-up behind steps) -> velocity (PI, conditional integration, plus J*a/Kt acceleration
-   feed-forward) -> current (R*i + Ke*w feed-forward plus a PI correction) -> voltage. The current sampled at a
+5. cascaded control: position (P, capped at ``sqrt(2 a_brake |error|)`` so that the joint is never asked to
+   approach its goal faster than it can stop within the distance left) -> velocity reference, slew-limited to
+   80 % of the acceleration the current limit allows (no integrator wind-up behind steps) -> velocity (PI,
+   conditional integration, plus J*a/Kt acceleration feed-forward) -> current (R*i + Ke*w feed-forward plus a
+   PI correction) -> voltage. The current sampled at a
    tick answers the voltage held since the previous tick, so the PI compares it with the *previous* reference:
    a new reference is reached by the feed-forward (the 40 us electrical time constant settles well within a
    tick), and the PI only corrects model error. (Comparing the sample with the new reference read every step of
@@ -379,12 +381,12 @@ class ControlCore:
             if abs(vel) < MOVING_THRESHOLD:
                 self.braking, self.hold_position = False, pos
         elif self.holding:
-            v_ref = self.kp_p * (self.hold_position - pos)
+            v_ref = self._approach(self.hold_position - pos)
         elif self.mode is GoalMode.POSITION:
             goal = self.goal * 1e-6
             if not self.p_min <= goal <= self.p_max:
                 goal, limited = min(max(goal, self.p_min), self.p_max), True
-            v_ref = self.kp_p * (goal - pos)
+            v_ref = self._approach(goal - pos)
         elif self.mode is GoalMode.VELOCITY:
             v_ref = self.goal * 1e-6
         else:
@@ -422,6 +424,18 @@ class ControlCore:
             self.flags |= _AT_LIMIT
         self.i_ref = i_ref
         return self._current_loop(i_ref)
+
+    def _approach(self, err: float) -> float:
+        """Velocity toward a position ``err`` away: ``kp_p * err`` near it, but never faster than the joint can
+        stop from within that distance at the braking deceleration (``sqrt(2 a_brake |err|)``). With a weak
+        drive (a low current limit) the linear law alone asks ``kp_p * v`` of deceleration near the goal, far
+        more than the motor gives, and the joint overshoots and swings about the goal."""
+        v = self.kp_p * err
+        if err > 0.0:
+            return min(v, math.sqrt(2.0 * self.a_brake * err))
+        if err < 0.0:
+            return max(v, -math.sqrt(-2.0 * self.a_brake * err))
+        return 0.0
 
     def _velocity_loop(self, v_ref: float) -> float:
         err = v_ref - self.velocity

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bus.wire import FaultCode, GoalMode, StatusFlag
 from joints.actuator import Actuator, ActuatorParams
 from joints.control import Command, CommandKind, ControlCore, FaultEvent
+from joints.gainsweep import HOLD_RIPPLE, Condition, stress
 from joints.registers import BY_NAME, RegisterFile
 
 MS = 1_000_000
@@ -236,3 +238,13 @@ def test_release_queued_before_an_estop_does_not_undo_it() -> None:
     r.cmd(CommandKind.RELEASE_ESTOP)  # sent after the e-stop: honoured
     r.run(2)
     assert not r.core.state.status & StatusFlag.ESTOPPED
+
+
+@pytest.mark.parametrize("current_limit_ma", [50, 100])
+def test_a_weak_drive_settles_at_its_goal_without_swinging(current_limit_ma: int) -> None:
+    """With a low current limit the joint stops at a position goal instead of swinging about it: the position
+    loop's request is capped by what the drive can brake within the distance left (before the cap, at 0.1 A the
+    final hold of the stress moves swung 2 rad/s peak to peak)."""
+    out = stress({}, Condition(4_000_000, current_limit_ma), stop_early=False)
+    assert out.ok, out.first
+    assert out.ripple < HOLD_RIPPLE
