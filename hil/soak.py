@@ -8,7 +8,8 @@ the chain and powers the joints, then runs the host loop on absolute 1 ms deadli
 SYNC_WRITE of all goal positions (slow sinusoids), every :data:`SYNC_READ_EVERY` ticks a SYNC_READ of the state
 block; heartbeats go out every 50 ms. Joints reboot at seeded random times (exponential gaps, mean
 ``--reboot-every-s``); the host reacts to FAULT(REBOOTED) as a controller would: re-enumerate, power the
-joints again, without pausing the 1 kHz loop.
+joints again, without pausing the 1 kHz loop. An enumeration that found fewer joints than the arm has (one
+below was itself booting) is asked again 50 ms later (counted as "short enumerations").
 
 Accounting (:class:`Ledger`): every SYNC_WRITE gets a sequence number; its msg_id maps back to it. An observer
 on every joint (:func:`hil.simdrive.observe_deliveries`) sees the packet arrive, so each joint checks that the
@@ -59,6 +60,8 @@ SYNC_READ_EVERY = 10
 HEARTBEAT_NS = 50 * MS
 #: A message is judged this long after it was sent: longer than a hop's whole retry budget (~0.1 s at 1 Mbaud).
 SETTLE_NS = 500 * MS
+#: An enumeration that found fewer joints than the arm has (one below was booting) is asked again this much later.
+REENUMERATE_RETRY_NS = 50 * MS
 #: Sequence numbers each joint remembers to tell a duplicate from a reordered message.
 RECENT = 4096
 _SYNC_WRITE = int(MsgType.SYNC_WRITE)
@@ -196,6 +199,7 @@ class Soak:
         self.ledger = Ledger(joints)
         self.counts: Counter[str] = Counter()
         self.reenumerate = False
+        self.reenumerate_at = 0  # not before this time (a retry after a short enumeration)
         self.enumerating: int | None = None  # msg_id of a recovery ENUMERATE in flight
         for i, joint in enumerate(self.sim.arm.joints):
             observe_deliveries(joint, self._delivery_at(i))
@@ -240,8 +244,12 @@ class Soak:
         elif isinstance(ev, (ReplyReceived, RequestFailed, RequestTimedOut)) and ev.msg_id == self.enumerating:
             self.enumerating = None
             if isinstance(ev, ReplyReceived) and isinstance(ev.message, EnumerateReply):
-                for address in range(1, len(ev.message.records) + 1):  # power the chain again
+                found = len(ev.message.records)
+                for address in range(1, found + 1):  # power the chain again
                     self.sim.call(self._torque_on(address))
+                if found < self.joints:  # cut short (a joint below was booting): the arm has more, ask again
+                    self.counts["short enumerations"] += 1
+                    self.reenumerate, self.reenumerate_at = True, ev.time + REENUMERATE_RETRY_NS
             else:
                 self.reenumerate = True
 
@@ -278,7 +286,7 @@ class Soak:
         if k % SYNC_READ_EVERY == 0:
             sim.call(lambda h, t: h.request(ops.sync_read_states(), Address.BROADCAST, t, 50 * MS))
             self.counts["sync-reads"] += 1
-        if self.reenumerate and self.enumerating is None:  # recover from a reboot without pausing the loop
+        if self.reenumerate and self.enumerating is None and now >= self.reenumerate_at:  # recover, loop unpaused
             self.reenumerate = False
             self.counts["re-enumerations"] += 1
             self.enumerating = sim.call(lambda h, t: h.request(Enumerate(), Address.BROADCAST, t,
