@@ -68,17 +68,17 @@ POSITION_BOUND = 100_000_000
 VELOCITY_BOUND = 20_000_000
 #: Current bound: the default actuator driver's hardware limit (2.5 A).
 CURRENT_BOUND = 2500
-#: Loop-gain ranges (register units): the box inside which the cascade of joints/control.py on the default
-#: actuator model is stable for every combination of the five gains. ``python -m joints.gainsweep`` finds it: for
-#: each gain alone (others at default) the first value whose stress moves show a limit excursion or a limit
-#: cycle; a factor 2 of gain margin inside it, rounded inward; then the box's 32 corners and seeded random points
-#: inside it run clean. First unstable values: pos_kp none over its u16 range (the position loop's request is
-#: capped by what the drive can brake within the distance left; under the plain linear law 13454 already made a
-#: limit cycle around the goal at full current); vel_kp 25600 (current chatter heats the winding to its trip) and, below, 565 (current mode's proportional
-#: speed limiter lets a joint allowed no speed creep past 0.2 rad/s under the gravity load; twice that is above
-#: the default, so the default is the minimum); cur_kp 6727 (the current loop oscillates to an over-current
-#: trip); cur_ki 6727 (a limit cycle in the hold); vel_ki none over its u16 range. Zero current or integral
-#: gains leave the model feed-forward or a P loop, which are stable. A write outside a range is refused (LIMIT).
+#: Loop-gain ranges (register units): the box inside which the cascade of joints/control.py on the default actuator
+#: model is stable for every combination of the five gains. ``python -m joints.gainsweep`` finds it: for each gain alone
+#: (others at default) the first value whose stress moves show a limit excursion or a limit cycle; a factor 2 of gain
+#: margin inside it, rounded inward; then the box's 32 corners and seeded random points inside it run clean. First
+#: unstable values: pos_kp none over its u16 range (the position loop's request is capped by what the drive can brake
+#: within the distance left; under the plain linear law 13454 already made a limit cycle around the goal at full
+#: current); vel_kp 25600 (current chatter heats the winding to its trip) and, below, 565 (current mode's proportional
+#: speed limiter lets a joint allowed no speed creep past 0.2 rad/s under the gravity load; twice that is above the
+#: default, so the default is the minimum); cur_kp 6727 (the current loop oscillates to an over-current trip); cur_ki
+#: 6727 (a limit cycle in the hold); vel_ki none over its u16 range. Zero current or integral gains leave the model
+#: feed-forward or a P loop, which are stable. A write outside a range is refused (LIMIT).
 POS_KP_RANGE = _U16
 VEL_KP_RANGE = (800, 12800)
 VEL_KI_RANGE = _U16

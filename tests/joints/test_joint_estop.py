@@ -190,8 +190,8 @@ def test_torque_on_right_behind_a_clear_is_taken_within_one_control_period() -> 
         node.receive_data(UP, wire_frame(packet, seq), now)  # all at one instant: no control tick between
         out = node.data_to_send(UP, now)
         host_acks(node, out, now)
-        replies += [decode_packet(f.packet) for f in map(decode_wire, (p + b"\x00" for p in out.split(b"\x00")[:-1]))
-                    if f.kind == FrameKind.DATA and f.packet.type != MsgType.FAULT]
+        frames = [decode_wire(p + b"\x00") for p in out.split(b"\x00")[:-1]]
+        replies += [decode_packet(f.packet) for f in frames if f.packet is not None and f.packet.type != MsgType.FAULT]
     errors = [r for r in replies if isinstance(r, Error)]
     assert [e.kind for e in errors] == [ErrorKind.BUSY]  # the first torque write only
     now = node.control.next_deadline()
