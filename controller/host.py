@@ -47,7 +47,7 @@ from bus.codec import Packet
 from bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
 from bus.messages import Error, EStop, Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
 from bus.router import URGENT_TYPES
-from bus.wire import DEFAULT_TTL, Address, MsgType
+from bus.wire import DEFAULT_TTL, Address, MsgType, UndeliverableReason
 from controller.correlator import Correlator
 from controller.events import (
     CommandRefused,
@@ -70,6 +70,8 @@ BACKLOG_LIMIT = 64
 DEFAULT_REPLY_TIMEOUT_NS = 100 * NS_PER_MS
 _MSG_ID_TYPES = {MsgType.STATE, MsgType.FAULT, MsgType.UNDELIVERABLE}
 _SYNC_WRITE = int(MsgType.SYNC_WRITE)
+#: Requests with no side effect at the joints: safe to send again when a link reset may have lost them.
+_RESENDABLE = frozenset({int(MsgType.PING), int(MsgType.READ), int(MsgType.SYNC_READ)})
 #: Register bytes a goal SYNC_WRITE may cover: goal_position, goal_velocity, goal_current (the joints' map).
 _GOAL_BYTES = frozenset(a for name in ("goal_position", "goal_velocity", "goal_current")
                         for a in range(BY_NAME[name].address, BY_NAME[name].address + BY_NAME[name].size))
@@ -97,6 +99,7 @@ class HostCounters:
     faults: int = 0
     undeliverable: int = 0
     refused: int = 0  # ERROR answers to sent commands (CommandRefused)
+    resent: int = 0  # requests sent again after a link reset lost them in flight
     stray: int = 0
     undecodable: int = 0
     heartbeats: int = 0
@@ -117,6 +120,7 @@ class HostNode:
         self._correlator = Correlator(self.config.first_msg_id)
         self._events: deque[HostEvent] = deque()
         self._backlog: deque[Packet] = deque()
+        self._resent: deque[int] = deque(maxlen=BACKLOG_LIMIT)  # msg_ids sent again after a link reset
         self._urgent_backlog: deque[Packet] = deque()  # ESTOPs waiting for the link's urgent slots
         self._internal: set[int] = set()  # msg ids whose ack is not reported (heartbeats)
         self._heartbeat_period: int | None = None
@@ -244,6 +248,19 @@ class HostNode:
         for packet in stale:
             self._send_failed(packet, STALE_GOAL_REASON, now)
 
+    def _resend(self, ev: hoplink.DeliveryFailed) -> bool:
+        """A request without side effects (PING, READ, SYNC_READ) lost in flight to a link resynchronisation
+        (the port came back, or joint 1 restarted its session while the frame was on the wire) is sent again,
+        once, with the same msg_id, ahead of the backlog: the caller waits for its reply, not for the reset."""
+        packet = ev.packet
+        if (ev.reason is not UndeliverableReason.LINK_RESET or packet.type not in _RESENDABLE
+                or packet.msg_id in self._resent or not self._correlator.is_pending(packet.msg_id)):
+            return False
+        self._resent.append(packet.msg_id)
+        self.counters.resent += 1
+        self._backlog.appendleft(packet)
+        return True
+
     def _send_failed(self, packet: Packet, reason: str, now: int) -> None:
         if packet.msg_id in self._internal:
             self._internal.discard(packet.msg_id)
@@ -274,6 +291,8 @@ class HostNode:
                 else:
                     self._events.append(PacketAcked(now, ev.packet.msg_id))
             elif isinstance(ev, hoplink.DeliveryFailed):
+                if self._resend(ev):
+                    continue
                 self._send_failed(ev.packet, f"link gave up ({ev.reason.name})", now)
             elif isinstance(ev, hoplink.LinkReset):
                 self._events.append(LinkEvent(now, "reset", "by peer" if ev.by_peer else "by host"))

@@ -154,6 +154,31 @@ def test_error_answering_a_sent_command_is_a_command_refused_event() -> None:
     assert b.of(StrayMessage) == [] and b.host.counters.refused == 1
 
 
+def test_a_request_lost_in_flight_to_a_link_reset_is_sent_again_but_a_command_is_not() -> None:
+    """Joint 1 restarts its session while a PING is on the wire (as when the port comes back): the host's link
+    fails the frame (LINK_RESET); the PING has no side effect, so the host sends it again and the caller gets its
+    reply. A TORQUE lost the same way may have been delivered: it fails (SendFailed), it is not repeated."""
+    b = Bench(responder=lambda p: make_packet(PingReply(7, 1, 0, 1, 1), 1, 0, p.msg_id) if p.type == MsgType.PING
+              else None)
+    b.run_until(1 * MS)
+    for msg in (Ping(), Torque(1)):
+        before = len(b.received)
+        msg_id = b.host.request(msg, 1, b.now) if isinstance(msg, Ping) else b.host.send(msg, 1, b.now)
+        wire = b.host.data_to_send(0, b.now)  # the frame is on the wire ...
+        b.peer.reset(b.now)  # ... when joint 1 starts a new session: it drops the frame
+        b.peer.receive_data(wire, b.now)
+        b.run_until(b.now + 20 * MS)
+        if isinstance(msg, Ping):
+            assert len([e for e in b.of(ReplyReceived) if e.msg_id == msg_id]) == 1
+            assert [p.type for p in b.received[before:]] == [MsgType.PING]  # delivered once, by the resend
+            assert b.host.counters.resent == 1
+        else:
+            [failed] = [e for e in b.of(SendFailed) if e.msg_id == msg_id]
+            assert "LINK_RESET" in failed.reason
+            assert b.received[before:] == []
+    assert b.of(RequestFailed) == [] and b.host.counters.resent == 1
+
+
 def test_heartbeats_on_an_absolute_schedule_without_ack_events() -> None:
     b = Bench(config=HostConfig(heartbeat_period_ns=100 * MS))
     b.run_until(1000 * MS)
