@@ -16,12 +16,21 @@ ERROR: :class:`CommandRefused`.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bus.errors import ArmTimeoutError, PeerError
 from bus.messages import Error, Fault, Message, State, Undeliverable
 from bus.wire import ErrorKind, FaultCode, MsgType, StatusFlag
 from controller import units
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+
+def _known(kind: type[_E], value: int) -> _E | int:
+    """``value`` as a member of ``kind`` when it names one, else the raw number (a newer peer's code)."""
+    return kind(value) if value in kind._value2member_map_ else value
 
 
 @dataclass(frozen=True)
@@ -108,8 +117,7 @@ class FaultReported(HostEvent):
 
     @classmethod
     def from_wire(cls, time: int, address: int, f: Fault) -> FaultReported:
-        code: FaultCode | int = FaultCode(f.code) if f.code in FaultCode._value2member_map_ else f.code
-        return cls(time, address, code, bool(f.active), f.value)
+        return cls(time, address, _known(FaultCode, f.code), bool(f.active), f.value)
 
 
 @dataclass(frozen=True)
@@ -132,9 +140,7 @@ class CommandRefused(HostEvent):
 
     @classmethod
     def from_wire(cls, time: int, src: int, msg_id: int, e: Error) -> CommandRefused:
-        kind: ErrorKind | int = ErrorKind(e.kind) if e.kind in ErrorKind._value2member_map_ else e.kind
-        orig: MsgType | int = MsgType(e.orig_type) if e.orig_type in MsgType._value2member_map_ else e.orig_type
-        return cls(time, src, msg_id, orig, kind, e.detail)
+        return cls(time, src, msg_id, _known(MsgType, e.orig_type), _known(ErrorKind, e.kind), e.detail)
 
 
 @dataclass(frozen=True)
