@@ -356,12 +356,9 @@ class FaultInjector:
 
     def record(self, t_ns: int, link: str, direction: Direction | None, op: str, detail: str) -> None:
         """Append a decision to the log (also used by scheduled faults)."""
-        log = self.log
-        if len(log) >= self.log_limit:  # keep the newer half printable, count the older half
-            half = len(log) // 2
-            self.folded.update(d.op for d in log[:half])
-            del log[:half]
-        log.append(FaultDecision(t_ns, link, direction, op, detail))
+        if len(self.log) >= self.log_limit:  # keep the newer half printable, count the older half
+            self._fold(len(self.log) // 2)
+        self.log.append(FaultDecision(t_ns, link, direction, op, detail))
 
     def counts(self) -> Counter[str]:
         """How many decisions of each operation were made (folded ones included)."""
@@ -372,9 +369,12 @@ class FaultInjector:
 
         Long runs (soaks, endurance chains) call this periodically so memory stays flat; the printable log then
         holds only the decisions since the last fold."""
-        n = len(self.log)
-        self.folded.update(d.op for d in self.log)
-        self.log.clear()
+        return self._fold(len(self.log))
+
+    def _fold(self, n: int) -> int:
+        """Count the oldest ``n`` decisions into :attr:`folded` and drop them from the log."""
+        self.folded.update(d.op for d in self.log[:n])
+        del self.log[:n]
         return n
 
     def format_log(self) -> str:
