@@ -341,15 +341,16 @@ class JointNode:
         cannot go (the DOWN link is known dead, the ttl is spent, the queue is full, or this joint ends the
         chain). An urgent packet refused by a full urgent queue is reported to the host (QUEUE_FULL), and so is
         any refused packet when enumeration found joints below this one (``is_last`` False)."""
+        missed_below = self._is_last is False and packet.type not in TURNED_AROUND  # joints below: say so
         if packet.ttl == 0 or self._is_last or not self.down_usable():
-            if self._is_last is False and packet.type not in TURNED_AROUND:  # joints below miss it: say so
+            if missed_below:
                 reason = (UndeliverableReason.TTL if packet.ttl == 0 else UndeliverableReason.LINK_DOWN)
                 self.router.report(packet, DOWN, reason, now)
             return False
         out = packet._replace(src=self.address, ttl=packet.ttl - 1)
         if not self.links[DOWN].send(out, now, urgent=urgent):
             self.counters.tx_refused += 1
-            if urgent or (self._is_last is False and packet.type not in TURNED_AROUND):
+            if urgent or missed_below:
                 self.router.report(out, DOWN, UndeliverableReason.QUEUE_FULL, now)
             return False
         self.counters.forwarded += 1
