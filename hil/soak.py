@@ -205,7 +205,8 @@ class Soak:
             observe_deliveries(joint, self._delivery_at(i))
         self.sim.on_event = self._event
         #: ``trace_silent``: (t, what) of every reboot and host-side failure report, printed around each silent loss.
-        self.history: list[tuple[int, str]] | None = [] if trace_silent else None
+        #: Pruned with the ledger: only what a message still pending can print is kept, so memory stays flat.
+        self.history: deque[tuple[int, str]] | None = deque() if trace_silent else None
         if trace_silent:
             self.ledger.on_silent = self._print_silent
 
@@ -295,6 +296,8 @@ class Soak:
         if k % 1000 == 0:
             self.ledger.settle(now)
             sim.kernel.faults.fold_log()
+            while self.history and self.history[0][0] < now - 3 * SETTLE_NS:  # pending: sent >= now - SETTLE_NS
+                self.history.popleft()
 
     def run(self) -> SoakResult:
         sim, wall0 = self.sim, time.perf_counter()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hil.faults import LinkFaults
 from hil.simdrive import MS
-from hil.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak
+from hil.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent
 
 
 def test_short_soak_no_duplicates_no_reorders_no_silent_loss() -> None:
@@ -60,3 +62,18 @@ def test_ledger_keeps_a_reboot_until_the_messages_after_it_are_judged() -> None:
     g.on_send(8, 1600 * MS)  # long after the reboot: a loss is silent
     g.settle(3000 * MS)
     assert (g.lost_in_reboot, g.lost_silent) == (1, 1) and not g.reboots
+
+
+def test_trace_silent_prints_what_happened_around_a_loss_and_forgets_the_rest(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--trace-silent`` keeps the reboots and failure reports only as long as a pending message can need them."""
+    soak = Soak(2.5, seed=5, reboot_every_s=0.3, trace_silent=True)
+    r = soak.run()
+    assert soak.history is not None
+    kept = [t for t, what in soak.history if what.startswith("REBOOT")]
+    assert 0 < len(kept) < r.counts["reboots"]  # the early ones were pruned ...
+    t0 = soak.t_end - soak.duration
+    assert min(t for t, _ in soak.history) >= t0 + 2000 * MS - 3 * SETTLE_NS  # ... at the last settle, 2 s in
+    soak._print_silent(_Sent(1, kept[-1], {0}, msg_id=9), {1, 2})  # a loss right at the last reboot kept
+    out = capsys.readouterr().out
+    assert "SILENT seq 1 msg_id 9" in out and "missing joint indexes [1, 2]" in out and "+0.000 ms  REBOOT" in out
