@@ -16,11 +16,10 @@ frames would pipeline W frames per round trip, at the price of W retransmit buff
 window check and a reset handshake that must also flush W frames; the full-duplex line already gives the two
 directions their own stop-and-wait, and a joint rarely has more than one packet queued toward one neighbour.
 
-Timers: the retransmit timeout is the wire time of the frame, of its ack, and of the longest frame the peer may be
-in the middle of sending (the ack waits behind it), plus a configured turnaround (both ends' reaction time;
-USB-serial adapters add their latency timer here); bytes take 10/baud s (8N1). It doubles per retry up to a cap.
-When the retries run out the packet is reported (:class:`DeliveryFailed`) and the link resynchronises, because
-the peer's receive counter is now unknown (it may have delivered the frame and lost only the ack).
+Timers (:mod:`bus.linkconfig`): the retransmit timeout covers the frame, its ack, the longest frame the peer may
+be sending meanwhile, and a configured turnaround. It doubles per retry up to a cap. When the retries run out
+the packet is reported (:class:`DeliveryFailed`) and the link resynchronises, because the peer's receive counter
+is now unknown (it may have delivered the frame and lost only the ack).
 
 Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING, stays silent for ``boot_quiet_ns`` if
 set (so that no frame of its previous life is still on the line) and then sends RESET(nonce); the peer zeroes
@@ -28,24 +27,13 @@ its sequence numbers, fails its in-flight frame (it cannot know whether the rebo
 RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
 again without touching state. The state machine is the table in :mod:`bus.linktable`.
 
-Order and urgency: the peer receives packets exactly once in the order they leave the send queues, which is
-the order of ``send`` calls except for urgent ones. ``send(packet, now, urgent=True)`` (the router uses it for
-ESTOP) queues the packet in a separate urgent queue that is served before the ordinary one: it overtakes every
-queued ordinary packet, but still waits for the single frame in flight (stop-and-wait: a frame on the line is
-never abandoned). Urgent packets keep their order among themselves, and ordinary packets keep theirs; the only
-reordering is urgent before ordinary. The urgent queue has its own ``LinkConfig.urgent_limit`` slots beyond
-``queue_limit``, so a full ordinary queue never refuses an e-stop; the endpoint holds at most
-``queue_limit + urgent_limit`` packets plus the one in flight. While an urgent packet is in flight or waiting,
-the frame in flight is repeated at the *fast* timeout (``LinkConfig.fast_timeout_ns``: the frame and its ack, no
-allowance for a reverse frame, no backoff), and a newly queued urgent packet pulls the pending retry in to one
-fast timeout after the last transmission: a frame the peer refuses for lack of room (or whose ack was lost) would
-otherwise hold the e-stop for a full timeout (~3 ms at 1 Mbaud), doubled per retry up to ``backoff_cap_ns``.
-Early repeats are duplicates the receiver already handles (it acks them again). They count toward
-``max_retries`` at most once per ordinary timeout. And an urgent packet waits for the frame in flight at most
-:data:`URGENT_WAIT_TIMEOUTS` ordinary timeouts (~6 ms at 1 Mbaud): then that frame is given up as if its retries
-were spent (:class:`DeliveryFailed` RETRIES, ``maybe_delivered``; the link resyncs, which costs one RESET round
-trip) and the urgent packet is the first frame of the new session. A peer that refuses a frame for lack of room
-waits for room downstream, which under load can take tens of milliseconds; an e-stop may not.
+Order and urgency (docs/hoplink.md has the argument): the peer receives packets exactly once in the order they
+leave the send queues. ``send(packet, now, urgent=True)`` (the router uses it for ESTOP) queues into a separate
+urgent queue, with its own ``urgent_limit`` slots, served before the ordinary one: urgent packets overtake queued
+ordinary ones but still wait for the frame in flight. Meanwhile that frame is repeated at the fast timeout
+(``LinkConfig.fast_timeout_ns``), and after :data:`URGENT_WAIT_TIMEOUTS` ordinary timeouts it is given up
+(DeliveryFailed RETRIES, ``maybe_delivered``; the link resyncs) so that a peer refusing it for lack of room
+cannot hold an e-stop.
 
 Contract with the layer above: every ``send`` that returns True produces exactly one :class:`PacketAcked` or
 :class:`DeliveryFailed` for that packet, later, through ``next_event()``, unless the caller takes it back first
@@ -60,164 +48,33 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from bus.codec import Frame, LineError, Packet, encode_control, encode_data
 from bus.deframer import Deframer
-from bus.errors import UsageError
+from bus.linkconfig import BITS_PER_BYTE, CONTROL_WIRE_SIZE, LinkConfig
+from bus.linkevents import (
+    DeliveryFailed,
+    LineErrorSeen,
+    LinkCounters,
+    LinkDown,
+    LinkEvent,
+    LinkReset,
+    PacketAcked,
+    PacketReceived,
+)
 from bus.linktable import TABLE, Action, Input, LinkState
-from bus.wire import MAX_ENCODED, FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
+from bus.wire import FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
 
-#: UART 8N1: a start bit, 8 data bits and a stop bit per byte.
-BITS_PER_BYTE = 10
-_NS_PER_S = 1_000_000_000
-#: ACK/RESET/RESET_ACK on the wire: 5 bytes, COBS adds 1, the delimiter 1.
-CONTROL_WIRE_SIZE = 7
+__all__ = [
+    "BITS_PER_BYTE", "CONTROL_WIRE_SIZE", "URGENT_WAIT_TIMEOUTS", "DeliveryFailed", "LineErrorSeen", "LinkConfig",
+    "LinkCounters", "LinkDown", "LinkEndpoint", "LinkEvent", "LinkReset", "LinkState", "PacketAcked",
+    "PacketReceived",
+]
+
 #: Ordinary timeouts an urgent packet waits for the frame in flight before that frame is given up (RETRIES, the
 #: link resyncs, the urgent packet goes first): two cover the loss of the frame or of its ack once; a frame
 #: still unacked after that is being refused (the peer has no room), and an e-stop must not wait for room.
 URGENT_WAIT_TIMEOUTS = 2
-
-
-@dataclass(frozen=True)
-class LinkConfig:
-    """Timing and sizing of one link. All times are integer nanoseconds."""
-
-    #: Line rate; the default is the bus's nominal rate (docs/protocol.md).
-    baud: int = 1_000_000
-    #: Reaction time of both ends together, added to every timeout: firmware and UART latency, transceiver
-    #: enable. 50 us covers a microcontroller answering from its receive interrupt; a host behind an FTDI
-    #: adapter needs its latency timer here too (1 ms with latency_timer=1, 16 ms by default).
-    turnaround_ns: int = 50_000
-    #: Packets waiting behind the one in flight. 8 is a few milliseconds of traffic at 1 Mbaud and fits a
-    #: joint's RAM (8 x 270 bytes); more only adds latency to ordinary traffic (e-stops overtake the queue).
-    queue_limit: int = 8
-    #: Urgent packets (ESTOP) waiting ahead of the ordinary queue, in slots of their own so that a full queue never
-    #: refuses an e-stop. 2: an e-stop and one more (a second stop source) behind the frame in flight; an urgent
-    #: packet waits at most for that frame (its retries included), so more only hold repeats of the same stop.
-    urgent_limit: int = 2
-    #: Retransmissions after the first send before giving up. With 10 % of attempts lost, 10 retries fail
-    #: once in 10^11 frames; with the doubling below the give-up comes ~0.1 s after the first send at 1 Mbaud.
-    max_retries: int = 10
-    #: Upper bound of the doubled timeout: a dead neighbour is probed at least this often. At low baud, where one
-    #: round trip takes longer than this, the bound is twice the frame's own timeout instead.
-    backoff_cap_ns: int = 20_000_000
-    #: Bytes of a frame the peer may be sending when ours arrives (its ack waits behind it): one largest frame.
-    reverse_bytes: int = MAX_ENCODED
-    #: Silence after boot before the first RESET, so that no frame of a previous life (the peer's answer to a
-    #: RESET we sent just before rebooting) is still on the line: see docs/hoplink.md. 0 (the default) leaves
-    #: it to the node: a joint's boot time (20 ms, joints/node.py) already drops everything that arrives, and a
-    #: host process does not restart within milliseconds. None = the safe minimum, one largest-frame round
-    #: trip, ``timeout_ns(MAX_ENCODED)`` (5.5 ms at 1 Mbaud), for nodes that come back instantly.
-    boot_quiet_ns: int | None = 0
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("baud", self.baud, 1, 100_000_000),
-            ("turnaround_ns", self.turnaround_ns, 0, 10 * _NS_PER_S),
-            ("queue_limit", self.queue_limit, 0, 1_000_000),
-            ("urgent_limit", self.urgent_limit, 0, 1_000),
-            ("max_retries", self.max_retries, 0, 1000),
-            ("backoff_cap_ns", self.backoff_cap_ns, 1, 3600 * _NS_PER_S),
-            ("reverse_bytes", self.reverse_bytes, 0, 1_000_000),
-        )
-        for name, value, lo, hi in checks:
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise UsageError(f"LinkConfig.{name} must be an integer in {lo}..{hi}, got {value!r}")
-        q = self.boot_quiet_ns
-        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= 3600 * _NS_PER_S):
-            raise UsageError(f"LinkConfig.boot_quiet_ns must be None or an integer in 0..3600e9, got {q!r}")
-
-    def wire_ns(self, nbytes: int) -> int:
-        """Time ``nbytes`` take on the line, rounded up to whole nanoseconds."""
-        return -(-nbytes * BITS_PER_BYTE * _NS_PER_S // self.baud)
-
-    @property
-    def quiet_ns(self) -> int:
-        """The boot silence actually used (see ``boot_quiet_ns``)."""
-        return self.boot_quiet_ns if self.boot_quiet_ns is not None else self.timeout_ns(MAX_ENCODED)
-
-    def timeout_ns(self, frame_bytes: int) -> int:
-        """First retransmit timeout for a frame of ``frame_bytes`` wire bytes (delimiter included)."""
-        return self.wire_ns(frame_bytes + CONTROL_WIRE_SIZE + self.reverse_bytes) + self.turnaround_ns
-
-    def fast_timeout_ns(self, frame_bytes: int) -> int:
-        """Repeat interval while an e-stop waits: the frame and its ack, without the allowance for a reverse
-        frame (an ack that arrives later than this only costs a duplicate, which the receiver re-acks)."""
-        return self.wire_ns(frame_bytes + CONTROL_WIRE_SIZE) + self.turnaround_ns
-
-
-# ------------------------------------------------------------------------------------------------------ events
-@dataclass(frozen=True, slots=True)
-class PacketReceived:
-    """A packet from the peer, delivered exactly once and in order."""
-
-    packet: Packet
-
-
-@dataclass(frozen=True, slots=True)
-class PacketAcked:
-    """The peer acked this packet: the sender's transaction for it is closed."""
-
-    packet: Packet
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFailed:
-    """This hop gave up on ``packet``. ``maybe_delivered``: the peer may still have got it (only the ack is
-    missing); False when the packet never left the queue."""
-
-    packet: Packet
-    reason: UndeliverableReason
-    maybe_delivered: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LinkReset:
-    """A new session began: sequence numbers restarted. ``by_peer``: the peer asked (e.g. it rebooted)."""
-
-    by_peer: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LinkDown:
-    """The peer has not answered RESET within the retry limit; queued packets were failed. Probing goes on."""
-
-
-@dataclass(frozen=True, slots=True)
-class LineErrorSeen:
-    """A corrupt or malformed chunk was dropped."""
-
-    kind: LineErrorKind
-
-
-LinkEvent = PacketReceived | PacketAcked | DeliveryFailed | LinkReset | LinkDown | LineErrorSeen
-
-
-@dataclass(slots=True)
-class LinkCounters:
-    frames_sent: int = 0  # all kinds, retransmissions included
-    frames_received: int = 0  # valid frames of all kinds
-    data_sent: int = 0  # first transmissions of DATA frames
-    urgent: int = 0  # packets taken by send(..., urgent=True)
-    data_delivered: int = 0
-    acked: int = 0
-    retransmits: int = 0  # DATA and RESET retransmissions
-    duplicates: int = 0  # DATA frames received again (acked, not delivered)
-    refused: int = 0  # DATA frames not acked because the layer above was full
-    out_of_window: int = 0
-    stray_acks: int = 0
-    dropped_syncing: int = 0  # DATA/ACK frames dropped while SYNCING or DOWN
-    stale_reset_acks: int = 0
-    crc_errors: int = 0
-    framing_errors: int = 0  # every other LineErrorKind
-    failures: int = 0  # DeliveryFailed events
-    resets_sent: int = 0  # sessions we started
-    resets_accepted: int = 0  # sessions the peer started
-    reset_answers: int = 0  # RESET_ACK frames sent
-    link_down: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
 
 
 _ACK_WIRE = [encode_control(FrameKind.ACK, s) for s in range(256)]
