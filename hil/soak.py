@@ -9,7 +9,8 @@ SYNC_WRITE of all goal positions (slow sinusoids), every :data:`SYNC_READ_EVERY`
 block; heartbeats go out every 50 ms. Joints reboot at seeded random times (exponential gaps, mean
 ``--reboot-every-s``); the host reacts to FAULT(REBOOTED) as a controller would: re-enumerate, power the
 joints again, without pausing the 1 kHz loop. An enumeration that found fewer joints than the arm has (one
-below was itself booting) is asked again 50 ms later (counted as "short enumerations").
+below was itself booting) is asked again 50 ms later (counted as "short enumerations"). ``--reboot-at`` replaces
+the random reboots by fixed ones, to replay a case.
 
 Accounting (:class:`Ledger`): every SYNC_WRITE gets a sequence number; its msg_id maps back to it. An observer
 on every joint (:func:`hil.simdrive.observe_deliveries`) sees the packet arrive, so each joint checks that the
@@ -25,6 +26,7 @@ of each quarter of the run; wall time over simulated time is the speed figure.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import random
 import resource
@@ -190,11 +192,14 @@ class SoakResult:
 
 class Soak:
     def __init__(self, seconds: float, *, seed: int = 1, joints: int = 6, faults: LinkFaults = SOAK_FAULTS,
-                 reboot_every_s: float = 20.0, trace_silent: bool = False) -> None:
+                 reboot_every_s: float = 20.0, trace_silent: bool = False,
+                 reboots: list[tuple[float, int]] | None = None) -> None:
         self.duration = int(seconds * S)
         self.joints = joints
         self.rng = random.Random(seed)
         self.reboot_every_s = reboot_every_s
+        #: Fixed reboots (seconds after the loop starts, joint index) instead of the random ones, to replay a case.
+        self.planned_reboots = reboots
         self.sim = SimDrive(joints, seed=seed, faults=faults)
         self.ledger = Ledger(joints)
         self.counts: Counter[str] = Counter()
@@ -264,15 +269,20 @@ class Soak:
             self.sim.write(address, "state_period", 0)
             self.sim.write(address, "torque_enable", 1)
 
+    def reboot(self, index: int, now: int) -> None:
+        """Reboot joint ``index`` (0 = nearest the host) at simulated ``now``, on the ledger's record."""
+        self.sim.arm.joints[index].reboot(now)
+        self.ledger.reboots.append((now, index))
+        self._note(f"REBOOT joint index {index} (address {index + 1})")
+        self.counts["reboots"] += 1
+
     def _schedule_reboot(self, after: int) -> None:
+        """The seeded random reboots: the next one an exponential gap after ``after``, at a random joint."""
         t = after + int(self.rng.expovariate(1.0 / self.reboot_every_s) * S)
         index = self.rng.randrange(self.joints)
 
         def reboot(now: int) -> None:
-            self.sim.arm.joints[index].reboot(now)
-            self.ledger.reboots.append((now, index))
-            self._note(f"REBOOT joint index {index} (address {index + 1})")
-            self.counts["reboots"] += 1
+            self.reboot(index, now)
             self._schedule_reboot(now)
 
         if t < self.t_end:
@@ -306,7 +316,11 @@ class Soak:
         sim.kernel.wake("host")
         t0 = sim.now
         self.t_end = t0 + self.duration
-        self._schedule_reboot(t0)
+        if self.planned_reboots is None:
+            self._schedule_reboot(t0)
+        else:
+            for at_s, index in self.planned_reboots:
+                sim.kernel.call_at(t0 + int(at_s * S), functools.partial(self.reboot, index))
         quarters = [t0 + self.duration * q // 4 for q in (1, 2, 3, 4)]
         peaks, nows = [], []
         k = 0
@@ -343,6 +357,18 @@ def report(r: SoakResult) -> None:
         print(f"  growth from the first to the last quarter: {(r.rss_now_kb[3] - r.rss_now_kb[0]) / 1024:+.1f} MB")
 
 
+def _reboot_at(text: str) -> tuple[float, int]:
+    """``--reboot-at SECONDS:INDEX``, checked (argparse prints the error as a usage message)."""
+    at, sep, index = text.partition(":")
+    try:
+        seconds, joint = float(at), int(index)
+    except ValueError:
+        seconds, joint = -1.0, -1
+    if not sep or not 0 <= seconds < 1e6 or not 0 <= joint < 6:
+        raise argparse.ArgumentTypeError(f"expected SECONDS:INDEX (seconds >= 0, joint index 0..5), got {text!r}")
+    return seconds, joint
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hil.soak", description=__doc__.split("\n")[0])
     ap.add_argument("--hours", type=float, default=None, help="simulated hours (default 1)")
@@ -352,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-silent", action="store_true",
                     help="print each silent loss with the reboots and failure reports within 1 s of it")
     ap.add_argument("--reboot-every-s", type=float, default=20.0, help="mean simulated seconds between reboots")
+    ap.add_argument("--reboot-at", action="append", type=_reboot_at, metavar="SECONDS:INDEX",
+                    help="reboot joint INDEX (0 = nearest the host) SECONDS after the loop starts, instead of the "
+                         "random reboots (repeat the option; replays a case seen with --trace-silent)")
     args = ap.parse_args(argv)
     seconds = 10.0 if args.quick else (args.minutes * 60 if args.minutes is not None else
                                        (args.hours if args.hours is not None else 1.0) * 3600)
@@ -359,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("durations must be positive")
     print(f"soak: 6 joints, 1 kHz sync-write, {seconds:.0f} simulated s, seed {args.seed}, faults {SOAK_FAULTS}")
     result = Soak(seconds, seed=args.seed, reboot_every_s=args.reboot_every_s,
-                  trace_silent=args.trace_silent).run()
+                  trace_silent=args.trace_silent, reboots=args.reboot_at).run()
     report(result)
     g = result.ledger
     return 0 if g.duplicates == 0 and g.reordered == 0 else 1

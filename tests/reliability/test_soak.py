@@ -6,7 +6,7 @@ import pytest
 
 from hil.faults import LinkFaults
 from hil.simdrive import MS
-from hil.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent
+from hil.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent, main
 
 
 def test_short_soak_no_duplicates_no_reorders_no_silent_loss() -> None:
@@ -77,3 +77,20 @@ def test_trace_silent_prints_what_happened_around_a_loss_and_forgets_the_rest(
     soak._print_silent(_Sent(1, kept[-1], {0}, msg_id=9), {1, 2})  # a loss right at the last reboot kept
     out = capsys.readouterr().out
     assert "SILENT seq 1 msg_id 9" in out and "missing joint indexes [1, 2]" in out and "+0.000 ms  REBOOT" in out
+
+
+def test_planned_reboots_two_joints_close_together() -> None:
+    """Joint 2 reboots, and joint 5 just as the host's enumeration after it passes joint 4: the chain heals (two
+    enumerations, all six joints found again) and nothing is lost without a report."""
+    r = Soak(1.0, seed=3, reboots=[(0.200, 1), (0.245, 4)]).run()
+    g = r.ledger
+    assert r.counts["reboots"] == 2 and r.counts["re-enumerations"] == 2
+    assert g.lost_silent == 0 and g.duplicates == 0 and g.reordered == 0
+    assert g.delivered_all + g.lost_reported + g.lost_in_reboot == g.sent == 1000
+
+
+@pytest.mark.parametrize("bad", ["1:9", "x", "1", "-1:0", "1:"])
+def test_cli_rejects_a_bad_reboot_plan(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--quick", "--reboot-at", bad])
+    assert exc.value.code == 2 and "SECONDS:INDEX" in capsys.readouterr().err
