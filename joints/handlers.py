@@ -152,13 +152,9 @@ def on_enumerate(node: JointNode, port: int, packet: Packet, msg: Message, now: 
     except EncodeError:
         error(node, packet, ErrorKind.LENGTH, address, now, force=True)
         return
-    grown = packet._replace(payload=payload)
-    if not node.down_answered:  # no neighbour answered since boot: wait for one, or for enough probes
-        node.hold_enumerate(grown, now)
-        return
-    node.is_last = False
-    if not node.pass_down(grown, now):
-        turn_around(node, grown, now)
+    # forwarded at once if it can go; held while no neighbour has answered since boot (until one does, or enough
+    # probes say there is none) and while the queue below is full (a backlog is no reason to end the chain)
+    node.hold_enumerate(packet._replace(payload=payload), now)
 
 
 def turn_around(node: JointNode, packet: Packet, now: int) -> None:

@@ -52,7 +52,8 @@ The chain end: a joint learns at enumeration whether it is last (``is_last``). I
 cannot go further: at once if its DOWN link has never completed a RESET handshake since boot and has already
 probed ``ENUMERATE_PROBES`` times (a live neighbour answers the first RESET it hears; until then the ENUMERATE
 is held, and goes down as soon as a neighbour answers), or when the forward fails (the neighbour that answered
-once is gone: retries, then the answer). The last joint then answers the host itself; SYNC_READ uses the same
+once is gone: retries, then the answer). A full queue toward the neighbour only holds the ENUMERATE until there
+is room: a backlog is no reason to end the chain. The last joint then answers the host itself; SYNC_READ uses the same
 rule. Once last, a joint queues no broadcast downstream (the router's forwarding is narrowed, and the handlers
 pass nothing on but the next ENUMERATE): a port with no cable costs no failed deliveries, while the link keeps
 probing with RESET, so a joint plugged in later opens the link and is found by the next enumeration. A joint
@@ -309,7 +310,8 @@ class JointNode:
         return not self.down_answered and c.resets_sent + c.retransmits >= ENUMERATE_PROBES
 
     def hold_enumerate(self, packet: Packet, now: int) -> None:
-        """Keep an ENUMERATE until DOWN is answered (then forward it) or has probed enough (then answer)."""
+        """Keep an ENUMERATE until DOWN is answered and has room (then forward it) or has probed enough or died
+        (then answer: this joint ends the chain)."""
         self._held_enumerate = packet
         self._release_enumerate(now)
 
@@ -318,6 +320,8 @@ class JointNode:
         if packet is None:
             return
         if self.down_answered:
+            if packet.ttl and self.down_usable() and self.links[DOWN].queue_space < 1:
+                return  # a full queue (the link resyncing with a backlog) passes; it does not end the chain
             self._held_enumerate = None
             self.is_last = False
             if not self.pass_down(packet, now):

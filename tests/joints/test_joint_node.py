@@ -422,3 +422,46 @@ def test_broadcasts_a_middle_joint_cannot_pass_down_are_reported_until_re_enumer
     assert middle.is_last is True
     quiet = b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 3) * 2), dst=BCAST, run_ms=20)
     assert reports(quiet) == [] and reports(b.request(Heartbeat(0), dst=BCAST, run_ms=20)) == []
+
+
+def _backlog_below_middle_joint(b: Bench) -> JointNode:
+    """Cut the cable below joint 2 of 3 under a stream of SYNC_WRITEs: its DOWN queue fills, the frame in flight
+    runs out of retries and the link resyncs (SYNCING) with the full queue still waiting."""
+    middle = b.nodes[1]
+    b.connected = 2
+    for k in range(12):
+        b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", k) * 3), dst=BCAST, run_ms=1)
+    while middle.links[DOWN].state is LinkState.OPEN:
+        b.run(MS)
+    assert middle.links[DOWN].state is LinkState.SYNCING and middle.links[DOWN].queue_space == 0
+    return middle
+
+
+def test_enumerate_behind_a_full_queue_waits_for_room_and_does_not_end_the_chain() -> None:
+    """A full queue toward the next joint is a passing state: an ENUMERATE arriving then is held until there is
+    room, not answered at once (that made the joint the chain end, and every later SYNC_WRITE remainder was then
+    dropped for the joints below without a report)."""
+    b = enumerated(3)
+    middle = _backlog_below_middle_joint(b)
+    en = b.request(Enumerate(), dst=BCAST, run_ms=30)
+    assert b.replies(en) == [] and middle.is_last is False  # held
+    assert middle.links[DOWN].state is LinkState.SYNCING and middle.links[DOWN].queue_space == 0
+    b.connected = 3  # the cable is back: the link reopens, the backlog drains, the ENUMERATE follows it
+    b.run(300 * MS)
+    reply = b.reply(en)
+    assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001, 1002]
+    assert [n.is_last for n in b.nodes] == [False, False, True]
+    b.request(SyncWrite(addr("goal_position"), 4, 1, enc("goal_position", 77) * 3), dst=BCAST, run_ms=20)
+    assert b.nodes[2].registers.get("goal_position") == 77
+
+
+def test_enumerate_held_behind_a_full_queue_is_answered_when_the_link_dies() -> None:
+    b = enumerated(3)
+    middle = _backlog_below_middle_joint(b)
+    en = b.request(Enumerate(), dst=BCAST, run_ms=30)
+    assert b.replies(en) == []
+    b.run(1000 * MS)  # the cable stays cut: the RESET retries run out, the link is declared dead
+    assert middle.links[DOWN].state is LinkState.DOWN
+    reply = b.reply(en)
+    assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001]
+    assert middle.is_last is True
