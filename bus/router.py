@@ -23,8 +23,9 @@ end of the chain, not a failure: not reported, unless the node knows the chain g
 (:attr:`Router.chain_continues`, set by a joint that enumeration found not to be last): then it is a loss for
 every joint below, and reported like any other, except the :data:`TURNED_AROUND` types (ENUMERATE, SYNC_READ):
 the node answers those itself with the records gathered so far, and a failed ENUMERATE is how the chain end is
-found. The host's own packets are not reported either: the host gets the link's
-:class:`~bus.link.DeliveryFailed` directly.
+found. Nor is any ENUMERATE or SYNC_READ a joint sent itself that the next hop gave up: the joint answers it (or,
+after a link reset, sends the ENUMERATE again), and the answer tells the host more than a report would. The
+host's own packets are not reported either: the host gets the link's :class:`~bus.link.DeliveryFailed` directly.
 
 Backpressure: the router installs an ``accept`` predicate on each link: a packet that must be forwarded is
 acked only if the outgoing link's queue has room (room is reserved at that moment), so a full queue withholds the
@@ -255,8 +256,8 @@ class Router:
             return
         if packet.src == self.address:
             out.append(LinkNotice(role, ev))
-            if self.address == _HOST:
-                return  # the host learns from the notice itself
+            if self.address == _HOST or packet.type in TURNED_AROUND:
+                return  # the host learns from the notice itself; a joint answers (or resends) these itself
         if packet.dst == _BCAST and not ev.maybe_delivered and (not self.chain_continues or role == UP
                                                                  or packet.type in TURNED_AROUND):
             self.counters.reports_suppressed += 1  # never sent: the link below is down (end of the chain)

@@ -19,8 +19,9 @@ unchanged (PING to BROADCAST: every joint answers; READ: nobody does). The handl
 SYNC_READ and ENUMERATE with this joint's record appended. The chain end turns SYNC_READ and ENUMERATE into the
 reply: when no neighbour has answered on its DOWN link since boot (after a few probes, see
 :meth:`JointNode.hold_enumerate`), when its DOWN link is known dead, when it learnt at enumeration that it is
-last, or when the forward fails (:func:`delivery_failed`). After a failure with ``maybe_delivered`` the host
-may get two replies for one request (the longer one is from further down). The chain end forwards no other
+last, or when the forward fails (:func:`delivery_failed`; an ENUMERATE failed by a link reset goes down again
+instead). After a failure with ``maybe_delivered`` the host may get two replies for one request (the longer one
+is from further down). The chain end forwards no other
 broadcast (see joints/node.py, "The chain end").
 """
 
@@ -51,7 +52,7 @@ from bus.messages import (
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag
+from bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
 from joints.control import BLOCKING, Command, CommandKind
 from joints.registers import BY_NAME, PERSISTENT_END
 
@@ -302,7 +303,14 @@ def dispatch(node: JointNode, port: int, packet: Packet, now: int) -> None:
     handler(node, port, packet, msg, now)
 
 
-def delivery_failed(node: JointNode, role: int, packet: Packet, now: int) -> None:
-    """A link gave up on a packet this joint sent: at the chain end ENUMERATE / SYNC_READ turn around."""
-    if role == DOWN and packet.type in (MsgType.ENUMERATE, MsgType.SYNC_READ):
+def delivery_failed(node: JointNode, role: int, packet: Packet, reason: UndeliverableReason, now: int) -> None:
+    """A link gave up on a packet this joint sent: at the chain end ENUMERATE / SYNC_READ turn around. An
+    ENUMERATE failed by a link reset goes down again instead: the neighbour has just answered a new session (it
+    rebooted, or the link resynchronised), so it is there; answering would make this joint the chain end. Each
+    attempt costs a hop of ttl, which bounds the repeats."""
+    if role != DOWN:
+        return
+    if packet.type == MsgType.ENUMERATE and reason == UndeliverableReason.LINK_RESET and node.down_usable():
+        node.hold_enumerate(packet, now)
+    elif packet.type in (MsgType.ENUMERATE, MsgType.SYNC_READ):
         turn_around(node, packet, now)

@@ -409,7 +409,7 @@ class JointNode:
                 elif isinstance(ev, LinkNotice):
                     if isinstance(ev.event, DeliveryFailed):
                         self.counters.delivery_failures += 1
-                        delivery_failed(self, ev.role, ev.event.packet, now)
+                        delivery_failed(self, ev.role, ev.event.packet, ev.event.reason, now)
                     elif ev.role == DOWN and isinstance(ev.event, LinkReset):
                         self.down_answered = True
                     elif ev.role == UP and isinstance(ev.event, LinkReset) and ev.event.by_peer:

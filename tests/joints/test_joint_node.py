@@ -465,3 +465,16 @@ def test_enumerate_held_behind_a_full_queue_is_answered_when_the_link_dies() -> 
     reply = b.reply(en)
     assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001]
     assert middle.is_last is True
+
+
+def test_enumerate_lost_to_a_rebooting_neighbour_goes_down_again_after_the_link_reset() -> None:
+    """Joint 3 reboots just as the ENUMERATE leaves joint 2: the frame dies with its memory, and the link reset
+    its boot brings fails it (LINK_RESET). The neighbour has just answered a new session, so joint 2 sends the
+    ENUMERATE down again instead of taking itself for the chain end (which silenced every goal for joint 3)."""
+    b = enumerated(3)
+    b.nodes[2].reboot(b.now)
+    en = b.request(Enumerate(), dst=BCAST, run_ms=100)
+    assert b.nodes[1].links[DOWN].counters.resets_accepted >= 1  # the in-flight ENUMERATE was failed by the reset
+    reply = b.reply(en)
+    assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001, 1002]
+    assert [n.is_last for n in b.nodes] == [False, False, True]
