@@ -193,13 +193,16 @@ class SoakResult:
 class Soak:
     def __init__(self, seconds: float, *, seed: int = 1, joints: int = 6, faults: LinkFaults = SOAK_FAULTS,
                  reboot_every_s: float = 20.0, trace_silent: bool = False,
-                 reboots: list[tuple[float, int]] | None = None) -> None:
+                 reboots: list[tuple[float, int]] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.duration = int(seconds * S)
         self.joints = joints
         self.rng = random.Random(seed)
         self.reboot_every_s = reboot_every_s
         #: Fixed reboots (seconds after the loop starts, joint index) instead of the random ones, to replay a case.
         self.planned_reboots = reboots
+        #: Called with one line at the end of each quarter of the run (the CLI prints it: a long run shows life).
+        self.progress = progress
         self.sim = SimDrive(joints, seed=seed, faults=faults)
         self.ledger = Ledger(joints)
         self.counts: Counter[str] = Counter()
@@ -332,6 +335,13 @@ class Soak:
                 quarters.pop(0)
                 peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
                 nows.append(_rss_now_kb())
+                if self.progress is not None:
+                    g = self.ledger
+                    self.progress(f"quarter {len(peaks)}/4: {(sim.now - t0) / S:.0f} simulated s in "
+                                  f"{time.perf_counter() - wall0:.0f} s wall; settled so far: delivered to all "
+                                  f"{g.delivered_all:,}, reported {g.lost_reported:,}, in a reboot "
+                                  f"{g.lost_in_reboot:,}, silent {g.lost_silent:,}; reboots "
+                                  f"{self.counts['reboots']}; RSS {nows[-1] / 1024:.1f} MB")
         sim_s = (sim.now - t0) / S
         sim.kernel.run_for(SETTLE_NS + MS)
         sim.pump_events()
@@ -388,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("durations must be positive")
     print(f"soak: 6 joints, 1 kHz sync-write, {seconds:.0f} simulated s, seed {args.seed}, faults {SOAK_FAULTS}")
     result = Soak(seconds, seed=args.seed, reboot_every_s=args.reboot_every_s,
-                  trace_silent=args.trace_silent, reboots=args.reboot_at).run()
+                  trace_silent=args.trace_silent, reboots=args.reboot_at,
+                  progress=lambda line: print(line, flush=True)).run()
     report(result)
     g = result.ledger
     return 0 if g.duplicates == 0 and g.reordered == 0 else 1

@@ -24,9 +24,12 @@ def test_short_soak_no_duplicates_no_reorders_no_silent_loss() -> None:
 
 
 def test_clean_links_deliver_everything() -> None:
-    r = Soak(0.5, seed=2, faults=LinkFaults(), reboot_every_s=1e6).run()
+    lines: list[str] = []
+    r = Soak(0.5, seed=2, faults=LinkFaults(), reboot_every_s=1e6, progress=lines.append).run()
     g = r.ledger
     assert g.sent >= 490 and g.delivered_all == g.sent and g.deliveries == 6 * g.sent
+    assert [line.split(":")[0] for line in lines] == [f"quarter {q}/4" for q in (1, 2, 3, 4)]
+    assert "silent 0" in lines[-1] and "reboots 0" in lines[-1]
 
 
 def test_ledger_flags_duplicates_and_reorders() -> None:
