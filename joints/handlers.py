@@ -307,10 +307,11 @@ def delivery_failed(node: JointNode, role: int, packet: Packet, reason: Undelive
     """A link gave up on a packet this joint sent: at the chain end ENUMERATE / SYNC_READ turn around. An
     ENUMERATE failed by a link reset goes down again instead: the neighbour has just answered a new session (it
     rebooted, or the link resynchronised), so it is there; answering would make this joint the chain end. Each
-    attempt costs a hop of ttl, which bounds the repeats."""
+    attempt costs a hop of ttl, which bounds the repeats. A newer ENUMERATE already held supersedes it."""
     if role != DOWN:
         return
     if packet.type == MsgType.ENUMERATE and reason == UndeliverableReason.LINK_RESET and node.down_usable():
-        node.hold_enumerate(packet, now)
+        if node.held_enumerate is None:
+            node.hold_enumerate(packet, now)
     elif packet.type in (MsgType.ENUMERATE, MsgType.SYNC_READ):
         turn_around(node, packet, now)

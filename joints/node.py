@@ -309,6 +309,11 @@ class JointNode:
         c = self.links[DOWN].counters
         return not self.down_answered and c.resets_sent + c.retransmits >= ENUMERATE_PROBES
 
+    @property
+    def held_enumerate(self) -> Packet | None:
+        """The ENUMERATE waiting to go down (see :meth:`hold_enumerate`), if any."""
+        return self._held_enumerate
+
     def hold_enumerate(self, packet: Packet, now: int) -> None:
         """Keep an ENUMERATE until DOWN is answered and has room (then forward it) or has probed enough or died
         (then answer: this joint ends the chain)."""

@@ -37,6 +37,7 @@ from bus.messages import (
 )
 from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag, UndeliverableReason
 from joints.control import Command, CommandKind
+from joints.handlers import delivery_failed
 from joints.node import DOWN, UP, JointNode, make_joint
 from joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT
 
@@ -478,3 +479,16 @@ def test_enumerate_lost_to_a_rebooting_neighbour_goes_down_again_after_the_link_
     reply = b.reply(en)
     assert isinstance(reply, EnumerateReply) and [r.serial for r in reply.records] == [1000, 1001, 1002]
     assert [n.is_last for n in b.nodes] == [False, False, True]
+
+
+def test_enumerate_failed_by_a_link_reset_does_not_displace_a_newer_one_held() -> None:
+    """An older ENUMERATE failed by a link reset is sent again only if no newer one waits: the newer one is the
+    host's current request and supersedes it."""
+    b = enumerated(3)
+    middle = _backlog_below_middle_joint(b)
+    newer = b.request(Enumerate(), dst=BCAST, run_ms=30)
+    held = middle.held_enumerate
+    assert held is not None and held.msg_id == newer
+    older = make_packet(Enumerate(), middle.address, BCAST, newer - 1)
+    delivery_failed(middle, DOWN, older, UndeliverableReason.LINK_RESET, b.now)
+    assert middle.held_enumerate is held
