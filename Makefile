@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check bus joints controller hil tests
+	$(BIN)/ruff check armbus/*.py bus joints controller hil tools tests
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -1,13 +1,13 @@
 """armbus wire protocol and hop link (sans-I/O).
 
-Layers, each knowing only the one below: bytes -> frame (:mod:`bus.codec`, :mod:`bus.deframer`) ->
-hop link (:mod:`bus.link`) -> routing and messages (:mod:`bus.router`, :mod:`bus.messages`).
-Constants live in :mod:`bus.wire`; the exception tree in :mod:`bus.errors`.
+Layers, each knowing only the one below: bytes -> frame (:mod:`armbus.bus.codec`, :mod:`armbus.bus.deframer`) ->
+hop link (:mod:`armbus.bus.link`) -> routing and messages (:mod:`armbus.bus.router`, :mod:`armbus.bus.messages`).
+Constants live in :mod:`armbus.bus.wire`; the exception tree in :mod:`armbus.bus.errors`.
 """
 
-from bus.codec import Frame, LineError, Packet, decode_frame, decode_wire, encode_control, encode_data
-from bus.deframer import Deframer
-from bus.errors import (
+from armbus.bus.codec import Frame, LineError, Packet, decode_frame, decode_wire, encode_control, encode_data
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import (
     ArmbusError,
     ArmTimeoutError,
     ConfigError,
@@ -20,7 +20,7 @@ from bus.errors import (
     UndeliverableError,
     UsageError,
 )
-from bus.wire import Address, ErrorKind, FaultCode, FrameKind, GoalMode, LineErrorKind, MsgType, StatusFlag
+from armbus.bus.wire import Address, ErrorKind, FaultCode, FrameKind, GoalMode, LineErrorKind, MsgType, StatusFlag
 
 __version__ = "0.1.0"
 

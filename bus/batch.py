@@ -2,19 +2,19 @@
 
 Theory of operation
 -------------------
-The streaming :class:`bus.deframer.Deframer` builds two Python tuples per frame; an offline tool that decodes
+The streaming :class:`armbus.bus.deframer.Deframer` builds two Python tuples per frame; an offline tool that decodes
 millions of frames (a trace) wants columns instead. :func:`decode_pieces` takes delimiter-free, non-empty pieces
 (what ``bytes.split(b"\\x00")`` leaves between delimiters) and returns one row per piece in a :class:`Columns`:
 
 1. Pieces are classed by size with numpy. Control frames are 6 bytes encoded and DATA frames at least 13, so
-   short pieces are looked up in :data:`bus.codec.CONTROL_FRAMES` (one C-level dict lookup each), long ones are
+   short pieces are looked up in :data:`armbus.bus.codec.CONTROL_FRAMES` (one C-level dict lookup each), long ones are
    COBS-decoded (``cobs.decode`` through ``map``; a piece that raises gets an empty body and falls through).
 2. The decoded bodies are concatenated once; the DATA header fields of all of them are gathered with one fancy
-   index per field (``np.frombuffer`` + body offsets), and the fast-path tests of :mod:`bus.codec` (size 12..267,
+   index per field (``np.frombuffer`` + body offsets), and the fast-path tests of :mod:`armbus.bus.codec` (size 12..267,
    first byte 0x10, length byte == size - 12, known type) become boolean columns. The CRC residue is computed
-   per body with crcmod's compiled core (:data:`bus.crc.CRC16_CORE`), the protocol's one CRC implementation.
+   per body with crcmod's compiled core (:data:`armbus.bus.crc.CRC16_CORE`), the protocol's one CRC implementation.
 3. Every piece that passes neither the control table nor the DATA fast path goes, one by one, to
-   :func:`bus.codec.classify_chunk`, the classifier the Deframer uses for the same pieces, so every row (frame or
+   :func:`armbus.bus.codec.classify_chunk`, the classifier the Deframer uses for the same pieces, so every row (frame or
    line error, with its kind and size) is what the Deframer gives by construction; the tests check it.
 
 Payloads are not copied out: a row holds the offset and length of its payload inside ``Columns.bodies`` (the
@@ -22,7 +22,7 @@ concatenated decoded frames), and :meth:`Columns.payload` slices one on demand.
 
 :func:`decode_stream` adds the Deframer's stream rules for one ``feed`` on a fresh Deframer: split at 0x00, drop
 empty pieces (idle fill), a last piece without delimiter is held (``buffered``) or, when longer than
-:data:`bus.codec.MAX_CHUNK`, reported as one OVERSIZE error. Decoding each distinct piece once with a dict
+:data:`armbus.bus.codec.MAX_CHUNK`, reported as one OVERSIZE error. Decoding each distinct piece once with a dict
 (ACKs repeat) was measured and does not pay here: hashing every piece costs about what decoding a DATA piece
 does, and DATA pieces rarely repeat (seq and msg_id change), so only the short pieces go through a dict.
 """
@@ -36,9 +36,9 @@ from itertools import compress, repeat
 import numpy as np
 from cobs import cobs
 
-from bus.codec import CONTROL_FRAMES, MAX_CHUNK, Frame, LineError, classify_chunk
-from bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
-from bus.wire import CONTROL_FRAME_SIZE, DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
+from armbus.bus.codec import CONTROL_FRAMES, MAX_CHUNK, Frame, LineError, classify_chunk
+from armbus.bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
+from armbus.bus.wire import CONTROL_FRAME_SIZE, DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
 
 #: ``kind`` of a row that is a line error rather than a frame.
 LINE_ERROR = -1
@@ -49,7 +49,7 @@ _CONTROL_PIECE = CONTROL_FRAME_SIZE + 1
 _MIN_DATA_PIECE = DATA_OVERHEAD + 1
 #: Header offsets inside a decoded DATA frame (contracts.md, wire format version 1).
 _VK, _SEQ, _FLAGS, _SRC, _DST, _TYPE, _MSG_ID, _TTL, _LEN, _PAYLOAD = 0, 1, 2, 3, 4, 5, 6, 8, 9, 10
-#: First byte of a version-1 DATA frame (bus.codec.VER_DATA).
+#: First byte of a version-1 DATA frame (armbus.bus.codec.VER_DATA).
 _VER_DATA = 0x10
 #: Control frames by encoded piece as one int, kind << 8 | seq (all have flags 0): a dict lookup gives a number
 #: that np.fromiter can take directly.
@@ -108,7 +108,7 @@ class Columns:
 
     def items(self) -> list[Frame | LineError]:
         """The rows as the Deframer's items (Frame / LineError tuples): for tests and small outputs."""
-        from bus.codec import Packet
+        from armbus.bus.codec import Packet
 
         out: list[Frame | LineError] = []
         for i in range(len(self)):

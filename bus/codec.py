@@ -1,4 +1,4 @@
-"""Hot-path frame codec: struct + COBS + CRC, byte-identical to the construct layout in :mod:`bus.layout`.
+"""Hot-path frame codec: struct + COBS + CRC, byte-identical to the construct layout in :mod:`armbus.bus.layout`.
 
 Theory of operation
 -------------------
@@ -6,16 +6,16 @@ Two layers live here, both sans-I/O and allocation-light:
 
 * ``encode_data`` / ``encode_control`` turn a :class:`Packet` (network layer) plus a link header into wire bytes:
   header via one precompiled ``struct``, CRC-16 appended big-endian, COBS-encoded, one 0x00 delimiter.
-  Out-of-range fields raise :class:`~bus.errors.EncodeError` naming the field (caller misuse).
+  Out-of-range fields raise :class:`~armbus.bus.errors.EncodeError` naming the field (caller misuse).
 * ``decode_frame`` turns one delimiter-free COBS chunk back into a :class:`Frame`, or raises
-  :class:`~bus.errors.DecodeError` with a :class:`~bus.wire.LineErrorKind`. Checks run in a fixed order so that
-  every bad chunk gets exactly one kind: OVERSIZE, COBS, TRUNCATED, CRC, VERSION, KIND, then TYPE and LENGTH
+  :class:`~armbus.bus.errors.DecodeError` with a :class:`~armbus.bus.wire.LineErrorKind`. Checks run in a fixed order so
+  that every bad chunk gets exactly one kind: OVERSIZE, COBS, TRUNCATED, CRC, VERSION, KIND, then TYPE and LENGTH
   (:func:`classify_body`). A receiver checks the CRC before trusting any header bit.
 
 Fast path / slow path: a valid DATA frame passes four cheap tests (decoded size >= 12, first byte 0x10, length
 byte == size - 12, CRC residue 0) and a type lookup; everything else (control frames, errors) goes through
-:func:`classify_chunk`, the one complete classifier. The streaming receiver (:mod:`bus.deframer`) inlines the same
-fast path and shares the slow path, so both give identical results by construction.
+:func:`classify_chunk`, the one complete classifier. The streaming receiver (:mod:`armbus.bus.deframer`) inlines the
+same fast path and shares the slow path, so both give identical results by construction.
 ``Packet`` and ``Frame`` are NamedTuples: cheap to build and compare, immutable, and they unpack like tuples.
 """
 
@@ -27,9 +27,9 @@ from typing import Any, NamedTuple
 
 from cobs import cobs
 
-from bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
-from bus.errors import DecodeError, EncodeError
-from bus.wire import (
+from armbus.bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
+from armbus.bus.errors import DecodeError, EncodeError
+from armbus.bus.wire import (
     CONTROL_FRAME_SIZE,
     DATA_OVERHEAD,
     DEFAULT_TTL,
@@ -90,7 +90,7 @@ _CobsError = cobs.DecodeError
 _pack_data = DATA_HEADER.pack
 _unpack_data = DATA_HEADER.unpack_from
 _KNOWN = KNOWN_TYPES
-_crc = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core: _crc(data, 0xFFFF, _TABLE) (bus.crc)
+_crc = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core: _crc(data, 0xFFFF, _TABLE) (armbus.bus.crc)
 _TABLE = CRC16_TABLE
 _CRC_INIT = CRC16_INIT
 _pack_crc = struct.Struct(">H").pack
@@ -197,7 +197,7 @@ def classify_body(raw: bytes) -> Frame | LineErrorKind:
 
     Order: TRUNCATED (< 5 bytes), CRC (residue over the whole frame is not 0), VERSION, KIND, then for DATA
     TRUNCATED (< 12 bytes), TYPE, LENGTH (length field != bytes present); for control frames LENGTH (!= 5 bytes).
-    After the CRC, fields are checked in wire order, as the construct reference (bus.layout) parses them.
+    After the CRC, fields are checked in wire order, as the construct reference (armbus.bus.layout) parses them.
     """
     n = len(raw)
     if n < CONTROL_FRAME_SIZE:

@@ -13,11 +13,11 @@ Error detection: this polynomial is (x+1) times a primitive degree-15 polynomial
 Two implementations of the same function:
 
 * :func:`crc16` is crcmod's catalogued ``crc-ccitt-false``: the named, documented definition, used by the
-  construct layout (:mod:`bus.layout`) and as the reference in tests. crcmod computes with a C extension when one
+  construct layout (:mod:`armbus.bus.layout`) and as the reference in tests. crcmod computes with a C extension when one
   was built at install time; the pure-Python fallback is about 20-50x slower. We detect which one is in use at
   import and log a warning when it is the fallback.
 * :func:`crc16_fast` is the same crcmod computation without the Python wrapper that ``mkPredefinedCrcFun`` puts
-  around it: the hot paths (:mod:`bus.codec`, :mod:`bus.deframer`) call crcmod's core function
+  around it: the hot paths (:mod:`armbus.bus.codec`, :mod:`armbus.bus.deframer`) call crcmod's core function
   ``CRC16_CORE(data, crc, CRC16_TABLE)`` inline, with the table crcmod built for ``crc-ccitt-false``. That saves
   one Python call per frame. Both are checked against the catalogue's check value at import, and against each
   other on random data in the tests. (The standard library's ``binascii.crc_hqx`` seeded with 0xFFFF computes the

@@ -16,9 +16,9 @@ garbage.
 
 Fast path: the loop decodes a valid DATA frame inline (COBS, one precompiled unpack per frame size, three integer
 tests, one set lookup, the CRC, two tuple constructions); ordinary control frames come from a constant table keyed by
-their encoded bytes (:data:`bus.codec.CONTROL_FRAMES`). Anything else, odd control frames and every error, goes to
-:func:`bus.codec.classify_chunk`, the same classifier the one-shot :func:`bus.codec.decode_frame` uses, so the
-stream and one-shot decoders agree by construction; the tests check it on every test vector and random input.
+their encoded bytes (:data:`armbus.bus.codec.CONTROL_FRAMES`). Anything else, odd control frames and every error, goes
+to :func:`armbus.bus.codec.classify_chunk`, the same classifier the one-shot :func:`armbus.bus.codec.decode_frame` uses,
+so the stream and one-shot decoders agree by construction; the tests check it on every test vector and random input.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from cobs import cobs
 
-from bus.codec import (
+from armbus.bus.codec import (
     CONTROL_FRAMES,
     DATA_UNPACKERS,
     MAX_CHUNK,
@@ -37,12 +37,12 @@ from bus.codec import (
     Packet,
     classify_chunk,
 )
-from bus.crc import CRC16_CORE, CRC16_TABLE
-from bus.wire import DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
+from armbus.bus.crc import CRC16_CORE, CRC16_TABLE
+from armbus.bus.wire import DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
 
 _cobs_decode = cobs.decode
 _CobsError = cobs.DecodeError
-_crc_core = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core (bus.crc)
+_crc_core = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core (armbus.bus.crc)
 _OVERSIZE = LineError(LineErrorKind.OVERSIZE, MAX_ENCODED)
 # The inlined fast path spells these as literals; keep them in step with the wire constants:
 assert (VER_DATA, DATA_OVERHEAD, MAX_FRAME) == (0x10, 12, 267)
@@ -119,7 +119,7 @@ class Deframer:
             except cobs_error:
                 raw = b""
             m = len(raw)
-            if 12 <= m < 268:  # DATA fast path (bus.codec.decode_frame has the same tests)
+            if 12 <= m < 268:  # DATA fast path (armbus.bus.codec.decode_frame has the same tests)
                 vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = unpackers[m](raw)
                 if vk == 0x10 and length == m - 12 and typ in known and not crc(raw, 0xFFFF, table):
                     append(new(frame_cls, (0, seq, flags, new(packet_cls, (src, dst, typ, msg_id, ttl, payload)))))

@@ -46,7 +46,7 @@ class PeerError(ArmbusError):
 
 
 class DecodeError(PeerError):
-    """Bytes that are not a valid frame or message. ``kind`` is a :class:`bus.wire.LineErrorKind`."""
+    """Bytes that are not a valid frame or message. ``kind`` is a :class:`armbus.bus.wire.LineErrorKind`."""
 
     def __init__(self, kind: int, message: str) -> None:
         super().__init__(message)

@@ -16,7 +16,7 @@ frames would pipeline W frames per round trip, at the price of W retransmit buff
 window check and a reset handshake that must also flush W frames; the full-duplex line already gives the two
 directions their own stop-and-wait, and a joint rarely has more than one packet queued toward one neighbour.
 
-Timers (:mod:`bus.linkconfig`): the retransmit timeout covers the frame, its ack, the longest frame the peer may
+Timers (:mod:`armbus.bus.linkconfig`): the retransmit timeout covers the frame, its ack, the longest frame the peer may
 be sending meanwhile, and a configured turnaround. It doubles per retry up to a cap. When the retries run out
 the packet is reported (:class:`DeliveryFailed`) and the link resynchronises, because the peer's receive counter
 is now unknown (it may have delivered the frame and lost only the ack).
@@ -25,7 +25,7 @@ Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING, stays
 set (so that no frame of its previous life is still on the line) and then sends RESET(nonce); the peer zeroes
 its sequence numbers, fails its in-flight frame (it cannot know whether the rebooted side delivered it) and answers
 RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
-again without touching state. The state machine is the table in :mod:`bus.linktable`.
+again without touching state. The state machine is the table in :mod:`armbus.bus.linktable`.
 
 Order and urgency (docs/hoplink.md has the argument): the peer receives packets exactly once in the order they
 leave the send queues. ``send(packet, now, urgent=True)`` (the router uses it for ESTOP) queues into a separate
@@ -49,10 +49,10 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from bus.codec import Frame, LineError, Packet, encode_control, encode_data
-from bus.deframer import Deframer
-from bus.linkconfig import BITS_PER_BYTE, CONTROL_WIRE_SIZE, LinkConfig
-from bus.linkevents import (
+from armbus.bus.codec import Frame, LineError, Packet, encode_control, encode_data
+from armbus.bus.deframer import Deframer
+from armbus.bus.linkconfig import BITS_PER_BYTE, CONTROL_WIRE_SIZE, LinkConfig
+from armbus.bus.linkevents import (
     DeliveryFailed,
     LineErrorSeen,
     LinkCounters,
@@ -62,8 +62,8 @@ from bus.linkevents import (
     PacketAcked,
     PacketReceived,
 )
-from bus.linktable import TABLE, Action, Input, LinkState
-from bus.wire import FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
+from armbus.bus.linktable import TABLE, Action, Input, LinkState
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
 
 __all__ = [
     "BITS_PER_BYTE", "CONTROL_WIRE_SIZE", "URGENT_WAIT_TIMEOUTS", "DeliveryFailed", "LineErrorSeen", "LinkConfig",

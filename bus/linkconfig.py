@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 :class:`LinkConfig` is a frozen value: one per link, checked when it is built (a bad value is the caller's
-:class:`~bus.errors.UsageError`, never a link that misbehaves later). The timing helpers turn byte counts into
+:class:`~armbus.bus.errors.UsageError`, never a link that misbehaves later). The timing helpers turn byte counts into
 integer nanoseconds at the configured baud (8N1: ten bit times per byte, rounded up) and give the retransmit
 timeout of a frame: its own wire time, its ack's, the longest frame the peer may be sending when ours arrives
-(the ack waits behind it), and the configured turnaround. :class:`bus.link.LinkEndpoint` takes its timers from
+(the ack waits behind it), and the configured turnaround. :class:`armbus.bus.link.LinkEndpoint` takes its timers from
 here; benchmarks and the wire-time floors of the safety figures use the same helpers.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.errors import UsageError
-from bus.wire import MAX_ENCODED
+from armbus.bus.errors import UsageError
+from armbus.bus.wire import MAX_ENCODED
 
 #: UART 8N1: a start bit, 8 data bits and a stop bit per byte.
 BITS_PER_BYTE = 10

@@ -1,4 +1,4 @@
-"""Hop link events and counters: what a :class:`bus.link.LinkEndpoint` tells the layer above.
+"""Hop link events and counters: what a :class:`armbus.bus.link.LinkEndpoint` tells the layer above.
 
 Theory of operation
 -------------------
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.codec import Packet
-from bus.wire import LineErrorKind, UndeliverableReason
+from armbus.bus.codec import Packet
+from armbus.bus.wire import LineErrorKind, UndeliverableReason
 
 
 @dataclass(frozen=True, slots=True)

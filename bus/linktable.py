@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-One :class:`~bus.link.LinkEndpoint` is one side of one wire. It is in one of three states:
+One :class:`~armbus.bus.link.LinkEndpoint` is one side of one wire. It is in one of three states:
 
 * ``SYNCING``: it has sent RESET(nonce) and waits for the matching RESET_ACK. Its sequence numbers are at 0, it
   sends no DATA, and it drops DATA and ACK frames (they belong to a session it has just discarded). Entered at
@@ -14,9 +14,9 @@ One :class:`~bus.link.LinkEndpoint` is one side of one wire. It is in one of thr
 
 Every received frame or timer expiry is first *classified* into an :class:`Input` (the classification needs the
 endpoint's counters: is this the expected sequence number? the nonce we sent?), then looked up here. Actions are
-names; :class:`bus.link.LinkEndpoint` has one method per action. Any (state, input) pair missing from the table is
-a bug, and a test checks the table is total. docs/hoplink.md draws its diagram from this table
-(``python -m bus.linktable`` prints the Markdown; a test checks the doc is up to date).
+names; :class:`armbus.bus.link.LinkEndpoint` has one method per action. Any (state, input) pair missing from the table
+is a bug, and a test checks the table is total. docs/hoplink.md draws its diagram from this table (``python -m
+armbus.bus.linktable`` prints the Markdown; a test checks the doc is up to date).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def render_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-BEGIN_MARK = "<!-- BEGIN GENERATED: python -m bus.linktable -->"
+BEGIN_MARK = "<!-- BEGIN GENERATED: python -m armbus.bus.linktable -->"
 END_MARK = "<!-- END GENERATED -->"
 
 

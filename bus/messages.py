@@ -2,15 +2,15 @@
 
 Theory of operation
 -------------------
-The network header names a :class:`~bus.wire.MsgType`; the payload's layout depends on it. Each message class
+The network header names a :class:`~armbus.bus.wire.MsgType`; the payload's layout depends on it. Each message class
 knows its ``TYPE`` and how to ``pack()`` itself into payload bytes and ``unpack(payload)`` back. Fixed-layout
 messages declare ``_FMT`` (a ``struct`` format) and list their fields in order; variable-length ones (register
 data, sync-write slices, sync-read and enumeration records) override ``pack``/``unpack``.
 
 ``decode_payload(type, payload)`` picks the class from the registry; a payload of the wrong size raises
-:class:`~bus.errors.DecodeError` with kind LENGTH, an unknown type kind TYPE. ``pack()`` raises
-:class:`~bus.errors.EncodeError` naming the field when a value does not fit. The construct declarations in
-:mod:`bus.layout` describe the same layouts and are tested to produce identical bytes.
+:class:`~armbus.bus.errors.DecodeError` with kind LENGTH, an unknown type kind TYPE. ``pack()`` raises
+:class:`~armbus.bus.errors.EncodeError` naming the field when a value does not fit. The construct declarations in
+:mod:`armbus.bus.layout` describe the same layouts and are tested to produce identical bytes.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import struct
 from dataclasses import astuple, dataclass, fields
 from typing import ClassVar, TypeVar
 
-from bus.codec import Packet
-from bus.errors import DecodeError, EncodeError
-from bus.wire import DEFAULT_TTL, MAX_PAYLOAD, LineErrorKind, MsgType
+from armbus.bus.codec import Packet
+from armbus.bus.errors import DecodeError, EncodeError
+from armbus.bus.wire import DEFAULT_TTL, MAX_PAYLOAD, LineErrorKind, MsgType
 
 M = TypeVar("M", bound="Message")
 
@@ -387,7 +387,7 @@ def decode_payload(msg_type: int, payload: bytes) -> Message:
 
 
 def make_packet(msg: Message, src: int, dst: int, msg_id: int, ttl: int = DEFAULT_TTL) -> Packet:
-    """Wrap a message in a network-layer :class:`~bus.codec.Packet`."""
+    """Wrap a message in a network-layer :class:`~armbus.bus.codec.Packet`."""
     return Packet(src, dst, int(msg.TYPE), msg_id, ttl, msg.pack())
 
 

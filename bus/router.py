@@ -14,18 +14,18 @@ numbers: a joint's UP=0 and DOWN=1, the host's port 0 is its DOWN link.) Routing
 Forwarding decrements ``ttl``; a packet that arrives with ``ttl == 0`` and must go on is dropped and reported.
 
 Reports: when this node cannot pass a packet on (the next hop gave up: retries, reset, link down; ttl spent; no
-link in that direction; the queue toward it full), it builds an UNDELIVERABLE (:class:`bus.messages.Undeliverable`)
-for the host and routes it like any other packet (at the host: delivered locally). UNDELIVERABLE packets are never
-reported about (no report storms). A report this node made is sent again when the hop above reset
-while the report was in flight (it may have died with that hop's memory): reports are at-least-once, and the host
-may see one twice. A broadcast that never left the queue because the link below is down is the
-end of the chain, not a failure: not reported, unless the node knows the chain goes on below it
-(:attr:`Router.chain_continues`, set by a joint that enumeration found not to be last): then it is a loss for
-every joint below, and reported like any other, except the :data:`TURNED_AROUND` types (ENUMERATE, SYNC_READ):
-the node answers those itself with the records gathered so far, and a failed ENUMERATE is how the chain end is
-found. Nor is any ENUMERATE or SYNC_READ a joint sent itself that the next hop gave up: the joint answers it (or,
-after a link reset, sends the ENUMERATE again), and the answer tells the host more than a report would. The
-host's own packets are not reported either: the host gets the link's :class:`~bus.link.DeliveryFailed` directly.
+link in that direction; the queue toward it full), it builds an UNDELIVERABLE
+(:class:`armbus.bus.messages.Undeliverable`) for the host and routes it like any other packet (at the host: delivered
+locally). UNDELIVERABLE packets are never reported about (no report storms). A report this node made is sent again when
+the hop above reset while the report was in flight (it may have died with that hop's memory): reports are at-least-once,
+and the host may see one twice. A broadcast that never left the queue because the link below is down is the end of the
+chain, not a failure: not reported, unless the node knows the chain goes on below it (:attr:`Router.chain_continues`,
+set by a joint that enumeration found not to be last): then it is a loss for every joint below, and reported like any
+other, except the :data:`TURNED_AROUND` types (ENUMERATE, SYNC_READ): the node answers those itself with the records
+gathered so far, and a failed ENUMERATE is how the chain end is found. Nor is any ENUMERATE or SYNC_READ a joint sent
+itself that the next hop gave up: the joint answers it (or, after a link reset, sends the ENUMERATE again), and the
+answer tells the host more than a report would. The host's own packets are not reported either: the host gets the link's
+:class:`~armbus.bus.link.DeliveryFailed` directly.
 
 Backpressure: the router installs an ``accept`` predicate on each link: a packet that must be forwarded is
 acked only if the outgoing link's queue has room (room is reserved at that moment), so a full queue withholds the
@@ -50,11 +50,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bus.codec import Packet
-from bus.link import DeliveryFailed, LinkEndpoint, LinkEvent, PacketAcked, PacketReceived
-from bus.linktable import LinkState
-from bus.messages import Undeliverable, make_packet
-from bus.wire import Address, MsgType, UndeliverableReason
+from armbus.bus.codec import Packet
+from armbus.bus.link import DeliveryFailed, LinkEndpoint, LinkEvent, PacketAcked, PacketReceived
+from armbus.bus.linktable import LinkState
+from armbus.bus.messages import Undeliverable, make_packet
+from armbus.bus.wire import Address, MsgType, UndeliverableReason
 
 UP, DOWN = 0, 1
 #: Reports a node holds while its up queue is full: one per packet it can have in flight or queued on both links

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A frame is a link header (one hop), an optional network header plus payload (end to end, DATA frames only)
 and a CRC-16. It is COBS-encoded and followed by one 0x00 delimiter, so a receiver can always resynchronise at
-the next 0x00. The byte layout is declared once with ``construct`` in :mod:`bus.layout`; the fast codec in
-:mod:`bus.codec` is tested to be byte-identical to it. docs/protocol.md is the human-readable spec.
+the next 0x00. The byte layout is declared once with ``construct`` in :mod:`armbus.bus.layout`; the fast codec in
+:mod:`armbus.bus.codec` is tested to be byte-identical to it. docs/protocol.md is the human-readable spec.
 
 Every constant below says where its value comes from.
 """

@@ -2,19 +2,19 @@
 
 Theory of operation
 -------------------
-:class:`AsyncArm` has the semantics of :class:`controller.arm.Arm` (the same operations, the same
-:class:`controller.armmodel.ArmModel` for names, calibration and goal clamping, the same errors) with ``await``
+:class:`AsyncArm` has the semantics of :class:`armbus.controller.arm.Arm` (the same operations, the same
+:class:`armbus.controller.armmodel.ArmModel` for names, calibration and goal clamping, the same errors) with ``await``
 instead of blocking. The port is opened like ``serial.serial_for_url`` (any device path or pyserial URL whose
 port has a file descriptor) through ``serial_asyncio_fast.create_serial_connection``, and the transport calls
-:class:`_BusProtocol` from the loop: received bytes go into :class:`controller.host.HostNode` with
+:class:`_BusProtocol` from the loop: received bytes go into :class:`armbus.controller.host.HostNode` with
 ``now = time.monotonic_ns()``. After every call into the node (bytes in, a timer, an API call) :meth:`_kick`
 writes what the node wants to send, dispatches its events, and re-arms one ``loop.call_at`` timer at the
 node's next deadline. That timer is also the heartbeat task: with :meth:`set_heartbeat` the node schedules its
 HEARTBEAT broadcasts itself, so the joints' watchdogs are fed for as long as the loop runs.
 
 Waiting: ``send`` returns when the first joint acked the packet, ``request`` when the correlated reply came
-(or raises :class:`~bus.errors.RemoteError`, :class:`~bus.errors.UndeliverableError`,
-:class:`~bus.errors.ArmTimeoutError`); futures are keyed by msg_id. Every wait has a timeout.
+(or raises :class:`~armbus.bus.errors.RemoteError`, :class:`~armbus.bus.errors.UndeliverableError`,
+:class:`~armbus.bus.errors.ArmTimeoutError`); futures are keyed by msg_id. Every wait has a timeout.
 
 Events: ``async for ev in arm.events()`` gives each subscriber every event after it subscribed, through a
 bounded queue (:data:`EVENT_QUEUE_LIMIT`; on overflow the oldest is dropped and counted in
@@ -23,7 +23,7 @@ bounded queue (:data:`EVENT_QUEUE_LIMIT`; on overflow the oldest is dropped and 
 stops the protocol.
 
 Port loss: when the transport reports ``connection_lost`` with an error (an unplugged adapter: reads fail with
-EIO), the arm emits :class:`PortLost`, fails every waiter with :class:`~bus.errors.PortError`, and a reconnect
+EIO), the arm emits :class:`PortLost`, fails every waiter with :class:`~armbus.bus.errors.PortError`, and a reconnect
 task reopens the same path every :data:`RECONNECT_S`; once open it resets the host link and emits
 :class:`PortRestored`.
 """
@@ -41,12 +41,12 @@ from typing import Any, TypeVar
 import serial
 import serial_asyncio_fast
 
-from bus.errors import ArmTimeoutError, PortError, UsageError
-from bus.link import LinkConfig
-from bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
-from bus.wire import Address
-from controller import ops
-from controller.arm import (
+from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
+from armbus.bus.link import LinkConfig
+from armbus.bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
+from armbus.bus.wire import Address
+from armbus.controller import ops
+from armbus.controller.arm import (
     ENUMERATE_TIMEOUT_S,
     LINK_POLL_S,
     LINK_SETTLE_TIMEOUT_S,
@@ -54,9 +54,10 @@ from controller.arm import (
     PORT_TURNAROUND_NS,
     link_settled,
 )
-from controller.armmodel import ArmModel
-from controller.config import ArmConfig
-from controller.events import (
+from armbus.controller.armmodel import ArmModel
+from armbus.controller.backends import resolve_port
+from armbus.controller.config import ArmConfig
+from armbus.controller.events import (
     HostEvent,
     JointState,
     PacketAcked,
@@ -69,8 +70,7 @@ from controller.events import (
     request_outcome,
     send_outcome,
 )
-from controller.host import HostConfig, HostNode
-from controller.ports import resolve_port
+from armbus.controller.host import HostConfig, HostNode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,7 +151,7 @@ class AsyncArm:
 
     async def wait_link(self, timeout: float) -> bool:
         """Wait until the host link is open and its reset handshake has settled (see
-        :func:`controller.arm.link_settled`); False if it did not within ``timeout`` s (the arm may be off)."""
+        :func:`armbus.controller.arm.link_settled`); False if it did not within ``timeout`` s (the arm may be off)."""
         loop = self._loop
         end = loop.time() + timeout
         mark: list[int] = []

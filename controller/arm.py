@@ -2,14 +2,14 @@
 
 Theory of operation
 -------------------
-:class:`Arm` is a thin blocking facade: the protocol runs in the sans-I/O :class:`controller.host.HostNode`,
-the port and the reader thread in :class:`controller.runner.NodeRunner` (one lock, so two threads never
-interleave frames), and every operation is a message built by :mod:`controller.ops`. Every wait has a timeout:
+:class:`Arm` is a thin blocking facade: the protocol runs in the sans-I/O :class:`armbus.controller.host.HostNode`,
+the port and the reader thread in :class:`armbus.controller.runner.NodeRunner` (one lock, so two threads never
+interleave frames), and every operation is a message built by :mod:`armbus.controller.ops`. Every wait has a timeout:
 ``send``-style commands (goals, torque, e-stop) return when the first joint acked the packet; requests (register
-access, ping, sync-read) return the correlated reply or raise :class:`~bus.errors.RemoteError`,
-:class:`~bus.errors.UndeliverableError` or :class:`~bus.errors.ArmTimeoutError`.
+access, ping, sync-read) return the correlated reply or raise :class:`~armbus.bus.errors.RemoteError`,
+:class:`~armbus.bus.errors.UndeliverableError` or :class:`~armbus.bus.errors.ArmTimeoutError`.
 
-Names and calibration come from the :class:`controller.config.ArmConfig` (joints without a config are called
+Names and calibration come from the :class:`armbus.controller.config.ArmConfig` (joints without a config are called
 ``joint<address>`` with no offset and no limits). Positions in and out of this API are calibrated:
 ``raw = position + offset``. :meth:`Arm.set_goals` clamps each goal into the joint's position limits and to at
 most ``max_step`` from the previous goal (LeRobot's ``max_relative_target``), then sends all goals in one
@@ -29,20 +29,20 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
-from bus.link import LinkConfig
-from bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
-from bus.wire import Address, GoalMode
-from controller import ops
-from controller.armmodel import ArmModel
-from controller.config import ArmConfig, JointConfig, load_config
-from controller.events import HostEvent, JointState, ReplyReceived
-from controller.host import HostConfig, HostNode
-from controller.ports import resolve_port
-from controller.runner import POLL_S, NodeRunner
+from armbus.bus.link import LinkConfig
+from armbus.bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
+from armbus.bus.wire import Address, GoalMode
+from armbus.controller import ops
+from armbus.controller.armmodel import ArmModel
+from armbus.controller.backends import resolve_port
+from armbus.controller.config import ArmConfig, JointConfig, load_config
+from armbus.controller.events import HostEvent, JointState, ReplyReceived
+from armbus.controller.host import HostConfig, HostNode
+from armbus.controller.runner import POLL_S, NodeRunner
 
 if TYPE_CHECKING:
-    from controller.stream import CycleInfo, StreamReport
-    from controller.trajectory import Plan
+    from armbus.controller.stream import CycleInfo, StreamReport
+    from armbus.controller.trajectory import Plan
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,13 +54,13 @@ PORT_TURNAROUND_NS = 3_000_000
 #: Enumeration waits for the chain end to learn it is last (its forward toward the open connector must fail).
 ENUMERATE_TIMEOUT_S = 3.0
 #: After the host link opened, how long no further RESET may arrive before the handshake counts as settled:
-#: longer than the link's backoff cap (20 ms, bus.link.LinkConfig), the longest gap between a booting joint's
+#: longer than the link's backoff cap (20 ms, armbus.bus.link.LinkConfig), the longest gap between a booting joint's
 #: RESET retransmissions. A joint's RESET that crosses the host's own fails the host's first DATA frame.
 LINK_QUIET_NS = 30_000_000
 #: How long open() waits for the link to settle before carrying on anyway (the arm may be switched off).
 LINK_SETTLE_TIMEOUT_S = 1.0
 LINK_POLL_S = 0.002
-#: Streaming rate without a config: 200 Hz, the usual rate for research arms (controller.trajectory).
+#: Streaming rate without a config: 200 Hz, the usual rate for research arms (armbus.controller.trajectory).
 DEFAULT_STREAM_RATE_HZ = 200.0
 
 
@@ -113,8 +113,8 @@ class Joint:
 
 
 class Runner(Protocol):
-    """How an :class:`Arm` waits: :class:`controller.runner.NodeRunner` (a port and a reader thread, wall
-    clock) or :class:`controller.stream.SimRunner` (the virtual arm's kernel, simulated time)."""
+    """How an :class:`Arm` waits: :class:`armbus.controller.runner.NodeRunner` (a port and a reader thread, wall
+    clock) or :class:`armbus.controller.stream.SimRunner` (the virtual arm's kernel, simulated time)."""
 
     node: HostNode
     name: str
@@ -323,8 +323,8 @@ class Arm:
     def run_trajectory(self, plan: Plan, rate_hz: float | None = None, *, closed_loop: bool = False,
                        on_cycle: Callable[[CycleInfo], bool | None] | None = None,
                        **options: Any) -> StreamReport:
-        """Stream ``plan`` as SYNC_WRITE goals at ``rate_hz`` (see :func:`controller.stream.stream_plan`)."""
-        from controller.stream import stream_plan
+        """Stream ``plan`` as SYNC_WRITE goals at ``rate_hz`` (see :func:`armbus.controller.stream.stream_plan`)."""
+        from armbus.controller.stream import stream_plan
 
         if rate_hz is None:
             rate_hz = self.config.control_rate_hz if self.config is not None else DEFAULT_STREAM_RATE_HZ

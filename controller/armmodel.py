@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-The synchronous :class:`controller.arm.Arm`, the asyncio :class:`controller.aio.AsyncArm` and the simulated-time
-driver (:mod:`controller.stream`) differ only in how they wait. Everything they decide before a message goes out,
-and after a reply came back, lives here, so the three behave the same by construction:
+The synchronous :class:`armbus.controller.arm.Arm`, the asyncio :class:`armbus.controller.aio.AsyncArm` and the
+simulated-time driver (:mod:`armbus.controller.stream`) differ only in how they wait. Everything they decide before a
+message goes out, and after a reply came back, lives here, so the three behave the same by construction:
 
-* joint names: from the :class:`controller.config.ArmConfig`, or ``joint<address>`` after an enumeration
+* joint names: from the :class:`armbus.controller.config.ArmConfig`, or ``joint<address>`` after an enumeration
   without a config (such joints have no offset and no limits);
 * goals: a position goal is clamped into the joint's limits and to at most ``max_step`` from the previous goal
   (LeRobot's ``max_relative_target``), then made raw (``raw = position + offset``); velocity and current goals
@@ -21,12 +21,12 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from bus.errors import UsageError
-from bus.messages import Message, SyncWrite
-from bus.wire import GoalMode
-from controller import ops
-from controller.config import ArmConfig, JointConfig
-from controller.events import JointState
+from armbus.bus.errors import UsageError
+from armbus.bus.messages import Message, SyncWrite
+from armbus.bus.wire import GoalMode
+from armbus.controller import ops
+from armbus.controller.config import ArmConfig, JointConfig
+from armbus.controller.events import JointState
 
 
 def unconfigured(address: int) -> JointConfig:

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A config file (example: docs/examples/arm.toml) has a ``[bus]`` table and one ``[joints.<name>]`` table per
 joint. Quantities are either bare numbers in SI units (rad, rad/s, rad/s^2, A) or strings with a unit
-parsed by :mod:`controller.units` ("90deg", "1.5A", "180deg/s"). :func:`load_config` reads and validates the
-whole file and returns a frozen :class:`ArmConfig`; every problem raises :class:`bus.errors.ConfigError`
+parsed by :mod:`armbus.controller.units` ("90deg", "1.5A", "180deg/s"). :func:`load_config` reads and validates the
+whole file and returns a frozen :class:`ArmConfig`; every problem raises :class:`armbus.bus.errors.ConfigError`
 naming the file, the key and what to do, and unknown keys are refused (a misspelt limit must not be silently
 ignored).
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bus.errors import ConfigError, UsageError
-from bus.wire import Address
-from controller.units import Dimension, parse_quantity
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.bus.wire import Address
+from armbus.controller.units import Dimension, parse_quantity
 
 if sys.version_info >= (3, 11):
     import tomllib

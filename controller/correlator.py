@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.codec import Packet
-from bus.errors import PeerError, RemoteError, UndeliverableError
-from bus.messages import Error, Message, Undeliverable
-from bus.wire import REPLY_BIT, Address, ErrorKind, MsgType, UndeliverableReason
-from controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
+from armbus.bus.codec import Packet
+from armbus.bus.errors import PeerError, RemoteError, UndeliverableError
+from armbus.bus.messages import Error, Message, Undeliverable
+from armbus.bus.wire import REPLY_BIT, Address, ErrorKind, MsgType, UndeliverableReason
+from armbus.controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
 
 #: msg_id is a u16 on the wire (contracts.md).
 MSG_ID_MODULO = 1 << 16

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-The sans-I/O host node (:mod:`controller.host`) turns bytes from the bus into these events; the sync and
-asyncio drivers (:mod:`controller.arm`, :mod:`controller.aio`) hand them to user callbacks or async
-iterators. Quantities are SI (via :mod:`controller.units`); positions here are *raw* joint positions, the
+The sans-I/O host node (:mod:`armbus.controller.host`) turns bytes from the bus into these events; the sync and
+asyncio drivers (:mod:`armbus.controller.arm`, :mod:`armbus.controller.aio`) hand them to user callbacks or async
+iterators. Quantities are SI (via :mod:`armbus.controller.units`); positions here are *raw* joint positions, the
 arm layer applies the calibration offsets of the config. Every event carries ``time``: the host's ``now`` (ns)
 when the event arose.
 
@@ -20,10 +20,10 @@ import enum
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bus.errors import ArmTimeoutError, PeerError
-from bus.messages import Error, Fault, Message, State, Undeliverable
-from bus.wire import ErrorKind, FaultCode, MsgType, StatusFlag
-from controller import units
+from armbus.bus.errors import ArmTimeoutError, PeerError
+from armbus.bus.messages import Error, Fault, Message, State, Undeliverable
+from armbus.bus.wire import ErrorKind, FaultCode, MsgType, StatusFlag
+from armbus.controller import units
 
 _E = TypeVar("_E", bound=enum.IntEnum)
 

@@ -4,16 +4,16 @@ Theory of operation
 -------------------
 The host is the node at address 0 with a single port (0) toward joint 1. It follows the node-driving contract
 (``receive_data`` / ``data_to_send`` / ``next_deadline`` / ``handle_timer``, times in integer ns) and owns one
-:class:`bus.link.LinkEndpoint`, which makes delivery to the first joint reliable; joints forward from there.
+:class:`armbus.bus.link.LinkEndpoint`, which makes delivery to the first joint reliable; joints forward from there.
 
-Sending: :meth:`HostNode.send` wraps a message in a packet with a fresh ``msg_id`` (:mod:`controller.correlator`)
+Sending: :meth:`HostNode.send` wraps a message in a packet with a fresh ``msg_id`` (:mod:`armbus.controller.correlator`)
 and hands it to the link; when the first joint acks it the node reports :class:`PacketAcked` (or
 :class:`SendFailed` if the link gives up). When the link's queue is full, packets wait in a host backlog of
 :data:`BACKLOG_LIMIT` packets; beyond that a send fails at once (the bus cannot keep up; streaming callers
 should lower their rate rather than queue stale goals).
 
 E-stop: an ESTOP (:meth:`HostNode.estop`, or any :meth:`send` of one; the types are
-:data:`bus.router.URGENT_TYPES`) goes ahead of the host backlog and of the link's queue (``send(...,
+:data:`armbus.bus.router.URGENT_TYPES`) goes ahead of the host backlog and of the link's queue (``send(...,
 urgent=True)``, bus/link.py "Order and urgency"); it waits only for the frame in flight. It has a backlog of its
 own (:data:`BACKLOG_LIMIT` as well) for when the link's urgent slots are full. With
 ``HostConfig.estop_drops_goals`` (the default) it also takes back every goal SYNC_WRITE (one that writes only
@@ -42,14 +42,24 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from bus import link as hoplink
-from bus.codec import Packet
-from bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
-from bus.messages import Error, EStop, Fault, Heartbeat, Message, State, Undeliverable, decode_packet, make_packet
-from bus.router import URGENT_TYPES
-from bus.wire import DEFAULT_TTL, Address, MsgType, UndeliverableReason
-from controller.correlator import Correlator
-from controller.events import (
+from armbus.bus import link as hoplink
+from armbus.bus.codec import Packet
+from armbus.bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
+from armbus.bus.messages import (
+    Error,
+    EStop,
+    Fault,
+    Heartbeat,
+    Message,
+    State,
+    Undeliverable,
+    decode_packet,
+    make_packet,
+)
+from armbus.bus.router import URGENT_TYPES
+from armbus.bus.wire import DEFAULT_TTL, Address, MsgType, UndeliverableReason
+from armbus.controller.correlator import Correlator
+from armbus.controller.events import (
     CommandRefused,
     FaultReported,
     HostEvent,
@@ -60,7 +70,7 @@ from controller.events import (
     StrayMessage,
     UndeliverableReported,
 )
-from joints.registers import BY_NAME
+from armbus.joints.registers import BY_NAME
 
 NS_PER_MS = 1_000_000
 #: Packets the host holds behind a full link queue: 64 packets is ~30 ms of traffic at 1 Mbaud, longer than

@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 Each user-level operation (read a register, sync-write goals, sync-read states, enumerate...) is split into a
-request builder that returns the :class:`bus.messages.Message` and its destination, and a decoder that turns
-the reply message into SI values. :class:`controller.arm.Arm` and :class:`controller.aio.AsyncArm` only add the
-waiting. Registers are named as in the joint register table (:mod:`joints.registers`, the shared control
-table); values cross this module as integers in wire units, goals as SI floats through :mod:`controller.units`.
+request builder that returns the :class:`armbus.bus.messages.Message` and its destination, and a decoder that turns
+the reply message into SI values. :class:`armbus.controller.arm.Arm` and :class:`armbus.controller.aio.AsyncArm` only
+add the waiting. Registers are named as in the joint register table (:mod:`armbus.joints.registers`, the shared control
+table); values cross this module as integers in wire units, goals as SI floats through :mod:`armbus.controller.units`.
 
 Sync-write requires the addressed joints to be consecutive (contracts: each joint takes the slice at
 ``address - first`` and forwards the rest); :func:`sync_write_goals` refuses a gap with a clear error.
@@ -18,8 +18,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bus.errors import PeerError, UsageError
-from bus.messages import (
+from armbus.bus.errors import PeerError, UsageError
+from armbus.bus.messages import (
     EnumerateReply,
     Message,
     PingReply,
@@ -32,10 +32,10 @@ from bus.messages import (
     Write,
     WriteReply,
 )
-from bus.wire import Address, GoalMode, StatusFlag
-from controller import units
-from controller.events import JointState
-from joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT, Register
+from armbus.bus.wire import Address, GoalMode, StatusFlag
+from armbus.controller import units
+from armbus.controller.events import JointState
+from armbus.joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT, Register
 
 _STATE = struct.Struct(STATE_BLOCK_FORMAT)  # position, velocity, current, temperature, voltage, status
 _FORMATS = {(1, False): "<B", (1, True): "<b", (2, False): "<H", (2, True): "<h", (4, False): "<I", (4, True): "<i"}

@@ -132,18 +132,3 @@ def list_ports(
         )
     return sorted(ports, key=lambda info: info.device)
 
-
-def resolve_port(port_or_url: str) -> str:
-    """The pyserial URL to open for ``port_or_url``.
-
-    ``"virtual"`` (or ``"virtual?joints=3&seed=1"``) and ``armbus://...`` name an in-process virtual arm: the
-    harness's pyserial URL handler is registered on first use (imported lazily, so a host that drives only real
-    arms never loads the simulator). Anything else (a device path, ``socket://``, ``rfc2217://``...) is returned
-    unchanged.
-    """
-    if port_or_url == "virtual" or port_or_url.startswith(("virtual?", "armbus://")):
-        import hil
-
-        hil.register_url_handler()
-        return hil.virtual_url(port_or_url)
-    return port_or_url

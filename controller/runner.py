@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-:class:`NodeRunner` drives a :class:`controller.host.HostNode` over a pyserial port (pyserial's
+:class:`NodeRunner` drives a :class:`armbus.controller.host.HostNode` over a pyserial port (pyserial's
 ``serial.threaded`` pattern). The reader thread loops: read whatever bytes arrived (blocking at most
 :data:`POLL_S`), then, holding the lock, feed them to the node, fire its timer if due, write what it wants to
 send, and drain its events. API threads call :meth:`NodeRunner.call` to run a function on the node under the
@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 import serial
 
-from bus.errors import ArmTimeoutError, PortError, UsageError
-from controller.events import (
+from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
+from armbus.controller.events import (
     HostEvent,
     PacketAcked,
     PortLost,
@@ -42,7 +42,7 @@ from controller.events import (
     request_outcome,
     send_outcome,
 )
-from controller.host import HostNode
+from armbus.controller.host import HostNode
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,11 @@ class NodeRunner:
     def remove_listener(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.remove(listener)
+
+    @property
+    def port(self) -> Any:
+        """The open pyserial port (for tools that look at its backend, such as a virtual arm's ``virtual_arm``)."""
+        return self._port
 
     @property
     def connected(self) -> bool:

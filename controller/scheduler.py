@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 NS_PER_S = 1_000_000_000
 #: Recent cycles kept for the percentiles: 10 s at 1 kHz, enough for a stable p99 (about 100 samples above it).

@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-:func:`stream_plan` (``Arm.run_trajectory``) samples a :class:`controller.trajectory.Plan` at ``k / rate`` and
+:func:`stream_plan` (``Arm.run_trajectory``) samples a :class:`armbus.controller.trajectory.Plan` at ``k / rate`` and
 sends sample ``k`` in cycle ``k`` as one SYNC_WRITE frame, on the absolute deadlines of a
-:class:`controller.scheduler.RateKeeper` (``skip`` policy): a late cycle sends the sample that belongs to its
+:class:`armbus.controller.scheduler.RateKeeper` (``skip`` policy): a late cycle sends the sample that belongs to its
 own deadline, missed deadlines are counted and never burst, and the schedule never drifts because deadlines
 are computed from the start, not from the previous wake-up. Time comes from the arm (``arm.now()`` /
-``arm.sleep_until()``): the wall clock on a port, simulated time on :class:`controller.simarm.SimArm`.
+``arm.sleep_until()``): the wall clock on a port, simulated time on :class:`armbus.hil.simarm.SimArm`.
 
 Limits, in three layers:
 
@@ -18,7 +18,7 @@ Limits, in three layers:
    previous goal, ``dt`` being the time since that goal was due (after missed deadlines, a larger step is
    legitimately allowed); a clamped cycle is counted, and the stream goes on past the plan's end until the
    goals have caught up with the final sample;
-3. :class:`controller.armmodel.ArmModel` clamps positions into the joint limits, as for any goal.
+3. :class:`armbus.controller.armmodel.ArmModel` clamps positions into the joint limits, as for any goal.
 
 Closed loop (``closed_loop=True``): after each SYNC_WRITE the cycle reads every joint's state with one
 SYNC_READ and accumulates the tracking error ``plan position at the cycle's deadline - measured position``.
@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from bus.errors import ArmTimeoutError, PeerError, UsageError
-from controller.events import JointState
-from controller.scheduler import RateKeeper
-from controller.trajectory import JointLimits, Plan, Trajectory, TrajectoryError, check_rate
+from armbus.bus.errors import ArmTimeoutError, PeerError, UsageError
+from armbus.controller.events import JointState
+from armbus.controller.scheduler import RateKeeper
+from armbus.controller.trajectory import JointLimits, Plan, Trajectory, TrajectoryError, check_rate
 
 if TYPE_CHECKING:
-    from controller.arm import Arm
+    from armbus.controller.arm import Arm
 
 Array = npt.NDArray[np.float64]
 NS_PER_S = 1_000_000_000

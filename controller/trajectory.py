@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from bus.errors import ConfigError, UsageError
+from armbus.bus.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from controller.config import ArmConfig
+    from armbus.controller.config import ArmConfig
 
 Array = npt.NDArray[np.float64]
 

@@ -5,7 +5,7 @@ Theory of operation
 The host API speaks SI: radians, radians per second, amperes, degrees Celsius, volts. The wire speaks integers
 (bus/wire.py, contracts): microradians, microradians per second, milliamperes, tenths of a degree Celsius and
 millivolts. ``to_wire_*`` round to the nearest integer and check the field's range (a value that does not fit
-raises :class:`bus.errors.UsageError` naming the quantity, never wraps); ``from_wire_*`` are exact scalings.
+raises :class:`armbus.bus.errors.UsageError` naming the quantity, never wraps); ``from_wire_*`` are exact scalings.
 
 The command line and config files carry quantities as text with a unit ("90deg", "-30 deg", "0.5A", "500mA",
 "2rad/s", "90deg/s"). :func:`parse_quantity` turns such text into an SI float for one dimension, and rejects a
@@ -19,7 +19,7 @@ import enum
 import math
 import re
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 # Scale factors between SI and wire units (contracts.md, "Payloads").
 URAD_PER_RAD = 1_000_000  # position: i32 microradians

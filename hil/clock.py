@@ -6,13 +6,13 @@ Protocol and firmware code never reads a clock; it is handed ``now`` (integer na
 edges get ``now`` from a clock object that is passed in (trio's ``Clock``/``MockClock`` idea):
 
 * :class:`SimClock` -- simulated time. It only moves when told to: ``advance(dt)`` or ``jump_to(t)``. The
-  simulation kernel (:mod:`hil.kernel`) jumps it from one event to the next, so idle time costs nothing and a
+  simulation kernel (:mod:`armbus.hil.kernel`) jumps it from one event to the next, so idle time costs nothing and a
   run is exactly reproducible.
 * :class:`MonotonicClock` -- wall-clock time from ``time.monotonic_ns()`` for real-time drivers (serial ports,
   pseudo-terminals). It cannot be moved.
 
 Both satisfy the :class:`Clock` protocol: a ``now()`` method returning integer nanoseconds. Time never goes
-backwards; asking a :class:`SimClock` to do so is a :class:`~bus.errors.UsageError`.
+backwards; asking a :class:`SimClock` to do so is a :class:`~armbus.bus.errors.UsageError`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Protocol, runtime_checkable
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 #: Nanoseconds per second/millisecond/microsecond: all harness times are integer nanoseconds.
 NS_PER_S = 1_000_000_000

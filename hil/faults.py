@@ -27,7 +27,7 @@ bounded: past :data:`LOG_LIMIT` decisions the older half is folded into per-oper
 (:meth:`FaultInjector.counts` includes them), and long runs fold the whole log themselves
 (:meth:`FaultInjector.fold_log`).
 
-Scheduled faults (time -> fault) live in :mod:`hil.schedule`.
+Scheduled faults (time -> fault) live in :mod:`armbus.hil.schedule`.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TextIO
 
-from bus.errors import ConfigError, UsageError
-from hil.wire import Burst, Direction
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.hil.wire import Burst, Direction
 
-#: The COBS frame delimiter on the wire (bus.wire.DELIMITER).
+#: The COBS frame delimiter on the wire (armbus.bus.wire.DELIMITER).
 _DELIM = 0
 #: Operation names as they appear in the decision log and in fault files.
 OPERATIONS = ("drop_byte", "flip_bit", "drop_frame", "dup_frame", "delay", "cut")

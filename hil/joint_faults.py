@@ -2,17 +2,17 @@
 
 Theory of operation
 -------------------
-Each kind is a :class:`hil.schedule.ScheduledFault` registered under its ``kind`` name, so it is scriptable from
+Each kind is a :class:`armbus.hil.schedule.ScheduledFault` registered under its ``kind`` name, so it is scriptable from
 Python (``FaultSchedule((Reboot(at_ns=..., joint=2),)).install(arm.kernel)``, or ``fault.apply(kernel, now)``
 at once) and from fault files (``[[fault]] kind = "reboot"  at_ms = 500  joint = 2``). Joints are named by
-their chain position 1..N (the kernel nodes ``j1``..``jN`` of :class:`hil.virtual_arm.VirtualArm`).
+their chain position 1..N (the kernel nodes ``j1``..``jN`` of :class:`armbus.hil.virtual_arm.VirtualArm`).
 
-What each kind does to the simulated joint (:class:`joints.node.JointNode`, its
-:class:`joints.actuator.Actuator` and the kernel):
+What each kind does to the simulated joint (:class:`armbus.joints.node.JointNode`, its
+:class:`armbus.joints.actuator.Actuator` and the kernel):
 
 * ``reboot``: ``JointNode.reboot(now)``: the MCU is off for its boot time, then starts with fresh links and
   volatile registers (the host must re-enumerate).
-* ``freeze`` (``duration``): the MCU hangs (:meth:`hil.kernel.Kernel.freeze`): no timer, no answer, bytes
+* ``freeze`` (``duration``): the MCU hangs (:meth:`armbus.hil.kernel.Kernel.freeze`): no timer, no answer, bytes
   arriving are lost; the motor keeps the last PWM output. It resumes where it stopped.
 * ``overheat`` (``ambient_c``, ``winding_c``, optional ``duration``): the ambient temperature of the thermal
   model (``Actuator.ambient_temperature``) changes (slow: the winding follows with its 60 s time constant)
@@ -38,10 +38,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from bus.errors import UsageError
-from hil.faults import derive_seed
-from hil.schedule import FaultTarget, Fields, ScheduledFault, register_fault_kind
-from joints.actuator import Actuator
+from armbus.bus.errors import UsageError
+from armbus.hil.faults import derive_seed
+from armbus.hil.schedule import FaultTarget, Fields, ScheduledFault, register_fault_kind
+from armbus.joints.actuator import Actuator
 
 #: A cut without a duration lasts until the end of the run.
 FOREVER = sys.maxsize
@@ -124,7 +124,7 @@ class Freeze(JointFault):
     def check(self, target: FaultTarget) -> None:
         super().check(target)
         if not callable(getattr(target, "freeze", None)):
-            raise UsageError("this target cannot freeze nodes (needs hil.kernel.Kernel.freeze)")
+            raise UsageError("this target cannot freeze nodes (needs armbus.hil.kernel.Kernel.freeze)")
 
     def apply(self, target: FaultTarget, now: int) -> None:
         target.freeze(f"j{self.joint}", now + self.duration_ns)  # type: ignore[attr-defined]

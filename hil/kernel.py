@@ -4,12 +4,12 @@ Theory of operation
 -------------------
 Nodes follow the node-driving contract (docs: contracts; :class:`Node`): ``receive_data(port, data, now)``,
 ``data_to_send(port, now)``, ``next_deadline()``, ``handle_timer(now)``. :meth:`Kernel.connect` joins node A's
-port to node B's port with a full-duplex link (:class:`hil.wire.WireLink`); each link direction has a fault
-channel (:class:`hil.faults.FaultChannel`).
+port to node B's port with a full-duplex link (:class:`armbus.hil.wire.WireLink`); each link direction has a fault
+channel (:class:`armbus.hil.faults.FaultChannel`).
 
 One event queue (``heapq``) holds deliveries, node timers and scheduled calls, ordered by ``(time, sequence)``:
 the sequence number is a global counter, so events at the same time run in the order they were scheduled and a
-run is exactly reproducible. The kernel jumps its :class:`hil.clock.SimClock` from event to event; there is no
+run is exactly reproducible. The kernel jumps its :class:`armbus.hil.clock.SimClock` from event to event; there is no
 busy stepping. After every call into a node (delivery, timer, :meth:`Kernel.wake`) it drains
 ``data_to_send`` on all the node's ports and re-reads ``next_deadline``; a timer event whose deadline is no
 longer current is skipped.
@@ -27,7 +27,7 @@ time. There is no event per byte; arrivals are grouped by :class:`Granularity`:
 
 Freezing (:meth:`Kernel.freeze`): a frozen node models a hung processor. Its timer does not fire, bytes
 arriving meanwhile are lost and counted, and it is not drained; when the freeze ends its deadline is re-read, so
-an overdue timer fires at once. Real-time drivers (:mod:`hil.realtime`) use :meth:`Kernel.next_event_time` and
+an overdue timer fires at once. Real-time drivers (:mod:`armbus.hil.realtime`) use :meth:`Kernel.next_event_time` and
 :meth:`Kernel.deliveries_pending` to decide how long to sleep and whether bytes are still in flight.
 
 Capture: every delivery is reported to the taps (:meth:`Kernel.add_tap`) as ``tap(link_name, direction, t_ns,
@@ -44,10 +44,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bus.errors import ArmbusError, UsageError
-from hil.clock import SimClock
-from hil.faults import FaultChannel, FaultInjector
-from hil.wire import Burst, Direction, WireDirection, WireLink
+from armbus.bus.errors import ArmbusError, UsageError
+from armbus.hil.clock import SimClock
+from armbus.hil.faults import FaultChannel, FaultInjector
+from armbus.hil.wire import Burst, Direction, WireDirection, WireLink
 
 Tap = Callable[[str, Direction, int, bytes], None]
 

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-The harness's own tests and benchmarks need to talk to a real-time virtual arm (:mod:`hil.realtime`) without
+The harness's own tests and benchmarks need to talk to a real-time virtual arm (:mod:`armbus.hil.realtime`) without
 depending on the controller package. :class:`LinkProbe` is the smallest correct host: a
-:class:`bus.link.LinkEndpoint` driven with ``time.monotonic_ns()`` over a descriptor (a pty slave, a socket);
+:class:`armbus.bus.link.LinkEndpoint` driven with ``time.monotonic_ns()`` over a descriptor (a pty slave, a socket);
 ``request`` sends one packet and loops ``select`` -> ``receive_data`` -> ``handle_timer`` -> ``data_to_send``
 until the reply with the same ``msg_id`` arrives. Packets that are not the awaited reply (telemetry, fault
 reports) are kept in :attr:`LinkProbe.other`. It is a test instrument, not the controller: one request at a time.
@@ -17,11 +17,11 @@ import os
 import select
 import time
 
-from bus.codec import Packet
-from bus.errors import ArmTimeoutError
-from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
-from bus.messages import Enumerate, EnumerateReply, Message, decode_packet, make_packet
-from bus.wire import MAX_ENCODED, Address
+from armbus.bus.codec import Packet
+from armbus.bus.errors import ArmTimeoutError
+from armbus.bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
+from armbus.bus.messages import Enumerate, EnumerateReply, Message, decode_packet, make_packet
+from armbus.bus.wire import MAX_ENCODED, Address
 
 #: Reaction time allowed for the far end in the link timeouts: a real-time driver thread wakes within about a
 #: millisecond on a loaded machine (docs/hil.md), far more than a microcontroller needs.

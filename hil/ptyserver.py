@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 :class:`PtyServer` opens a pseudo-terminal pair (``os.openpty``), puts the slave side in raw mode
 (``tty.setraw``: no echo, no line editing, no CR/LF translation, 8-bit clean) and hands the master side to a
-:class:`hil.realtime.RealtimeArm`. A program opens :attr:`PtyServer.path` (``/dev/pts/N``, or the symlink given
+:class:`armbus.hil.realtime.RealtimeArm`. A program opens :attr:`PtyServer.path` (``/dev/pts/N``, or the symlink given
 as ``link``) with ``serial.Serial(path)``, pyserial's miniterm or the armbus controller; whatever baud rate it
 sets on the pty is ignored, the arm runs at its own ``baud``. The server keeps its own descriptor of the slave
 open for its whole life, so the master never reports end-of-file or EIO while no program has the port open, and
@@ -28,10 +28,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bus.errors import ConfigError, PortError, UsageError
-from hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
-from hil.schedule import FaultSchedule
-from hil.virtual_arm import MAX_JOINTS, VirtualArm
+from armbus.bus.errors import ConfigError, PortError, UsageError
+from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
+from armbus.hil.schedule import FaultSchedule
+from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
 
 
 class PtyServer:
@@ -124,7 +124,7 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
 
 
 def _open_capture(arm: VirtualArm, path: str, args: argparse.Namespace) -> Any:
-    from hil.trace.pcapng import TraceWriter
+    from armbus.hil.trace.pcapng import TraceWriter
 
     wire = arm.kernel.links["host-j1"].wire
     meta = {"joints": len(arm.joints), "baud": wire.baud, "turnaround_ns": wire.turnaround_ns,

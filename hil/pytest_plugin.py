@@ -2,22 +2,28 @@
 
 Theory of operation
 -------------------
-Simulated time is a fixture (trio's ``MockClock`` idea): a test asks for ``sim_clock`` and gets a fresh
-:class:`hil.clock.SimClock` at t = 0. ``fault_seed`` is the master seed for seeded fault injection; it
+Every fixture and option is named ``armbus_*`` / ``--armbus-*`` so that loading the plugin (it is loaded into every
+pytest run of an environment where armbus is installed) cannot shadow a project's own fixtures; it registers
+nothing else, no pyserial URL handler either. The fixtures: ``armbus_clock``, ``armbus_seed``, ``armbus_target``,
+``armbus_arm`` and ``armbus_virtual_arm`` (:data:`FIXTURES`). A suite that prefers short names aliases them in its
+own conftest (``tests/hil/conftest.py`` does).
+
+Simulated time is a fixture (trio's ``MockClock`` idea): a test asks for ``armbus_clock`` and gets a fresh
+:class:`armbus.hil.clock.SimClock` at t = 0. ``armbus_seed`` is the master seed for seeded fault injection; it
 defaults to 0 and is set with ``--armbus-seed N``, so that a failure seen with one seed replays exactly.
 
 One contract suite for simulators and hardware (python-can's back-to-back tests, pyserial's test script that
-defaults to ``loop://``): the ``arm`` fixture is a connected, enumerated :class:`controller.arm.Arm` on
+defaults to ``loop://``): the ``armbus_arm`` fixture is a connected, enumerated :class:`armbus.controller.arm.Arm` on
 
 * the real arm at ``--armbus-port PORT`` (a device such as ``/dev/ttyUSB0`` or any pyserial URL) at
   ``--armbus-baud`` (default 1000000), or
 * without ``--armbus-port``, an in-process virtual arm in real time (``armbus://?joints=N&seed=S&baud=B``,
-  :mod:`hil.urlhandler.protocol_armbus`): the same serial code path, reader thread and wall clock as hardware.
+  :mod:`armbus.hil.urlhandler.protocol_armbus`): the same serial code path, reader thread and wall clock as hardware.
 
-``virtual_arm`` is the :class:`hil.realtime.RealtimeArm` behind that virtual port (for fault injection and
+``armbus_virtual_arm`` is the :class:`armbus.hil.realtime.RealtimeArm` behind that virtual port (for fault injection and
 looking inside; use its ``call()``); on a real arm a test that asks for it is skipped, saying why. Tests that
 move the arm carry the ``moves_arm`` marker; on a real arm the run's header says that they will move it
-(deselect them with ``-m "not moves_arm"``). Every ``arm`` is left with torque off when the test ends.
+(deselect them with ``-m "not moves_arm"``). Every ``armbus_arm`` is left with torque off when the test ends.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from typing import Any
 
 import pytest
 
-from hil.clock import SimClock
+from armbus.hil.clock import SimClock
 
+#: The fixtures this plugin defines; it defines no other.
+FIXTURES = ("armbus_clock", "armbus_seed", "armbus_target", "armbus_arm", "armbus_virtual_arm")
 #: Default reply timeout of the contract suite's arm: generous for a real arm behind a USB adapter with the
 #: default 16 ms latency timer, and for a virtual arm on a busy machine.
 DEFAULT_TIMEOUT_S = 0.5
@@ -88,31 +96,29 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 @pytest.fixture
-def sim_clock() -> SimClock:
+def armbus_clock() -> SimClock:
     """A simulated clock at t = 0 ns."""
     return SimClock()
 
 
 @pytest.fixture
-def fault_seed(request: pytest.FixtureRequest) -> int:
+def armbus_seed(request: pytest.FixtureRequest) -> int:
     """The master fault-injection seed (``--armbus-seed``)."""
     return int(request.config.getoption("--armbus-seed"))
 
 
 @pytest.fixture(scope="session")
-def arm_target(request: pytest.FixtureRequest) -> ArmTarget:
-    """Where the ``arm`` fixture connects (``--armbus-port`` or a virtual arm)."""
+def armbus_target(request: pytest.FixtureRequest) -> ArmTarget:
+    """Where the ``armbus_arm`` fixture connects (``--armbus-port`` or a virtual arm)."""
     return _target(request.config)
 
 
 @pytest.fixture
-def arm(arm_target: ArmTarget) -> Iterator[Any]:
-    """A connected :class:`controller.arm.Arm`, enumerated; torque off for every joint at the end."""
-    import hil
-    from controller.arm import Arm
+def armbus_arm(armbus_target: ArmTarget) -> Iterator[Any]:
+    """A connected :class:`armbus.controller.arm.Arm`, enumerated; torque off for every joint at the end."""
+    from armbus.controller.arm import Arm
 
-    hil.register_url_handler()
-    a = Arm.open(arm_target.port, arm_target.baud, timeout=arm_target.timeout, on_close="torque_off")
+    a = Arm.open(armbus_target.port, armbus_target.baud, timeout=armbus_target.timeout, on_close="torque_off")
     try:
         a.enumerate()
         yield a
@@ -121,13 +127,11 @@ def arm(arm_target: ArmTarget) -> Iterator[Any]:
 
 
 @pytest.fixture
-def virtual_arm(arm: Any, arm_target: ArmTarget) -> Any:
-    """The :class:`hil.realtime.RealtimeArm` behind ``arm``'s virtual port; skips on a real arm."""
-    if not arm_target.virtual:
-        pytest.skip(f"needs a virtual arm; this run drives the real arm on {arm_target.port}")
-    runner = arm.runner
-    port = getattr(runner, "port", None) or getattr(runner, "_port", None)
-    rt = getattr(port, "virtual_arm", None)
+def armbus_virtual_arm(armbus_arm: Any, armbus_target: ArmTarget) -> Any:
+    """The :class:`armbus.hil.realtime.RealtimeArm` behind ``armbus_arm``'s virtual port; skips on a real arm."""
+    if not armbus_target.virtual:
+        pytest.skip(f"needs a virtual arm; this run drives the real arm on {armbus_target.port}")
+    rt = getattr(getattr(armbus_arm.runner, "port", None), "virtual_arm", None)
     if rt is None:
         pytest.skip("the arm's runner does not expose its armbus:// port")
     return rt

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-:class:`RealtimeArm` runs a :class:`hil.virtual_arm.VirtualArm` (simulated time, :mod:`hil.kernel`) in a
+:class:`RealtimeArm` runs a :class:`armbus.hil.virtual_arm.VirtualArm` (simulated time, :mod:`armbus.hil.kernel`) in a
 driver thread and connects its host port to a file descriptor: the master side of a pseudo-terminal
-(:mod:`hil.ptyserver`) or one end of a socket pair (the ``armbus://`` URL handler). The thread is the only code
+(:mod:`armbus.hil.ptyserver`) or one end of a socket pair (the ``armbus://`` URL handler). The thread is the only code
 that touches the simulation; everything else talks to it through the descriptor or :meth:`RealtimeArm.call`.
 
 One loop iteration:
@@ -16,10 +16,10 @@ One loop iteration:
 4. sleep in ``select()`` until the next kernel event is due, the host writes, or someone wakes the thread.
    ``select`` takes a microsecond timeout (epoll and poll round up to whole milliseconds, far too coarse);
 5. bytes the host wrote are stamped with the simulated time at which they were read and handed to the host
-   port there; the wire model (:mod:`hil.wire`) then paces them toward joint 1 at the configured baud.
+   port there; the wire model (:mod:`armbus.hil.wire`) then paces them toward joint 1 at the configured baud.
 
 Simulated time. *Paced* (default): simulated now = wall time since :meth:`RealtimeArm.start`
-(:class:`hil.clock.MonotonicClock`), so every byte on every link takes its wire time in wall time too, and the
+(:class:`armbus.hil.clock.MonotonicClock`), so every byte on every link takes its wire time in wall time too, and the
 joints' 1 kHz control loops tick in real time. *Unpaced*: whenever bytes are on a wire the kernel runs on
 without waiting for the wall clock, until something reaches the host port: answers come back as soon as they
 are computed. Simulated now is ``max(kernel time, wall time)``: simulated time runs ahead of wall time while
@@ -51,12 +51,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bus.errors import ArmbusError, UsageError
-from bus.link import LinkConfig
-from bus.wire import MAX_ENCODED
-from hil.clock import NS_PER_S, Clock, MonotonicClock
-from hil.virtual_arm import HostPort, VirtualArm
-from hil.wire import BITS_PER_BYTE, check_baud
+from armbus.bus.errors import ArmbusError, UsageError
+from armbus.bus.link import LinkConfig
+from armbus.bus.wire import MAX_ENCODED
+from armbus.hil.clock import NS_PER_S, Clock, MonotonicClock
+from armbus.hil.virtual_arm import HostPort, VirtualArm
+from armbus.hil.wire import BITS_PER_BYTE, check_baud
 
 T = TypeVar("T")
 
@@ -74,15 +74,15 @@ MAX_SLEEP_S = 0.5
 #: the descriptor and making the host look slow to the joints; slipping keeps the simulation self-consistent
 #: (it just runs slower than real time, counted in ``RealtimeStats.slipped_ns``).
 DEFAULT_SLIP_AFTER_NS = 20_000_000
-#: Link turnaround the joints allow for in real time (bus.link.LinkConfig.turnaround_ns): the host is a program
+#: Link turnaround the joints allow for in real time (armbus.bus.link.LinkConfig.turnaround_ns): the host is a program
 #: on a time-shared machine, and the driver itself wakes up to a millisecond late under load (docs/hil.md);
 #: the bus default of 50 us would have the joints retransmit to a healthy host all the time. 1 ms is also what
-#: bus.link documents for a host behind an FTDI adapter with latency_timer=1.
+#: armbus.bus.link documents for a host behind an FTDI adapter with latency_timer=1.
 REALTIME_TURNAROUND_NS = 1_000_000
 #: Fastest rate the driver paces frame by frame. Above it a typical frame (14..30 bytes: 35..75 us at 4 Mbaud)
 #: lasts less than the driver's median wake-up latency (about 90 us measured, docs/hil.md), so single frames
-#: are no longer delivered at their wire time, although the byte rate over a second still is (hil.bench measured
-#: -0.3 % at 8 Mbaud). Simulated time (hil.kernel) goes to hil.wire.MAX_BAUD.
+#: are no longer delivered at their wire time, although the byte rate over a second still is (armbus.tools.bench.harness
+#: measured -0.3 % at 8 Mbaud). Simulated time (armbus.hil.kernel) goes to armbus.hil.wire.MAX_BAUD.
 MAX_PACED_BAUD = 4_000_000
 #: Lag samples kept for the statistics (a ring buffer: ten seconds of 1 kHz wake-ups).
 LAG_SAMPLES = 10_000
@@ -90,7 +90,7 @@ LAG_SAMPLES = 10_000
 
 def realtime_link_config(baud: int) -> LinkConfig:
     """Link settings of the joints of a real-time arm: :data:`REALTIME_TURNAROUND_NS`, and a retransmit backoff
-    cap never below twice the first timeout (bus.link caps the doubled timeout at 20 ms, which at low rates,
+    cap never below twice the first timeout (armbus.bus.link caps the doubled timeout at 20 ms, which at low rates,
     e.g. 9600 baud with a 300 ms first timeout, would retransmit faster than a frame can come back)."""
     base = LinkConfig(baud=baud, turnaround_ns=REALTIME_TURNAROUND_NS)
     cap = max(base.backoff_cap_ns, 2 * base.timeout_ns(MAX_ENCODED))

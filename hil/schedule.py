@@ -5,13 +5,13 @@ Theory of operation
 A :class:`FaultSchedule` is a time-ordered tuple of :class:`ScheduledFault` objects. Installing it on a
 simulation (:meth:`FaultSchedule.install`) asks the target to call each fault's :meth:`ScheduledFault.apply` at
 its time, in sequence with every other event, so a schedule replays exactly. Each application is recorded in the
-fault decision log (:meth:`hil.faults.FaultInjector.record`) like the random decisions.
+fault decision log (:meth:`armbus.hil.faults.FaultInjector.record`) like the random decisions.
 
 Every kind is a frozen dataclass with a ``kind`` name, registered with :func:`register_fault_kind`; a fault file
 entry ``{"kind": "cut_link", "at_ms": 120, "link": "j2-j3", "duration_ms": 50}`` is parsed by that class's
 ``from_fields``. The link kinds live here (``cut_link``, ``link_faults``); the joint kinds (``reboot``,
 ``freeze``, ``overheat``, ``stall``, ``cut_cable``, ``sensor_noise``) register the same way from
-:mod:`hil.joint_faults`, imported at the end of this module so that every kind is known to fault files.
+:mod:`armbus.hil.joint_faults`, imported at the end of this module so that every kind is known to fault files.
 Before a schedule is installed, :meth:`FaultSchedule.check` asks every fault whether its joint or link exists.
 Times in files are ``at_ns``/``at_us``/``at_ms``/``at_s`` (and ``duration_*``); in code they are integer nanoseconds.
 """
@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from bus.errors import ConfigError, UsageError
-from hil.faults import FaultInjector, LinkFaults
-from hil.wire import Direction
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.hil.faults import FaultInjector, LinkFaults
+from armbus.hil.wire import Direction
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -296,4 +296,4 @@ class FaultSchedule:
 
 
 # The joint fault kinds register themselves on import; imported last because they build on this module.
-from hil import joint_faults as _joint_faults  # noqa: E402,F401
+from armbus.hil import joint_faults as _joint_faults  # noqa: E402,F401

@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-:class:`SimDrive` puts a :class:`controller.host.HostNode` at the head of a :class:`hil.virtual_arm.VirtualArm`.
-Code outside the kernel calls the host through :meth:`SimDrive.call` (which wakes the host so that its output is
-drained at the current simulated time). :meth:`SimDrive.request` runs the simulation until that request's
-outcome, handing every other event to :attr:`SimDrive.on_event`, so long-running scripts can mix blocking setup
-steps (enumeration, torque) with a periodic loop scheduled by ``kernel.call_at``.
+:class:`SimDrive` puts a :class:`armbus.controller.host.HostNode` at the head of a
+:class:`armbus.hil.virtual_arm.VirtualArm`. Code outside the kernel calls the host through :meth:`SimDrive.call` (which
+wakes the host so that its output is drained at the current simulated time). :meth:`SimDrive.request` runs the
+simulation until that request's outcome, handing every other event to :attr:`SimDrive.on_event`, so long-running scripts
+can mix blocking setup steps (enumeration, torque) with a periodic loop scheduled by ``kernel.call_at``.
 
 :func:`observe_deliveries` wraps a joint's router so that a callback sees every packet the joint takes for
 itself, with the port it came in on, at the simulated instant of delivery. It survives reboots (the joint builds
@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bus.codec import Packet
-from bus.errors import ArmTimeoutError, PeerError
-from bus.messages import Enumerate, Message, Write
-from bus.router import Delivered, RouterEvent
-from bus.wire import Address
-from controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
-from controller.host import HostConfig, HostNode
-from controller.ops import register
-from hil.faults import LinkFaults
-from hil.schedule import FaultSchedule
-from hil.virtual_arm import VirtualArm
-from joints.node import JointNode
+from armbus.bus.codec import Packet
+from armbus.bus.errors import ArmTimeoutError, PeerError
+from armbus.bus.messages import Enumerate, Message, Write
+from armbus.bus.router import Delivered, RouterEvent
+from armbus.bus.wire import Address
+from armbus.controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
+from armbus.controller.host import HostConfig, HostNode
+from armbus.controller.ops import register
+from armbus.hil.faults import LinkFaults
+from armbus.hil.schedule import FaultSchedule
+from armbus.hil.virtual_arm import VirtualArm
+from armbus.joints.node import JointNode
 
 MS = 1_000_000
 #: The chain end learns it is last only when its forward toward the open connector fails (link retries).

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-:class:`VirtualArm` builds a :class:`hil.kernel.Kernel` with nodes ``host``, ``j1`` .. ``jN`` and links
+:class:`VirtualArm` builds a :class:`armbus.hil.kernel.Kernel` with nodes ``host``, ``j1`` .. ``jN`` and links
 ``host-j1``, ``j1-j2``, ... (host port 0 <-> j1.UP, j1.DOWN <-> j2.UP, ...). On every link direction A_TO_B
 is downstream (away from the host) and B_TO_A upstream. The last joint's DOWN port stays unconnected: what it
 sends there is discarded, as on a real chain whose last connector is open.
@@ -11,11 +11,11 @@ The host side is either a node the caller passes in (``host=``, anything that fo
 contract, e.g. the controller's sans-I/O host) or, by default, a :class:`HostPort`: a byte pipe the host code
 writes to and reads from between ``run_*`` calls, like a serial port whose clock is the simulation's.
 
-Joints use ``link_config`` (:class:`bus.link.LinkConfig`, default: its defaults at ``baud``) on both ports; a
+Joints use ``link_config`` (:class:`armbus.bus.link.LinkConfig`, default: its defaults at ``baud``) on both ports; a
 real-time arm behind a pty passes a longer turnaround, since its host is a program on a busy machine.
 
-Faults: ``faults`` is a :class:`hil.faults.LinkFaults` applied to every link direction, or a
-:class:`hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
+Faults: ``faults`` is a :class:`armbus.hil.faults.LinkFaults` applied to every link direction, or a
+:class:`armbus.hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from bus.errors import UsageError
-from bus.link import LinkConfig
-from bus.wire import Address
-from hil.faults import FaultInjector, LinkFaults
-from hil.kernel import Granularity, Kernel, Node
-from hil.schedule import FaultSchedule
-from hil.wire import check_baud
-from joints.node import DEFAULT_MODEL, DOWN, UP, JointNode
+from armbus.bus.errors import UsageError
+from armbus.bus.link import LinkConfig
+from armbus.bus.wire import Address
+from armbus.hil.faults import FaultInjector, LinkFaults
+from armbus.hil.kernel import Granularity, Kernel, Node
+from armbus.hil.schedule import FaultSchedule
+from armbus.hil.wire import check_baud
+from armbus.joints.node import DEFAULT_MODEL, DOWN, UP, JointNode
 
 #: Sender turnaround on every wire: a microcontroller's receive-interrupt-to-transmit latency (model choice:
 #: 10 us, well inside LinkConfig.turnaround_ns = 50 us that the link timeouts allow for both ends together).
 DEFAULT_WIRE_TURNAROUND_NS = 10_000
-#: Most joints a chain can hold: the joint addresses 1..253 (bus.wire.Address).
+#: Most joints a chain can hold: the joint addresses 1..253 (armbus.bus.wire.Address).
 MAX_JOINTS = int(Address.LAST_JOINT)
 
 
@@ -123,7 +123,7 @@ class VirtualArm:
         self.host: Node = host if host is not None else HostPort()
         self.port: HostPort | None = self.host if isinstance(self.host, HostPort) else None
         if link_config is not None and not isinstance(link_config, LinkConfig):
-            raise UsageError(f"link_config must be a bus.link.LinkConfig, got {type(link_config).__name__}")
+            raise UsageError(f"link_config must be a armbus.bus.link.LinkConfig, got {type(link_config).__name__}")
         link_config = LinkConfig(baud=baud) if link_config is None else dataclasses.replace(link_config, baud=baud)
         self.joints: list[JointNode] = []
         k = self.kernel

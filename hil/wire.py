@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 #: 8N1 framing: start bit + 8 data bits + stop bit.
 BITS_PER_BYTE = 10

@@ -45,7 +45,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 TWO_PI = 2.0 * math.pi
 #: Temperature coefficient of copper resistance (per K, at 20 degC), a handbook value.
@@ -148,7 +148,7 @@ class Actuator:
         """Change the 1-sigma sensor noise levels (None: keep), and with ``seed`` restart the noise stream.
 
         Noise needs a seeded stream: asking for noise on an actuator built without a seed and giving no
-        ``seed`` here is a :class:`~bus.errors.UsageError` (randomness is always seeded)."""
+        ``seed`` here is a :class:`~armbus.bus.errors.UsageError` (randomness is always seeded)."""
         levels = {"current": current, "temperature": temperature, "voltage": voltage,
                   "encoder_counts": encoder_counts}
         for name, value in levels.items():

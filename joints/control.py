@@ -46,10 +46,10 @@ import enum
 import math
 from typing import NamedTuple
 
-from bus.wire import FaultCode, GoalMode, StatusFlag
-from joints.actuator import COPPER_ALPHA, Actuator, ActuatorParams
-from joints.mailbox import Mailbox
-from joints.registers import RegisterFile
+from armbus.bus.wire import FaultCode, GoalMode, StatusFlag
+from armbus.joints.actuator import COPPER_ALPHA, Actuator, ActuatorParams
+from armbus.joints.mailbox import Mailbox
+from armbus.joints.registers import RegisterFile
 
 #: Default loop period: 1 kHz, the usual position/velocity loop rate of small servo drives.
 DEFAULT_PERIOD_NS = 1_000_000

@@ -5,7 +5,7 @@ Theory of operation
 :func:`dispatch` gets every packet addressed to this joint (its address, UNASSIGNED before enumeration, or
 BROADCAST). It looks the type up in :data:`HANDLERS`; a type without a handler (replies, STATE, FAULT,
 UNDELIVERABLE: nothing a joint should receive) is counted and dropped, never answered (no error storms). The
-payload is decoded with :mod:`bus.messages`; a payload of the wrong size is answered with ERROR LENGTH.
+payload is decoded with :mod:`armbus.bus.messages`; a payload of the wrong size is answered with ERROR LENGTH.
 
 Errors are replied only to unicast requests (contract), plus one exception: a SYNC_WRITE slice this joint
 cannot apply is reported with ERROR (msg_id of the SYNC_WRITE) to the host, because a slice is addressed to one
@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bus.codec import Packet
-from bus.errors import DecodeError, EncodeError
-from bus.messages import (
+from armbus.bus.codec import Packet
+from armbus.bus.errors import DecodeError, EncodeError
+from armbus.bus.messages import (
     Enumerate,
     EnumerateReply,
     Error,
@@ -52,12 +52,12 @@ from bus.messages import (
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
-from joints.control import BLOCKING, Command, CommandKind
-from joints.registers import BY_NAME, PERSISTENT_END
+from armbus.bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
+from armbus.joints.control import BLOCKING, Command, CommandKind
+from armbus.joints.registers import BY_NAME, PERSISTENT_END
 
 if TYPE_CHECKING:
-    from joints.node import JointNode
+    from armbus.joints.node import JointNode
 
 UP, DOWN = 0, 1
 GOAL_REGISTER = {GoalMode.POSITION: "goal_position", GoalMode.VELOCITY: "goal_velocity",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 T = TypeVar("T")
 

@@ -3,12 +3,12 @@
 Theory of operation
 -------------------
 A joint sits between its upstream neighbour (port ``UP`` = 0, toward the host) and its downstream neighbour
-(port ``DOWN`` = 1). Each port has a :class:`bus.link.LinkEndpoint` (framing, acks, retransmission, reset).
+(port ``DOWN`` = 1). Each port has a :class:`armbus.bus.link.LinkEndpoint` (framing, acks, retransmission, reset).
 The node implements the node-driving contract (``receive_data`` / ``data_to_send`` / ``next_deadline`` /
 ``handle_timer``, integer ns); :meth:`JointNode.rx_byte` is the shape a UART receive interrupt would feed, and
 ``receive_data`` is its DMA-block twin (same result for any chunking: the deframer is chunking-invariant).
 
-Routing is :class:`bus.router.Router`'s (packets for this joint are delivered here, others forwarded by
+Routing is :class:`armbus.bus.router.Router`'s (packets for this joint are delivered here, others forwarded by
 address, broadcasts delivered here and forwarded DOWN, UNDELIVERABLE reports for what cannot go on). The
 broadcasts a joint edits (ENUMERATE, SYNC_WRITE, SYNC_READ) and ESTOP (stop first, then forward) are forwarded
 by the handlers, re-originated with this joint's address as ``src`` so that a failure to deliver them comes back
@@ -66,15 +66,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bus.codec import Packet
-from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkReset, LinkState
-from bus.messages import Fault, Message, State, make_packet
-from bus.router import SELF_FORWARDED, TURNED_AROUND, Delivered, LinkNotice, Router
-from bus.wire import Address, FaultCode, MsgType, StatusFlag, UndeliverableReason
-from joints.actuator import Actuator, ActuatorParams
-from joints.control import DEFAULT_PERIOD_NS, ControlCore
-from joints.handlers import DOWN, UP, delivery_failed, dispatch, turn_around
-from joints.registers import BY_NAME, RegisterFile
+from armbus.bus.codec import Packet
+from armbus.bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkReset, LinkState
+from armbus.bus.messages import Fault, Message, State, make_packet
+from armbus.bus.router import SELF_FORWARDED, TURNED_AROUND, Delivered, LinkNotice, Router
+from armbus.bus.wire import Address, FaultCode, MsgType, StatusFlag, UndeliverableReason
+from armbus.joints.actuator import Actuator, ActuatorParams
+from armbus.joints.control import DEFAULT_PERIOD_NS, ControlCore
+from armbus.joints.handlers import DOWN, UP, delivery_failed, dispatch, turn_around
+from armbus.joints.registers import BY_NAME, RegisterFile
 
 __all__ = ["DOWN", "UP", "JointNode", "NodeCounters", "make_joint"]
 

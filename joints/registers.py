@@ -15,7 +15,7 @@ checked at import (no gaps, no overlaps) and :func:`register_map_markdown` rende
 Access goes by (address, length). A span must start at a register's first byte and end at a register's last
 byte (RANGE / LENGTH otherwise). A write is checked completely first (access, then every value against its
 register's limits, then cross-register rules) and applied only if everything passes: on error nothing changes
-and the :class:`~bus.wire.ErrorKind` is returned, never raised. Firmware-side updates (present values, the
+and the :class:`~armbus.bus.wire.ErrorKind` is returned, never raised. Firmware-side updates (present values, the
 bus address) use :meth:`RegisterFile.set`, which bypasses the host access rules but not the type range.
 
 The register limits here are the static bounds of each value. The configurable limits (``position_min`` and
@@ -28,7 +28,7 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from bus.wire import Address, ErrorKind, GoalMode
+from armbus.bus.wire import Address, ErrorKind, GoalMode
 
 
 class Access(enum.Enum):
@@ -69,16 +69,16 @@ VELOCITY_BOUND = 20_000_000
 #: Current bound: the default actuator driver's hardware limit (2.5 A).
 CURRENT_BOUND = 2500
 #: Loop-gain ranges (register units): the box inside which the cascade of joints/control.py on the default actuator
-#: model is stable for every combination of the five gains. ``python -m joints.gainsweep`` finds it: for each gain alone
-#: (others at default) the first value whose stress moves show a limit excursion or a limit cycle; a factor 2 of gain
-#: margin inside it, rounded inward; then the box's 32 corners and seeded random points inside it run clean. First
-#: unstable values: pos_kp none over its u16 range (the position loop's request is capped by what the drive can brake
-#: within the distance left; under the plain linear law 13454 already made a limit cycle around the goal at full
-#: current); vel_kp 25600 (current chatter heats the winding to its trip) and, below, 565 (current mode's proportional
-#: speed limiter lets a joint allowed no speed creep past 0.2 rad/s under the gravity load; twice that is above the
-#: default, so the default is the minimum); cur_kp 6727 (the current loop oscillates to an over-current trip); cur_ki
-#: 6727 (a limit cycle in the hold); vel_ki none over its u16 range. Zero current or integral gains leave the model
-#: feed-forward or a P loop, which are stable. A write outside a range is refused (LIMIT).
+#: model is stable for every combination of the five gains. ``python -m armbus.tools.campaigns.gainsweep`` finds it: for
+#: each gain alone (others at default) the first value whose stress moves show a limit excursion or a limit cycle; a
+#: factor 2 of gain margin inside it, rounded inward; then the box's 32 corners and seeded random points inside it run
+#: clean. First unstable values: pos_kp none over its u16 range (the position loop's request is capped by what the drive
+#: can brake within the distance left; under the plain linear law 13454 already made a limit cycle around the goal at
+#: full current); vel_kp 25600 (current chatter heats the winding to its trip) and, below, 565 (current mode's
+#: proportional speed limiter lets a joint allowed no speed creep past 0.2 rad/s under the gravity load; twice that is
+#: above the default, so the default is the minimum); cur_kp 6727 (the current loop oscillates to an over-current trip);
+#: cur_ki 6727 (a limit cycle in the hold); vel_ki none over its u16 range. Zero current or integral gains leave the
+#: model feed-forward or a P loop, which are stable. A write outside a range is refused (LIMIT).
 POS_KP_RANGE = _U16
 VEL_KP_RANGE = (800, 12800)
 VEL_KI_RANGE = _U16
@@ -103,15 +103,15 @@ REGISTERS: tuple[Register, ...] = tuple(Register(*row) for row in (
      "over-temperature trip (default 80 degC, as Dynamixel)"),
     ("min_voltage", 24, 2, False, RW, True, 0, 24000, 9500, "mV", "under-voltage trip (default 9.5 V)"),
     ("pos_kp", 26, 2, False, RW, True, *POS_KP_RANGE, 2000, "0.01/s",
-     "position loop gain: velocity per error (range: the stable box, joints.gainsweep)"),
+     "position loop gain: velocity per error (range: the stable box, armbus.tools.campaigns.gainsweep)"),
     ("vel_kp", 28, 2, False, RW, True, *VEL_KP_RANGE, 800, "mA/(rad/s)",
-     "velocity loop proportional gain (range: the stable box, joints.gainsweep)"),
+     "velocity loop proportional gain (range: the stable box, armbus.tools.campaigns.gainsweep)"),
     ("vel_ki", 30, 2, False, RW, True, *VEL_KI_RANGE, 16000, "mA/rad",
-     "velocity loop integral gain (range: the stable box, joints.gainsweep)"),
+     "velocity loop integral gain (range: the stable box, armbus.tools.campaigns.gainsweep)"),
     ("cur_kp", 32, 2, False, RW, True, *CUR_KP_RANGE, 1000, "mOhm",
-     "current loop proportional gain (range: the stable box, joints.gainsweep)"),
+     "current loop proportional gain (range: the stable box, armbus.tools.campaigns.gainsweep)"),
     ("cur_ki", 34, 2, False, RW, True, *CUR_KI_RANGE, 2000, "Ohm/s",
-     "current loop integral gain (range: the stable box, joints.gainsweep)"),
+     "current loop integral gain (range: the stable box, armbus.tools.campaigns.gainsweep)"),
     ("bus_address", 36, 1, False, RO, False, *_U8, int(Address.UNASSIGNED), "",
      "bus address, assigned at enumeration"),
     ("torque_enable", 37, 1, False, RW, False, 0, 1, 0, "", "1 = motor powered"),
@@ -261,5 +261,5 @@ def register_map_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # pragma: no cover - docs generation: python -m joints.registers > table.md
+if __name__ == "__main__":  # pragma: no cover - docs generation: python -m armbus.joints.registers > table.md
     print(register_map_markdown(), end="")

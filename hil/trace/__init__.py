@@ -4,7 +4,7 @@ See docs/traces.md. ``pcapng`` writes the files, ``reader`` reads them, ``decode
 ``stats`` computes counts and latencies.
 """
 
-from hil.trace.pcapng import LINKTYPE_ARMBUS, TraceFileError, TraceWriter
-from hil.trace.reader import Trace, read_trace
+from armbus.hil.trace.pcapng import LINKTYPE_ARMBUS, TraceFileError, TraceWriter
+from armbus.hil.trace.reader import Trace, read_trace
 
 __all__ = ["LINKTYPE_ARMBUS", "Trace", "TraceFileError", "TraceWriter", "read_trace"]

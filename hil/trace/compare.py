@@ -29,12 +29,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bus.codec import Frame, LineError
-from bus.deframer import Deframer
-from bus.errors import DecodeError
-from bus.messages import ReadReply, State, SyncReadReply, decode_payload
-from bus.wire import FrameKind, LineErrorKind, MsgType
-from joints.registers import BY_NAME
+from armbus.bus.codec import Frame, LineError
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import DecodeError
+from armbus.bus.messages import ReadReply, State, SyncReadReply, decode_payload
+from armbus.bus.wire import FrameKind, LineErrorKind, MsgType
+from armbus.joints.registers import BY_NAME
 
 #: Measured registers (joints/registers.py): (name, address, struct format); compared within a tolerance.
 MEASURED = tuple((name, BY_NAME[name].address, fmt) for name, fmt in (

@@ -2,19 +2,19 @@
 
 Theory of operation
 -------------------
-Each interface of a trace is one direction of one link; its rows are what one :class:`bus.deframer.Deframer` fed
+Each interface of a trace is one direction of one link; its rows are what one :class:`armbus.bus.deframer.Deframer` fed
 with the interface's chunks in file order returns: one row per non-empty delimiter-separated piece, a ``Frame`` or
 a ``LineError``. A row's time is the time of the chunk that holds its 0x00 delimiter, i.e. when the receiver
-could have decoded it. The decoding itself is columnar (:mod:`bus.batch`); :mod:`hil.trace.reference` keeps the
-Deframer-based decoder that defines the result, and the tests compare the two.
+could have decoded it. The decoding itself is columnar (:mod:`armbus.bus.batch`); :mod:`armbus.hil.trace.reference`
+keeps the Deframer-based decoder that defines the result, and the tests compare the two.
 
 1. All chunks are copied, in file order, into one buffer with a 0x00 inserted before each (one boolean mask over
    the file). Splitting it at 0x00 gives every piece of every chunk, and a piece never spans two chunks.
 2. An interface whose chunks all end with 0x00 (every simulated capture: the kernel delivers whole frames) leaves
    its receiver between frames at each chunk end, so its pieces are exactly the Deframer's. Interfaces with a
    chunk that ends inside a frame (reads of a real port) are decoded from their own joined stream instead
-   (:func:`bus.batch.decode_stream`, the same rules including a held tail).
-3. :func:`bus.batch.decode_pieces` turns all pieces into columns in one call; rows are put in time order with one
+   (:func:`armbus.bus.batch.decode_stream`, the same rules including a held tail).
+3. :func:`armbus.bus.batch.decode_pieces` turns all pieces into columns in one call; rows are put in time order with one
    stable sort on (time, interface), which is the time-ordered merge of the per-interface streams.
 
 Payloads are not copied: :class:`PayloadStore` slices one out of the decoded bodies when it is asked for
@@ -38,11 +38,11 @@ from typing import Any, overload
 
 import numpy as np
 
-from bus.batch import LINE_ERROR, concat, decode_pieces, decode_stream
-from bus.errors import DecodeError, TraceError, UsageError
-from bus.messages import decode_payload
-from bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
-from hil.trace.reader import Trace, read_trace
+from armbus.bus.batch import LINE_ERROR, concat, decode_pieces, decode_stream
+from armbus.bus.errors import DecodeError, TraceError, UsageError
+from armbus.bus.messages import decode_payload
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
+from armbus.hil.trace.reader import Trace, read_trace
 
 _COLUMNS = ("t_ns", "iface", "kind", "seq", "flags", "src", "dst", "type", "msg_id", "ttl", "error", "size",
             "payload_index")
@@ -285,7 +285,7 @@ def _name(enum_cls: Any, value: int) -> str:
 
 
 def record(table: FrameTable, i: int) -> dict[str, Any]:
-    """One row as a JSON-ready dictionary (payload fields decoded with bus.messages)."""
+    """One row as a JSON-ready dictionary (payload fields decoded with armbus.bus.messages)."""
     itf = table.trace.interfaces[int(table.iface[i])]
     rec: dict[str, Any] = {"t_ns": int(table.t_ns[i]), "link": itf.link, "dir": itf.direction}
     kind = int(table.kind[i])

@@ -16,7 +16,7 @@ A trace is a pcapng file (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap
 Writing: every block is built in memory and handed to an unbuffered file in one ``write`` call, so a recorder
 killed at any moment leaves whole blocks plus at most one partial last block on disk.
 
-Reading lives in :mod:`hil.trace.reader`.
+Reading lives in :mod:`armbus.hil.trace.reader`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
-from bus.errors import TraceError, UsageError
-from bus.wire import PROTOCOL_VERSION
+from armbus.bus.errors import TraceError, UsageError
+from armbus.bus.wire import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
-    from hil.trace.reader import Trace
+    from armbus.hil.trace.reader import Trace
 
 #: Block types (pcapng spec section 4 / 11.1).
 BT_SHB = 0x0A0D0D0A
@@ -134,7 +134,8 @@ def epb_block(interface: int, t_ns: int, data: bytes, byte_order: str = "<") -> 
 
 
 def direction_label(direction: object) -> str:
-    """A direction as text: strings as they are, ``hil.wire.Direction`` by its ``label`` ("a>b"), enums by name."""
+    """A direction as text: strings as they are, :class:`armbus.hil.wire.Direction` by its ``label`` ("a>b"),
+    enums by name."""
     if isinstance(direction, str):
         return direction
     label = getattr(direction, "label", None)

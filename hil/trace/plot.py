@@ -16,7 +16,7 @@ among equals), from its first frame to its reply's arrival at the host, with a m
 ``--all`` choose another. At most :data:`MAX_ARROWS` arrows are drawn (the first ones); the title says when more
 were left out.
 
-The histograms use :func:`hil.trace.stats.compute` (hop: DATA -> ACK; end to end: request -> reply), in
+The histograms use :func:`armbus.hil.trace.stats.compute` (hop: DATA -> ACK; end to end: request -> reply), in
 microseconds on a log axis. matplotlib is an optional dependency (extra ``plot``); without it the command prints
 one line and exits 2. The Agg backend renders to files only (no display needed).
 """
@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from bus.errors import TraceError, UsageError
-from bus.wire import FrameFlag, FrameKind, MsgType
-from hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
-from hil.trace.stats import REQUEST_TYPES, compute
-from hil.wire import wire_time_ns
+from armbus.bus.errors import TraceError, UsageError
+from armbus.bus.wire import FrameFlag, FrameKind, MsgType
+from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
+from armbus.hil.trace.stats import REQUEST_TYPES, compute
+from armbus.hil.wire import wire_time_ns
 
 #: Arrows drawn at most: beyond a few hundred a sequence diagram is unreadable anyway (zoom with --from/--to).
 MAX_ARROWS = 400

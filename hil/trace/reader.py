@@ -20,12 +20,12 @@ fields are then gathered column-wise, one fancy index per field.
 
 Either byte order is accepted, per section. A truncated last block is reported in :attr:`Trace.truncated` /
 :attr:`Trace.warnings`, never raised. Files that are not pcapng at all, empty files and unreadable paths raise
-:class:`~hil.trace.pcapng.TraceFileError`; interfaces of other link types (an Ethernet capture from another
+:class:`~armbus.hil.trace.pcapng.TraceFileError`; interfaces of other link types (an Ethernet capture from another
 tool) are listed but their packets are skipped, with a warning naming the link type. Packets whose time, scaled by
 their interface's ``if_tsresol`` and shifted by its ``if_tsoffset``, falls outside 0..2**63-1 ns (negative, or
 beyond int64 nanoseconds) are skipped, counted in :attr:`Trace.out_of_range_times` and named in a warning:
 clamping them would invent an order and a duration that the capture does not hold. The format is described in
-:mod:`hil.trace.pcapng` and docs/traces.md.
+:mod:`armbus.hil.trace.pcapng` and docs/traces.md.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hil.trace.pcapng import (
+from armbus.hil.trace.pcapng import (
     BT_EPB,
     BT_IDB,
     BT_SHB,

@@ -1,13 +1,13 @@
-"""The reference trace decoder: every interface's chunks through one :class:`bus.deframer.Deframer`.
+"""The reference trace decoder: every interface's chunks through one :class:`armbus.bus.deframer.Deframer`.
 
 Theory of operation
 -------------------
-This is the decoder :mod:`hil.trace.decode` used before its columnar path (bus.batch), kept as the definition the
-fast path is tested against and as the benchmark's baseline. Each armbus interface's chunks are joined in file
-order and fed to a fresh Deframer in one call; a row's time is the time of the chunk holding its 0x00 delimiter
-(piece ends mapped to chunks with ``searchsorted``). If the item count disagrees with the piece count, the
-interface is fed again chunk by chunk, which needs no assumption about the deframer's rules. Items become columns
-in bulk (``map``/``zip`` in C, ``np.fromiter``); interfaces are merged with a stable sort on time.
+This is the decoder :mod:`armbus.hil.trace.decode` used before its columnar path (armbus.bus.batch), kept as the
+definition the fast path is tested against and as the benchmark's baseline. Each armbus interface's chunks are joined in
+file order and fed to a fresh Deframer in one call; a row's time is the time of the chunk holding its 0x00 delimiter
+(piece ends mapped to chunks with ``searchsorted``). If the item count disagrees with the piece count, the interface is
+fed again chunk by chunk, which needs no assumption about the deframer's rules. Items become columns in bulk
+(``map``/``zip`` in C, ``np.fromiter``); interfaces are merged with a stable sort on time.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from bus.deframer import Deframer
-from bus.wire import MAX_ENCODED, FrameKind
-from hil.trace.decode import _COLUMNS, LINE_ERROR, FrameTable, _gc_paused
-from hil.trace.reader import Trace
+from armbus.bus.deframer import Deframer
+from armbus.bus.wire import MAX_ENCODED, FrameKind
+from armbus.hil.trace.decode import _COLUMNS, LINE_ERROR, FrameTable, _gc_paused
+from armbus.hil.trace.reader import Trace
 
-#: Largest piece the deframer decodes (delimiter excluded); longer pieces are one OVERSIZE error (bus.deframer).
+#: Largest piece the deframer decodes (delimiter excluded); longer pieces are one OVERSIZE error (armbus.bus.deframer).
 _MAX_PIECE = MAX_ENCODED - 1
 _g0, _g1, _g2, _g3 = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 
 
 def decode_trace_reference(trace: Trace) -> FrameTable:
-    """Decode ``trace`` through the streaming Deframer: the reference for :func:`hil.trace.decode.decode_trace`."""
+    """Decode ``trace`` through the streaming Deframer: the reference for
+    :func:`armbus.hil.trace.decode.decode_trace`."""
     with _gc_paused():
         return _decode_trace(trace)
 

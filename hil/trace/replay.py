@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The host link of a trace (``host-j1`` by default) has two directions: ``a>b`` is what the host sent (its
 chunks, byte exact, garbage included), ``b>a`` what the arm answered. A replay sends the ``a>b`` chunks again,
-decodes what comes back and compares it with the recorded ``b>a`` frames (:mod:`hil.trace.compare`), so a
+decodes what comes back and compares it with the recorded ``b>a`` frames (:mod:`armbus.hil.trace.compare`), so a
 trace becomes a regression test: exit status 0 without differences, 1 with.
 
 Timing. Send times come from the trace: the kernel's tap stamps a chunk with its *arrival* at joint 1, so for
@@ -14,7 +14,7 @@ bytes, which is the send time. ``--speed X`` divides every interval since the fi
 sends every chunk at once, back to back (the line's own pace). Deadlines are absolute (first send + scaled
 offset), never "sleep the recorded gap", so a late chunk does not delay the ones after it.
 
-Targets. ``virtual`` (default): a :class:`hil.virtual_arm.VirtualArm` in simulated time built from the trace's
+Targets. ``virtual`` (default): a :class:`armbus.hil.virtual_arm.VirtualArm` in simulated time built from the trace's
 metadata (``joints``, ``baud``, ``seed``, ``turnaround_ns``; options override them), driven by
 ``kernel.call_at`` at the send times: deterministic, and as fast as the CPU allows. A simulated capture keeps
 its absolute times (joints boot at 0 in both runs); a wall-clock capture is moved to start
@@ -38,17 +38,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bus.codec import Frame
-from bus.errors import PortError, TraceError, UsageError
-from bus.wire import FrameKind
-from hil.trace.compare import Comparison, Row, Tolerances, compare, decode_rows
-from hil.trace.decode import parse_time
-from hil.trace.reader import Trace, read_trace
-from hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS, HostPort, VirtualArm
-from hil.wire import wire_time_ns
+from armbus.bus.codec import Frame
+from armbus.bus.errors import PortError, TraceError, UsageError
+from armbus.bus.wire import FrameKind
+from armbus.controller.backends import open_port
+from armbus.hil.trace.compare import Comparison, Row, Tolerances, compare, decode_rows
+from armbus.hil.trace.decode import parse_time
+from armbus.hil.trace.reader import Trace, read_trace
+from armbus.hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS, HostPort, VirtualArm
+from armbus.hil.wire import wire_time_ns
 
 #: Where a wall-clock capture starts on a fresh virtual arm: after the joints' link handshakes along the chain
-#: (the same 5 ms controller.simarm waits before its first request).
+#: (the same 5 ms armbus.hil.simarm waits before its first request).
 BOOT_LEAD_NS = 5_000_000
 #: Default time to keep listening after the last chunk sent or the recording's end, whichever is later.
 DEFAULT_SETTLE = "50ms"
@@ -220,12 +221,10 @@ def replay_port(trace: Trace, port: str, *, link: str | None = None, baud: int |
     """Replay to a real port or any pyserial URL, in real time on absolute deadlines."""
     import serial
 
-    import hil  # importing it registers the armbus:// URL handler
-
     b = baud if baud is not None else int(trace.metadata.get("baud", "1000000"))
     p = plan(trace, link, b, DEFAULT_WIRE_TURNAROUND_NS, ignore_seq)
     try:
-        ser = serial.serial_for_url(hil.virtual_url(port), baudrate=b, timeout=READ_TIMEOUT_S)
+        ser = open_port(port, baudrate=b, timeout=READ_TIMEOUT_S)
     except (serial.SerialException, ValueError, OSError) as exc:
         raise PortError(f"cannot open {port!r}: {exc}") from None
     got: list[tuple[int, bytes]] = []
@@ -301,7 +300,7 @@ def report(result: ReplayResult, max_diffs: int = 50) -> str:
 
 def _setter(spec: str) -> Callable[[VirtualArm], None]:
     """``J:REGISTER=VALUE`` -> a setup function writing that register of joint J (firmware side)."""
-    from joints.registers import BY_NAME
+    from armbus.joints.registers import BY_NAME
 
     try:
         joint_text, _, rest = spec.partition(":")

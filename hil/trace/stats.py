@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Everything works on the columns of a :class:`~hil.trace.decode.FrameTable` with numpy; no per-frame Python.
+Everything works on the columns of a :class:`~armbus.hil.trace.decode.FrameTable` with numpy; no per-frame Python.
 
 * Counts: frames per message type / control kind (every hop counts), and *messages* per type: one per distinct
   packet, a packet seen on several hops or retransmitted being the same (src, dst, type, msg_id) within
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from bus.errors import TraceError, UsageError
-from bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
-from hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
+from armbus.bus.errors import TraceError, UsageError
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
+from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
 
 #: A packet seen again with the same (src, dst, type, msg_id) within this time is the same message (another hop
 #: or a retry). 1 s: far above a retried delivery across a long chain (milliseconds), far below the time a host

@@ -13,7 +13,7 @@ threads pass bytes as soon as they are read:
 
 Forwarding never waits for the recorder: each thread stamps a chunk (wall-clock ns since the epoch, the time it
 was read) and puts it on a bounded queue without blocking; a third thread writes the queue to the pcapng file
-(:class:`hil.trace.pcapng.TraceWriter`, one unbuffered ``write`` per block). If the disk cannot keep up and the
+(:class:`armbus.hil.trace.pcapng.TraceWriter`, one unbuffered ``write`` per block). If the disk cannot keep up and the
 queue is full, chunks are dropped from the *recording* (never from the traffic) and counted; the count is
 printed at the end. A tap killed at any moment leaves a file readable up to its last whole block; Ctrl-C or
 SIGTERM stops the threads, writes what is queued and closes the file.
@@ -41,10 +41,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bus.errors import PortError, TraceError, UsageError
-from hil.trace.pcapng import TraceWriter
+from armbus.bus.errors import PortError, TraceError, UsageError
+from armbus.controller.backends import open_port
+from armbus.hil.trace.pcapng import TraceWriter
 
-#: Link name of the host link in every armbus trace (hil.virtual_arm names it so too).
+#: Link name of the host link in every armbus trace (armbus.hil.virtual_arm names it so too).
 HOST_LINK = "host-j1"
 #: Directions of a link: a>b is host -> arm (downstream), as in the kernel's traces.
 TO_ARM, TO_HOST = "a>b", "b>a"
@@ -64,10 +65,8 @@ class Tap:
                  symlink: str | os.PathLike[str] | None = None, link_name: str = HOST_LINK) -> None:
         import serial
 
-        import hil  # importing it registers the armbus:// URL handler
-
         try:
-            self.port = serial.serial_for_url(hil.virtual_url(port), baudrate=baud, timeout=POLL_S)
+            self.port = open_port(port, baudrate=baud, timeout=POLL_S)
         except (serial.SerialException, ValueError, OSError) as exc:
             raise PortError(f"cannot open {port!r}: {exc}") from None
         try:

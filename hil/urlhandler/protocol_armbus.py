@@ -2,16 +2,16 @@
 
 Theory of operation
 -------------------
-``serial.serial_for_url("armbus://?joints=6&seed=1&baud=1000000")`` (after :func:`hil.register_url_handler`)
-returns a :class:`Serial` whose ``open()`` builds a :class:`hil.virtual_arm.VirtualArm`, connects its host port
-to one end of a socket pair and runs it with a :class:`hil.realtime.RealtimeArm` driver thread; the port reads
-and writes the other end. So the port has a real file descriptor (``fileno()``): ``select``, asyncio readers
-(pyserial-asyncio-fast) and blocking reads with timeouts behave as with a serial device, and any pyserial-based
-program can talk to a virtual arm.
+``serial.serial_for_url("armbus://?joints=6&seed=1&baud=1000000")`` (after
+:func:`armbus.controller.backends.resolve_port`) returns a :class:`Serial` whose ``open()`` builds a
+:class:`armbus.hil.virtual_arm.VirtualArm`, connects its host port to one end of a socket pair and runs it with a
+:class:`armbus.hil.realtime.RealtimeArm` driver thread; the port reads and writes the other end. So the port has a real
+file descriptor (``fileno()``): ``select``, asyncio readers (pyserial-asyncio-fast) and blocking reads with timeouts
+behave as with a serial device, and any pyserial-based program can talk to a virtual arm.
 
 URL options (all optional): ``joints`` (1..253, default 6), ``seed`` (default 0), ``baud`` (default: the
 port's ``baudrate``, as for pyserial's ``loop://``), ``faults`` (a fault-schedule file, TOML or JSON),
-``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`hil.realtime`). Unknown options and bad
+``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`armbus.hil.realtime`). Unknown options and bad
 values raise ``serial.SerialException`` (a ``ValueError`` for pyserial callers that expect one is not used:
 pyserial's own handlers raise ``SerialException`` for bad URLs). The arm's baud is fixed when the port opens;
 changing ``baudrate`` afterwards does not change the simulated wire.
@@ -33,10 +33,10 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, Timeout
 
-from bus.errors import ArmbusError
-from hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
-from hil.schedule import FaultSchedule
-from hil.virtual_arm import MAX_JOINTS, VirtualArm
+from armbus.bus.errors import ArmbusError
+from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
+from armbus.hil.schedule import FaultSchedule
+from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
 
 #: Options an ``armbus://`` URL may carry.
 OPTIONS = ("joints", "seed", "baud", "faults", "unpaced")

@@ -7,9 +7,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from bus import messages as m
-from bus.codec import Frame, Packet
-from bus.wire import MAX_PAYLOAD, FrameKind, MsgType
+from armbus.bus import messages as m
+from armbus.bus.codec import Frame, Packet
+from armbus.bus.wire import MAX_PAYLOAD, FrameKind, MsgType
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bus import bench
+from armbus.tools.bench import codec as bench
 
 
 def test_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:

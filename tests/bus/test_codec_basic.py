@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from cobs import cobs
 
-from bus.codec import Frame, LineError, Packet, decode_frame, decode_wire, encode_control, encode_data
-from bus.deframer import Deframer
-from bus.errors import DecodeError, EncodeError
-from bus.wire import MAX_ENCODED, FrameKind, LineErrorKind, MsgType
+from armbus.bus.codec import Frame, LineError, Packet, decode_frame, decode_wire, encode_control, encode_data
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import DecodeError, EncodeError
+from armbus.bus.wire import MAX_ENCODED, FrameKind, LineErrorKind, MsgType
 
 
 def _frames() -> list[bytes]:

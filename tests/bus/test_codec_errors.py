@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from cobs import cobs
 
-from bus import messages as m
-from bus.codec import Frame, LineError, Packet, encode_control, encode_data, encode_frame
-from bus.crc import CHECK_VALUE, HAMMING_DISTANCE, crc16, crc16_fast
-from bus.deframer import Deframer
-from bus.errors import EncodeError
-from bus.wire import CRC_SIZE, MAX_FRAME, MAX_PAYLOAD, FrameKind, LineErrorKind, MsgType
+from armbus.bus import messages as m
+from armbus.bus.codec import Frame, LineError, Packet, encode_control, encode_data, encode_frame
+from armbus.bus.crc import CHECK_VALUE, HAMMING_DISTANCE, crc16, crc16_fast
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import EncodeError
+from armbus.bus.wire import CRC_SIZE, MAX_FRAME, MAX_PAYLOAD, FrameKind, LineErrorKind, MsgType
 
 TYPICAL = encode_data(10, 0, m.make_packet(m.SetGoal(1, 1_500_000), 0, 1, 7))
 STATE = encode_data(3, 0, m.make_packet(m.State(3, -500_000, 100_000, 350, 415, 12_000), 2, 0, 0x1234))

@@ -6,10 +6,10 @@ from codec_strategies import frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.codec import MAX_CHUNK, Frame, LineError, encode_frame
-from bus.deframer import Deframer
-from bus.layout import decode_chunk
-from bus.wire import MAX_ENCODED, LineErrorKind
+from armbus.bus.codec import MAX_CHUNK, Frame, LineError, encode_frame
+from armbus.bus.deframer import Deframer
+from armbus.bus.layout import decode_chunk
+from armbus.bus.wire import MAX_ENCODED, LineErrorKind
 
 
 def _feed_all(pieces: list[bytes]) -> tuple[list[Frame | LineError], Deframer]:

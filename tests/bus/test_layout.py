@@ -1,4 +1,4 @@
-"""The hand-written codec is byte-identical to the construct declaration in bus.layout, both directions."""
+"""The hand-written codec is byte-identical to the construct declaration in armbus.bus.layout, both directions."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from construct import ConstructError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus import layout
-from bus.codec import Frame, LineError, classify_chunk, decode_wire, encode_frame
-from bus.crc import crc16
-from bus.deframer import Deframer
-from bus.errors import DecodeError
-from bus.messages import Message, decode_payload, make_packet
-from bus.wire import MAX_PAYLOAD, MsgType
+from armbus.bus import layout
+from armbus.bus.codec import Frame, LineError, classify_chunk, decode_wire, encode_frame
+from armbus.bus.crc import crc16
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import DecodeError
+from armbus.bus.messages import Message, decode_payload, make_packet
+from armbus.bus.wire import MAX_PAYLOAD, MsgType
 
 
 @pytest.mark.parametrize("msg_type", list(MsgType), ids=lambda t: t.name)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bus import layout
-from bus import messages as m
-from bus.codec import encode_control, encode_data
-from bus.wire import FrameKind, MsgType
+from armbus.bus import layout
+from armbus.bus import messages as m
+from armbus.bus.codec import encode_control, encode_data
+from armbus.bus.wire import FrameKind, MsgType
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 def test_generated_tables_are_current() -> None:
     text = DOC.read_text(encoding="utf-8")
-    assert layout.update_doc(text) == text, "run: python -m bus.layout --update docs/protocol.md"
+    assert layout.update_doc(text) == text, "run: python -m armbus.bus.layout --update docs/protocol.md"
 
 
 def test_every_message_type_has_a_table() -> None:

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from bus import layout, vectors
-from bus.codec import Frame, LineError, decode_wire
-from bus.deframer import Deframer
-from bus.errors import DecodeError
-from bus.messages import decode_packet
-from bus.wire import FrameKind, LineErrorKind, MsgType
+from armbus.bus import layout
+from armbus.bus.codec import Frame, LineError, decode_wire
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import DecodeError
+from armbus.bus.messages import decode_packet
+from armbus.bus.wire import FrameKind, LineErrorKind, MsgType
+from armbus.tools.gen import vectors
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "docs" / "test-vectors.json"
 DOC: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
@@ -21,8 +22,8 @@ ALL = DOC["vectors"]
 
 
 def test_file_matches_the_generator() -> None:
-    assert VECTORS_PATH.read_text(encoding="utf-8") == vectors.render(), "run: python -m bus.vectors --write " + str(
-        VECTORS_PATH
+    assert VECTORS_PATH.read_text(encoding="utf-8") == vectors.render(), (
+        "run: python -m armbus.tools.gen.vectors --write " + str(VECTORS_PATH)
     )
     assert vectors.main(["--check", str(VECTORS_PATH)]) == 0
 

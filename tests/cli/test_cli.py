@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.cli import EXIT_PORT, EXIT_TIMEOUT, EXIT_USAGE, main
+from armbus.tools.cli import EXIT_PORT, EXIT_TIMEOUT, EXIT_USAGE, main
 
 
 def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ARMBUS_PORT": "virtual"}
-    return subprocess.run([sys.executable, "-m", "controller.cli", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "armbus.tools.cli", *argv], capture_output=True, text=True,
                           timeout=timeout, check=False, env=env)
 
 

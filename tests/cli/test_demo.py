@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hil.trace.reader import read_trace
+from armbus.hil.trace.reader import read_trace
 
 
 def test_demo_summary_and_trace(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "--json", "demo", "--out", str(out)],
+        [sys.executable, "-m", "armbus.tools.cli", "--json", "demo", "--out", str(out)],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert proc.returncode == 0, proc.stderr

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from bus.errors import ArmTimeoutError, PortError, UndeliverableError, UsageError
-from bus.link import LinkConfig
-from bus.messages import Ping
-from bus.wire import StatusFlag
-from controller.aio import AsyncArm
-from controller.events import HostEvent, JointState, PacketAcked, PortLost, PortRestored
-from hil.ptyserver import PtyServer
-from hil.realtime import REALTIME_TURNAROUND_NS
-from hil.virtual_arm import VirtualArm
+from armbus.bus.errors import ArmTimeoutError, PortError, UndeliverableError, UsageError
+from armbus.bus.link import LinkConfig
+from armbus.bus.messages import Ping
+from armbus.bus.wire import StatusFlag
+from armbus.controller.aio import AsyncArm
+from armbus.controller.events import HostEvent, JointState, PacketAcked, PortLost, PortRestored
+from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import REALTIME_TURNAROUND_NS
+from armbus.hil.virtual_arm import VirtualArm
 
 pytestmark = pytest.mark.realtime
 JOINTS = 3

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from bus.errors import ArmTimeoutError, UsageError
-from bus.messages import Ping, Torque
-from controller.arm import Arm
-from controller.events import HostEvent, PacketAcked, PortLost, PortRestored
+from armbus.bus.errors import ArmTimeoutError, UsageError
+from armbus.bus.messages import Ping, Torque
+from armbus.controller.arm import Arm
+from armbus.controller.events import HostEvent, PacketAcked, PortLost, PortRestored
 
 pytestmark = pytest.mark.realtime
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.errors import ConfigError, UsageError
-from controller.config import DEFAULT_BAUD, load_config
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.controller.config import DEFAULT_BAUD, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "arm.toml"
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bus.codec import Packet
-from bus.errors import RemoteError, UndeliverableError
-from bus.messages import Error, PingReply, ReadReply, Undeliverable, decode_packet, make_packet
-from bus.wire import Address, ErrorKind, MsgType, UndeliverableReason
-from controller.correlator import Correlator
-from controller.events import ReplyReceived, RequestFailed, RequestTimedOut
+from armbus.bus.codec import Packet
+from armbus.bus.errors import RemoteError, UndeliverableError
+from armbus.bus.messages import Error, PingReply, ReadReply, Undeliverable, decode_packet, make_packet
+from armbus.bus.wire import Address, ErrorKind, MsgType, UndeliverableReason
+from armbus.controller.correlator import Correlator
+from armbus.controller.events import ReplyReceived, RequestFailed, RequestTimedOut
 
 
 def reply(src: int, msg_id: int, message: Error | PingReply | ReadReply | Undeliverable) -> Packet:

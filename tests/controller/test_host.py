@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bus.codec import Packet, encode_data
-from bus.errors import RemoteError
-from bus.link import LinkEndpoint, PacketReceived
-from bus.messages import Error, Heartbeat, Ping, PingReply, State, Torque, decode_packet, make_packet
-from bus.wire import Address, ErrorKind, MsgType, StatusFlag
-from controller.events import (
+from armbus.bus.codec import Packet, encode_data
+from armbus.bus.errors import RemoteError
+from armbus.bus.link import LinkEndpoint, PacketReceived
+from armbus.bus.messages import Error, Heartbeat, Ping, PingReply, State, Torque, decode_packet, make_packet
+from armbus.bus.wire import Address, ErrorKind, MsgType, StatusFlag
+from armbus.controller.events import (
     CommandRefused,
     JointState,
     LinkEvent,
@@ -20,7 +20,7 @@ from controller.events import (
     SendFailed,
     StrayMessage,
 )
-from controller.host import BACKLOG_LIMIT, HostConfig, HostNode
+from armbus.controller.host import BACKLOG_LIMIT, HostConfig, HostNode
 
 MS = 1_000_000
 Responder = Callable[[Packet], Packet | None]
@@ -105,7 +105,7 @@ def test_request_reply_correlated() -> None:
 
 
 def test_error_reply_fails_request() -> None:
-    from bus.messages import Read
+    from armbus.bus.messages import Read
 
     b = Bench(ping_responder)
     b.run_until(1 * MS)

@@ -3,13 +3,13 @@ delivered in order after it."""
 
 from __future__ import annotations
 
-from bus.codec import Packet
-from bus.link import LinkEndpoint, PacketReceived
-from bus.messages import Heartbeat, SyncWrite, Write
-from bus.wire import Address, MsgType
-from controller import ops
-from controller.events import PacketAcked, SendFailed
-from controller.host import BACKLOG_LIMIT, STALE_GOAL_REASON, HostConfig, HostNode
+from armbus.bus.codec import Packet
+from armbus.bus.link import LinkEndpoint, PacketReceived
+from armbus.bus.messages import Heartbeat, SyncWrite, Write
+from armbus.bus.wire import Address, MsgType
+from armbus.controller import ops
+from armbus.controller.events import PacketAcked, SendFailed
+from armbus.controller.host import BACKLOG_LIMIT, STALE_GOAL_REASON, HostConfig, HostNode
 
 MS = 1_000_000
 BCAST = Address.BROADCAST

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from bus.messages import Enumerate, Message, Ping
-from bus.wire import Address
-from controller import ops
-from controller.events import HostEvent, PacketAcked, ReplyReceived
-from controller.host import HostNode
-from hil.virtual_arm import VirtualArm
+from armbus.bus.messages import Enumerate, Message, Ping
+from armbus.bus.wire import Address
+from armbus.controller import ops
+from armbus.controller.events import HostEvent, PacketAcked, ReplyReceived
+from armbus.controller.host import HostNode
+from armbus.hil.virtual_arm import VirtualArm
 
 MS = 1_000_000
 #: The chain end learns it is last when its forward toward the open connector fails: allow for the retries.

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from bus.errors import PeerError, UsageError
-from bus.messages import (
+from armbus.bus.errors import PeerError, UsageError
+from armbus.bus.messages import (
     EnumerateReply,
     JointRecord,
     Ping,
@@ -17,9 +17,9 @@ from bus.messages import (
     WriteReply,
     decode_payload,
 )
-from bus.wire import GoalMode, StatusFlag
-from controller import ops
-from joints.registers import BY_NAME, STATE_BLOCK
+from armbus.bus.wire import GoalMode, StatusFlag
+from armbus.controller import ops
+from armbus.joints.registers import BY_NAME, STATE_BLOCK
 
 
 def test_register_read_write_round_trip_signed() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from controller.ports import UDEV_RULE, check_latency, list_ports, read_latency_timer, tty_name
+from armbus.controller.ports import UDEV_RULE, check_latency, list_ports, read_latency_timer, tty_name
 
 
 def make_sysfs(root: Path, tty: str, latency: str | None) -> None:

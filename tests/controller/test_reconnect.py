@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bus.errors import PortError
-from bus.link import LinkConfig
-from controller.arm import Arm
-from controller.events import HostEvent, PortLost, PortRestored
-from hil.ptyserver import PtyServer
-from hil.realtime import REALTIME_TURNAROUND_NS
-from hil.virtual_arm import VirtualArm
+from armbus.bus.errors import PortError
+from armbus.bus.link import LinkConfig
+from armbus.controller.arm import Arm
+from armbus.controller.events import HostEvent, PortLost, PortRestored
+from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import REALTIME_TURNAROUND_NS
+from armbus.hil.virtual_arm import VirtualArm
 
 pytestmark = pytest.mark.realtime
 

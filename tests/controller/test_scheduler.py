@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.errors import UsageError
-from controller.scheduler import NS_PER_S, RateKeeper
-from hil.clock import SimClock
+from armbus.bus.errors import UsageError
+from armbus.controller.scheduler import NS_PER_S, RateKeeper
+from armbus.hil.clock import SimClock
 
 
 def run(keeper: RateKeeper, clock: SimClock, cycles: int, rng: random.Random, oversleep_ns: int,

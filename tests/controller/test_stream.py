@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from bus.errors import UsageError
-from controller.config import ArmConfig, parse_config
-from controller.simarm import SimArm
-from controller.stream import CycleInfo, StepLimiter, fit_plan
-from controller.trajectory import JointLimits, Plan, Trajectory, TrajectoryError
+from armbus.bus.errors import UsageError
+from armbus.controller.config import ArmConfig, parse_config
+from armbus.controller.stream import CycleInfo, StepLimiter, fit_plan
+from armbus.controller.trajectory import JointLimits, Plan, Trajectory, TrajectoryError
+from armbus.hil.simarm import SimArm
 
 NAMES = ("joint1", "joint2", "joint3")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bus.errors import ConfigError, UsageError
-from controller.trajectory import (
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.controller.trajectory import (
     JointLimits,
     Profile,
     Trajectory,
@@ -175,7 +175,7 @@ def test_csv_errors_name_file_and_line(tmp_path: Path, text: str, fragment: str)
 
 
 def test_select_and_config_limits(tmp_path: Path) -> None:
-    from controller.config import load_config
+    from armbus.controller.config import load_config
 
     cfg_path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "arm.toml"
     cfg = load_config(cfg_path)

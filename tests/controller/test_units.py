@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.errors import UsageError
-from controller import units
-from controller.units import Dimension, parse_quantity
+from armbus.bus.errors import UsageError
+from armbus.controller import units
+from armbus.controller.units import Dimension, parse_quantity
 
 
 @pytest.mark.parametrize(

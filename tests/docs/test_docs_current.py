@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from joints.registers import register_map_markdown
+from armbus.joints.registers import register_map_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

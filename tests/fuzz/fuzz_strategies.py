@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from hil.fuzz_targets import FuzzTarget
+from armbus.tools.campaigns.fuzz_targets import FuzzTarget
 
 
 def _apply(seed: bytes, edits: list[tuple[int, int]], cut: int, junk: bytes) -> bytes:

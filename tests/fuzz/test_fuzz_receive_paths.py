@@ -1,7 +1,8 @@
 """CI-sized fuzzing of every receive path: a valid result or a counted error, bounded buffers, no hang.
 
-The long runs (a million inputs per target) are ``python -m hil.fuzzing``; these use the same targets and
-invariants (:mod:`hil.fuzz_targets`) with hypothesis, plus a short run of the seeded mutation runner.
+The long runs (a million inputs per target) are ``python -m armbus.tools.campaigns.fuzzing``; these use the same targets
+and invariants (:mod:`armbus.tools.campaigns.fuzz_targets`) with hypothesis, plus a short run of the seeded mutation
+runner.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from fuzz_strategies import inputs
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from hil.fuzz_targets import TARGETS, DecodeTarget, DeframerTarget, HostTarget, JointTarget, TraceTarget
-from hil.fuzzing import run_target
+from armbus.tools.campaigns.fuzz_targets import (
+    TARGETS,
+    DecodeTarget,
+    DeframerTarget,
+    HostTarget,
+    JointTarget,
+    TraceTarget,
+)
+from armbus.tools.campaigns.fuzzing import run_target
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 

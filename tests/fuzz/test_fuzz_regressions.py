@@ -6,9 +6,18 @@ import struct
 
 import pytest
 
-from hil.fuzz_targets import TraceTarget
-from hil.trace.pcapng import BT_IDB, IF_NAME, IF_TSOFFSET, IF_TSRESOL, LINKTYPE_ARMBUS, _block, _options, shb_block
-from hil.trace.reader import parse_trace
+from armbus.hil.trace.pcapng import (
+    BT_IDB,
+    IF_NAME,
+    IF_TSOFFSET,
+    IF_TSRESOL,
+    LINKTYPE_ARMBUS,
+    _block,
+    _options,
+    shb_block,
+)
+from armbus.hil.trace.reader import parse_trace
+from armbus.tools.campaigns.fuzz_targets import TraceTarget
 
 
 def _idb(opts: list[tuple[int, bytes]]) -> bytes:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from bus.errors import PeerError, RemoteError, UndeliverableError
-from bus.messages import Ping, PingReply, Read, Write
-from bus.wire import FaultCode, StatusFlag
+from armbus.bus.errors import PeerError, RemoteError, UndeliverableError
+from armbus.bus.messages import Ping, PingReply, Read, Write
+from armbus.bus.wire import FaultCode, StatusFlag
 
 #: Position tolerance for "reached its goal" (rad): about 0.6 deg, well above encoder resolution, well below
 #: the 0.1 rad moves.

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bus.errors import ConfigError, UsageError
-from bus.link import LinkState
-from bus.wire import FaultCode, StatusFlag
-from hil.joint_faults import CutCable, Freeze, Overheat, Reboot, SensorNoise, Stall
-from hil.schedule import FaultSchedule
-from hil.virtual_arm import VirtualArm
-from hil.wire import Direction
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.bus.link import LinkState
+from armbus.bus.wire import FaultCode, StatusFlag
+from armbus.hil.joint_faults import CutCable, Freeze, Overheat, Reboot, SensorNoise, Stall
+from armbus.hil.schedule import FaultSchedule
+from armbus.hil.virtual_arm import VirtualArm
+from armbus.hil.wire import Direction
 
 MS = 1_000_000
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "faults.toml"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import serial
 
-from bus.errors import ConfigError, UsageError
-from bus.messages import Ping, PingReply
-from bus.wire import Address
-from hil.probe import LinkProbe
-from hil.ptyserver import PtyServer, build_arm
-from hil.virtual_arm import VirtualArm
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.bus.messages import Ping, PingReply
+from armbus.bus.wire import Address
+from armbus.hil.probe import LinkProbe
+from armbus.hil.ptyserver import PtyServer, build_arm
+from armbus.hil.virtual_arm import VirtualArm
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_a_fault_file_for_a_bigger_arm_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.realtime
 def test_run_sim_prints_the_tty_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    code = ("import argparse, sys; from hil.ptyserver import run_sim; "
+    code = ("import argparse, sys; from armbus.hil.ptyserver import run_sim; "
             "sys.exit(run_sim(argparse.Namespace(joints=2, baud=1000000, seed=1, faults=None, unpaced=False, "
             f"capture={str(tmp_path / 'c.pcapng')!r}, link=None, json=True)))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from bus.errors import UsageError
-from bus.messages import Ping, PingReply
-from bus.wire import Address
-from hil.probe import LinkProbe
-from hil.realtime import RealtimeArm, realtime_link_config
-from hil.virtual_arm import VirtualArm
-from hil.wire import wire_time_ns
+from armbus.bus.errors import UsageError
+from armbus.bus.messages import Ping, PingReply
+from armbus.bus.wire import Address
+from armbus.hil.probe import LinkProbe
+from armbus.hil.realtime import RealtimeArm, realtime_link_config
+from armbus.hil.virtual_arm import VirtualArm
+from armbus.hil.wire import wire_time_ns
 
 pytestmark = pytest.mark.realtime
 

@@ -9,18 +9,18 @@ import pytest
 import serial
 import serial_asyncio_fast
 
-import hil
-from bus.messages import EnumerateReply, Ping, PingReply
-from hil.probe import LinkProbe
-from hil.urlhandler.protocol_armbus import Serial, parse_url
+from armbus.bus.messages import EnumerateReply, Ping, PingReply
+from armbus.controller.backends import BACKENDS, VIRTUAL_URL, open_port, resolve_port
+from armbus.hil.probe import LinkProbe
+from armbus.hil.urlhandler.protocol_armbus import Serial, parse_url
 
 pytestmark = pytest.mark.realtime
 
 
 def test_serial_for_url_opens_a_virtual_arm_that_enumerates() -> None:
-    hil.register_url_handler()
-    hil.register_url_handler()  # idempotent
-    assert serial.protocol_handler_packages.count(hil.URL_HANDLER_PACKAGE) == 1
+    resolve_port("armbus://?joints=3")
+    resolve_port("virtual")  # the backend is made known to pyserial once, however often it is used
+    assert serial.protocol_handler_packages.count(BACKENDS["armbus"]) == 1
     port = serial.serial_for_url("armbus://?joints=3&seed=1&baud=1000000", timeout=0.2)
     try:
         assert isinstance(port, Serial) and port.is_open
@@ -39,7 +39,7 @@ def test_serial_for_url_opens_a_virtual_arm_that_enumerates() -> None:
 
 
 def test_read_honours_the_timeout_and_reset_input_buffer_empties() -> None:
-    with hil.open_virtual("virtual?joints=1", timeout=0.05) as port:
+    with open_port("virtual?joints=1", timeout=0.05) as port:
         port.write(bytes(20))  # 20 empty frames: joint 1 counts them and says nothing
         t0 = time.monotonic()
         data = port.read(10_000)  # the joint's own link RESETs (7 bytes each) at most: far fewer than asked
@@ -51,7 +51,7 @@ def test_read_honours_the_timeout_and_reset_input_buffer_empties() -> None:
 
 
 def test_pyserial_asyncio_can_use_the_virtual_port() -> None:
-    hil.register_url_handler()
+    resolve_port("armbus://")
 
     async def main() -> bytes:
         reader, writer = await serial_asyncio_fast.open_serial_connection(url="armbus://?joints=1&baud=1000000")
@@ -65,11 +65,12 @@ def test_pyserial_asyncio_can_use_the_virtual_port() -> None:
 
 
 def test_virtual_shorthand_and_unpaced_option() -> None:
-    assert hil.virtual_url("virtual") == hil.VIRTUAL_URL
-    assert hil.virtual_url("virtual?joints=2") == "armbus://?joints=2"
-    assert hil.virtual_url("/dev/ttyUSB0") == "/dev/ttyUSB0"
+    assert resolve_port("virtual") == VIRTUAL_URL
+    assert resolve_port("virtual?joints=2") == "armbus://?joints=2"
+    assert resolve_port("/dev/ttyUSB0") == "/dev/ttyUSB0"
+    assert resolve_port("socket://localhost:7777") == "socket://localhost:7777"
     assert parse_url("armbus://?unpaced=1&seed=0x10") == {"unpaced": True, "seed": 16}
-    with hil.open_virtual("armbus://?joints=1&unpaced=true") as port:
+    with open_port("armbus://?joints=1&unpaced=true") as port:
         assert port.virtual_arm is not None and not port.virtual_arm.paced
         probe = LinkProbe(port.fileno())
         probe.open(timeout=5)
@@ -89,6 +90,6 @@ def test_virtual_shorthand_and_unpaced_option() -> None:
     ],
 )
 def test_bad_urls_raise_serial_exception_naming_the_problem(url: str, message: str) -> None:
-    hil.register_url_handler()
+    resolve_port(url)
     with pytest.raises(serial.SerialException, match=message):
         serial.serial_for_url(url)

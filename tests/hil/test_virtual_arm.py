@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bus.codec import Frame
-from bus.deframer import Deframer
-from bus.errors import UsageError
-from hil.faults import LinkFaults
-from hil.virtual_arm import HostPort, VirtualArm
-from hil.wire import Direction
+from armbus.bus.codec import Frame
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import UsageError
+from armbus.hil.faults import LinkFaults
+from armbus.hil.virtual_arm import HostPort, VirtualArm
+from armbus.hil.wire import Direction
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bus.errors import PeerError
-from bus.wire import StatusFlag
-from hil.joint_faults import Freeze, Reboot
+from armbus.bus.errors import PeerError
+from armbus.bus.wire import StatusFlag
+from armbus.hil.joint_faults import Freeze, Reboot
 
 
 def test_a_rebooted_joint_loses_its_address_until_re_enumerated(arm: Any, virtual_arm: Any) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from hil.faults import LinkFaults
-from hil.kernel import Granularity, Kernel
+from armbus.hil.faults import LinkFaults
+from armbus.hil.kernel import Granularity, Kernel
 
 HOPS = 6
 BAUD = 1_000_000

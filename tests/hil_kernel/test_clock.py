@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from bus.errors import UsageError
-from hil.clock import Clock, MonotonicClock, SimClock
+from armbus.bus.errors import UsageError
+from armbus.hil.clock import Clock, MonotonicClock, SimClock
 
 
-def test_sim_clock_moves_only_when_told(sim_clock: SimClock) -> None:
-    assert sim_clock.now() == 0
-    assert sim_clock.advance(1500) == 1500
-    assert sim_clock.jump_to(10_000) == 10_000
-    assert sim_clock.now() == 10_000
-    sim_clock.jump_to(10_000)  # staying put is allowed
-    assert sim_clock.now() == 10_000
+def test_armbus_clock_moves_only_when_told(armbus_clock: SimClock) -> None:
+    assert armbus_clock.now() == 0
+    assert armbus_clock.advance(1500) == 1500
+    assert armbus_clock.jump_to(10_000) == 10_000
+    assert armbus_clock.now() == 10_000
+    armbus_clock.jump_to(10_000)  # staying put is allowed
+    assert armbus_clock.now() == 10_000
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3"])
-def test_sim_clock_rejects_bad_steps(bad: object) -> None:
+def test_armbus_clock_rejects_bad_steps(bad: object) -> None:
     clock = SimClock(100)
     with pytest.raises(UsageError):
         clock.advance(bad)  # type: ignore[arg-type]
     assert clock.now() == 100
 
 
-def test_sim_clock_never_goes_back() -> None:
+def test_armbus_clock_never_goes_back() -> None:
     clock = SimClock(5)
     with pytest.raises(UsageError, match="back in time"):
         clock.jump_to(4)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hil_fakes import Sender, frame
 
-from bus.errors import ConfigError, UsageError
-from hil.faults import FaultInjector, LinkFaults
-from hil.kernel import Kernel
-from hil.wire import Direction
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.hil.faults import FaultInjector, LinkFaults
+from armbus.hil.kernel import Kernel
+from armbus.hil.wire import Direction
 
 MBAUD = 1_000_000
 FRAMES = [frame(i, 5 + i % 50) for i in range(200)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hil_fakes import Echo, FrameForwarder, Sender, Stuck, frame
 
-from bus.errors import UsageError
-from hil.kernel import Granularity, Kernel, SimulationError
-from hil.wire import Direction, wire_time_ns
+from armbus.bus.errors import UsageError
+from armbus.hil.kernel import Granularity, Kernel, SimulationError
+from armbus.hil.wire import Direction, wire_time_ns
 
 MBAUD = 1_000_000
 

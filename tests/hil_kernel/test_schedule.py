@@ -9,10 +9,10 @@ from typing import ClassVar
 import pytest
 from hil_fakes import Sender, frame
 
-from bus.errors import ConfigError
-from hil.faults import LinkFaults
-from hil.kernel import Kernel
-from hil.schedule import (
+from armbus.bus.errors import ConfigError
+from armbus.hil.faults import LinkFaults
+from armbus.hil.kernel import Kernel
+from armbus.hil.schedule import (
     FAULT_KINDS,
     CutLink,
     FaultSchedule,
@@ -22,7 +22,7 @@ from hil.schedule import (
     SetLinkFaults,
     register_fault_kind,
 )
-from hil.wire import Direction
+from armbus.hil.wire import Direction
 
 
 def setup() -> tuple[Kernel, Sender]:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.errors import UsageError
-from hil.wire import MAX_BAUD, WireDirection, WireLink, check_baud, wire_time_ns
+from armbus.bus.errors import UsageError
+from armbus.hil.wire import MAX_BAUD, WireDirection, WireLink, check_baud, wire_time_ns
 
 
 def test_wire_time_is_ten_bits_per_byte() -> None:

@@ -1,4 +1,4 @@
-"""Benchmark: per-step cost of the actuator model, plain floats (joints.actuator) vs a numpy-vectorised step.
+"""Benchmark: per-step cost of the actuator model, plain floats (armbus.joints.actuator) vs a numpy-vectorised step.
 
 Run: .venv/bin/python tests/joints/bench_actuator.py [--baseline REV]
 Prints the median of several repetitions of advancing 6 joints by 1 s of simulated time in 1 ms calls, for the
@@ -25,9 +25,9 @@ from types import ModuleType
 
 import numpy as np
 
-import joints.node
-from bus.wire import GoalMode
-from joints.actuator import COPPER_ALPHA, Actuator, ActuatorParams
+import armbus.joints.node
+from armbus.bus.wire import GoalMode
+from armbus.joints.actuator import COPPER_ALPHA, Actuator, ActuatorParams
 
 JOINTS = 6
 CALLS = 1000  # 1 s of simulated time at 1 kHz
@@ -128,7 +128,7 @@ def main() -> None:
     base = load_baseline(args.baseline) if args.baseline else None
     for moving in (False, True):
         label = "moving" if moving else "idle  "
-        mods = [joints.node] + ([base] if base is not None else [])
+        mods = [armbus.joints.node] + ([base] if base is not None else [])
         figures = median_interleaved([lambda m=m, mv=moving: run_nodes(m, mv) for m in mods])  # type: ignore[misc]
         j = figures[0]
         line = (f"  6 joint nodes, {label}: {j * 1e3:8.2f} ms  ({j / f:.1f}x the bare actuators; "

@@ -8,11 +8,11 @@ bench is for handler tests.
 
 from __future__ import annotations
 
-from bus.codec import Packet, decode_wire, encode_control, encode_data
-from bus.link import LinkEndpoint, PacketReceived
-from bus.messages import Message, decode_packet, make_packet
-from bus.wire import Address, FrameKind, MsgType
-from joints.node import DOWN, UP, JointNode, make_joint
+from armbus.bus.codec import Packet, decode_wire, encode_control, encode_data
+from armbus.bus.link import LinkEndpoint, PacketReceived
+from armbus.bus.messages import Message, decode_packet, make_packet
+from armbus.bus.wire import Address, FrameKind, MsgType
+from armbus.joints.node import DOWN, UP, JointNode, make_joint
 
 MS = 1_000_000
 

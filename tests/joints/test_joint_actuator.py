@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from bus.errors import UsageError
-from joints.actuator import Actuator, ActuatorParams
+from armbus.bus.errors import UsageError
+from armbus.joints.actuator import Actuator, ActuatorParams
 
 MS = 1_000_000
 S = 1_000_000_000

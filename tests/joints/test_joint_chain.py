@@ -1,18 +1,18 @@
-"""A 6-joint chain in simulated time: the joint firmware behind the real host stack (controller.simarm.SimArm on
-hil.virtual_arm.VirtualArm, 1 Mbaud wires with their byte times): enumeration, sync write/read, e-stop order and
+"""A 6-joint chain in simulated time: the joint firmware behind the real host stack (armbus.hil.simarm.SimArm on
+armbus.hil.virtual_arm.VirtualArm, 1 Mbaud wires with their byte times): enumeration, sync write/read, e-stop order and
 latency, watchdog, limits, reboot, and the bad-input rules."""
 
 from __future__ import annotations
 
 import pytest
 
-from bus.errors import RemoteError
-from bus.messages import Message, Read, SetGoal, Write
-from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag
-from controller.events import CommandRefused, FaultReported, HostEvent
-from controller.simarm import SimArm
-from joints.node import DOWN, JointNode
-from joints.registers import BY_NAME, STATE_BLOCK
+from armbus.bus.errors import RemoteError
+from armbus.bus.messages import Message, Read, SetGoal, Write
+from armbus.bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag
+from armbus.controller.events import CommandRefused, FaultReported, HostEvent
+from armbus.hil.simarm import SimArm
+from armbus.joints.node import DOWN, JointNode
+from armbus.joints.registers import BY_NAME, STATE_BLOCK
 
 MS = 1_000_000
 JOINTS = 6

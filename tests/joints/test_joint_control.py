@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bus.wire import FaultCode, GoalMode, StatusFlag
-from joints.actuator import Actuator, ActuatorParams
-from joints.control import Command, CommandKind, ControlCore, FaultEvent
-from joints.gainsweep import HOLD_RIPPLE, Condition, stress
-from joints.registers import BY_NAME, RegisterFile
+from armbus.bus.wire import FaultCode, GoalMode, StatusFlag
+from armbus.joints.actuator import Actuator, ActuatorParams
+from armbus.joints.control import Command, CommandKind, ControlCore, FaultEvent
+from armbus.joints.registers import BY_NAME, RegisterFile
+from armbus.tools.campaigns.gainsweep import HOLD_RIPPLE, Condition, stress
 
 MS = 1_000_000
 #: Examples of the limits property: a quick run by default, 2000 with ARMBUS_LONG=1.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from joint_bench import MS, Bench, opened_node, wire_frame
 
-from bus.codec import decode_wire, encode_control
-from bus.messages import (
+from armbus.bus.codec import decode_wire, encode_control
+from armbus.bus.messages import (
     Enumerate,
     Error,
     EStop,
@@ -18,10 +18,10 @@ from bus.messages import (
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, FrameKind, MsgType, StatusFlag, UndeliverableReason
-from joints.control import Command, CommandKind
-from joints.node import DOWN, UP, JointNode
-from joints.registers import BY_NAME
+from armbus.bus.wire import Address, ErrorKind, FrameKind, MsgType, StatusFlag, UndeliverableReason
+from armbus.joints.control import Command, CommandKind
+from armbus.joints.node import DOWN, UP, JointNode
+from armbus.joints.registers import BY_NAME
 
 BCAST = Address.BROADCAST
 ESTOPPED = StatusFlag.ESTOPPED
@@ -160,7 +160,7 @@ def test_a_new_host_session_forgets_the_estop_id() -> None:
 
 
 def test_the_estop_id_is_forgotten_after_the_memory_window() -> None:
-    from joints.node import ESTOP_MEMORY_NS
+    from armbus.joints.node import ESTOP_MEMORY_NS
 
     node, now = _after_estop()
     node.handle_timer(now + ESTOP_MEMORY_NS // 2)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bus.wire import ErrorKind
-from joints.gainsweep import GAINS, GRAVITY_LOAD, U16_MAX, Condition, box_points, check, register_box
-from joints.registers import BY_NAME, RegisterFile
+from armbus.bus.wire import ErrorKind
+from armbus.joints.registers import BY_NAME, RegisterFile
+from armbus.tools.campaigns.gainsweep import GAINS, GRAVITY_LOAD, U16_MAX, Condition, box_points, check, register_box
 
 #: Short versions of the sweep's stress conditions (a +-0.5 rad range keeps the moves short): no speed allowed
 #: with full current (a limit cycle judged against 0.2 rad/s); slow moves under the gravity load with full

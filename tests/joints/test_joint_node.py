@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from joint_bench import MS, Bench, opened_node, wire_frame
 
-from bus.codec import Packet
-from bus.link import LinkState
-from bus.messages import (
+from armbus.bus.codec import Packet
+from armbus.bus.link import LinkState
+from armbus.bus.messages import (
     Enumerate,
     EnumerateReply,
     Error,
@@ -35,11 +35,11 @@ from bus.messages import (
     decode_packet,
     make_packet,
 )
-from bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag, UndeliverableReason
-from joints.control import Command, CommandKind
-from joints.handlers import delivery_failed
-from joints.node import DOWN, UP, JointNode, make_joint
-from joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT
+from armbus.bus.wire import Address, ErrorKind, FaultCode, GoalMode, MsgType, StatusFlag, UndeliverableReason
+from armbus.joints.control import Command, CommandKind
+from armbus.joints.handlers import delivery_failed
+from armbus.joints.node import DOWN, UP, JointNode, make_joint
+from armbus.joints.registers import BY_NAME, STATE_BLOCK, STATE_BLOCK_FORMAT
 
 BCAST = Address.BROADCAST
 
@@ -363,7 +363,7 @@ def test_random_packets_never_raise_and_never_power_the_motor_uninvited(stream: 
 def test_unknown_message_type_is_a_counted_line_error() -> None:
     from cobs import cobs
 
-    from bus.crc import crc16
+    from armbus.bus.crc import crc16
 
     node, now = opened_node()
     body = bytes([0x10, 0, 0, Address.HOST, Address.UNASSIGNED, 0x3F, 1, 0, 32, 0])

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.wire import ErrorKind
-from joints.registers import (
+from armbus.bus.wire import ErrorKind
+from armbus.joints.registers import (
     BY_NAME,
     REGISTERS,
     STATE_BLOCK,

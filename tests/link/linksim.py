@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-from bus.link import LinkEndpoint, LinkEvent
+from armbus.bus.link import LinkEndpoint, LinkEvent
 
 Fault = Callable[[int, int, bytes], list[bytes]]
 
@@ -94,6 +94,6 @@ class Pair:
             self.step()
 
     def received(self, side: int) -> list[object]:
-        from bus.link import PacketReceived
+        from armbus.bus.link import PacketReceived
 
         return [ev.packet for _, ev in self.events[side] if isinstance(ev, PacketReceived)]

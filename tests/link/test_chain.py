@@ -1,7 +1,7 @@
 """Chains of relay nodes in the simulation kernel: loss, corruption, duplication and reboots, end to end.
 
 The full 100,000-message run takes minutes on this machine; it runs with ARMBUS_LONG=1 (and in
-``python -m bus.linkbench``). By default the same test runs a smaller count.
+``python -m armbus.tools.bench.link``). By default the same test runs a smaller count.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import random
 
 import pytest
 
-from bus.link import LinkConfig
-from bus.linkbench import DOWNSTREAM, UPSTREAM, build_chain, chain_busy
-from hil.faults import LinkFaults
+from armbus.bus.link import LinkConfig
+from armbus.hil.faults import LinkFaults
+from armbus.hil.relaychain import DOWNSTREAM, UPSTREAM, build_chain, chain_busy
 
 LONG = os.environ.get("ARMBUS_LONG") == "1"
 #: ChainNode reboots instantly (no boot time of its own): the link keeps the boot silence itself.
@@ -38,9 +38,9 @@ def test_clean_chain_delivers_everything_in_order() -> None:
     assert all(link.counters.retransmits == 0 for n in nodes for link in n.links if link is not None)
 
 
-def test_six_hop_chain_under_faults(fault_seed: int) -> None:
+def test_six_hop_chain_under_faults(armbus_seed: int) -> None:
     n = 50_000 if LONG else 2_000  # per stream: 100,000 messages in all with ARMBUS_LONG=1
-    kernel, nodes, ledger = build_chain(6, config=CFG, faults=FAULTS, seed=fault_seed, per_stream=(n, n))
+    kernel, nodes, ledger = build_chain(6, config=CFG, faults=FAULTS, seed=armbus_seed, per_stream=(n, n))
     run(kernel, nodes, limit_s=3600.0)
     assert ledger.check() == []
     assert ledger.sent == {DOWNSTREAM: n, UPSTREAM: n}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from linksim import Pair
 
-from bus.codec import Packet, decode_wire, encode_control, encode_data
-from bus.errors import EncodeError, UsageError
-from bus.link import (
+from armbus.bus.codec import Packet, decode_wire, encode_control, encode_data
+from armbus.bus.errors import EncodeError, UsageError
+from armbus.bus.link import (
     CONTROL_WIRE_SIZE,
     DeliveryFailed,
     LinkConfig,
@@ -17,8 +17,8 @@ from bus.link import (
     PacketAcked,
     PacketReceived,
 )
-from bus.linktable import LinkState
-from bus.wire import FrameKind, MsgType, UndeliverableReason
+from armbus.bus.linktable import LinkState
+from armbus.bus.wire import FrameKind, MsgType, UndeliverableReason
 
 CFG = LinkConfig(baud=1_000_000, turnaround_ns=0)
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from linksim import Pair
 
-from bus.codec import Packet, encode_control, encode_data
-from bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
-from bus.linktable import TABLE, Input, LinkState
-from bus.wire import FrameKind, MsgType
+from armbus.bus.codec import Packet, encode_control, encode_data
+from armbus.bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
+from armbus.bus.linktable import TABLE, Input, LinkState
+from armbus.bus.wire import FrameKind, MsgType
 
 CFG = LinkConfig(baud=1_000_000, turnaround_ns=0, max_retries=4, queue_limit=4, boot_quiet_ns=None)
 

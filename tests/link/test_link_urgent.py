@@ -8,12 +8,12 @@ import random
 import pytest
 from linksim import Pair
 
-from bus.codec import Packet, decode_wire, encode_control, encode_data
-from bus.errors import UsageError
-from bus.link import URGENT_WAIT_TIMEOUTS, DeliveryFailed, LinkConfig, LinkEndpoint, PacketAcked, PacketReceived
-from bus.linktable import LinkState
-from bus.router import UP, Delivered, Router
-from bus.wire import FrameKind, MsgType, UndeliverableReason
+from armbus.bus.codec import Packet, decode_wire, encode_control, encode_data
+from armbus.bus.errors import UsageError
+from armbus.bus.link import URGENT_WAIT_TIMEOUTS, DeliveryFailed, LinkConfig, LinkEndpoint, PacketAcked, PacketReceived
+from armbus.bus.linktable import LinkState
+from armbus.bus.router import UP, Delivered, Router
+from armbus.bus.wire import FrameKind, MsgType, UndeliverableReason
 
 CFG = LinkConfig(baud=1_000_000, turnaround_ns=0, queue_limit=3, urgent_limit=2)
 

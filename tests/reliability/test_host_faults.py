@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bus.deframer import Deframer
-from bus.errors import ArmbusError
-from bus.link import LinkConfig
-from bus.wire import StatusFlag
-from controller.arm import Arm
-from controller.events import HostEvent, PortLost, PortRestored
-from hil.ptyserver import PtyServer
-from hil.realtime import REALTIME_TURNAROUND_NS
-from hil.trace.reader import read_trace
-from hil.virtual_arm import VirtualArm
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import ArmbusError
+from armbus.bus.link import LinkConfig
+from armbus.bus.wire import StatusFlag
+from armbus.controller.arm import Arm
+from armbus.controller.events import HostEvent, PortLost, PortRestored
+from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import REALTIME_TURNAROUND_NS
+from armbus.hil.trace.reader import read_trace
+from armbus.hil.virtual_arm import VirtualArm
 
 pytestmark = pytest.mark.realtime
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,8 +91,8 @@ def test_port_vanishes_mid_motion_and_the_stream_resumes(tmp_path: Path) -> None
 
 RECORDER = textwrap.dedent("""
     import sys
-    from bus.codec import Packet, encode_data
-    from hil.trace.pcapng import TraceWriter
+    from armbus.bus.codec import Packet, encode_data
+    from armbus.hil.trace.pcapng import TraceWriter
     w = TraceWriter(sys.argv[1], {"joints": 6})
     i = 0
     while True:
@@ -125,7 +125,7 @@ def test_recorder_killed_mid_capture_leaves_a_readable_trace(tmp_path: Path, del
 
 HOST = textwrap.dedent("""
     import math, sys, time
-    from controller.arm import Arm
+    from armbus.controller.arm import Arm
     arm = Arm.open(sys.argv[1], timeout=0.3, heartbeat_period=0.02)
     arm.enumerate()
     for name in sorted(arm.joints):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bus.linkbench import DOWNSTREAM, UPSTREAM, Ledger
-from hil import lossychain
+from armbus.hil.relaychain import DOWNSTREAM, UPSTREAM, Ledger
+from armbus.tools.campaigns import lossychain
 
 
 def test_short_run_accounts_for_every_message() -> None:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import functools
 
-from hil.faults import LinkFaults
-from hil.safety import (
+from armbus.hil.faults import LinkFaults
+from armbus.hil.simdrive import MS
+from armbus.joints.control import DEFAULT_PERIOD_NS, Command, CommandKind
+from armbus.joints.node import make_joint
+from armbus.tools.campaigns.safety import (
     WATCHDOG_MS,
     EstopResult,
     WatchdogResult,
-     estop_floor_ns,
+    estop_floor_ns,
     estop_trials,
     random_command_trial,
     watchdog_trials,
 )
-from hil.simdrive import MS
-from joints.control import DEFAULT_PERIOD_NS, Command, CommandKind
-from joints.node import make_joint
 
 PERIOD_MS = DEFAULT_PERIOD_NS / MS
 

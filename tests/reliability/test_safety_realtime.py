@@ -1,11 +1,11 @@
 """Safety figures on the real-time pty arm, short and tolerant (a loaded 2-core machine): watchdog on host
-silence and e-stop through controller.arm.Arm."""
+silence and e-stop through armbus.controller.arm.Arm."""
 
 from __future__ import annotations
 
 import pytest
 
-from hil.safety_realtime import JOINTS, WATCHDOG_MS, estop_trials_rt, watchdog_trials_rt
+from armbus.tools.campaigns.safety_realtime import JOINTS, WATCHDOG_MS, estop_trials_rt, watchdog_trials_rt
 
 pytestmark = pytest.mark.realtime
 #: Slack for a loaded machine: the driver thread and the host program may each wake up tens of ms late.

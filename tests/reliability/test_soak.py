@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hil.faults import LinkFaults
-from hil.simdrive import MS
-from hil.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent, main
+from armbus.hil.faults import LinkFaults
+from armbus.hil.simdrive import MS
+from armbus.tools.campaigns.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent, main
 
 
 def test_short_soak_no_duplicates_no_reorders_no_silent_loss() -> None:

@@ -1,4 +1,4 @@
-"""bus.batch: the columnar decoder gives, row for row, what the streaming Deframer gives."""
+"""armbus.bus.batch: the columnar decoder gives, row for row, what the streaming Deframer gives."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bus.batch import LINE_ERROR, Columns, concat, decode_pieces, decode_stream
-from bus.codec import MAX_CHUNK, Frame, LineError, Packet, encode_control, encode_data
-from bus.deframer import Deframer
-from bus.wire import MAX_PAYLOAD, FrameKind, LineErrorKind, MsgType
+from armbus.bus.batch import LINE_ERROR, Columns, concat, decode_pieces, decode_stream
+from armbus.bus.codec import MAX_CHUNK, Frame, LineError, Packet, encode_control, encode_data
+from armbus.bus.deframer import Deframer
+from armbus.bus.wire import MAX_PAYLOAD, FrameKind, LineErrorKind, MsgType
 
 TYPES = [int(t) for t in MsgType]
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bus.codec import Packet
-from bus.link import LinkConfig, LinkEndpoint, PacketReceived
-from bus.messages import Enumerate, EnumerateReply, Ping, PingReply, Read, ReadReply, decode_packet, make_packet
-from bus.wire import Address, FrameKind, MsgType
-from hil.trace.decode import decode_file, record
-from hil.trace.pcapng import TraceWriter
-from hil.trace.stats import compute
-from hil.virtual_arm import VirtualArm
+from armbus.bus.codec import Packet
+from armbus.bus.link import LinkConfig, LinkEndpoint, PacketReceived
+from armbus.bus.messages import Enumerate, EnumerateReply, Ping, PingReply, Read, ReadReply, decode_packet, make_packet
+from armbus.bus.wire import Address, FrameKind, MsgType
+from armbus.hil.trace.decode import decode_file, record
+from armbus.hil.trace.pcapng import TraceWriter
+from armbus.hil.trace.stats import compute
+from armbus.hil.virtual_arm import VirtualArm
 
 STEP_NS = 50_000  # host polling period: 50 us
 

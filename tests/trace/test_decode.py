@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bus.codec import Frame, LineError, Packet, encode_control, encode_data
-from bus.deframer import Deframer
-from bus.messages import Read, SetGoal, State, make_packet
-from bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
-from hil.trace.decode import LINE_ERROR, FrameTable, decode_file, decode_trace, main, parse_time, record, select
-from hil.trace.pcapng import TraceWriter
-from hil.trace.reader import read_trace
+from armbus.bus.codec import Frame, LineError, Packet, encode_control, encode_data
+from armbus.bus.deframer import Deframer
+from armbus.bus.messages import Read, SetGoal, State, make_packet
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
+from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, decode_trace, main, parse_time, record, select
+from armbus.hil.trace.pcapng import TraceWriter
+from armbus.hil.trace.reader import read_trace
 
 READ = encode_data(0, 0, make_packet(Read(0x10, 4), 0, 2, 100))
 ACK0 = encode_control(FrameKind.ACK, 0)
@@ -163,7 +163,7 @@ def test_bad_payload_is_shown_not_raised(tmp_path: Path) -> None:
 
 def test_reference_falls_back_to_chunk_feeding_when_piece_count_disagrees(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from hil.trace.reference import decode_trace_reference
+    from armbus.hil.trace.reference import decode_trace_reference
 
     chunks = [("l", "down", 10 * i, frame) for i, frame in enumerate([READ, ACK0, b"xx\x00", STATE] * 5)]
     path = _write(tmp_path / "f.pcapng", chunks)
@@ -174,7 +174,7 @@ def test_reference_falls_back_to_chunk_feeding_when_piece_count_disagrees(tmp_pa
             out = super().feed(data)
             return [*out, LineError(LineErrorKind.KIND, 1)] if len(data) > 100 else out
 
-    monkeypatch.setattr("hil.trace.reference.Deframer", ExtraItem)
+    monkeypatch.setattr("armbus.hil.trace.reference.Deframer", ExtraItem)
     fallback = decode_trace_reference(read_trace(path))
     assert len(fallback) == len(normal) == 20
     for col in ("t_ns", "kind", "seq", "type", "msg_id", "error"):

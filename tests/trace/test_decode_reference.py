@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from trace_sessions import record_session
 
-from bus.codec import Packet, encode_control, encode_data
-from bus.wire import FrameKind, MsgType
-from hil.trace.decode import _COLUMNS, FrameTable, decode_trace
-from hil.trace.pcapng import epb_block, idb_block, shb_block
-from hil.trace.reader import parse_trace, read_trace
-from hil.trace.reference import decode_trace_reference
-from hil.trace.replicate import MSG_ID_STRIDE, distinct_pieces, replicate
-from hil.trace.synthetic import generate
+from armbus.bus.codec import Packet, encode_control, encode_data
+from armbus.bus.wire import FrameKind, MsgType
+from armbus.hil.trace.decode import _COLUMNS, FrameTable, decode_trace
+from armbus.hil.trace.pcapng import epb_block, idb_block, shb_block
+from armbus.hil.trace.reader import parse_trace, read_trace
+from armbus.hil.trace.reference import decode_trace_reference
+from armbus.tools.gen.replicate import MSG_ID_STRIDE, distinct_pieces, replicate
+from armbus.tools.gen.synthetic import generate
 
 
 def assert_same(a: FrameTable, b: FrameTable) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bus.codec import Packet, encode_control, encode_data
-from bus.errors import TraceError, UsageError
-from bus.wire import FrameKind, MsgType
-from hil.trace.pcapng import (
+from armbus.bus.codec import Packet, encode_control, encode_data
+from armbus.bus.errors import TraceError, UsageError
+from armbus.bus.wire import FrameKind, MsgType
+from armbus.hil.trace.pcapng import (
     BT_IDB,
     IF_NAME,
     IF_TSOFFSET,
@@ -27,7 +27,7 @@ from hil.trace.pcapng import (
     idb_block,
     shb_block,
 )
-from hil.trace.reader import parse_trace, read_trace
+from armbus.hil.trace.reader import parse_trace, read_trace
 
 
 def _chunks(seed: int, n: int) -> list[tuple[str, str, int, bytes]]:
@@ -204,7 +204,7 @@ def test_chunk_columns_are_numpy_and_sorted_like_the_file(tmp_path: Path) -> Non
 
 
 def test_kernel_direction_enum_is_named_by_its_label(tmp_path: Path) -> None:
-    from hil.wire import Direction
+    from armbus.hil.wire import Direction
 
     path = tmp_path / "k.pcapng"
     with TraceWriter(path) as w:

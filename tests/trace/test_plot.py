@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from trace_sessions import record_session
 
-from bus.wire import MsgType
-from hil.trace import plot
-from hil.trace.decode import decode_file
+from armbus.bus.wire import MsgType
+from armbus.hil.trace import plot
+from armbus.hil.trace.decode import decode_file
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

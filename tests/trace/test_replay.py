@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from trace_sessions import JOINTS, SEED, record_session
 
-from bus.codec import Frame, LineError, encode_control
-from bus.messages import State, make_packet
-from bus.wire import FrameFlag, FrameKind, LineErrorKind
-from hil.trace import replay
-from hil.trace.compare import Tolerances, compare, decode_rows, make_row
-from hil.trace.pcapng import TraceWriter
-from hil.trace.reader import read_trace
+from armbus.bus.codec import Frame, LineError, encode_control
+from armbus.bus.messages import State, make_packet
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind
+from armbus.hil.trace import replay
+from armbus.hil.trace.compare import Tolerances, compare, decode_rows, make_row
+from armbus.hil.trace.pcapng import TraceWriter
+from armbus.hil.trace.reader import read_trace
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bus.link import LinkConfig
-from controller.host import HostConfig, HostNode
-from controller.simarm import SimArm
-from hil.ptyserver import _open_capture
-from hil.trace.reader import read_trace
-from hil.trace.replay import replay_virtual
-from hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS, VirtualArm
+from armbus.bus.link import LinkConfig
+from armbus.controller.host import HostConfig, HostNode
+from armbus.hil.ptyserver import _open_capture
+from armbus.hil.simarm import SimArm
+from armbus.hil.trace.reader import read_trace
+from armbus.hil.trace.replay import replay_virtual
+from armbus.hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS, VirtualArm
 
 TURNAROUND_NS = 3 * DEFAULT_WIRE_TURNAROUND_NS
 

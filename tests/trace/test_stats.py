@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bus.codec import Packet, encode_control, encode_data
-from bus.messages import Heartbeat, PingReply, Read, ReadReply, SetGoal, Undeliverable, make_packet
-from bus.messages import Ping as PingMsg
-from bus.wire import FrameFlag, FrameKind
-from hil.trace.decode import decode_file
-from hil.trace.pcapng import TraceWriter
-from hil.trace.stats import compute, main
+from armbus.bus.codec import Packet, encode_control, encode_data
+from armbus.bus.messages import Heartbeat, PingReply, Read, ReadReply, SetGoal, Undeliverable, make_packet
+from armbus.bus.messages import Ping as PingMsg
+from armbus.bus.wire import FrameFlag, FrameKind
+from armbus.hil.trace.decode import decode_file
+from armbus.hil.trace.pcapng import TraceWriter
+from armbus.hil.trace.stats import compute, main
 
 US = 1_000
 

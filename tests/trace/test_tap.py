@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import serial
 
-from bus.wire import FrameKind, MsgType
-from controller.arm import Arm
-from hil.ptyserver import PtyServer, build_arm
-from hil.trace.decode import LINE_ERROR, decode_file
-from hil.trace.reader import read_trace
-from hil.trace.tap import TO_ARM, TO_HOST, Tap
+from armbus.bus.wire import FrameKind, MsgType
+from armbus.controller.arm import Arm
+from armbus.hil.ptyserver import PtyServer, build_arm
+from armbus.hil.trace.decode import LINE_ERROR, decode_file
+from armbus.hil.trace.reader import read_trace
+from armbus.hil.trace.tap import TO_ARM, TO_HOST, Tap
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.realtime
@@ -111,7 +111,7 @@ def test_host_program_talks_to_a_real_time_arm_through_the_tap(tmp_path: Path) -
 
 
 def _start_tap_process(port: str, out: Path) -> tuple[subprocess.Popen[str], str]:
-    code = "import sys; from hil.trace.tap import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from armbus.hil.trace.tap import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, "--port", port, "--out", str(out)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from trace_sessions import record_session
 
-from hil.trace import bench
+from armbus.tools.bench import trace as bench
 
 
 @pytest.mark.parametrize("source", ["session", "synthetic"])

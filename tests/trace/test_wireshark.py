@@ -1,4 +1,4 @@
-"""The Wireshark dissector (docs/wireshark/armbus.lua) agrees with bus.codec / bus.messages, run through tshark."""
+"""The Wireshark dissector (docs/wireshark/armbus.lua) agrees with armbus.bus.codec and armbus.bus.messages (tshark)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cobs import cobs
 
-from bus.codec import Frame, Packet, decode_frame, encode_control, encode_data, frame_body
-from bus.errors import DecodeError
-from bus.messages import (
+from armbus.bus.codec import Frame, Packet, decode_frame, encode_control, encode_data, frame_body
+from armbus.bus.errors import DecodeError
+from armbus.bus.messages import (
     Enumerate,
     EnumerateReply,
     Error,
@@ -39,8 +39,8 @@ from bus.messages import (
     decode_payload,
     make_packet,
 )
-from bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
-from hil.trace.pcapng import TraceWriter
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
+from armbus.hil.trace.pcapng import TraceWriter
 
 DISSECTOR = Path(__file__).resolve().parents[2] / "docs" / "wireshark" / "armbus.lua"
 TSHARK = shutil.which("tshark")

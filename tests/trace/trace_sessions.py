@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bus.link import LinkConfig
-from controller.host import HostConfig, HostNode
-from controller.simarm import SimArm
-from hil.trace.pcapng import TraceWriter
-from hil.virtual_arm import VirtualArm
+from armbus.bus.link import LinkConfig
+from armbus.controller.host import HostConfig, HostNode
+from armbus.hil.simarm import SimArm
+from armbus.hil.trace.pcapng import TraceWriter
+from armbus.hil.virtual_arm import VirtualArm
 
 JOINTS, SEED = 3, 7
 

@@ -1,14 +1,13 @@
-"""The arm API in simulated time: the same :class:`controller.arm.Arm`, waiting by running the virtual arm.
+"""The arm API in simulated time: the same :class:`armbus.controller.arm.Arm`, waiting by running the virtual arm.
 
 Theory of operation
 -------------------
-:class:`controller.arm.Arm` waits through a runner (:class:`controller.arm.Runner`). On a serial port that is
-:class:`controller.runner.NodeRunner`: a reader thread and the wall clock. Here it is :class:`SimRunner`: the
-sans-I/O :class:`controller.host.HostNode` is the host node of a :class:`hil.virtual_arm.VirtualArm` (its kernel
-delivers the bytes and fires the node's timers), and every wait *runs the kernel* until the awaited outcome
-arrives or the timeout passes in simulated time. ``sleep_until`` runs the kernel to that time. There is no
-thread and no wall clock, so a run is exactly reproducible and a ten-second trajectory streams in well under a
-second.
+:class:`armbus.controller.arm.Arm` waits through a runner (:class:`armbus.controller.arm.Runner`). On a serial port that
+is :class:`armbus.controller.runner.NodeRunner`: a reader thread and the wall clock. Here it is :class:`SimRunner`: the
+sans-I/O :class:`armbus.controller.host.HostNode` is the host node of a :class:`armbus.hil.virtual_arm.VirtualArm` (its
+kernel delivers the bytes and fires the node's timers), and every wait *runs the kernel* until the awaited outcome
+arrives or the timeout passes in simulated time. ``sleep_until`` runs the kernel to that time. There is no thread and no
+wall clock, so a run is exactly reproducible and a ten-second trajectory streams in well under a second.
 
 Events the node reports are drained after every kernel event and handed to the listeners (a listener that
 raises is logged, as on a port) and to the waiters keyed by msg_id, exactly as the threaded runner does.
@@ -23,11 +22,11 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from bus.errors import ArmTimeoutError, UsageError
-from bus.link import LinkConfig
-from controller.arm import NS_PER_S, Arm
-from controller.config import ArmConfig
-from controller.events import (
+from armbus.bus.errors import ArmTimeoutError, UsageError
+from armbus.bus.link import LinkConfig
+from armbus.controller.arm import NS_PER_S, Arm
+from armbus.controller.config import ArmConfig
+from armbus.controller.events import (
     HostEvent,
     PacketAcked,
     ReplyReceived,
@@ -37,8 +36,8 @@ from controller.events import (
     request_outcome,
     send_outcome,
 )
-from controller.host import HostConfig, HostNode
-from hil.virtual_arm import VirtualArm
+from armbus.controller.host import HostConfig, HostNode
+from armbus.hil.virtual_arm import VirtualArm
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

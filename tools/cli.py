@@ -11,7 +11,7 @@ command and maps every armbus error to one line on stderr and an exit code:
 ``--debug`` prints the traceback as well. Libraries: argparse (standard library; typed argument parsers give
 precise messages such as "bad angle '9x0deg'", and no dependency is needed to run the command) and rich for the
 terminal (live tables for ``monitor``, progress bars; it degrades to plain text when output is not a terminal).
-Command bodies live in :mod:`controller.commands` and are imported lazily, so ``armbus --help`` stays fast.
+Command bodies live in :mod:`armbus.tools.commands` and are imported lazily, so ``armbus --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from bus.errors import ArmbusError, ArmTimeoutError, PeerError, PortError, TraceError, UsageError
+from armbus.bus.errors import ArmbusError, ArmTimeoutError, PeerError, PortError, TraceError, UsageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    import controller.commands as commands
+    import armbus.tools.commands as commands
 
     handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
     try:

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Each measurement drives a 6-joint :class:`hil.simdrive.SimDrive` whose joints are enumerated, powered and
+Each measurement drives a 6-joint :class:`armbus.hil.simdrive.SimDrive` whose joints are enumerated, powered and
 following a 1 kHz stream of sync-written goals, with heartbeats every :data:`HEARTBEAT_NS`.
 
 (a) :func:`watchdog_trials`: the joints' watchdog is :data:`WATCHDOG_MS`; at a random instant the host node is
@@ -20,8 +20,9 @@ following a 1 kHz stream of sync-written goals, with heartbeats every :data:`HEA
     and broadcast; after every control tick of every joint, while torque is on, the state is checked against its
     limit registers, with the joint's own fault thresholds as tolerance (:func:`excursions`).
 
-``python -m hil.safety`` prints every figure (``--quick``: fewer trials); ``--realtime`` measures (a) and (b) on
-the real-time pty arm instead (:mod:`hil.safety_realtime`); tests/reliability asserts short runs.
+``python -m armbus.tools.campaigns.safety`` prints every figure (``--quick``: fewer trials); ``--realtime`` measures (a)
+and (b) on the real-time pty arm instead (:mod:`armbus.tools.campaigns.safety_realtime`); tests/reliability asserts
+short runs.
 """
 
 from __future__ import annotations
@@ -36,15 +37,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bus.codec import Packet, encode_data
-from bus.errors import PeerError
-from bus.messages import EStop, Message, SetGoal, Torque, Write, make_packet
-from bus.wire import Address, MsgType, StatusFlag
-from controller import ops
-from hil.faults import LinkFaults
-from hil.simdrive import MS, SimDrive, observe_deliveries
-from hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS
-from joints.control import (
+from armbus.bus.codec import Packet, encode_data
+from armbus.bus.errors import PeerError
+from armbus.bus.messages import EStop, Message, SetGoal, Torque, Write, make_packet
+from armbus.bus.wire import Address, MsgType, StatusFlag
+from armbus.controller import ops
+from armbus.hil.faults import LinkFaults
+from armbus.hil.simdrive import MS, SimDrive, observe_deliveries
+from armbus.hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS
+from armbus.joints.control import (
     DEFAULT_PERIOD_NS,
     MOVING_THRESHOLD,
     OVERCURRENT_FACTOR,
@@ -54,7 +55,7 @@ from joints.control import (
     VELOCITY_EXCURSION,
     ControlCore,
 )
-from joints.registers import REGISTERS, Access
+from armbus.joints.registers import REGISTERS, Access
 
 WATCHDOG_MS = 100
 HEARTBEAT_NS = 20 * MS
@@ -62,7 +63,8 @@ JOINTS = 6
 _WATCHDOG, _ESTOPPED, _TORQUE = int(StatusFlag.WATCHDOG), int(StatusFlag.ESTOPPED), int(StatusFlag.TORQUE_ON)
 _WRITABLE = [r for r in REGISTERS if r.access is Access.RW]
 #: Loop gains: their register ranges are the box in which the cascade is stable for every combination (found by
-#: ``python -m joints.gainsweep``, see docs/reliability.md); (c) is measured with and without random gain writes.
+#: ``python -m armbus.tools.campaigns.gainsweep``, see docs/reliability.md); (c) is measured with and without random
+#: gain writes.
 GAINS = frozenset({"pos_kp", "vel_kp", "vel_ki", "cur_kp", "cur_ki"})
 _POWER_UP = [Write(ops.register("clear_flags").address, b"\xff"), Torque(1)]
 
@@ -341,12 +343,12 @@ def _summary(values: list[float], unit: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hil.safety", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m armbus.tools.campaigns.safety", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer trials and 10,000 random commands")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--commands", type=int, default=None, help="random commands for (c) (default 100,000)")
     ap.add_argument("--realtime", action="store_true",
-                    help="(a) and (b) in wall-clock time on the pty-served arm, through controller.arm.Arm")
+                    help="(a) and (b) in wall-clock time on the pty-served arm, through armbus.controller.arm.Arm")
     args = ap.parse_args(argv)
     if args.realtime:
         return realtime_main(3 if args.quick else 10, args.seed)
@@ -391,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def realtime_main(trials: int, seed: int) -> int:
     """``--realtime``: the watchdog and e-stop figures on the real-time pty arm (a few seconds per 10 trials)."""
-    from hil.safety_realtime import estop_trials_rt, watchdog_trials_rt
+    from armbus.tools.campaigns.safety_realtime import estop_trials_rt, watchdog_trials_rt
 
     t0 = time.perf_counter()
     wd = watchdog_trials_rt(trials, seed)

@@ -2,19 +2,20 @@
 
 Theory of operation
 -------------------
-The simulated-time figures of :mod:`hil.safety` leave out everything between a host program and the wire: the
-pyserial port, the pseudo-terminal, the real-time driver waking up late on a loaded machine. Here a 6-joint
-:class:`hil.virtual_arm.VirtualArm` runs in real time behind a :class:`hil.ptyserver.PtyServer` (paced: one
-simulated nanosecond per wall nanosecond, slipping only when the driver falls behind) and a
-:class:`controller.arm.Arm` drives it through the pty like any host, heartbeats every :data:`HEARTBEAT_S`,
+The simulated-time figures of :mod:`armbus.tools.campaigns.safety` leave out everything between a host program and the
+wire: the pyserial port, the pseudo-terminal, the real-time driver waking up late on a loaded machine. Here a 6-joint
+:class:`armbus.hil.virtual_arm.VirtualArm` runs in real time behind a :class:`armbus.hil.ptyserver.PtyServer` (paced:
+one simulated nanosecond per wall nanosecond, slipping only when the driver falls behind) and a
+:class:`armbus.controller.arm.Arm` drives it through the pty like any host, heartbeats every :data:`HEARTBEAT_S`,
 position goals at :data:`STREAM_HZ`.
 
 The joints are observed in process, from the driver thread that runs them (observers are installed before the
 driver starts; the main thread reads their records only after the events it waits for): every control tick
 records the first tick at which the joint publishes WATCHDOG and the first at standstill; ``ControlCore.estop``
-records the instant each joint shorts its bridge; heartbeat deliveries are recorded as in :mod:`hil.safety`.
-Each record holds the simulated instant and ``time.monotonic_ns()`` when the driver executed it, the clock
-:class:`controller.arm.Arm` itself uses, so host-side and joint-side instants compare directly.
+records the instant each joint shorts its bridge; heartbeat deliveries are recorded as in
+:mod:`armbus.tools.campaigns.safety`. Each record holds the simulated instant and ``time.monotonic_ns()`` when the
+driver executed it, the clock :class:`armbus.controller.arm.Arm` itself uses, so host-side and joint-side instants
+compare directly.
 
 (a) :func:`watchdog_trials_rt`: the host connects, powers the joints with watchdog :data:`WATCHDOG_MS`, streams
     goals for a random 200-400 ms, then closes its port (heartbeats stop, nothing more is written: a host that
@@ -33,19 +34,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bus.codec import Packet
-from bus.wire import MsgType, StatusFlag
-from controller.arm import Arm
-from hil.ptyserver import PtyServer
-from hil.realtime import realtime_link_config
-from hil.simdrive import MS, observe_deliveries
-from hil.virtual_arm import VirtualArm
-from joints.control import DEFAULT_PERIOD_NS, MOVING_THRESHOLD, ControlCore
+from armbus.bus.codec import Packet
+from armbus.bus.wire import MsgType, StatusFlag
+from armbus.controller.arm import Arm
+from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import realtime_link_config
+from armbus.hil.simdrive import MS, observe_deliveries
+from armbus.hil.virtual_arm import VirtualArm
+from armbus.joints.control import DEFAULT_PERIOD_NS, MOVING_THRESHOLD, ControlCore
 
 WATCHDOG_MS = 100
 JOINTS = 6
 #: Heartbeat and goal stream of the host: 20 ms beats as in the simulated figures, goals at 200 Hz (the
-#: default streaming rate, controller.arm.DEFAULT_STREAM_RATE_HZ).
+#: default streaming rate, armbus.controller.arm.DEFAULT_STREAM_RATE_HZ).
 HEARTBEAT_S, STREAM_HZ = 0.02, 200.0
 #: How long a trial waits for every joint to flag / stop before it counts as failed (wall seconds).
 WAIT_S = 2.0

@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-A child process serves a 6-joint :class:`hil.virtual_arm.VirtualArm` in real time behind a pseudo-terminal
-(:class:`hil.ptyserver.PtyServer`, paced: every byte takes its wire time at ``baud``); it is a separate process so
-that the simulation and the host do not share one interpreter lock. This process opens the pty with the sync
-:class:`controller.arm.Arm` (reader thread, wall clock) and runs, on the absolute deadlines of a
-:class:`controller.scheduler.RateKeeper`, cycles of one SYNC_WRITE of goal positions (returns on joint 1's ack)
+A child process serves a 6-joint :class:`armbus.hil.virtual_arm.VirtualArm` in real time behind a pseudo-terminal
+(:class:`armbus.hil.ptyserver.PtyServer`, paced: every byte takes its wire time at ``baud``); it is a separate process
+so that the simulation and the host do not share one interpreter lock. This process opens the pty with the sync
+:class:`armbus.controller.arm.Arm` (reader thread, wall clock) and runs, on the absolute deadlines of a
+:class:`armbus.controller.scheduler.RateKeeper`, cycles of one SYNC_WRITE of goal positions (returns on joint 1's ack)
 and one SYNC_READ of every joint's state block (returns with the reply from the chain end).
 
 Figures, each the median of ``repeats`` runs:
@@ -22,7 +22,7 @@ Figures, each the median of ``repeats`` runs:
   hops overlap in time (the links are full duplex and store-and-forward pipelines the write and the read), so
   the floor is a sum that the real critical path can undercut, and a ratio below 1 is possible.
 
-``python -m controller.loopbench [--quick] [--rate HZ] [--baud B] [--joints N]``; :func:`run` for ``armbus bench``.
+``python -m armbus.tools.bench.loop [--quick] [--rate HZ] [--baud B] [--joints N]``; :func:`run` for ``armbus bench``.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from bus.codec import encode_data
-from bus.link import BITS_PER_BYTE, CONTROL_WIRE_SIZE
-from bus.messages import SyncRead, SyncReadReply, SyncRecord, make_packet
-from bus.wire import Address
-from controller import ops
-from controller.arm import Arm
-from controller.scheduler import RateKeeper
-from joints.registers import STATE_BLOCK
+from armbus.bus.codec import encode_data
+from armbus.bus.link import BITS_PER_BYTE, CONTROL_WIRE_SIZE
+from armbus.bus.messages import SyncRead, SyncReadReply, SyncRecord, make_packet
+from armbus.bus.wire import Address
+from armbus.controller import ops
+from armbus.controller.arm import Arm
+from armbus.controller.scheduler import RateKeeper
+from armbus.joints.registers import STATE_BLOCK
 
 NS_PER_S = 1_000_000_000
 #: Full run: 10 s per repetition (the brief's target window); --quick: 2 s.
@@ -126,7 +126,7 @@ def _median_run(runs: list[LoopRun]) -> dict[str, float]:
 
 
 def _start_server(joints: int, baud: int, seed: int) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "controller.loopbench", "--serve", "--joints", str(joints), "--baud", str(baud),
+    cmd = [sys.executable, "-m", "armbus.tools.bench.loop", "--serve", "--joints", str(joints), "--baud", str(baud),
            "--seed", str(seed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -164,7 +164,7 @@ def run(quick: bool = False, *, rate_hz: float = TARGET_HZ, baud: int = 1_000_00
 
 
 def _serve(joints: int, baud: int, seed: int) -> int:
-    from hil.ptyserver import run_sim
+    from armbus.hil.ptyserver import run_sim
 
     ns = argparse.Namespace(joints=joints, baud=baud, seed=seed, faults=None, unpaced=False, capture=None,
                             link=None, json=True)
@@ -172,7 +172,7 @@ def _serve(joints: int, baud: int, seed: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controller.loopbench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m armbus.tools.bench.loop", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S:g} s runs instead of "
                         f"{DURATION_S:g} s")
     parser.add_argument("--rate", type=float, default=TARGET_HZ, help="closed-loop rate (Hz)")

@@ -1,4 +1,4 @@
-"""Bodies of the ``armbus`` subcommands (parsing and exit codes live in :mod:`controller.cli`).
+"""Bodies of the ``armbus`` subcommands (parsing and exit codes live in :mod:`armbus.tools.cli`).
 
 Theory of operation
 -------------------
@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from bus.errors import UsageError
+from armbus.bus.errors import UsageError
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -41,7 +41,7 @@ def default_port(args: argparse.Namespace) -> str:
 
 # ----------------------------------------------------------------------------------------------------- ports
 def cmd_ports(args: argparse.Namespace) -> int:
-    from controller.ports import check_latency, list_ports
+    from armbus.controller.ports import check_latency, list_ports
 
     ports = list_ports()
     warnings = [w for w in (check_latency(p.device) for p in ports) if w is not None]
@@ -62,7 +62,7 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------------- bench
 def cmd_bench(args: argparse.Namespace) -> int:
-    from controller.benchall import run_benchmarks
+    from armbus.tools.bench.suite import run_benchmarks
 
     return run_benchmarks(args.which, quick=args.quick, as_json=getattr(args, "json", False))
 
@@ -73,10 +73,10 @@ def _not_ready(name: str) -> int:
 
 # ----------------------------------------------------------------------------------------------------- traces
 _TRACE_ACTIONS = {
-    "decode": "hil.trace.decode",
-    "stats": "hil.trace.stats",
-    "replay": "hil.trace.replay",
-    "plot": "hil.trace.plot",
+    "decode": "armbus.hil.trace.decode",
+    "stats": "armbus.hil.trace.stats",
+    "replay": "armbus.hil.trace.replay",
+    "plot": "armbus.hil.trace.plot",
 }
 
 
@@ -91,7 +91,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_tap(args: argparse.Namespace) -> int:
-    from hil.trace import tap
+    from armbus.hil.trace import tap
 
     if not args.port:
         raise UsageError("tap needs the real arm's port: armbus tap --port /dev/ttyUSB0 --out FILE")
@@ -106,7 +106,7 @@ def cmd_tap(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------------- sim
 def cmd_sim(args: argparse.Namespace) -> int:
-    from hil.ptyserver import run_sim
+    from armbus.hil.ptyserver import run_sim
 
     args.baud = args.baud or 1_000_000
     return int(run_sim(args))
@@ -114,7 +114,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from controller.demo import main
+    from armbus.tools.demo import main
 
     return main(args)
 
@@ -122,9 +122,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------- arm
 def _open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
     """Open the arm named by --port (or $ARMBUS_PORT, or the in-process virtual arm) and enumerate it."""
-    from bus.errors import ArmTimeoutError, PeerError
-    from controller.arm import Arm
-    from controller.config import load_config
+    from armbus.bus.errors import ArmTimeoutError, PeerError
+    from armbus.controller.arm import Arm
+    from armbus.controller.config import load_config
 
     config = load_config(args.config) if getattr(args, "config", None) else None
     port = default_port(args)
@@ -161,7 +161,7 @@ def _joint_name(arm: Any, text: str) -> str:
 def _state_row(name: str, s: Any) -> dict[str, Any]:
     import math
 
-    from bus.wire import StatusFlag
+    from armbus.bus.wire import StatusFlag
 
     flags = [f.name for f in StatusFlag if f and f in StatusFlag(s.status) and f.name]
     return {"joint": name, "address": s.address, "position_deg": math.degrees(s.position),
@@ -197,7 +197,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from bus.errors import ArmTimeoutError, PortError
+    from armbus.bus.errors import ArmTimeoutError, PortError
 
     found = []
     try:
@@ -254,8 +254,8 @@ def cmd_move(args: argparse.Namespace) -> int:
     import math
     import time
 
-    from bus.errors import ArmTimeoutError
-    from controller.units import parse_angle
+    from armbus.bus.errors import ArmTimeoutError
+    from armbus.controller.units import parse_angle
 
     target = parse_angle(args.position)
     tolerance = parse_angle(args.tolerance)
@@ -281,7 +281,7 @@ def cmd_move(args: argparse.Namespace) -> int:
 
 
 def cmd_reg(args: argparse.Namespace) -> int:
-    from joints.registers import BY_NAME, REGISTERS
+    from armbus.joints.registers import BY_NAME, REGISTERS
 
     if args.action == "list":
         rows = [{"address": r.address, "name": r.name, "size": r.size, "access": r.access.name,
@@ -323,7 +323,7 @@ def cmd_reg(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.trajectory import load_csv
+    from armbus.controller.trajectory import load_csv
 
     trajectory = load_csv(args.trajectory)
     arm = _open_arm(args)

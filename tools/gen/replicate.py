@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bus.codec import Frame, decode_frame, encode_data
-from bus.errors import DecodeError
-from hil.trace.pcapng import TraceWriter, epb_block
-from hil.trace.reader import Trace, read_trace
+from armbus.bus.codec import Frame, decode_frame, encode_data
+from armbus.bus.errors import DecodeError
+from armbus.hil.trace.pcapng import TraceWriter, epb_block
+from armbus.hil.trace.reader import Trace, read_trace
 
 #: Silence between two replicas: 10 ms, longer than any hop or end-to-end latency of the session.
 GAP_NS = 10_000_000
@@ -43,7 +43,7 @@ MSG_ID_STRIDE = 7919
 
 def record_demo_session(out_dir: str | os.PathLike[str], seed: int = 1) -> Path:
     """Run the ``armbus demo`` session (simulated time, quiet) and return its capture's path."""
-    from controller.demo import run_demo
+    from armbus.tools.demo import run_demo
 
     with contextlib.redirect_stdout(io.StringIO()):
         summary = run_demo(os.fspath(out_dir), seed=seed, live=False)

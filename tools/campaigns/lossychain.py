@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-``python -m hil.lossychain --messages 1000000`` builds the relay chain of :mod:`bus.linkbench` (a host and
+``python -m armbus.tools.campaigns.lossychain --messages 1000000`` builds the relay chain of
+:mod:`armbus.hil.relaychain` (a host and
 ``--hops`` relay joints, each a pair of hop links and a router, in the simulation kernel at 1 Mbaud) with
 :data:`LOSSY` faults on every link direction: 5 % of frames dropped, 1 % duplicated, and bits flipped at a rate
 that corrupts about 1 % of frames. Half the messages run host -> last joint, half last joint -> host, under
@@ -35,10 +36,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from bus.link import LinkConfig
-from bus.linkbench import DOWNSTREAM, UPSTREAM, ChainNode, Ledger, build_chain, chain_busy
-from hil.faults import LinkFaults
-from hil.kernel import Kernel
+from armbus.bus.link import LinkConfig
+from armbus.hil.faults import LinkFaults
+from armbus.hil.kernel import Kernel
+from armbus.hil.relaychain import DOWNSTREAM, UPSTREAM, ChainNode, Ledger, build_chain, chain_busy
 
 S = 1_000_000_000
 #: The campaign's lossy link: 5 % frames lost, 1 % duplicated, ~1 % corrupted (one flipped bit per ~100 frames of
@@ -169,7 +170,8 @@ def print_report(r: dict[str, object]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hil.lossychain", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m armbus.tools.campaigns.lossychain",
+                                 description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=1_000_000, help="messages in all, half each way "
                     "(default 1,000,000)")
     ap.add_argument("--hops", type=int, default=6, help="relay joints in the chain (default 6)")

@@ -5,19 +5,19 @@ Theory of operation
 The capture is made of real link traffic patterns: one VirtualArm session is recorded through the kernel tap (the
 ``armbus demo`` session: enumeration and pings, a 200 Hz SYNC_WRITE trajectory sampled by SYNC_READ, a noisy cable
 with retransmissions and line errors, a joint reboot and recovery, e-stop; about 15 000 frames on 12 interfaces)
-and repeated with shifted times and msg_ids (:mod:`hil.trace.replicate`) up to the requested size. ``--session``
+and repeated with shifted times and msg_ids (:mod:`armbus.tools.gen.replicate`) up to the requested size. ``--session``
 takes any other capture as the template; ``--synthetic`` uses the made-up 1 kHz stream of
-:mod:`hil.trace.synthetic` instead (frames split over reads on every interface: the slower decode path).
+:mod:`armbus.tools.gen.synthetic` instead (frames split over reads on every interface: the slower decode path).
 
 Measured, as medians of ``--runs`` repetitions in this process: read, decode, stats, and the whole
 ``read_trace -> decode_trace -> compute`` path, in wall time and in process CPU time (the figure to compare on a
 busy machine). Baselines in the same run: the reference decoder (every interface through one
-``bus.deframer.Deframer``, :mod:`hil.trace.reference`) with the same reader and statistics -- what ``armbus trace
-decode``/``stats`` ran before the columnar decoder -- and one ``Deframer.feed`` over all wire bytes. The share of
-distinct pieces (the best hit rate a decode cache could have) is printed for the session and for the capture.
+``armbus.bus.deframer.Deframer``, :mod:`armbus.hil.trace.reference`) with the same reader and statistics -- what
+``armbus trace decode``/``stats`` ran before the columnar decoder -- and one ``Deframer.feed`` over all wire bytes. The
+share of distinct pieces (the best hit rate a decode cache could have) is printed for the session and for the capture.
 
-    python -m hil.trace.bench            # ~100 MB, 3 runs
-    python -m hil.trace.bench --mb 10 --runs 5
+    python -m armbus.tools.bench.trace            # ~100 MB, 3 runs
+    python -m armbus.tools.bench.trace --mb 10 --runs 5
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from bus.deframer import Deframer
-from hil.trace.decode import decode_trace
-from hil.trace.reader import read_trace
-from hil.trace.reference import decode_trace_reference
-from hil.trace.replicate import distinct_pieces, record_demo_session, replicate
-from hil.trace.stats import compute
-from hil.trace.synthetic import generate
+from armbus.bus.deframer import Deframer
+from armbus.hil.trace.decode import decode_trace
+from armbus.hil.trace.reader import read_trace
+from armbus.hil.trace.reference import decode_trace_reference
+from armbus.hil.trace.stats import compute
+from armbus.tools.gen.replicate import distinct_pieces, record_demo_session, replicate
+from armbus.tools.gen.synthetic import generate
 
 T = TypeVar("T")
 

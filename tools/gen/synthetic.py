@@ -6,9 +6,9 @@ A seeded generator writes a capture of a host and a chain of joints: every cycle
 joint, one READ (replied with READ_REPLY) and a HEARTBEAT; each joint sends a STATE. Every DATA frame crosses each
 hop toward its destination and is ACKed on every hop; seq and msg_id advance, payload values vary, one frame in 200
 is retransmitted, one chunk in 500 carries line noise, and one frame in 100 is split over two chunks (as reads of a
-real port cut frames). Frames are encoded with bus.codec; blocks are written in bulk (one write per cycle), which is
-only faster to generate, not different on disk. Unlike :mod:`hil.trace.replicate` (recorded traffic) this stream
-is made up, but it exercises split frames and noise on every interface.
+real port cut frames). Frames are encoded with armbus.bus.codec; blocks are written in bulk (one write per cycle), which
+is only faster to generate, not different on disk. Unlike :mod:`armbus.tools.gen.replicate` (recorded traffic) this
+stream is made up, but it exercises split frames and noise on every interface.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 import random
 
-from bus.codec import Packet, encode_control, encode_data
-from bus.messages import Heartbeat, Read, ReadReply, SetGoal, State, make_packet
-from bus.wire import FrameFlag, FrameKind
-from hil.trace.pcapng import TraceWriter, epb_block
+from armbus.bus.codec import Packet, encode_control, encode_data
+from armbus.bus.messages import Heartbeat, Read, ReadReply, SetGoal, State, make_packet
+from armbus.bus.wire import FrameFlag, FrameKind
+from armbus.hil.trace.pcapng import TraceWriter, epb_block
 
 #: Six joints: the common arm (LeRobot SO-100/Koch and most 6-DOF arms).
 JOINTS = 6

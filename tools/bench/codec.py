@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 One seeded stream of mixed frames (every message type, weighted toward what a host receives: STATE reports, ACKs,
 replies) is built once, about 10 MB on the wire, with 0.1 % of its frames corrupted by one flipped bit. Then, for
-the fast path (:mod:`bus.codec`, :mod:`bus.deframer`) and the construct path (:mod:`bus.layout`):
+the fast path (:mod:`armbus.bus.codec`, :mod:`armbus.bus.deframer`) and the construct path (:mod:`armbus.bus.layout`):
 
 * encode: every frame of the mix from its fields to wire bytes;
 * decode: every wire frame back to a Frame with the one-shot decoder (corrupted ones raise and are counted);
@@ -17,7 +17,7 @@ repetitions, timed with the process CPU clock (``time.process_time``) so that ot
 do not inflate it. Then: per-frame encode+decode time of a typical 19-byte SET_GOAL frame (timeit, median of
 repeats), and the deframer's memory measured with tracemalloc while feeding the stream and 1 MB of noise.
 
-Run: ``python -m bus.bench [--size-mb 10] [--reps 5]``; ``armbus bench codec`` calls :func:`run`.
+Run: ``python -m armbus.tools.bench.codec [--size-mb 10] [--reps 5]``; ``armbus bench codec`` calls :func:`run`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ import timeit
 import tracemalloc
 from collections.abc import Callable, Sequence
 
-from bus import layout
-from bus import messages as m
-from bus.codec import Frame, Packet, decode_wire, encode_control, encode_data
-from bus.deframer import Deframer
-from bus.errors import DecodeError
-from bus.wire import FrameKind, GoalMode, MsgType
+from armbus.bus import layout
+from armbus.bus import messages as m
+from armbus.bus.codec import Frame, Packet, decode_wire, encode_control, encode_data
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import DecodeError
+from armbus.bus.wire import FrameKind, GoalMode, MsgType
 
 #: Receive reads of a USB-serial port typically return up to a few kB; 4096 is pyserial-asyncio's read size.
 READ_SIZE = 4096
@@ -211,7 +211,8 @@ def _memory(w: Workload) -> tuple[int, int, int]:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m bus.bench`` and ``armbus bench codec``; prints the figures, returns 0."""
+    """Entry point of ``python -m armbus.tools.bench.codec`` and ``armbus bench codec``; prints the figures,
+    returns 0."""
     p = argparse.ArgumentParser(prog="armbus bench codec", description="Codec benchmark: fast path vs construct.")
     p.add_argument("--size-mb", type=float, default=10.0, help="stream size in MB (default 10)")
     p.add_argument("--reps", type=int, default=5, help="repetitions per figure; the median is shown (default 5)")

@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass
 
 #: name -> (module, what it measures, arguments of a --quick run). Order: bottom of the stack first.
 BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
-    "codec": ("bus.bench", "frame encode/decode and stream deframing vs the construct path",
+    "codec": ("armbus.tools.bench.codec", "frame encode/decode and stream deframing vs the construct path",
               ["--size-mb", "2", "--reps", "3"]),
-    "link": ("bus.linkbench", "hop link CPU per message and 6-hop simulated chain speed", ["--quick"]),
-    "hil": ("hil.bench", "pty arm ping round trip vs raw pty echo; paced throughput", ["--quick"]),
-    "trace": ("hil.trace.bench", "trace decode + stats throughput", ["--mb", "10", "--runs", "3"]),
-    "loop": ("controller.loopbench", "6-joint closed loop against the real-time pty arm", ["--quick"]),
+    "link": ("armbus.tools.bench.link", "hop link CPU per message and 6-hop simulated chain speed", ["--quick"]),
+    "hil": ("armbus.tools.bench.harness", "pty arm ping round trip vs raw pty echo; paced throughput", ["--quick"]),
+    "trace": ("armbus.tools.bench.trace", "trace decode + stats throughput", ["--mb", "10", "--runs", "3"]),
+    "loop": ("armbus.tools.bench.loop", "6-joint closed loop against the real-time pty arm", ["--quick"]),
 }
 #: Seconds one benchmark may run before it is stopped and reported as timed out.
 TIMEOUT_S = 900
@@ -80,7 +80,7 @@ def run_benchmarks(which: list[str], quick: bool = False, as_json: bool = False)
     names = which or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
-        from bus.errors import UsageError
+        from armbus.bus.errors import UsageError
 
         raise UsageError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     results = []

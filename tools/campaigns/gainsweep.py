@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-:func:`stress` runs one :class:`~joints.control.ControlCore` on one :class:`~joints.actuator.Actuator` (seeded
-sensor noise, as in the simulated arm) in simulated time at 1 kHz through a fixed program of stress moves, for
+:func:`stress` runs one :class:`~armbus.joints.control.ControlCore` on one :class:`~armbus.joints.actuator.Actuator`
+(seeded sensor noise, as in the simulated arm) in simulated time at 1 kHz through a fixed program of stress moves, for
 one gain set under one :class:`Condition` (velocity limit, current limit, external load):
 
 * hold after torque enable; a position step to the upper limit and across the whole range to the lower one
@@ -14,20 +14,20 @@ one gain set under one :class:`Condition` (velocity limit, current limit, extern
   ripple (peak to peak) must stay within :data:`HOLD_RIPPLE` (a limit cycle around a goal is an instability
   even where the velocity bound is out of the motor's reach).
 
-After every tick the joint is checked as ``hil.safety.excursions`` checks it in the random-command trial:
-velocity over ``1.2 x velocity_limit + VELOCITY_EXCURSION``, position more than ``POSITION_EXCURSION`` beyond
-its range, current over the over-current trip level for longer than its trip time; a fault that switches the
-bridge off counts too (a gain set the joint cannot run is not a safe one). :data:`CONDITIONS` are the limits
-and loads of the stress runs; each is clean with the default gains (a condition no gain can run, such as a
-load beyond the current limit, says nothing about gains).
+After every tick the joint is checked as ``armbus.tools.campaigns.safety.excursions`` checks it in the random-command
+trial: velocity over ``1.2 x velocity_limit + VELOCITY_EXCURSION``, position more than ``POSITION_EXCURSION`` beyond its
+range, current over the over-current trip level for longer than its trip time; a fault that switches the bridge off
+counts too (a gain set the joint cannot run is not a safe one). :data:`CONDITIONS` are the limits and loads of the
+stress runs; each is clean with the default gains (a condition no gain can run, such as a load beyond the current limit,
+says nothing about gains).
 
 :func:`sweep` then finds the box: for each gain alone (others at default) the first value, up from the default,
 at which some condition has an excursion, and down from the default the last such value; the candidate box
 keeps a margin of a factor :data:`MARGIN` inside both (max = first unstable / 2, min = last unstable x 2).
 Every corner of the box (2^5) and :data:`RANDOM_POINTS` seeded random interior points are run; while one
 fails, the bound of the gain that lies furthest out at that point (relative to its default, on a log scale)
-is pulled in by a factor :data:`SHRINK`, and the checks start again. ``python -m joints.gainsweep`` prints
-every figure.
+is pulled in by a factor :data:`SHRINK`, and the checks start again. ``python -m armbus.tools.campaigns.gainsweep``
+prints every figure.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from bus.wire import GoalMode
-from joints.actuator import Actuator, ActuatorParams
-from joints.control import (
+from armbus.bus.wire import GoalMode
+from armbus.joints.actuator import Actuator, ActuatorParams
+from armbus.joints.control import (
     DEFAULT_PERIOD_NS,
     OVERCURRENT_FACTOR,
     OVERCURRENT_MARGIN,
@@ -53,7 +53,7 @@ from joints.control import (
     CommandKind,
     ControlCore,
 )
-from joints.registers import BY_NAME, RegisterFile
+from armbus.joints.registers import BY_NAME, RegisterFile
 
 #: The five loop-gain registers, outer loop first.
 GAINS = ("pos_kp", "vel_kp", "vel_ki", "cur_kp", "cur_ki")
@@ -376,7 +376,7 @@ def _fmt(point: Mapping[str, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m joints.gainsweep", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m armbus.tools.campaigns.gainsweep", description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=1, help="sensor noise and random interior points")
     ap.add_argument("--points", type=int, default=RANDOM_POINTS, help="random interior points per box check")
     ap.add_argument("--verbose", action="store_true", help="print every scanned value and every bound pulled in")

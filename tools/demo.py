@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-The demo is the host API (:class:`controller.simarm.SimArm`, the same :class:`controller.arm.Arm` a real arm uses)
-driving a :class:`hil.virtual_arm.VirtualArm` in simulated time, with every link recorded into a pcapng trace
-through the kernel's capture tap. The script:
+The demo is the host API (:class:`armbus.hil.simarm.SimArm`, the same :class:`armbus.controller.arm.Arm` a real arm
+uses) driving a :class:`armbus.hil.virtual_arm.VirtualArm` in simulated time, with every link recorded into a pcapng
+trace through the kernel's capture tap. The script:
 
 1. discovers the chain (ENUMERATE) and identifies every joint (PING);
 2. switches torque on and streams a pick-and-place trajectory (minimum-jerk, one SYNC_WRITE per cycle at 200 Hz,
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from bus.errors import ArmbusError
-from bus.wire import Address, StatusFlag
-from controller.events import FaultReported, HostEvent
-from controller.simarm import SimArm
-from controller.stream import CycleInfo
-from controller.trajectory import Trajectory
-from hil.faults import LinkFaults
+from armbus.bus.errors import ArmbusError
+from armbus.bus.wire import Address, StatusFlag
+from armbus.controller.events import FaultReported, HostEvent
+from armbus.controller.stream import CycleInfo
+from armbus.controller.trajectory import Trajectory
+from armbus.hil.faults import LinkFaults
+from armbus.hil.simarm import SimArm
 
 NS_PER_S = 1_000_000_000
 JOINTS = 6
@@ -105,7 +105,7 @@ class _Progress:
 
 def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = None) -> dict[str, Any]:
     """Run the demo; return the summary as a dict (also printed)."""
-    from hil.trace.pcapng import TraceWriter
+    from armbus.hil.trace.pcapng import TraceWriter
 
     wall0 = time.perf_counter()
     out = Path(out_dir)
@@ -200,8 +200,8 @@ def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = No
     writer.close()
 
     # 6. summary from the counters and the trace
-    from hil.trace.decode import decode_file
-    from hil.trace.stats import compute
+    from armbus.hil.trace.decode import decode_file
+    from armbus.hil.trace.stats import compute
 
     stats = compute(decode_file(str(trace_path)))
     totals = _link_totals(arm)
@@ -240,7 +240,7 @@ def _plot(trace_path: Path, out: Path) -> str | None:
     try:
         import matplotlib  # noqa: F401
 
-        from hil.trace import plot
+        from armbus.hil.trace import plot
     except ImportError:
         print("\n(matplotlib is not installed: no plot; pip install 'armbus[plot]')")
         return None

@@ -2,18 +2,18 @@
 
 Theory of operation
 -------------------
-``python -m hil.soak --hours 1`` builds a :class:`hil.simdrive.SimDrive` (host node + virtual arm) with
-:data:`SOAK_FAULTS` on every link direction (frames dropped, duplicated and delayed, bits flipped), enumerates
-the chain and powers the joints, then runs the host loop on absolute 1 ms deadlines: each tick sends one
-SYNC_WRITE of all goal positions (slow sinusoids), every :data:`SYNC_READ_EVERY` ticks a SYNC_READ of the state
-block; heartbeats go out every 50 ms. Joints reboot at seeded random times (exponential gaps, mean
+``python -m armbus.tools.campaigns.soak --hours 1`` builds a :class:`armbus.hil.simdrive.SimDrive` (host node + virtual
+arm) with :data:`SOAK_FAULTS` on every link direction (frames dropped, duplicated and delayed, bits flipped), enumerates
+the chain and powers the joints, then runs the host loop on absolute 1 ms deadlines: each tick sends one SYNC_WRITE of
+all goal positions (slow sinusoids), every :data:`SYNC_READ_EVERY` ticks a SYNC_READ of the state block; heartbeats go
+out every 50 ms. Joints reboot at seeded random times (exponential gaps, mean
 ``--reboot-every-s``); the host reacts to FAULT(REBOOTED) as a controller would: re-enumerate, power the
 joints again, without pausing the 1 kHz loop. An enumeration that found fewer joints than the arm has (one
 below was itself booting) is asked again 50 ms later (counted as "short enumerations"). ``--reboot-at`` replaces
 the random reboots by fixed ones, to replay a case.
 
 Accounting (:class:`Ledger`): every SYNC_WRITE gets a sequence number; its msg_id maps back to it. An observer
-on every joint (:func:`hil.simdrive.observe_deliveries`) sees the packet arrive, so each joint checks that the
+on every joint (:func:`armbus.hil.simdrive.observe_deliveries`) sees the packet arrive, so each joint checks that the
 sequence only grows: a number seen before is a duplicate, a smaller new one is reordered (both must be 0). A
 message is settled :data:`SETTLE_NS` after it was sent: delivered to all joints, or lost and reported (the
 host's SendFailed or an UNDELIVERABLE naming its msg_id covers the joints past the reporter), or lost in a
@@ -36,11 +36,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bus.codec import Packet
-from bus.messages import Enumerate, EnumerateReply, Write
-from bus.wire import Address, FaultCode, MsgType, UndeliverableReason
-from controller import ops
-from controller.events import (
+from armbus.bus.codec import Packet
+from armbus.bus.messages import Enumerate, EnumerateReply, Write
+from armbus.bus.wire import Address, FaultCode, MsgType, UndeliverableReason
+from armbus.controller import ops
+from armbus.controller.events import (
     FaultReported,
     HostEvent,
     ReplyReceived,
@@ -49,9 +49,9 @@ from controller.events import (
     SendFailed,
     UndeliverableReported,
 )
-from controller.host import HostNode
-from hil.faults import LinkFaults
-from hil.simdrive import ENUMERATE_TIMEOUT_NS, MS, SimDrive, observe_deliveries
+from armbus.controller.host import HostNode
+from armbus.hil.faults import LinkFaults
+from armbus.hil.simdrive import ENUMERATE_TIMEOUT_NS, MS, SimDrive, observe_deliveries
 
 S = 1000 * MS
 #: Mixed faults on every link direction: ~1 bit flip per 50 kB (a noisy cable), 0.2 % frames dropped and
@@ -380,7 +380,7 @@ def _reboot_at(text: str) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hil.soak", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m armbus.tools.campaigns.soak", description=__doc__.split("\n")[0])
     ap.add_argument("--hours", type=float, default=None, help="simulated hours (default 1)")
     ap.add_argument("--minutes", type=float, default=None, help="simulated minutes instead of hours")
     ap.add_argument("--quick", action="store_true", help="10 simulated seconds")

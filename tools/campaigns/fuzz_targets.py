@@ -8,7 +8,7 @@ A target turns one input into calls on the code under test and checks what must 
   target; anything else escaping is a finding);
 * buffers stay bounded (deframer buffer, link queues and event queues, router and host backlogs, pending
   requests): a violated bound raises :class:`InvariantViolation`, a finding too;
-* no hang: simulated-time targets run in :class:`hil.kernel.Kernel`, which raises ``SimulationError`` when a
+* no hang: simulated-time targets run in :class:`armbus.hil.kernel.Kernel`, which raises ``SimulationError`` when a
   node's timer never lets time move on; the runner also times every input.
 
 Stateless targets (``deframer``, ``decode``, ``trace``) build everything from the input. Stateful targets
@@ -28,11 +28,20 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from bus.codec import MAX_CHUNK, Frame, LineError, Packet, decode_frame, encode_control, encode_data, encode_frame
-from bus.deframer import Deframer
-from bus.errors import DecodeError
-from bus.link import LinkConfig, LinkEndpoint
-from bus.messages import (
+from armbus.bus.codec import (
+    MAX_CHUNK,
+    Frame,
+    LineError,
+    Packet,
+    decode_frame,
+    encode_control,
+    encode_data,
+    encode_frame,
+)
+from armbus.bus.deframer import Deframer
+from armbus.bus.errors import DecodeError
+from armbus.bus.link import LinkConfig, LinkEndpoint
+from armbus.bus.messages import (
     REGISTRY,
     Enumerate,
     EStop,
@@ -49,13 +58,13 @@ from bus.messages import (
     Write,
     decode_payload,
 )
-from bus.router import REPORT_BACKLOG
-from bus.wire import MAX_PAYLOAD, Address, FrameKind, GoalMode, MsgType
-from controller.host import BACKLOG_LIMIT, HostNode
-from hil.kernel import Kernel
-from hil.trace.pcapng import TraceFileError, epb_block, idb_block, shb_block
-from hil.trace.reader import parse_trace
-from joints.node import DOWN, UP, JointNode
+from armbus.bus.router import REPORT_BACKLOG
+from armbus.bus.wire import MAX_PAYLOAD, Address, FrameKind, GoalMode, MsgType
+from armbus.controller.host import BACKLOG_LIMIT, HostNode
+from armbus.hil.kernel import Kernel
+from armbus.hil.trace.pcapng import TraceFileError, epb_block, idb_block, shb_block
+from armbus.hil.trace.reader import parse_trace
+from armbus.joints.node import DOWN, UP, JointNode
 
 MS = 1_000_000
 #: Every message type, in a fixed order: a selector byte picks one by index (mod len).

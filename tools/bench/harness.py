@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-Three measurements, each a median over several repetitions, printed as figures (``python -m hil.bench
+Three measurements, each a median over several repetitions, printed as figures (``python -m armbus.tools.bench.harness
 [--quick]``; :func:`run` returns them for ``armbus bench``):
 
-* **round trip**: PING from a host (:class:`hil.probe.LinkProbe`) to joint 1 of a 6-joint arm behind a pty,
+* **round trip**: PING from a host (:class:`armbus.hil.probe.LinkProbe`) to joint 1 of a 6-joint arm behind a pty,
   unpaced, run by ``armbus sim`` in its own process (as users run it; in-process, the driver thread and the
   host would share the GIL and the host would wait up to a 5 ms switch interval), side by side in the same run
   with the baseline: a raw ``os.read``/``os.write`` echo thread on another pty, echoing a PING-sized message.
@@ -35,12 +35,12 @@ import tty
 from collections.abc import Callable
 from typing import Any
 
-from bus.messages import Ping, PingReply
-from hil.probe import LinkProbe
-from hil.ptyserver import PtyServer
-from hil.realtime import realtime_link_config
-from hil.virtual_arm import VirtualArm
-from hil.wire import Direction
+from armbus.bus.messages import Ping, PingReply
+from armbus.hil.probe import LinkProbe
+from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import realtime_link_config
+from armbus.hil.virtual_arm import VirtualArm
+from armbus.hil.wire import Direction
 
 #: Size of the baseline echo message: a PING frame on the wire (14 bytes) plus its reply (30 bytes with the
 #: joint's ACK), so the raw echo moves as many bytes per round trip as the arm does.
@@ -102,7 +102,7 @@ def _median_block(fn: Callable[[], int], n: int) -> float:
 
 def _sim_process(joints: int, unpaced: bool) -> tuple[subprocess.Popen[str], str]:
     """``armbus sim`` in its own process (as a user runs it): no GIL shared with the host under test."""
-    code = ("import argparse, sys; from hil.ptyserver import run_sim; sys.exit(run_sim(argparse.Namespace("
+    code = ("import argparse, sys; from armbus.hil.ptyserver import run_sim; sys.exit(run_sim(argparse.Namespace("
             f"joints={joints}, baud=1000000, seed=1, faults=None, unpaced={unpaced}, capture=None, link=None, "
             "json=True)))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -201,7 +201,7 @@ def bench_keepup(joints: int, seconds: float) -> dict[str, Any]:
     master, slave = os.openpty()
     tty.setraw(slave)
     server_arm = _arm(joints, 1_000_000)
-    from hil.realtime import RealtimeArm
+    from armbus.hil.realtime import RealtimeArm
 
     rt = RealtimeArm(server_arm, master, paced=True)
     cpu0, t0 = time.process_time(), time.monotonic()
@@ -248,7 +248,7 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m armbus.tools.bench.harness", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-``python -m hil.fuzzing --inputs 1000000 --harness all`` runs each target of :mod:`hil.fuzz_targets` on
+``python -m armbus.tools.campaigns.fuzzing --inputs 1000000 --harness all`` runs each target of
+:mod:`armbus.tools.campaigns.fuzz_targets` on
 ``--inputs`` inputs produced by a seeded :class:`Mutator` (no hypothesis: its per-example bookkeeping costs more
 than most targets). An input is a seed (a valid frame, packet, payload or capture) or an input kept earlier,
 with one to four stacked mutations: bit flips, byte sets, arithmetic on a byte, interesting values, inserts,
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from hil.fuzz_targets import TARGETS, FuzzTarget
+from armbus.tools.campaigns.fuzz_targets import TARGETS, FuzzTarget
 
 #: Accepted inputs kept for further mutation: enough variety, small enough to pick from in O(1).
 POOL_SIZE = 512
@@ -269,7 +270,7 @@ def _run_atheris(name: str, inputs: int, seed: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hil.fuzzing", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m armbus.tools.campaigns.fuzzing", description=__doc__.split("\n")[0])
     ap.add_argument("--harness", default="all", help=f"target name or 'all' ({', '.join(TARGETS)})")
     ap.add_argument("--inputs", type=int, default=1_000_000, help="inputs per target (default 1,000,000)")
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_INPUTS:,} inputs per target")

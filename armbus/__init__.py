@@ -1,0 +1,101 @@
+"""armbus: drive robot arms whose joints sit on one serial bus.
+
+Theory of operation
+-------------------
+This package is the one import name the distribution installs. Its subpackages are the layers of the design,
+each importing only the ones listed before it (``tests/test_layers.py`` and ``make lint`` hold them to it):
+
+* :mod:`armbus.bus`: the wire protocol and the hop link (sans-I/O): bytes -> frame -> hop link -> routing;
+* :mod:`armbus.joints`: the joint firmware model (comm core, handlers, registers, control core, actuator);
+* :mod:`armbus.controller`: the host: the sans-I/O host node, :class:`Arm` (threads) and :class:`AsyncArm`
+  (asyncio), configuration, units, trajectories, serial ports and the table of port backends;
+* :mod:`armbus.hil`: the simulation kernel, virtual arms (simulated time and real time behind a pty), fault
+  injection, the pytest plugin and traces;
+* :mod:`armbus.tools`: everything built on top: the ``armbus`` command, the demo, benchmarks, campaigns and
+  generators. Nothing below imports it.
+
+This module exports the everyday API; everything else is imported from its subpackage.
+"""
+
+from __future__ import annotations
+
+from armbus.bus.errors import (
+    ArmbusError,
+    ArmTimeoutError,
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    PeerError,
+    PortError,
+    RemoteError,
+    TraceError,
+    UndeliverableError,
+    UsageError,
+)
+from armbus.controller.aio import AsyncArm
+from armbus.controller.arm import Arm
+from armbus.controller.config import ArmConfig, JointConfig, load_config
+from armbus.controller.events import (
+    CommandRefused,
+    FaultReported,
+    HostEvent,
+    JointState,
+    LinkEvent,
+    PacketAcked,
+    PortLost,
+    PortRestored,
+    ReplyReceived,
+    RequestFailed,
+    RequestTimedOut,
+    SendFailed,
+    StrayMessage,
+    UndeliverableReported,
+)
+from armbus.controller.units import (
+    Dimension,
+    parse_angle,
+    parse_current,
+    parse_quantity,
+    parse_velocity,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Arm",
+    "ArmConfig",
+    "ArmTimeoutError",
+    "ArmbusError",
+    "AsyncArm",
+    "CommandRefused",
+    "ConfigError",
+    "DecodeError",
+    "Dimension",
+    "EncodeError",
+    "FaultReported",
+    "HostEvent",
+    "JointConfig",
+    "JointState",
+    "LinkEvent",
+    "PacketAcked",
+    "PeerError",
+    "PortError",
+    "PortLost",
+    "PortRestored",
+    "RemoteError",
+    "ReplyReceived",
+    "RequestFailed",
+    "RequestTimedOut",
+    "SendFailed",
+    "StrayMessage",
+    "TraceError",
+    "UndeliverableError",
+    "UndeliverableReported",
+    "UsageError",
+    "__version__",
+    "load_config",
+    "parse_angle",
+    "parse_current",
+    "parse_quantity",
+    "parse_velocity",
+]

@@ -1,0 +1,63 @@
+"""Port backends: which URL scheme opens what, looked up in one table and imported only when used.
+
+Theory of operation
+-------------------
+Every arm is reached through a pyserial port: a device path (``/dev/ttyUSB0``), one of pyserial's own URLs
+(``socket://``, ``rfc2217://``, ``loop://``) or a URL of a backend listed in :data:`BACKENDS`. pyserial opens
+``scheme://...`` by importing ``<package>.protocol_<scheme>`` from each package in
+``serial.protocol_handler_packages``. This module keeps armbus's own schemes in one table, scheme -> handler
+package (python-can's ``BACKENDS`` idea), and adds a package to pyserial's list only when a URL of its scheme is
+opened. So the host never imports the simulator, and importing armbus registers nothing with pyserial.
+
+``virtual`` is shorthand for :data:`VIRTUAL_URL` (six joints at 1 Mbaud, seed 0); ``virtual?joints=3&seed=1``
+keeps its options. :func:`register_backend` adds a scheme of the caller's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from armbus.bus.errors import UsageError
+
+#: URL scheme -> the package that holds pyserial's ``protocol_<scheme>`` module for it.
+BACKENDS: dict[str, str] = {
+    "armbus": "armbus.hil.urlhandler",  # an in-process virtual arm in real time (armbus.hil.urlhandler)
+}
+#: The shorthand ``virtual`` and what it stands for: six joints at the bus's nominal 1 Mbaud, seed 0.
+VIRTUAL = "virtual"
+VIRTUAL_URL = "armbus://?joints=6&seed=0&baud=1000000"
+
+
+def register_backend(scheme: str, package: str) -> None:
+    """Serve ``scheme://`` URLs with ``<package>.protocol_<scheme>`` (a pyserial URL handler module)."""
+    if not scheme.isidentifier() or not package:
+        raise UsageError(f"a backend needs a scheme made of letters, digits and '_' and a package, "
+                         f"not {scheme!r} -> {package!r}")
+    BACKENDS[scheme] = package
+
+
+def resolve_port(port_or_url: str) -> str:
+    """The pyserial URL to open for ``port_or_url``; the handler of a :data:`BACKENDS` scheme is made known to
+    pyserial on the way. Device paths and pyserial's own URLs come back unchanged."""
+    url = port_or_url
+    if url == VIRTUAL:
+        url = VIRTUAL_URL
+    elif url.startswith(VIRTUAL + "?"):
+        url = "armbus://" + url[len(VIRTUAL):]
+    scheme, sep, _ = url.partition("://")
+    package = BACKENDS.get(scheme) if sep else None
+    if package is not None:
+        import serial
+
+        if package not in serial.protocol_handler_packages:
+            serial.protocol_handler_packages.append(package)
+    return url
+
+
+def open_port(port_or_url: str, **kwargs: Any) -> Any:
+    """Open ``port_or_url`` with ``serial.serial_for_url`` after :func:`resolve_port`; ``kwargs`` go to pyserial
+    (``baudrate`` defaults to the bus's nominal 1 Mbaud, not pyserial's 9600; a ``baud`` in the URL wins)."""
+    import serial
+
+    kwargs.setdefault("baudrate", 1_000_000)
+    return serial.serial_for_url(resolve_port(port_or_url), **kwargs)

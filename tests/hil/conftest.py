@@ -1,0 +1,29 @@
+"""The contract suite's short fixture names, aliased from the armbus pytest plugin's ``armbus_*`` fixtures.
+
+A project that runs this suite against its own arm does the same in its conftest: the plugin only defines
+``armbus_``-prefixed names, so that it can never shadow a fixture of the project's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def arm(armbus_arm: Any) -> Any:
+    """The connected, enumerated arm of this run (virtual by default, ``--armbus-port`` for a real one)."""
+    return armbus_arm
+
+
+@pytest.fixture
+def arm_target(armbus_target: Any) -> Any:
+    """Where ``arm`` is connected."""
+    return armbus_target
+
+
+@pytest.fixture
+def virtual_arm(armbus_virtual_arm: Any) -> Any:
+    """The real-time virtual arm behind ``arm`` (the test is skipped on a real arm)."""
+    return armbus_virtual_arm
