@@ -36,7 +36,7 @@ from itertools import compress, repeat
 import numpy as np
 from cobs import cobs
 
-from armbus.bus.codec import CONTROL_FRAMES, MAX_CHUNK, Frame, LineError, classify_chunk
+from armbus.bus.codec import CONTROL_FRAMES, MAX_CHUNK, VER_DATA, Frame, LineError, classify_chunk
 from armbus.bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
 from armbus.bus.wire import CONTROL_FRAME_SIZE, DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
 
@@ -49,8 +49,6 @@ _CONTROL_PIECE = CONTROL_FRAME_SIZE + 1
 _MIN_DATA_PIECE = DATA_OVERHEAD + 1
 #: Header offsets inside a decoded DATA frame (contracts.md, wire format version 1).
 _VK, _SEQ, _FLAGS, _SRC, _DST, _TYPE, _MSG_ID, _TTL, _LEN, _PAYLOAD = 0, 1, 2, 3, 4, 5, 6, 8, 9, 10
-#: First byte of a version-1 DATA frame (armbus.bus.codec.VER_DATA).
-_VER_DATA = 0x10
 #: Control frames by encoded piece as one int, kind << 8 | seq (all have flags 0): a dict lookup gives a number
 #: that np.fromiter can take directly.
 _CONTROL_CODE: dict[bytes, int] = {piece: f.kind << 8 | f.seq for piece, f in CONTROL_FRAMES.items()}
@@ -191,7 +189,7 @@ def decode_pieces(pieces: Sequence[bytes], plen: np.ndarray | None = None) -> Co
         ok = (m >= DATA_OVERHEAD) & (m <= MAX_FRAME)
         s = start[ok]
         head = buf[s[:, None] + np.arange(_PAYLOAD)] if len(s) else np.zeros((0, _PAYLOAD), np.uint8)
-        good = (head[:, _VK] == _VER_DATA) & (head[:, _LEN] == m[ok] - DATA_OVERHEAD) & _KNOWN_LUT[head[:, _TYPE]]
+        good = (head[:, _VK] == VER_DATA) & (head[:, _LEN] == m[ok] - DATA_OVERHEAD) & _KNOWN_LUT[head[:, _TYPE]]
         ok[ok] = good
         head, s = head[good], s[good]
         if len(s):

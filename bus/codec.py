@@ -104,8 +104,8 @@ DATA_UNPACKERS: tuple[Any, ...] = (None,) * DATA_OVERHEAD + tuple(
 )
 _PACKERS = DATA_PACKERS
 _UNPACKERS = DATA_UNPACKERS
-# The fast paths below spell these as literals (a constant load beats a global lookup); keep them in step:
-assert (VER_DATA, MAX_PAYLOAD, _MIN_DATA, _HDR_LEN, _CRC_INIT, MAX_FRAME) == (0x10, 255, 12, 10, 0xFFFF, 267)
+#: Decoded sizes a DATA frame can have: _MIN_DATA <= size < _END_DATA (the fast path's first test).
+_END_DATA = MAX_FRAME + 1
 
 #: Every integer field a sender sets, with its range (all unsigned bytes except msg_id, a u16).
 _DATA_FIELDS = (
@@ -156,8 +156,8 @@ def encode_data(seq: int, flags: int, packet: Packet) -> bytes:
         src, dst, typ, msg_id, ttl, payload = packet
         if typ in _KNOWN and payload.__class__ is bytes:
             n = len(payload)
-            body = _PACKERS[n](0x10, seq, flags, src, dst, typ, msg_id, ttl, n, payload)  # IndexError if n > 255
-            return _cobs_encode(body + _pack_crc(_crc(body, 0xFFFF, _TABLE))) + b"\x00"
+            body = _PACKERS[n](VER_DATA, seq, flags, src, dst, typ, msg_id, ttl, n, payload)  # IndexError if n > 255
+            return _cobs_encode(body + _pack_crc(_crc(body, _CRC_INIT, _TABLE))) + b"\x00"
     except (struct.error, TypeError, ValueError, IndexError):
         pass
     return _cobs_encode(frame_body(seq, flags, packet)) + b"\x00"  # slow path: validates, names the field
@@ -269,9 +269,9 @@ def decode_frame(encoded: bytes) -> Frame:
     except _CobsError:
         raw = b""
     m = len(raw)
-    if 12 <= m < 268:  # DATA fast path: the same tests as the deframer's loop
+    if _MIN_DATA <= m < _END_DATA:  # DATA fast path; Deframer.feed inlines the same tests
         vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
-        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF, _TABLE):
+        if vk == VER_DATA and length == m - _MIN_DATA and typ in _KNOWN and not _crc(raw, _CRC_INIT, _TABLE):
             return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
     control = CONTROL_FRAMES.get(encoded)
     if control is not None:
@@ -292,15 +292,6 @@ def decode_wire(data: bytes) -> Frame:
         data = bytes(data)
     if data[-1:] == b"\x00":
         data = data[:-1]
-    try:  # the DATA fast path of decode_frame, inlined: this is the one-shot hot path
-        raw = _cobs_decode(data)
-    except _CobsError:
-        raw = b""
-    m = len(raw)
-    if 12 <= m < 268:
-        vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
-        if vk == 0x10 and length == m - 12 and typ in _KNOWN and not _crc(raw, 0xFFFF, _TABLE):
-            return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
     return decode_frame(data)
 
 

@@ -37,15 +37,13 @@ from armbus.bus.codec import (
     Packet,
     classify_chunk,
 )
-from armbus.bus.crc import CRC16_CORE, CRC16_TABLE
+from armbus.bus.crc import CRC16_CORE, CRC16_INIT, CRC16_TABLE
 from armbus.bus.wire import DATA_OVERHEAD, KNOWN_TYPES, MAX_ENCODED, MAX_FRAME, LineErrorKind
 
 _cobs_decode = cobs.decode
 _CobsError = cobs.DecodeError
 _crc_core = CRC16_CORE  # crcmod's CRC-16/CCITT-FALSE core (armbus.bus.crc)
 _OVERSIZE = LineError(LineErrorKind.OVERSIZE, MAX_ENCODED)
-# The inlined fast path spells these as literals; keep them in step with the wire constants:
-assert (VER_DATA, DATA_OVERHEAD, MAX_FRAME) == (0x10, 12, 267)
 
 
 @dataclass
@@ -87,6 +85,8 @@ class Deframer:
         dec, cobs_error, crc, table, unpackers, known = (_cobs_decode, _CobsError, _crc_core, CRC16_TABLE,
                                                          DATA_UNPACKERS, KNOWN_TYPES)
         new, frame_cls, packet_cls, control, slow = tuple.__new__, Frame, Packet, CONTROL_FRAMES.get, classify_chunk
+        # The DATA fast path of armbus.bus.codec.decode_frame, inlined into the loop with its constants as locals.
+        lo, end, ver_data, crc_init = DATA_OVERHEAD, MAX_FRAME + 1, VER_DATA, CRC16_INIT
         counters = self.counters
         counters.bytes += len(data)
         if data.__class__ is not bytes:
@@ -119,9 +119,9 @@ class Deframer:
             except cobs_error:
                 raw = b""
             m = len(raw)
-            if 12 <= m < 268:  # DATA fast path (armbus.bus.codec.decode_frame has the same tests)
+            if lo <= m < end:
                 vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = unpackers[m](raw)
-                if vk == 0x10 and length == m - 12 and typ in known and not crc(raw, 0xFFFF, table):
+                if vk == ver_data and length == m - lo and typ in known and not crc(raw, crc_init, table):
                     append(new(frame_cls, (0, seq, flags, new(packet_cls, (src, dst, typ, msg_id, ttl, payload)))))
                     continue
             ctl = control(chunk)

@@ -16,9 +16,14 @@ Errors are split by whose fault they are (the h11 rule):
 
 Line noise seen by a receive loop is never raised: the deframer and the link turn it into counted events.
 ``DecodeError`` is only raised by the one-shot helpers (``decode_frame``) that an API caller uses directly.
+
+Every command (``armbus``, each ``python -m`` entry point) ends with an :class:`ExitCode`; :func:`exit_code`
+picks it from the exception that stopped the command, by the same rule of whose fault it is.
 """
 
 from __future__ import annotations
+
+import enum
 
 
 class ArmbusError(Exception):
@@ -71,3 +76,27 @@ class PortError(ArmbusError, OSError):
 
 class TraceError(ArmbusError):
     """A trace file cannot be read or written."""
+
+
+class ExitCode(enum.IntEnum):
+    """Exit status of every armbus command (README, "The armbus command")."""
+
+    OK = 0
+    FAILED = 1  # the command ran and a check failed, or a peer misbehaved
+    USAGE = 2  # bad usage or a bad input file: the caller's to fix
+    PORT = 3  # the port could not be opened, was lost, or a capture could not be written through it
+    TIMEOUT = 4  # the arm gave no answer in time
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, the shell's convention)
+
+
+def exit_code(exc: BaseException) -> ExitCode:
+    """The exit status for a command stopped by ``exc``."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    if isinstance(exc, (UsageError, TraceError)):
+        return ExitCode.USAGE
+    if isinstance(exc, (PortError, FileNotFoundError, PermissionError, IsADirectoryError)):
+        return ExitCode.PORT
+    if isinstance(exc, ArmTimeoutError):
+        return ExitCode.TIMEOUT
+    return ExitCode.FAILED

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from armbus.bus.codec import Frame, LineError, Packet, encode_control, encode_data
 from armbus.bus.deframer import Deframer
-from armbus.bus.linkconfig import BITS_PER_BYTE, CONTROL_WIRE_SIZE, LinkConfig
+from armbus.bus.linkconfig import CONTROL_WIRE_SIZE, LinkConfig
 from armbus.bus.linkevents import (
     DeliveryFailed,
     LineErrorSeen,
@@ -66,7 +66,7 @@ from armbus.bus.linktable import TABLE, Action, Input, LinkState
 from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, UndeliverableReason
 
 __all__ = [
-    "BITS_PER_BYTE", "CONTROL_WIRE_SIZE", "URGENT_WAIT_TIMEOUTS", "DeliveryFailed", "LineErrorSeen", "LinkConfig",
+    "CONTROL_WIRE_SIZE", "URGENT_WAIT_TIMEOUTS", "DeliveryFailed", "LineErrorSeen", "LinkConfig",
     "LinkCounters", "LinkDown", "LinkEndpoint", "LinkEvent", "LinkReset", "LinkState", "PacketAcked",
     "PacketReceived",
 ]

@@ -15,11 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from armbus.bus.errors import UsageError
-from armbus.bus.wire import MAX_ENCODED
+from armbus.bus.wire import DEFAULT_BAUD, MAX_ENCODED, NS_PER_S, wire_time_ns
 
-#: UART 8N1: a start bit, 8 data bits and a stop bit per byte.
-BITS_PER_BYTE = 10
-_NS_PER_S = 1_000_000_000
 #: ACK/RESET/RESET_ACK on the wire: 5 bytes, COBS adds 1, the delimiter 1.
 CONTROL_WIRE_SIZE = 7
 
@@ -29,7 +26,7 @@ class LinkConfig:
     """Timing and sizing of one link. All times are integer nanoseconds."""
 
     #: Line rate; the default is the bus's nominal rate (docs/protocol.md).
-    baud: int = 1_000_000
+    baud: int = DEFAULT_BAUD
     #: Reaction time of both ends together, added to every timeout: firmware and UART latency, transceiver
     #: enable. 50 us covers a microcontroller answering from its receive interrupt; a host behind an FTDI
     #: adapter needs its latency timer here too (1 ms with latency_timer=1, 16 ms by default).
@@ -59,23 +56,23 @@ class LinkConfig:
     def __post_init__(self) -> None:
         checks = (
             ("baud", self.baud, 1, 100_000_000),
-            ("turnaround_ns", self.turnaround_ns, 0, 10 * _NS_PER_S),
+            ("turnaround_ns", self.turnaround_ns, 0, 10 * NS_PER_S),
             ("queue_limit", self.queue_limit, 0, 1_000_000),
             ("urgent_limit", self.urgent_limit, 0, 1_000),
             ("max_retries", self.max_retries, 0, 1000),
-            ("backoff_cap_ns", self.backoff_cap_ns, 1, 3600 * _NS_PER_S),
+            ("backoff_cap_ns", self.backoff_cap_ns, 1, 3600 * NS_PER_S),
             ("reverse_bytes", self.reverse_bytes, 0, 1_000_000),
         )
         for name, value, lo, hi in checks:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise UsageError(f"LinkConfig.{name} must be an integer in {lo}..{hi}, got {value!r}")
         q = self.boot_quiet_ns
-        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= 3600 * _NS_PER_S):
+        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 0 <= q <= 3600 * NS_PER_S):
             raise UsageError(f"LinkConfig.boot_quiet_ns must be None or an integer in 0..3600e9, got {q!r}")
 
     def wire_ns(self, nbytes: int) -> int:
         """Time ``nbytes`` take on the line, rounded up to whole nanoseconds."""
-        return -(-nbytes * BITS_PER_BYTE * _NS_PER_S // self.baud)
+        return wire_time_ns(nbytes, self.baud)
 
     @property
     def quiet_ns(self) -> int:

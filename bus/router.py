@@ -56,6 +56,8 @@ from armbus.bus.linktable import LinkState
 from armbus.bus.messages import Undeliverable, make_packet
 from armbus.bus.wire import Address, MsgType, UndeliverableReason
 
+#: A joint's two ports: UP toward the host, DOWN toward the next joint. A host's router has one port, 0, its link
+#: down the chain. Every layer above names ports with these two.
 UP, DOWN = 0, 1
 #: Reports a node holds while its up queue is full: one per packet it can have in flight or queued on both links
 #: (2 x (queue_limit + 1) = 18 at the default) with room to spare; beyond it the oldest is dropped and counted.

@@ -36,6 +36,19 @@ DELIMITER = 0x00
 #: Default time-to-live of a new packet: each forwarding hop decrements it; longer than any supported chain.
 DEFAULT_TTL = 32
 
+# ------------------------------------------------------------------------------------- line and time base
+#: Every time in armbus is an integer count of nanoseconds: sans-I/O entry points take ``now`` in ns.
+NS_PER_S = 1_000_000_000
+#: Every hop is a UART at 8N1: a start bit, 8 data bits and a stop bit per byte (docs/protocol.md).
+BITS_PER_BYTE = 10
+#: The bus's nominal line rate: the joints' default, and every tool's unless told otherwise (docs/protocol.md).
+DEFAULT_BAUD = 1_000_000
+
+
+def wire_time_ns(nbytes: int, baud: int, bits_per_byte: int = BITS_PER_BYTE) -> int:
+    """Nanoseconds that ``nbytes`` back-to-back bytes occupy the line at ``baud``, rounded up."""
+    return -(-nbytes * bits_per_byte * NS_PER_S // baud)
+
 
 class FrameKind(enum.IntEnum):
     """Low nibble of byte 0. DATA carries a packet; the others are 5-byte link control frames."""

@@ -44,7 +44,7 @@ import serial_asyncio_fast
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
-from armbus.bus.wire import Address
+from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.controller import ops
 from armbus.controller.arm import (
     ENUMERATE_TIMEOUT_S,
@@ -126,7 +126,7 @@ class AsyncArm:
     async def open(
         cls,
         url: str,
-        baud: int = 1_000_000,
+        baud: int = DEFAULT_BAUD,
         *,
         config: ArmConfig | None = None,
         timeout: float = 0.1,

@@ -31,7 +31,7 @@ import serial
 
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
-from armbus.bus.wire import Address, GoalMode
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
 from armbus.controller import ops
 from armbus.controller.armmodel import ArmModel
 from armbus.controller.backends import resolve_port
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NS_PER_S = 1_000_000_000
 #: Host-side turnaround for the link timers on a real port: the FTDI latency timer at 1 ms, twice (both
 #: directions), plus scheduling slack. With the default 16 ms timer, raise it (see `armbus ports`).
 PORT_TURNAROUND_NS = 3_000_000
@@ -147,7 +146,7 @@ class Arm:
     def open(
         cls,
         port_or_url: str,
-        baud: int = 1_000_000,
+        baud: int = DEFAULT_BAUD,
         *,
         config: ArmConfig | None = None,
         timeout: float = 0.1,

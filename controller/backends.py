@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from armbus.bus.errors import UsageError
+from armbus.bus.wire import DEFAULT_BAUD
 
 #: URL scheme -> the package that holds pyserial's ``protocol_<scheme>`` module for it.
 BACKENDS: dict[str, str] = {
@@ -59,5 +60,5 @@ def open_port(port_or_url: str, **kwargs: Any) -> Any:
     (``baudrate`` defaults to the bus's nominal 1 Mbaud, not pyserial's 9600; a ``baud`` in the URL wins)."""
     import serial
 
-    kwargs.setdefault("baudrate", 1_000_000)
+    kwargs.setdefault("baudrate", DEFAULT_BAUD)
     return serial.serial_for_url(resolve_port(port_or_url), **kwargs)

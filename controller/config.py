@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from armbus.bus.errors import ConfigError, UsageError
-from armbus.bus.wire import Address
+from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.controller.units import Dimension, parse_quantity
 
 if sys.version_info >= (3, 11):
@@ -36,7 +36,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 #: Dynamixel, 1 Mbaud is the conservative common rate). Control rate: 200 Hz, the usual rate for hobby and
 #: research arms (LeRobot streams at tens to hundreds of Hz). Heartbeat: 100 ms, a fifth of a 500 ms joint
 #: watchdog so that four lost heartbeats in a row are tolerated.
-DEFAULT_BAUD = 1_000_000
 DEFAULT_CONTROL_RATE_HZ = 200.0
 MAX_CONTROL_RATE_HZ = 1000.0  # the brief's upper bound; above it a cycle is shorter than a bus round trip
 DEFAULT_HEARTBEAT_S = 0.1

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import serial
 
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
+from armbus.bus.wire import NS_PER_S
 from armbus.controller.events import (
     HostEvent,
     PacketAcked,
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 POLL_S = 0.001
 #: Interval between attempts to reopen a vanished port (USB re-enumeration takes a few hundred ms).
 RECONNECT_S = 0.5
-NS_PER_S = 1_000_000_000
 T = TypeVar("T")
 Listener = Callable[[HostEvent], None]
 

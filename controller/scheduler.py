@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from armbus.bus.errors import UsageError
+from armbus.bus.wire import NS_PER_S
 
-NS_PER_S = 1_000_000_000
 #: Recent cycles kept for the percentiles: 10 s at 1 kHz, enough for a stable p99 (about 100 samples above it).
 DEFAULT_WINDOW = 10_000
 #: Rates are made rational with this denominator bound, so 1/3 Hz or 333.3 Hz keep exact integer deadlines.

@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from armbus.bus.errors import ArmTimeoutError, PeerError, UsageError
+from armbus.bus.wire import NS_PER_S
 from armbus.controller.events import JointState
 from armbus.controller.scheduler import RateKeeper
 from armbus.controller.trajectory import JointLimits, Plan, Trajectory, TrajectoryError, check_rate
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from armbus.controller.arm import Arm
 
 Array = npt.NDArray[np.float64]
-NS_PER_S = 1_000_000_000
 #: Default arrival tolerance: 0.01 rad (0.57 deg), a few encoder counts on a hobby servo, well above the
 #: simulated joint's steady-state error.
 DEFAULT_TOLERANCE = 0.01

@@ -21,7 +21,7 @@ from armbus.bus.codec import Packet
 from armbus.bus.errors import ArmTimeoutError
 from armbus.bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, PacketReceived
 from armbus.bus.messages import Enumerate, EnumerateReply, Message, decode_packet, make_packet
-from armbus.bus.wire import MAX_ENCODED, Address
+from armbus.bus.wire import DEFAULT_BAUD, MAX_ENCODED, Address
 
 #: Reaction time allowed for the far end in the link timeouts: a real-time driver thread wakes within about a
 #: millisecond on a loaded machine (docs/hil.md), far more than a microcontroller needs.
@@ -31,7 +31,7 @@ PROBE_TURNAROUND_NS = 2_000_000
 class LinkProbe:
     """Blocking request/reply host on descriptor ``fd`` (not owned)."""
 
-    def __init__(self, fd: int, baud: int = 1_000_000, *, seed: int = 1) -> None:
+    def __init__(self, fd: int, baud: int = DEFAULT_BAUD, *, seed: int = 1) -> None:
         self.fd = fd
         config = LinkConfig(baud=baud, turnaround_ns=PROBE_TURNAROUND_NS)
         cap = max(config.backoff_cap_ns, 2 * config.timeout_ns(MAX_ENCODED))  # see hil.realtime_link_config

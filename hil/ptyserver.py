@@ -28,7 +28,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from armbus.bus.errors import ConfigError, PortError, UsageError
+from armbus.bus.errors import ConfigError, ExitCode, PortError, UsageError
+from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
@@ -106,7 +107,7 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
     joints = getattr(args, "joints", 6)
     if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
         raise UsageError(f"--joints {joints}: a chain holds 1..{MAX_JOINTS} joints (the joint addresses)")
-    baud = check_realtime_baud(getattr(args, "baud", None) or 1_000_000)
+    baud = check_realtime_baud(getattr(args, "baud", None) or DEFAULT_BAUD)
     seed = getattr(args, "seed", None) or 0
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UsageError(f"--seed {seed!r}: must be an integer")
@@ -174,7 +175,7 @@ def run_sim(args: argparse.Namespace) -> int:
         print(arm.kernel.faults.format_log(), file=sys.stderr)
     if error is not None:
         print(f"armbus sim: the simulation stopped on an error: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     return 0
 
 

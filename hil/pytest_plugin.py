@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.clock import SimClock
 
 #: The fixtures this plugin defines; it defines no other.
@@ -62,7 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--armbus-port", default=None, metavar="PORT",
                     help="run the hardware suite (tests/hil) against the real arm on PORT (device or pyserial "
                          "URL); default: an in-process virtual arm")
-    group.addoption("--armbus-baud", type=int, default=1_000_000, metavar="BAUD",
+    group.addoption("--armbus-baud", type=int, default=DEFAULT_BAUD, metavar="BAUD",
                     help="baud rate of the arm (default 1000000)")
     group.addoption("--armbus-joints", type=int, default=None, metavar="N",
                     help="joints of the virtual arm (default 6); with --armbus-port, the count the arm must have")

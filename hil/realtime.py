@@ -53,10 +53,10 @@ from typing import Any, TypeVar
 
 from armbus.bus.errors import ArmbusError, UsageError
 from armbus.bus.link import LinkConfig
-from armbus.bus.wire import MAX_ENCODED
-from armbus.hil.clock import NS_PER_S, Clock, MonotonicClock
+from armbus.bus.wire import BITS_PER_BYTE, MAX_ENCODED, NS_PER_S
+from armbus.hil.clock import Clock, MonotonicClock
 from armbus.hil.virtual_arm import HostPort, VirtualArm
-from armbus.hil.wire import BITS_PER_BYTE, check_baud
+from armbus.hil.wire import check_baud
 
 T = TypeVar("T")
 

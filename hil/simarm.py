@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 from armbus.bus.errors import ArmTimeoutError, UsageError
 from armbus.bus.link import LinkConfig
-from armbus.controller.arm import NS_PER_S, Arm
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S
+from armbus.controller.arm import Arm
 from armbus.controller.config import ArmConfig
 from armbus.controller.events import (
     HostEvent,
@@ -161,7 +162,7 @@ class SimArm(Arm):
         *,
         joints: int = 6,
         seed: int = 0,
-        baud: int = 1_000_000,
+        baud: int = DEFAULT_BAUD,
         config: ArmConfig | None = None,
         timeout: float = 0.1,
         heartbeat_period: float | None = None,

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from armbus.bus.errors import UsageError
 from armbus.bus.link import LinkConfig
-from armbus.bus.wire import Address
+from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.hil.faults import FaultInjector, LinkFaults
 from armbus.hil.kernel import Granularity, Kernel, Node
 from armbus.hil.schedule import FaultSchedule
@@ -96,7 +96,7 @@ class VirtualArm:
         self,
         joints: int = 6,
         *,
-        baud: int = 1_000_000,
+        baud: int = DEFAULT_BAUD,
         models: int | Sequence[int] = DEFAULT_MODEL,
         faults: LinkFaults | FaultSchedule | None = None,
         seed: int = 0,

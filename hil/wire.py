@@ -26,15 +26,13 @@ import enum
 from typing import NamedTuple
 
 from armbus.bus.errors import UsageError
+from armbus.bus.wire import BITS_PER_BYTE, NS_PER_S
 
-#: 8N1 framing: start bit + 8 data bits + stop bit.
-BITS_PER_BYTE = 10
 #: Slowest rate the harness models: the lowest standard UART rate still in use.
 MIN_BAUD = 300
 #: Fastest rate the harness models: 12 Mbaud, the top rate of high-speed USB-serial bridges (FTDI FT232H);
 #: a byte still takes 833 ns there, far above the 1 ns resolution of the time base.
 MAX_BAUD = 12_000_000
-_NS_PER_S = 1_000_000_000
 
 
 class Direction(enum.IntEnum):
@@ -55,11 +53,6 @@ def check_baud(baud: object) -> int:
     if not MIN_BAUD <= baud <= MAX_BAUD:
         raise UsageError(f"baud {baud} is outside the range the harness models ({MIN_BAUD}..{MAX_BAUD})")
     return baud
-
-
-def wire_time_ns(nbytes: int, baud: int, bits_per_byte: int = BITS_PER_BYTE) -> int:
-    """Nanoseconds that ``nbytes`` back-to-back bytes occupy the line at ``baud`` (rounded up)."""
-    return -(-nbytes * bits_per_byte * _NS_PER_S // baud)
 
 
 class Burst(NamedTuple):
@@ -103,7 +96,7 @@ class WireDirection:
             raise UsageError(f"bits_per_byte (start+data+parity+stop) must be 7..12: {bits_per_byte!r}")
         self.turnaround_ns = turnaround_ns
         self.bits_per_byte = bits_per_byte
-        self._num = bits_per_byte * _NS_PER_S
+        self._num = bits_per_byte * NS_PER_S
         self._origin = 0  # start of the current burst
         self._sent = 0  # bytes in the current burst
         #: Time the last queued byte has arrived; the direction is idle from then on.

@@ -52,6 +52,7 @@ from armbus.bus.messages import (
     decode_packet,
     make_packet,
 )
+from armbus.bus.router import DOWN, UP
 from armbus.bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
 from armbus.joints.control import BLOCKING, Command, CommandKind
 from armbus.joints.registers import BY_NAME, PERSISTENT_END
@@ -59,7 +60,6 @@ from armbus.joints.registers import BY_NAME, PERSISTENT_END
 if TYPE_CHECKING:
     from armbus.joints.node import JointNode
 
-UP, DOWN = 0, 1
 GOAL_REGISTER = {GoalMode.POSITION: "goal_position", GoalMode.VELOCITY: "goal_velocity",
                  GoalMode.CURRENT: "goal_current"}
 _GOAL_NAMES = {"goal_mode", *GOAL_REGISTER.values()}

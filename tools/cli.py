@@ -21,14 +21,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from armbus.bus.errors import ArmbusError, ArmTimeoutError, PeerError, PortError, TraceError, UsageError
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_PORT = 3
-EXIT_TIMEOUT = 4
-EXIT_INTERRUPTED = 130
+from armbus.bus.errors import ArmbusError, ExitCode, PortError, exit_code
 
 EPILOG = """\
 examples:
@@ -183,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
-        return EXIT_USAGE
+        return ExitCode.USAGE
     import armbus.tools.commands as commands
 
     handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
@@ -191,18 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         print("armbus: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (UsageError, TraceError) as exc:
-        return _fail(args, exc, EXIT_USAGE)
-    except (PortError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        return _fail(args, exc, EXIT_PORT)
-    except ArmTimeoutError as exc:
-        return _fail(args, exc, EXIT_TIMEOUT)
-    except (PeerError, ArmbusError) as exc:
-        return _fail(args, exc, EXIT_FAILED)
+        return ExitCode.INTERRUPTED
+    except (ArmbusError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        return _fail(args, exc)
 
 
-def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
+def _fail(args: argparse.Namespace, exc: BaseException) -> int:
+    code = exit_code(exc)
     if args.debug:
         import traceback
 

@@ -16,7 +16,8 @@ import os
 import sys
 from typing import Any
 
-from armbus.bus.errors import UsageError
+from armbus.bus.errors import ExitCode, UsageError
+from armbus.bus.wire import DEFAULT_BAUD
 
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -95,7 +96,7 @@ def cmd_tap(args: argparse.Namespace) -> int:
 
     if not args.port:
         raise UsageError("tap needs the real arm's port: armbus tap --port /dev/ttyUSB0 --out FILE")
-    args.baud = args.baud or 1_000_000
+    args.baud = args.baud or DEFAULT_BAUD
     argv = ["--port", args.port, "--baud", str(args.baud), "--out", args.out]
     if args.link:
         argv += ["--link", args.link]
@@ -108,7 +109,7 @@ def cmd_tap(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     from armbus.hil.ptyserver import run_sim
 
-    args.baud = args.baud or 1_000_000
+    args.baud = args.baud or DEFAULT_BAUD
     return int(run_sim(args))
 
 
@@ -338,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         arm.close()
     emit(args, report, report.summary())
-    return 0 if report.reached else 1
+    return ExitCode.OK if report.reached else ExitCode.FAILED
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

@@ -29,15 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from armbus.bus.errors import ArmbusError
-from armbus.bus.wire import Address, StatusFlag
+from armbus.bus.errors import ArmbusError, ExitCode
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, StatusFlag
 from armbus.controller.events import FaultReported, HostEvent
 from armbus.controller.stream import CycleInfo
 from armbus.controller.trajectory import Trajectory
 from armbus.hil.faults import LinkFaults
 from armbus.hil.simarm import SimArm
 
-NS_PER_S = 1_000_000_000
 JOINTS = 6
 #: Pick-and-place waypoints in degrees for joints 1..6 (base, shoulder, elbow, wrist pitch, wrist roll, gripper).
 WAYPOINTS_DEG = [
@@ -115,7 +114,7 @@ def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = No
 
     arm = SimArm(joints=JOINTS, seed=seed, timeout=0.2)
     varm = arm.virtual_arm
-    writer = TraceWriter(trace_path, metadata={"joints": JOINTS, "baud": 1_000_000, "seed": seed})
+    writer = TraceWriter(trace_path, metadata={"joints": JOINTS, "baud": DEFAULT_BAUD, "seed": seed})
     varm.kernel.add_tap(writer)
 
     def on_event(ev: HostEvent) -> None:
@@ -277,4 +276,4 @@ def main(args: argparse.Namespace) -> int:
 
         print(json.dumps(summary))
     ok = summary["trajectory_reached"] and summary["reboot_recovered"] and summary["estopped"] == summary["joints"]
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.FAILED

@@ -39,7 +39,7 @@ from typing import Any, overload
 import numpy as np
 
 from armbus.bus.batch import LINE_ERROR, concat, decode_pieces, decode_stream
-from armbus.bus.errors import DecodeError, TraceError, UsageError
+from armbus.bus.errors import DecodeError, TraceError, UsageError, exit_code
 from armbus.bus.messages import decode_payload
 from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
 from armbus.hil.trace.reader import Trace, read_trace
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
     except (TraceError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
     return 0

@@ -32,11 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from armbus.bus.errors import TraceError, UsageError
-from armbus.bus.wire import FrameFlag, FrameKind, MsgType
+from armbus.bus.errors import ExitCode, TraceError, UsageError, exit_code
+from armbus.bus.wire import DEFAULT_BAUD, FrameFlag, FrameKind, MsgType, wire_time_ns
 from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
 from armbus.hil.trace.stats import REQUEST_TYPES, compute
-from armbus.hil.wire import wire_time_ns
 
 #: Arrows drawn at most: beyond a few hundred a sequence diagram is unreadable anyway (zoom with --from/--to).
 MAX_ARROWS = 400
@@ -133,7 +132,7 @@ def draw(table: FrameTable, out: str, window: tuple[int, int] | None = None) -> 
     names = lanes(table)
     x_of = {n: k for k, n in enumerate(names)}
     lo, hi = window if window is not None else default_window(table)
-    baud = int(table.trace.metadata.get("baud", "1000000") or 1_000_000)
+    baud = int(table.trace.metadata.get("baud", "1000000") or DEFAULT_BAUD)
     stamps_sends = table.trace.metadata.get("capture") == "tap"
     rows = np.flatnonzero((table.t_ns >= lo) & (table.t_ns <= hi)).tolist()
     arrows: list[tuple[int, int, int, int, str, int]] = []  # x0, x1, t_start, t_stop, color, row
@@ -271,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import matplotlib  # noqa: F401 - checked first, for one clear message
     except ImportError:
         print(f"error: {MISSING}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     try:
         if not args.out.lower().endswith((".png", ".svg")):
             raise UsageError(f"output {args.out!r}: use a .png or .svg file name")
@@ -287,9 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         drawn = draw(table, args.out, window)
     except (TraceError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except OSError as exc:
         print(f"error: cannot write {args.out!r}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     print(f"wrote {args.out} ({drawn} frames)")
     return 0

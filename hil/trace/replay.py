@@ -39,14 +39,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from armbus.bus.codec import Frame
-from armbus.bus.errors import PortError, TraceError, UsageError
-from armbus.bus.wire import FrameKind
+from armbus.bus.errors import ExitCode, PortError, TraceError, UsageError, exit_code
+from armbus.bus.wire import DEFAULT_BAUD, FrameKind, wire_time_ns
 from armbus.controller.backends import open_port
 from armbus.hil.trace.compare import Comparison, Row, Tolerances, compare, decode_rows
 from armbus.hil.trace.decode import parse_time
 from armbus.hil.trace.reader import Trace, read_trace
 from armbus.hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS, HostPort, VirtualArm
-from armbus.hil.wire import wire_time_ns
 
 #: Where a wall-clock capture starts on a fresh virtual arm: after the joints' link handshakes along the chain
 #: (the same 5 ms armbus.hil.simarm waits before its first request).
@@ -104,7 +103,7 @@ def _pick_link(trace: Trace, link: str | None) -> tuple[int, int | None]:
     return send[0], answer[0] if answer else None
 
 
-def plan(trace: Trace, link: str | None = None, baud: int = 1_000_000,
+def plan(trace: Trace, link: str | None = None, baud: int = DEFAULT_BAUD,
          turnaround_ns: int = DEFAULT_WIRE_TURNAROUND_NS, ignore_seq: bool | None = None) -> _Plan:
     """What to send when, from ``trace`` (see the module docstring for the time stamps)."""
     trace.require_armbus()
@@ -381,11 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError("--set, --joints and --seed apply to --to virtual only")
             result = replay_port(trace, args.to, link=args.link, baud=args.baud, speed=speed, settle_ns=settle,
                                  tolerances=tol, ignore_seq=ignore)
-    except PortError as exc:
+    except (PortError, TraceError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except (TraceError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     print(report(result, args.max_diffs))
-    return 0 if result.ok else 1
+    return ExitCode.OK if result.ok else ExitCode.FAILED

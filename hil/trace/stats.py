@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from armbus.bus.errors import TraceError, UsageError
+from armbus.bus.errors import TraceError, UsageError, exit_code
 from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
 from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
 
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats = compute(table, parse_time(args.gap))
     except (TraceError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     for w in table.trace.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(json.dumps(stats.as_dict()) if args.json else format_text(stats))

@@ -41,7 +41,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from armbus.bus.errors import PortError, TraceError, UsageError
+from armbus.bus.errors import ExitCode, PortError, TraceError, UsageError, exit_code
+from armbus.bus.wire import DEFAULT_BAUD
 from armbus.controller.backends import open_port
 from armbus.hil.trace.pcapng import TraceWriter
 
@@ -61,7 +62,7 @@ READ_SIZE = 65_536
 class Tap:
     """Forward ``port`` <-> a new pty and record both directions to ``out``. ``start()``, ``stop()``."""
 
-    def __init__(self, port: str, out: str | os.PathLike[str], *, baud: int = 1_000_000,
+    def __init__(self, port: str, out: str | os.PathLike[str], *, baud: int = DEFAULT_BAUD,
                  symlink: str | os.PathLike[str] | None = None, link_name: str = HOST_LINK) -> None:
         import serial
 
@@ -199,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="armbus tap", description="Record a real arm's host link while any program "
                                 "uses it through a pseudo-terminal.")
     p.add_argument("--port", required=True, help="the real port (device or pyserial URL)")
-    p.add_argument("--baud", type=int, default=1_000_000, help="baud rate of the real port (default 1000000)")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help=f"baud rate of the real port (default {DEFAULT_BAUD})")
     p.add_argument("--out", required=True, help="capture file (.pcapng)")
     p.add_argument("--link", help="also create a symlink to the pty at this path")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
@@ -208,12 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.baud <= 0:
             raise UsageError(f"--baud must be positive, got {args.baud}")
         tap = Tap(args.port, args.out, baud=args.baud, symlink=args.link)
-    except PortError as exc:
+    except (PortError, UsageError, TraceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except (UsageError, TraceError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -235,4 +234,4 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{tap.dropped} chunk(s) dropped from the recording", flush=True)
     for e in tap.errors:
         print(f"error: {e}", file=sys.stderr)
-    return 3 if tap.errors else 0
+    return ExitCode.PORT if tap.errors else ExitCode.OK

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from armbus.tools.cli import EXIT_PORT, EXIT_TIMEOUT, EXIT_USAGE, main
+from armbus.bus.errors import ExitCode
+from armbus.tools.cli import main
 
 
 def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -38,7 +39,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([]) == EXIT_USAGE
+    assert main([]) == ExitCode.USAGE
 
 
 @pytest.mark.parametrize(
@@ -55,14 +56,14 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 )
 def test_bad_arguments_give_one_line_and_exit_2(argv: list[str], needle: str) -> None:
     proc = run(*argv)
-    assert proc.returncode == EXIT_USAGE, (proc.stdout, proc.stderr)
+    assert proc.returncode == ExitCode.USAGE, (proc.stdout, proc.stderr)
     assert needle in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_missing_port_exit_3_with_hint() -> None:
     proc = run("info", "--port", "/dev/ttyNOPE-armbus")
-    assert proc.returncode == EXIT_PORT
+    assert proc.returncode == ExitCode.PORT
     line = one_line_error(proc)
     assert "/dev/ttyNOPE-armbus" in line
     assert "armbus ports" in proc.stderr
@@ -76,13 +77,13 @@ def test_port_without_an_arm_exit_4(tmp_path: Path) -> None:
     finally:
         os.close(master)
         os.close(slave)
-    assert proc.returncode == EXIT_TIMEOUT
+    assert proc.returncode == ExitCode.TIMEOUT
     assert "no arm answered" in one_line_error(proc)
 
 
 def test_debug_shows_the_traceback() -> None:
     proc = run("--debug", "info", "--port", "/dev/ttyNOPE-armbus")
-    assert proc.returncode == EXIT_PORT
+    assert proc.returncode == ExitCode.PORT
     assert "Traceback" in proc.stderr
 
 
@@ -106,7 +107,7 @@ def test_reg_write_then_read_json() -> None:
 @pytest.mark.realtime
 def test_unknown_joint_is_named() -> None:
     proc = run("torque", "on", "elbow")
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == ExitCode.USAGE
     assert "unknown joint 'elbow'" in one_line_error(proc)
 
 
@@ -121,7 +122,7 @@ def test_run_rejects_a_malformed_csv(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("time,joint1\n0,0\nnot-a-number,1\n")
     proc = run("run", str(bad))
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == ExitCode.USAGE
     assert "bad.csv" in one_line_error(proc)
 
 
@@ -129,11 +130,11 @@ def test_run_rejects_a_malformed_csv(tmp_path: Path) -> None:
 def test_connection_options_before_or_after_the_command(before: bool) -> None:
     opts = ["--port", "/dev/ttyNOPE-armbus", "--timeout", "0.2"]
     proc = run(*([*opts, "info"] if before else ["info", *opts]))
-    assert proc.returncode == EXIT_PORT
+    assert proc.returncode == ExitCode.PORT
     assert "/dev/ttyNOPE-armbus" in one_line_error(proc)
 
 
 def test_tap_without_a_port_names_what_is_missing() -> None:
     proc = run("tap", "--out", "x.pcapng")
-    assert proc.returncode == EXIT_USAGE
+    assert proc.returncode == ExitCode.USAGE
     assert "--port" in one_line_error(proc)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from armbus.bus.errors import ConfigError, UsageError
-from armbus.controller.config import DEFAULT_BAUD, load_config
+from armbus.bus.wire import DEFAULT_BAUD
+from armbus.controller.config import load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "arm.toml"
 

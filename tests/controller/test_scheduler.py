@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from armbus.bus.errors import UsageError
-from armbus.controller.scheduler import NS_PER_S, RateKeeper
+from armbus.bus.wire import NS_PER_S
+from armbus.controller.scheduler import RateKeeper
 from armbus.hil.clock import SimClock
 
 

@@ -13,11 +13,10 @@ import pytest
 
 from armbus.bus.errors import UsageError
 from armbus.bus.messages import Ping, PingReply
-from armbus.bus.wire import Address
+from armbus.bus.wire import Address, wire_time_ns
 from armbus.hil.probe import LinkProbe
 from armbus.hil.realtime import RealtimeArm, realtime_link_config
 from armbus.hil.virtual_arm import VirtualArm
-from armbus.hil.wire import wire_time_ns
 
 pytestmark = pytest.mark.realtime
 

@@ -6,8 +6,9 @@ import pytest
 from hil_fakes import Echo, FrameForwarder, Sender, Stuck, frame
 
 from armbus.bus.errors import UsageError
+from armbus.bus.wire import wire_time_ns
 from armbus.hil.kernel import Granularity, Kernel, SimulationError
-from armbus.hil.wire import Direction, wire_time_ns
+from armbus.hil.wire import Direction
 
 MBAUD = 1_000_000
 

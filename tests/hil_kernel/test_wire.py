@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from armbus.bus.errors import UsageError
-from armbus.hil.wire import MAX_BAUD, WireDirection, WireLink, check_baud, wire_time_ns
+from armbus.bus.wire import wire_time_ns
+from armbus.hil.wire import MAX_BAUD, WireDirection, WireLink, check_baud
 
 
 def test_wire_time_is_ten_bits_per_byte() -> None:

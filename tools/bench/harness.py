@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from armbus.bus.messages import Ping, PingReply
+from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.probe import LinkProbe
 from armbus.hil.ptyserver import PtyServer
 from armbus.hil.realtime import realtime_link_config
@@ -122,7 +123,7 @@ def bench_round_trip(reps: int, per_block: int) -> dict[str, Any]:
     echo = _Echo()
     host_fd = _open_slave(path)
     try:
-        probe = LinkProbe(host_fd, 1_000_000)
+        probe = LinkProbe(host_fd, DEFAULT_BAUD)
         probe.open(timeout=5)
         probe.enumerate(timeout=5)
 
@@ -200,7 +201,7 @@ def bench_keepup(joints: int, seconds: float) -> dict[str, Any]:
     """Lag of a paced arm idling with its 1 kHz control loops; CPU used by the whole process meanwhile."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    server_arm = _arm(joints, 1_000_000)
+    server_arm = _arm(joints, DEFAULT_BAUD)
     from armbus.hil.realtime import RealtimeArm
 
     rt = RealtimeArm(server_arm, master, paced=True)

@@ -38,15 +38,14 @@ import time
 from dataclasses import asdict, dataclass
 
 from armbus.bus.codec import encode_data
-from armbus.bus.link import BITS_PER_BYTE, CONTROL_WIRE_SIZE
+from armbus.bus.link import CONTROL_WIRE_SIZE
 from armbus.bus.messages import SyncRead, SyncReadReply, SyncRecord, make_packet
-from armbus.bus.wire import Address
+from armbus.bus.wire import BITS_PER_BYTE, DEFAULT_BAUD, NS_PER_S, Address
 from armbus.controller import ops
 from armbus.controller.arm import Arm
 from armbus.controller.scheduler import RateKeeper
 from armbus.joints.registers import STATE_BLOCK
 
-NS_PER_S = 1_000_000_000
 #: Full run: 10 s per repetition (the brief's target window); --quick: 2 s.
 DURATION_S, QUICK_DURATION_S = 10.0, 2.0
 #: Repetitions whose median is reported (three gives a median that one disturbed run cannot move).
@@ -137,7 +136,7 @@ def _start_server(joints: int, baud: int, seed: int) -> tuple[subprocess.Popen[s
     return proc, json.loads(line)["tty"]
 
 
-def run(quick: bool = False, *, rate_hz: float = TARGET_HZ, baud: int = 1_000_000, joints: int = 6,
+def run(quick: bool = False, *, rate_hz: float = TARGET_HZ, baud: int = DEFAULT_BAUD, joints: int = 6,
         repeats: int = REPEATS, seed: int = 1) -> dict[str, object]:
     """Run the benchmark; returns every figure (also printed by :func:`main`)."""
     seconds = QUICK_DURATION_S if quick else DURATION_S
@@ -176,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_DURATION_S:g} s runs instead of "
                         f"{DURATION_S:g} s")
     parser.add_argument("--rate", type=float, default=TARGET_HZ, help="closed-loop rate (Hz)")
-    parser.add_argument("--baud", type=int, default=1_000_000)
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD)
     parser.add_argument("--joints", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=REPEATS)

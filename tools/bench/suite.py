@@ -19,6 +19,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from armbus.bus.errors import ExitCode
+
 #: name -> (module, what it measures, arguments of a --quick run). Order: bottom of the stack first.
 BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
     "codec": ("armbus.tools.bench.codec", "frame encode/decode and stream deframing vs the construct path",
@@ -101,4 +103,4 @@ def run_benchmarks(which: list[str], quick: bool = False, as_json: bool = False)
         for r in results:
             status = "ok" if r.returncode == 0 else f"FAILED (exit {r.returncode})"
             print(f"| {r.name} | {status} | {r.seconds:.1f} |")
-    return 0 if all(r.returncode == 0 for r in results) else 1
+    return ExitCode.OK if all(r.returncode == 0 for r in results) else ExitCode.FAILED

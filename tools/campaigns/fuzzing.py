@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from armbus.bus.errors import ExitCode
 from armbus.tools.campaigns.fuzz_targets import TARGETS, FuzzTarget
 
 #: Accepted inputs kept for further mutation: enough variety, small enough to pick from in O(1).
@@ -224,7 +225,7 @@ def replay(path: Path) -> int:
             target.run(bytes.fromhex(hexdata))
         except Exception:
             traceback.print_exc()
-            return 1
+            return ExitCode.FAILED
     print("the session runs clean now")
     return 0
 
@@ -253,7 +254,7 @@ def _run_atheris(name: str, inputs: int, seed: int) -> int:
         import atheris
     except ImportError:
         print("atheris is not installed (pip install atheris); use the default engine", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     target = TARGETS[name]()
     count = [0]
 
@@ -307,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _save(r, args.findings)
     total = sum(len(r.findings) for r in results)
     print(f"total: {sum(r.inputs for r in results):,} inputs, {total} distinct finding(s)")
-    return 1 if total else 0
+    return ExitCode.FAILED if total else ExitCode.OK
 
 
 if __name__ == "__main__":

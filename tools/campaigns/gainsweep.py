@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from armbus.bus.errors import ExitCode
 from armbus.bus.wire import GoalMode
 from armbus.joints.actuator import Actuator, ActuatorParams
 from armbus.joints.control import (
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}")
         ok &= not failures
     print(f"wall time {time.perf_counter() - t0:.0f} s")
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from armbus.bus.errors import ExitCode
 from armbus.bus.link import LinkConfig
 from armbus.hil.faults import LinkFaults
 from armbus.hil.kernel import Kernel
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
-    return 1 if failed(report) else 0
+    return ExitCode.FAILED if failed(report) else ExitCode.OK
 
 
 if __name__ == "__main__":

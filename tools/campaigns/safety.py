@@ -38,9 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from armbus.bus.codec import Packet, encode_data
-from armbus.bus.errors import PeerError
+from armbus.bus.errors import ExitCode, PeerError
 from armbus.bus.messages import EStop, Message, SetGoal, Torque, Write, make_packet
-from armbus.bus.wire import Address, MsgType, StatusFlag
+from armbus.bus.wire import DEFAULT_BAUD, Address, MsgType, StatusFlag
 from armbus.controller import ops
 from armbus.hil.faults import LinkFaults
 from armbus.hil.simdrive import MS, SimDrive, observe_deliveries
@@ -185,7 +185,7 @@ class EstopResult:
     floor_us: float = 0.0
 
 
-def estop_floor_ns(hops: int = JOINTS, baud: int = 1_000_000) -> int:
+def estop_floor_ns(hops: int = JOINTS, baud: int = DEFAULT_BAUD) -> int:
     """Wire-time floor of an ESTOP from the host to the last joint: per hop, its frame plus the turnaround."""
     wire = encode_data(0, 0, make_packet(EStop(0), Address.HOST, Address.BROADCAST, 1))
     per_hop = -(-len(wire) * 10 * 1_000_000_000 // baud) + DEFAULT_WIRE_TURNAROUND_NS
@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {line}")
         ok &= bool(exclude) or not lim.excursions
     print(f"wall time {time.perf_counter() - t0:.0f} s")
-    return 0 if ok else 1
+    return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def realtime_main(trials: int, seed: int) -> int:
@@ -413,7 +413,7 @@ def realtime_main(trials: int, seed: int) -> int:
           f"driver slipped {es.slipped_ms:.1f} ms")
     print(f"wall time {time.perf_counter() - t0:.0f} s")
     ok = wd.safe_states_ok and es.all_stopped and len(wd.from_heartbeat_ms) == trials * JOINTS
-    return 0 if ok and len(es.latency_ms) == trials else 1
+    return ExitCode.OK if ok and len(es.latency_ms) == trials else ExitCode.FAILED
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from armbus.bus.codec import Packet
+from armbus.bus.errors import ExitCode
 from armbus.bus.messages import Enumerate, EnumerateReply, Write
+from armbus.bus.router import UP
 from armbus.bus.wire import Address, FaultCode, MsgType, UndeliverableReason
 from armbus.controller import ops
 from armbus.controller.events import (
@@ -220,7 +222,7 @@ class Soak:
 
     def _delivery_at(self, index: int):  # type: ignore[no-untyped-def]
         def seen(port: int, packet: Packet, now: int) -> None:
-            if packet.type == _SYNC_WRITE and port == 0:
+            if packet.type == _SYNC_WRITE and port == UP:
                 self.ledger.on_delivery(index, packet.msg_id)
 
         return seen
@@ -402,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                   progress=lambda line: print(line, flush=True)).run()
     report(result)
     g = result.ledger
-    return 0 if g.duplicates == 0 and g.reordered == 0 else 1
+    return ExitCode.OK if g.duplicates == 0 and g.reordered == 0 else ExitCode.FAILED
 
 
 if __name__ == "__main__":

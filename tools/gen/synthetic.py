@@ -18,7 +18,7 @@ import random
 
 from armbus.bus.codec import Packet, encode_control, encode_data
 from armbus.bus.messages import Heartbeat, Read, ReadReply, SetGoal, State, make_packet
-from armbus.bus.wire import FrameFlag, FrameKind
+from armbus.bus.wire import DEFAULT_BAUD, FrameFlag, FrameKind
 from armbus.hil.trace.pcapng import TraceWriter, epb_block
 
 #: Six joints: the common arm (LeRobot SO-100/Koch and most 6-DOF arms).
@@ -94,7 +94,7 @@ class _Generator:
 
 def generate(path: str, target_bytes: int, seed: int = 1) -> int:
     """Write a synthetic capture of about ``target_bytes``; return its size."""
-    with TraceWriter(path, {"baud": 1_000_000, "joints": JOINTS, "seed": seed, "synthetic": 1}) as w:
+    with TraceWriter(path, {"baud": DEFAULT_BAUD, "joints": JOINTS, "seed": seed, "synthetic": 1}) as w:
         gen = _Generator(w, seed)
         size = os.path.getsize(path)
         while size < target_bytes:

@@ -30,6 +30,7 @@ from cobs import cobs
 from armbus.bus import messages as m
 from armbus.bus.codec import Frame, Packet, encode_control, encode_data
 from armbus.bus.crc import crc16
+from armbus.bus.errors import ExitCode
 from armbus.bus.wire import (
     MAX_ENCODED,
     MAX_PAYLOAD,
@@ -287,11 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 current = f.read()
         except OSError as exc:
             print(f"cannot read {args.check}: {exc}", file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
         if current != text:
             print(f"{args.check} is out of date: run python -m armbus.tools.gen.vectors --write {args.check}",
                   file=sys.stderr)
-            return 1
+            return ExitCode.FAILED
         return 0
     sys.stdout.write(text)
     return 0
