@@ -27,6 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check armbus/*.py bus joints controller hil tools tests
 	$(BIN)/mypy
+	$(BIN)/python -m armbus.tools.layers
 
 bench: $(STAMP)
 	$(BIN)/armbus bench

@@ -14,53 +14,90 @@ each importing only the ones listed before it (``tests/test_layers.py`` and ``ma
 * :mod:`armbus.tools`: everything built on top: the ``armbus`` command, the demo, benchmarks, campaigns and
   generators. Nothing below imports it.
 
-This module exports the everyday API; everything else is imported from its subpackage.
+This module exports the everyday API (:data:`__all__`); everything else is imported from its subpackage. The
+exports are resolved on first use (PEP 562), so that importing one layer, ``armbus.bus.codec`` say, does not load
+the host, asyncio and pyserial with it.
 """
 
 from __future__ import annotations
 
-from armbus.bus.errors import (
-    ArmbusError,
-    ArmTimeoutError,
-    ConfigError,
-    DecodeError,
-    EncodeError,
-    PeerError,
-    PortError,
-    RemoteError,
-    TraceError,
-    UndeliverableError,
-    UsageError,
-)
-from armbus.controller.aio import AsyncArm
-from armbus.controller.arm import Arm
-from armbus.controller.config import ArmConfig, JointConfig, load_config
-from armbus.controller.events import (
-    CommandRefused,
-    FaultReported,
-    HostEvent,
-    JointState,
-    LinkEvent,
-    PacketAcked,
-    PortLost,
-    PortRestored,
-    ReplyReceived,
-    RequestFailed,
-    RequestTimedOut,
-    SendFailed,
-    StrayMessage,
-    UndeliverableReported,
-)
-from armbus.controller.units import (
-    Dimension,
-    parse_angle,
-    parse_current,
-    parse_quantity,
-    parse_velocity,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from armbus.bus.errors import (
+        ArmbusError,
+        ArmTimeoutError,
+        ConfigError,
+        DecodeError,
+        EncodeError,
+        PeerError,
+        PortError,
+        RemoteError,
+        TraceError,
+        UndeliverableError,
+        UsageError,
+    )
+    from armbus.controller.aio import AsyncArm
+    from armbus.controller.arm import Arm
+    from armbus.controller.config import ArmConfig, JointConfig, load_config
+    from armbus.controller.events import (
+        CommandRefused,
+        FaultReported,
+        HostEvent,
+        JointState,
+        LinkEvent,
+        PacketAcked,
+        PortLost,
+        PortRestored,
+        ReplyReceived,
+        RequestFailed,
+        RequestTimedOut,
+        SendFailed,
+        StrayMessage,
+        UndeliverableReported,
+    )
+    from armbus.controller.units import (
+        Dimension,
+        parse_angle,
+        parse_current,
+        parse_quantity,
+        parse_velocity,
+    )
 
 __version__ = "0.1.0"
 
+#: Where each export lives: name -> module.
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(
+        ("ArmbusError", "ArmTimeoutError", "ConfigError", "DecodeError", "EncodeError", "PeerError", "PortError",
+         "RemoteError", "TraceError", "UndeliverableError", "UsageError"), "armbus.bus.errors"),
+    "Arm": "armbus.controller.arm",
+    "AsyncArm": "armbus.controller.aio",
+    **dict.fromkeys(("ArmConfig", "JointConfig", "load_config"), "armbus.controller.config"),
+    **dict.fromkeys(
+        ("CommandRefused", "FaultReported", "HostEvent", "JointState", "LinkEvent", "PacketAcked", "PortLost",
+         "PortRestored", "ReplyReceived", "RequestFailed", "RequestTimedOut", "SendFailed", "StrayMessage",
+         "UndeliverableReported"), "armbus.controller.events"),
+    **dict.fromkeys(("Dimension", "parse_angle", "parse_current", "parse_quantity", "parse_velocity"),
+                    "armbus.controller.units"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'armbus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+#: The everyday API; a test checks that it names exactly the exports above.
 __all__ = [
     "Arm",
     "ArmConfig",

@@ -22,8 +22,6 @@ from armbus.bus.errors import (
 )
 from armbus.bus.wire import Address, ErrorKind, FaultCode, FrameKind, GoalMode, LineErrorKind, MsgType, StatusFlag
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Address",
     "ArmTimeoutError",
@@ -48,7 +46,6 @@ __all__ = [
     "TraceError",
     "UndeliverableError",
     "UsageError",
-    "__version__",
     "decode_frame",
     "decode_wire",
     "encode_control",

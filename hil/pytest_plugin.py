@@ -89,9 +89,11 @@ def _target(config: pytest.Config) -> ArmTarget:
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
+    """Warn that a real arm will move; say nothing in a run that did not ask for one (the plugin is loaded into
+    every pytest run of the environment)."""
     target = _target(config)
     if target.virtual:
-        return f"armbus: virtual arm {target.port}"
+        return None
     return (f"armbus: REAL ARM on {target.port} at {target.baud} baud -- tests marked moves_arm will move it "
             "(small moves, see docs/hil.md; deselect with -m 'not moves_arm')")
 
