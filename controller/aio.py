@@ -14,7 +14,8 @@ HEARTBEAT broadcasts itself, so the joints' watchdogs are fed for as long as the
 
 Waiting: ``send`` returns when the first joint acked the packet, ``request`` when the correlated reply came
 (or raises :class:`~armbus.bus.errors.RemoteError`, :class:`~armbus.bus.errors.UndeliverableError`,
-:class:`~armbus.bus.errors.ArmTimeoutError`); futures are keyed by msg_id. Every wait has a timeout.
+:class:`~armbus.bus.errors.ArmTimeoutError`); futures are keyed by msg_id in a
+:class:`armbus.controller.fanout.Fanout`, which also holds the listeners. Every wait has a timeout.
 
 Events: ``async for ev in arm.events()`` gives each subscriber every event after it subscribed, through a
 bounded queue (:data:`EVENT_QUEUE_LIMIT`; on overflow the oldest is dropped and counted in
@@ -60,21 +61,17 @@ from armbus.controller.config import ArmConfig
 from armbus.controller.events import (
     HostEvent,
     JointState,
-    PacketAcked,
     PortLost,
     PortRestored,
     ReplyReceived,
-    RequestFailed,
-    RequestTimedOut,
-    SendFailed,
     request_outcome,
     send_outcome,
 )
+from armbus.controller.fanout import Fanout, Listener
 from armbus.controller.host import HostConfig, HostNode
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Listener = Callable[[HostEvent], Any]
 
 #: Events a subscriber may fall behind by: 4096 is four seconds of 1 kHz telemetry from one joint.
 EVENT_QUEUE_LIMIT = 4096
@@ -112,9 +109,7 @@ class AsyncArm:
         self._protocol: _BusProtocol | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
-        self._acks: dict[int, asyncio.Future[HostEvent]] = {}
-        self._replies: dict[int, asyncio.Future[HostEvent]] = {}
-        self._listeners: list[Listener] = []
+        self._fanout: Fanout[asyncio.Future[HostEvent]] = Fanout(url, log)
         self._queues: list[deque[object]] = []
         self._wakeups: list[asyncio.Event] = []
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -209,10 +204,10 @@ class AsyncArm:
     # ------------------------------------------------------------------ events
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` in the loop for every event (it may return an awaitable); errors are logged."""
-        self._listeners.append(listener)
+        self._fanout.add_listener(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
+        self._fanout.remove_listener(listener)
 
     async def events(self) -> AsyncIterator[HostEvent]:
         """Every event from now on, until the arm closes (``async for ev in arm.events()``)."""
@@ -244,13 +239,13 @@ class AsyncArm:
             if not future.done() and predicate(event):
                 future.set_result(event)
 
-        self._listeners.append(check)
+        self._fanout.add_listener(check)
         try:
             return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise ArmTimeoutError(f"{self.url}: no matching event within {timeout:g} s") from None
         finally:
-            self._listeners.remove(check)
+            self._fanout.remove_listener(check)
 
     # ------------------------------------------------------------------ raw access
     def _call(self, fn: Callable[[HostNode, int], T]) -> T:
@@ -260,38 +255,31 @@ class AsyncArm:
         self._kick()
         return result
 
-    async def _await(self, table: dict[int, asyncio.Future[HostEvent]], fn: Callable[[HostNode, int], int],
-                     timeout: float, what: str) -> tuple[int, HostEvent]:
+    async def _await(self, fn: Callable[[HostNode, int], int], timeout: float, what: str, *,
+                     reply: bool) -> tuple[int, HostEvent]:
         if self._transport is None:
             raise PortError(f"{self.url} is not connected (waiting for it to come back)")
         future: asyncio.Future[HostEvent] = self._loop.create_future()
-
-        def queue(node: HostNode, now: int) -> int:
-            msg_id = fn(node, now)
-            table[msg_id] = future  # before any event is dispatched: the send may fail at once
-            return msg_id
-
-        msg_id = self._call(queue)
+        msg_id = self._call(self._fanout.expecting(fn, future, reply=reply))
         try:
             return msg_id, await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise ArmTimeoutError(f"{self.url}: no {what} {msg_id} within {timeout:g} s") from None
         finally:
-            table.pop(msg_id, None)
+            self._fanout.forget(msg_id, reply=reply)
 
     async def send(self, message: Message, dst: int, timeout: float | None = None) -> int:
         """Send and return once the first joint acked the packet; returns the msg_id."""
-        msg_id, event = await self._await(self._acks, lambda h, now: h.send(message, dst, now),
-                                          timeout or self.timeout, "ack of packet")
+        msg_id, event = await self._await(lambda h, now: h.send(message, dst, now), timeout or self.timeout,
+                                          "ack of packet", reply=False)
         return send_outcome(self.url, msg_id, event)
 
     async def request(self, message: Message, dst: int, timeout: float | None = None) -> ReplyReceived:
         """Send a request and return its correlated reply (raises on ERROR, UNDELIVERABLE or timeout)."""
         t = timeout or self.timeout
         # the node's own deadline decides; the wait here is a backstop slightly longer than it
-        msg_id, event = await self._await(self._replies, lambda h, now: h.request(message, dst, now,
-                                                                                   int(t * NS_PER_S)),
-                                          t * 1.5 + 0.05, "reply to request")
+        msg_id, event = await self._await(lambda h, now: h.request(message, dst, now, int(t * NS_PER_S)),
+                                          t * 1.5 + 0.05, "reply to request", reply=True)
         return request_outcome(self.url, msg_id, event)
 
     def set_heartbeat(self, period: float | None) -> None:
@@ -397,11 +385,7 @@ class AsyncArm:
                 self._timer = self._loop.call_later(delay, self._on_timer)
 
     def _dispatch(self, event: HostEvent) -> None:
-        future: asyncio.Future[HostEvent] | None = None
-        if isinstance(event, (PacketAcked, SendFailed)):
-            future = self._acks.pop(event.msg_id, None)
-        elif isinstance(event, (ReplyReceived, RequestFailed, RequestTimedOut)):
-            future = self._replies.pop(event.msg_id, None)
+        future = self._fanout.take(event)
         if future is not None and not future.done():
             future.set_result(event)
         for queue, wake in zip(self._queues, self._wakeups, strict=True):
@@ -410,15 +394,14 @@ class AsyncArm:
                 self.events_dropped += 1
             queue.append(event)
             wake.set()
-        for listener in list(self._listeners):
-            try:
-                result = listener(event)
-                if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(result)
-                    self._tasks.add(task)
-                    task.add_done_callback(self._task_done)
-            except Exception:  # a user callback must never kill the protocol
-                log.exception("%s: event listener %r raised on %r", self.url, listener, event)
+        self._fanout.notify(event, on_result=self._schedule)  # a listener that raises is logged
+
+    def _schedule(self, result: object) -> None:
+        """Run the awaitable a listener returned as a task (its failure is logged by :meth:`_task_done`)."""
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -426,11 +409,9 @@ class AsyncArm:
             log.error("%s: event listener task failed", self.url, exc_info=task.exception())
 
     def _fail_waiters(self, error: Exception) -> None:
-        for table in (self._acks, self._replies):
-            for future in table.values():
-                if not future.done():
-                    future.set_exception(error)
-            table.clear()
+        for future in self._fanout.take_all():
+            if not future.done():
+                future.set_exception(error)
 
     def _on_lost(self, protocol: _BusProtocol, exc: Exception | None) -> None:
         if self._closed or protocol is not self._protocol:

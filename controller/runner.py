@@ -8,10 +8,10 @@ Theory of operation
 send, and drain its events. API threads call :meth:`NodeRunner.call` to run a function on the node under the
 same lock (so two threads never interleave frames), with the writes flushed before the lock is released.
 
-Outcome events resolve waiters keyed by msg_id: :meth:`wait_ack` blocks until the first hop acked a packet,
-:meth:`wait_reply` until the correlated reply, ERROR or timeout; every wait has a timeout. The other events go
-to listeners, called from the reader thread one at a time; a listener that raises is logged and the reader
-goes on.
+Outcome events resolve waiters keyed by msg_id (a :class:`armbus.controller.fanout.Fanout` routes them):
+:meth:`NodeRunner.send` blocks until the first hop acked a packet, :meth:`NodeRunner.request` until the correlated
+reply, ERROR or timeout; every wait has a timeout. Every event then goes to the listeners, called from the thread
+that drained it one at a time; a listener that raises is logged and the reader goes on.
 
 Port loss: when a read or write raises ``SerialException``/``OSError`` the runner reports :class:`PortLost`,
 fails every waiter, then tries to reopen the port every :data:`RECONNECT_S`; once it is back it resets the
@@ -31,18 +31,8 @@ import serial
 
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
 from armbus.bus.wire import NS_PER_S
-from armbus.controller.events import (
-    HostEvent,
-    PacketAcked,
-    PortLost,
-    PortRestored,
-    ReplyReceived,
-    RequestFailed,
-    RequestTimedOut,
-    SendFailed,
-    request_outcome,
-    send_outcome,
-)
+from armbus.controller.events import HostEvent, PortLost, PortRestored, ReplyReceived, request_outcome, send_outcome
+from armbus.controller.fanout import Fanout
 from armbus.controller.host import HostNode
 
 log = logging.getLogger(__name__)
@@ -63,6 +53,10 @@ class _Waiter:
         self.done = threading.Event()
         self.event: HostEvent | None = None
 
+    def resolve(self, event: HostEvent) -> None:
+        self.event = event
+        self.done.set()
+
 
 class NodeRunner:
     """Runs ``node`` over a serial port opened by ``open_port``; see the module docstring."""
@@ -73,9 +67,7 @@ class NodeRunner:
         self._open_port = open_port
         self._clock = clock
         self._lock = threading.RLock()
-        self._listeners: list[Listener] = []
-        self._acks: dict[int, _Waiter] = {}
-        self._replies: dict[int, _Waiter] = {}
+        self._fanout: Fanout[_Waiter] = Fanout(name, log)  # guarded by _lock
         self._closed = threading.Event()
         self._connected = threading.Event()
         try:
@@ -90,11 +82,11 @@ class NodeRunner:
     # ------------------------------------------------------------------ API side
     def add_listener(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners.append(listener)
+            self._fanout.add_listener(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners.remove(listener)
+            self._fanout.remove_listener(listener)
 
     @property
     def port(self) -> Any:
@@ -126,40 +118,30 @@ class NodeRunner:
 
     def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
         """Queue a packet (``fn`` returns its msg_id) and wait until the first hop acked it."""
-        self._check_connected()
-        waiter = _Waiter()
-
-        def queue(node: HostNode, now: int) -> int:
-            msg_id = fn(node, now)
-            self._acks[msg_id] = waiter
-            return msg_id
-
-        msg_id = self.call(queue)
-        event = self._wait(waiter, timeout, f"ack of packet {msg_id}", self._acks, msg_id)
+        msg_id, event = self._await(fn, timeout, "ack of packet", reply=False)
         return send_outcome(self.name, msg_id, event)
 
     def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
         """Queue a request (``fn`` returns its msg_id) and wait for its reply; raises on failure."""
-        self._check_connected()
-        waiter = _Waiter()
-
-        def queue(node: HostNode, now: int) -> int:
-            msg_id = fn(node, now)
-            self._replies[msg_id] = waiter
-            return msg_id
-
-        msg_id = self.call(queue)
-        event = self._wait(waiter, timeout, f"reply to request {msg_id}", self._replies, msg_id)
+        msg_id, event = self._await(fn, timeout, "reply to request", reply=True)
         return request_outcome(self.name, msg_id, event)
 
     def _check_connected(self) -> None:
         if not self._connected.is_set() and not self._closed.is_set():
             raise PortError(f"{self.name}: the port is lost; reopening it every {RECONNECT_S:g} s")
 
-    def _wait(self, waiter: _Waiter, timeout: float, what: str, table: dict[int, _Waiter], msg_id: int) -> HostEvent:
+    def _await(self, fn: Callable[[HostNode, int], int], timeout: float, what: str, *,
+               reply: bool) -> tuple[int, HostEvent]:
+        """Queue ``fn``'s packet with a waiter for its ack (or ``reply``) and wait for that outcome."""
+        self._check_connected()
+        waiter = _Waiter()
+        msg_id = self.call(self._fanout.expecting(fn, waiter, reply=reply))
+        return msg_id, self._wait(waiter, timeout, f"{what} {msg_id}", msg_id, reply)
+
+    def _wait(self, waiter: _Waiter, timeout: float, what: str, msg_id: int, reply: bool) -> HostEvent:
         if not waiter.done.wait(timeout):
             with self._lock:
-                table.pop(msg_id, None)
+                self._fanout.forget(msg_id, reply=reply)
             raise ArmTimeoutError(f"{self.name}: no {what} within {timeout:g} s")
         assert waiter.event is not None
         if isinstance(waiter.event, PortLost):
@@ -209,21 +191,12 @@ class NodeRunner:
 
     def _dispatch(self, events: list[HostEvent]) -> None:
         for event in events:
-            waiter: _Waiter | None = None
             with self._lock:
-                if isinstance(event, (PacketAcked, SendFailed)):
-                    waiter = self._acks.pop(event.msg_id, None)
-                elif isinstance(event, (ReplyReceived, RequestFailed, RequestTimedOut)):
-                    waiter = self._replies.pop(event.msg_id, None)
-                listeners = list(self._listeners)
+                waiter = self._fanout.take(event)
+                listeners = self._fanout.listeners()
             if waiter is not None:
-                waiter.event = event
-                waiter.done.set()
-            for listener in listeners:
-                try:
-                    listener(event)
-                except Exception:  # a user callback must never kill the reader
-                    log.exception("%s: event listener %r raised on %r", self.name, listener, event)
+                waiter.resolve(event)
+            self._fanout.notify(event, listeners)  # a listener that raises is logged: the reader goes on
 
     def _lost(self, reason: str) -> None:
         now = self._clock()
@@ -232,13 +205,10 @@ class NodeRunner:
             with contextlib.suppress(serial.SerialException, OSError):
                 self._port.close()
             lost = PortLost(now, self.name, reason)
-            waiters = list(self._acks.values()) + list(self._replies.values())
-            self._acks.clear()
-            self._replies.clear()
+            waiters = self._fanout.take_all()
             self.node.port_lost(now)
         for w in waiters:
-            w.event = lost
-            w.done.set()
+            w.resolve(lost)
         self._dispatch([lost])
 
     def _reconnect(self) -> None:

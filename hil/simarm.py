@@ -9,8 +9,9 @@ kernel delivers the bytes and fires the node's timers), and every wait *runs the
 arrives or the timeout passes in simulated time. ``sleep_until`` runs the kernel to that time. There is no thread and no
 wall clock, so a run is exactly reproducible and a ten-second trajectory streams in well under a second.
 
-Events the node reports are drained after every kernel event and handed to the listeners (a listener that
-raises is logged, as on a port) and to the waiters keyed by msg_id, exactly as the threaded runner does.
+Events the node reports are drained after every kernel event and handed, through the same
+:class:`armbus.controller.fanout.Fanout` as the threaded runner's, to the waiters keyed by msg_id and then to the
+listeners (a listener that raises is logged, as on a port).
 
 Use :class:`SimArm`: ``SimArm(joints=6, seed=1)`` builds the virtual arm; ``SimArm(varm)`` takes one built with
 ``VirtualArm(n, host=HostNode(...))``. ``arm.virtual_arm`` is the simulation, for tests that look inside.
@@ -27,16 +28,8 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S
 from armbus.controller.arm import Arm
 from armbus.controller.config import ArmConfig
-from armbus.controller.events import (
-    HostEvent,
-    PacketAcked,
-    ReplyReceived,
-    RequestFailed,
-    RequestTimedOut,
-    SendFailed,
-    request_outcome,
-    send_outcome,
-)
+from armbus.controller.events import HostEvent, ReplyReceived, request_outcome, send_outcome
+from armbus.controller.fanout import Fanout
 from armbus.controller.host import HostConfig, HostNode
 from armbus.hil.virtual_arm import VirtualArm
 
@@ -46,6 +39,15 @@ Listener = Callable[[HostEvent], None]
 #: Simulated time the host link needs to open after the virtual arm is built (RESET / RESET_ACK, a few us at
 #: 1 Mbaud; 5 ms leaves room for the joints' own link handshakes along the chain).
 HANDSHAKE_NS = 5_000_000
+
+
+class _Outcome:
+    """The slot a wait in progress watches: the fanout puts the awaited outcome in it."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event: HostEvent | None = None
 
 
 class SimRunner:
@@ -60,9 +62,7 @@ class SimRunner:
         self.varm = varm
         self.node: HostNode = varm.host
         self.name = name
-        self._listeners: list[Listener] = []
-        self._outcomes: dict[int, HostEvent] = {}  # msg_id -> outcome, for the waits in progress
-        self._waiting: set[int] = set()
+        self._fanout: Fanout[_Outcome] = Fanout(name, log)
         self._closed = False
 
     @property
@@ -73,10 +73,10 @@ class SimRunner:
         return self.varm.kernel.now
 
     def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._fanout.add_listener(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
+        self._fanout.remove_listener(listener)
 
     def call(self, fn: Callable[[HostNode, int], T]) -> T:
         if self._closed:
@@ -86,24 +86,12 @@ class SimRunner:
         self._pump()
         return result
 
-    def _queue(self, fn: Callable[[HostNode, int], int]) -> int:
-        """Like :meth:`call`, but the msg_id is awaited before any event is dispatched (it may fail at once)."""
-
-        def queue(node: HostNode, now: int) -> int:
-            msg_id = fn(node, now)
-            self._waiting.add(msg_id)
-            return msg_id
-
-        return self.call(queue)
-
     def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
-        msg_id = self._queue(fn)
-        event = self._wait(msg_id, timeout, f"ack of packet {msg_id}")
+        msg_id, event = self._await(fn, timeout, "ack of packet", reply=False)
         return send_outcome(self.name, msg_id, event)
 
     def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
-        msg_id = self._queue(fn)
-        event = self._wait(msg_id, timeout, f"reply to request {msg_id}", replies=True)
+        msg_id, event = self._await(fn, timeout, "reply to request", reply=True)
         return request_outcome(self.name, msg_id, event)
 
     def sleep_until(self, t_ns: int) -> None:
@@ -116,21 +104,24 @@ class SimRunner:
         self._closed = True
 
     # ------------------------------------------------------------------ internals
-    def _wait(self, msg_id: int, timeout: float, what: str, replies: bool = False) -> HostEvent:
-        kinds = (ReplyReceived, RequestFailed, RequestTimedOut) if replies else (PacketAcked, SendFailed)
+    def _await(self, fn: Callable[[HostNode, int], int], timeout: float, what: str, *,
+               reply: bool) -> tuple[int, HostEvent]:
+        """Queue ``fn``'s packet with a waiter for its ack (or ``reply``) and run the kernel until that outcome
+        arrives or ``timeout`` s of simulated time pass."""
+        slot = _Outcome()
+        msg_id = self.call(self._fanout.expecting(fn, slot, reply=reply))
 
         def done() -> bool:
             self._pump()
-            event = self._outcomes.get(msg_id)
-            return event is not None and isinstance(event, kinds)
+            return slot.event is not None
 
         try:
             if not self.varm.kernel.run_until_true(done, int(timeout * NS_PER_S)):
-                raise ArmTimeoutError(f"{self.name}: no {what} within {timeout:g} s (simulated)")
-            return self._outcomes[msg_id]
+                raise ArmTimeoutError(f"{self.name}: no {what} {msg_id} within {timeout:g} s (simulated)")
+            assert slot.event is not None
+            return msg_id, slot.event
         finally:
-            self._waiting.discard(msg_id)
-            self._outcomes.pop(msg_id, None)
+            self._fanout.forget(msg_id, reply=reply)
 
     def _pump_false(self) -> bool:
         self._pump()
@@ -139,18 +130,10 @@ class SimRunner:
     def _pump(self) -> None:
         node = self.node
         while (event := node.next_event()) is not None:
-            msg_id = getattr(event, "msg_id", None)
-            if msg_id in self._waiting:
-                kinds: tuple[type, ...] = (PacketAcked, SendFailed, ReplyReceived, RequestFailed, RequestTimedOut)
-                if isinstance(event, kinds) and not (
-                    isinstance(self._outcomes.get(msg_id), (ReplyReceived, RequestFailed, RequestTimedOut))
-                ):
-                    self._outcomes[msg_id] = event
-            for listener in list(self._listeners):
-                try:
-                    listener(event)
-                except Exception:  # a user callback must never stop the simulation
-                    log.exception("%s: event listener %r raised on %r", self.name, listener, event)
+            slot = self._fanout.take(event)
+            if slot is not None:
+                slot.event = event
+            self._fanout.notify(event)  # a listener that raises is logged: the simulation goes on
 
 
 class SimArm(Arm):
