@@ -64,7 +64,7 @@ SANS_IO: tuple[str, ...] = (
     "armbus.joints",
     "armbus.controller.host", "armbus.controller.correlator", "armbus.controller.events", "armbus.controller.ops",
     "armbus.controller.units", "armbus.controller.armmodel", "armbus.controller.scheduler",
-    "armbus.controller.trajectory", "armbus.controller.config",
+    "armbus.controller.trajectory", "armbus.controller.config", "armbus.controller.fanout",
     "armbus.hil.kernel", "armbus.hil.wire", "armbus.hil.faults", "armbus.hil.schedule", "armbus.hil.joint_faults",
     "armbus.hil.virtual_arm", "armbus.hil.simdrive", "armbus.hil.relaychain",
 )
