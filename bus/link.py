@@ -36,7 +36,8 @@ ordinary ones but still wait for the frame in flight. Meanwhile that frame is re
 cannot hold an e-stop.
 
 Contract with the layer above: every ``send`` that returns True produces exactly one :class:`PacketAcked` or
-:class:`DeliveryFailed` for that packet, later, through ``next_event()``, unless the caller takes it back first
+:class:`DeliveryFailed` for that packet, later, through ``next_event()`` (or ``events()``, or in place from
+``event_queue()``, the hot path's way to drain them), unless the caller takes it back first
 with :meth:`LinkEndpoint.withdraw` (queued, never sent: the caller then owns it and must report it). ``send``
 returns False when the queue it needs (ordinary or urgent) is full (nothing queued; the caller withholds its own
 ack or reports QUEUE_FULL). To refuse incoming packets (its own buffer is full), the layer above sets ``accept``
@@ -161,6 +162,22 @@ class LinkEndpoint:
         return (*self._urgent, *self._queue)
 
     @property
+    def inflight(self) -> Packet | None:
+        """The packet in flight (sent, not yet acked), or None. It is not in :attr:`queued`."""
+        return self._inflight
+
+    @property
+    def output_frames(self) -> int:
+        """Frames waiting for :meth:`data_to_send` to drain them (a bound the fuzz campaign checks)."""
+        return len(self._out)
+
+    @property
+    def deframer(self) -> Deframer:
+        """The receive deframer: its ``buffered`` bytes (a partial frame) and its ``counters``. Read it; feed
+        bytes through :meth:`receive_data` only."""
+        return self._deframer
+
+    @property
     def idle(self) -> bool:
         """Nothing queued, nothing in flight, nothing waiting to be drained."""
         return self._inflight is None and not self._queue and not self._urgent and not self._out
@@ -178,6 +195,12 @@ class LinkEndpoint:
         events = self._events
         while events:
             yield events.popleft()
+
+    def event_queue(self) -> deque[LinkEvent]:
+        """The pending events themselves, oldest first: the same deque for the endpoint's whole life, not a copy.
+        A layer above that drains every event on every call (the router, a benchmark) takes them from the left
+        (``popleft``, ``clear``) in place, without a call per event; it must not add to it."""
+        return self._events
 
     # ------------------------------------------------------------------------------------------------ inputs
     def send(self, packet: Packet, now: int, urgent: bool = False) -> bool:

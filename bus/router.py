@@ -121,6 +121,8 @@ class Router:
         local_accept: Callable[[Packet], bool] | None = None,
     ) -> None:
         self.address = address
+        #: The links by role (UP, DOWN), fixed for the router's life: it installs their ``accept`` and drains their
+        #: event queues (:meth:`LinkEndpoint.event_queue`) in place.
         self.links: tuple[LinkEndpoint | None, LinkEndpoint | None] = (up, down)
         self.self_forwarded = frozenset(int(t) for t in self_forwarded)
         #: Optional predicate: can the node take this packet now? False withholds the ack.
@@ -134,6 +136,8 @@ class Router:
         for role, link in enumerate(self.links):
             if link is not None:
                 link.accept = self._acceptor(role)
+        #: (role, that link's live event queue) for each link: what pump() drains in place (the hot path)
+        self._drains = tuple((role, link.event_queue()) for role, link in enumerate(self.links) if link is not None)
 
     # ------------------------------------------------------------------------------------------------ routing
     def route(self, packet: Packet, came_from: int | None) -> tuple[bool, int | None]:
@@ -173,10 +177,7 @@ class Router:
         me = self.address
         if self.backlog:
             self._flush(now)
-        for role, link in enumerate(self.links):
-            if link is None:
-                continue
-            events = link._events  # the hot path: drain in place
+        for role, events in self._drains:  # the hot path: drain in place, no call per event
             while events:
                 ev = events.popleft()
                 cls = ev.__class__

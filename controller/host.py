@@ -179,6 +179,17 @@ class HostNode:
     def pending_requests(self) -> int:
         return self._correlator.pending
 
+    @property
+    def backlogged(self) -> int:
+        """Packets waiting in the host backlog for room in the link's queue (ESTOPs waiting for the link's urgent
+        slots not counted); at most :data:`BACKLOG_LIMIT`."""
+        return len(self._backlog)
+
+    @property
+    def heartbeats_unacked(self) -> int:
+        """Heartbeats sent whose ack (internal, never reported) or failure has not come yet."""
+        return len(self._internal)
+
     def port_lost(self, now: int) -> None:
         """The port vanished: fail every pending request and the backlog."""
         error = PeerError("serial port lost")

@@ -117,8 +117,8 @@ class ChainNode:
         for link in self.links:
             if link is not None:
                 held.extend(link.queued)
-                if link._inflight is not None:
-                    held.append(link._inflight)
+                if link.inflight is not None:
+                    held.append(link.inflight)
         self._boot()
         return held
 

@@ -97,13 +97,16 @@ def sample_messages() -> list[Message]:
 
 
 def check_link(link: LinkEndpoint, where: str) -> None:
-    """Bounded buffers of one hop link (white-box: the link does not expose them)."""
+    """Bounded buffers of one hop link, read through its public queries."""
     cfg = link.config
-    check(link._deframer.buffered <= MAX_CHUNK, f"{where}: deframer holds {link._deframer.buffered} bytes")
-    check(len(link._queue) <= cfg.queue_limit, f"{where}: link queue {len(link._queue)} > {cfg.queue_limit}")
-    check(len(link._events) <= EVENTS_BOUND, f"{where}: {len(link._events)} undrained link events")
-    check(len(link._out) <= 2 * EVENTS_BOUND, f"{where}: {len(link._out)} undrained output frames")
-    c, d = link.counters, link._deframer.counters
+    deframer = link.deframer
+    queued = cfg.queue_limit - link.queue_space  # ordinary packets queued (not the one in flight)
+    events = len(link.event_queue())
+    check(deframer.buffered <= MAX_CHUNK, f"{where}: deframer holds {deframer.buffered} bytes")
+    check(queued <= cfg.queue_limit, f"{where}: link queue {queued} > {cfg.queue_limit}")
+    check(events <= EVENTS_BOUND, f"{where}: {events} undrained link events")
+    check(link.output_frames <= 2 * EVENTS_BOUND, f"{where}: {link.output_frames} undrained output frames")
+    c, d = link.counters, deframer.counters
     check(c.crc_errors + c.framing_errors == d.error_total,
           f"{where}: deframer saw {d.error_total} line errors, link counted {c.crc_errors + c.framing_errors}")
 
@@ -434,10 +437,10 @@ class HostTarget(FuzzTarget):
         h = self.host
         check_link(h.link, "host link")
         check_link(self.peer.link, "peer")
-        check(len(h._backlog) <= BACKLOG_LIMIT, f"host backlog {len(h._backlog)}")
+        check(h.backlogged <= BACKLOG_LIMIT, f"host backlog {h.backlogged}")
         check(h.pending_requests <= MAX_PENDING, f"{h.pending_requests} pending requests")
         limit = BACKLOG_LIMIT + h.link.config.queue_limit + 2
-        check(len(h._internal) <= limit, f"{len(h._internal)} heartbeat ids awaiting their ack (> {limit})")
+        check(h.heartbeats_unacked <= limit, f"{h.heartbeats_unacked} heartbeat ids awaiting their ack (> {limit})")
 
 
 TARGETS: dict[str, Callable[[], FuzzTarget]] = {
