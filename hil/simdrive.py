@@ -10,8 +10,8 @@ can mix blocking setup steps (enumeration, torque) with a periodic loop schedule
 
 :func:`observe_deliveries` wraps a joint's router so that a callback sees every packet the joint takes for
 itself, with the port it came in on, at the simulated instant of delivery. It survives reboots (the joint builds
-a new router then) by wrapping the joint's ``_start`` as well. This is white-box observation for measurement
-(duplicate and reorder checks at the receiver); the joint's behaviour is unchanged.
+a new router then) by wrapping each new router from the joint's ``start_hooks``. This is white-box observation for
+measurement (duplicate and reorder checks at the receiver); the joint's behaviour is unchanged.
 """
 
 from __future__ import annotations
@@ -120,11 +120,8 @@ def observe_deliveries(joint: JointNode, callback: DeliveryCallback) -> None:
 
         setattr(router, "pump", observed)  # noqa: B010 - instance attribute shadows the method
 
-    start = joint._start
-
     def observed_start(now: int) -> None:
-        start(now)
         wrap_router()
 
-    setattr(joint, "_start", observed_start)  # noqa: B010 - the joint calls self._start on every boot
+    joint.start_hooks.append(observed_start)  # the joint builds a new router on every boot
     wrap_router()

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 The loop ticks at ``t0 + k * period`` (default 1 kHz). The driver calls :meth:`ControlCore.handle_timer` at
-:meth:`ControlCore.next_deadline`; each tick (``_tick``) runs, in this order:
+:meth:`ControlCore.next_deadline`; each tick runs, in this order (then the observers in ``tick_hooks``, if any,
+see its result: measurement campaigns watch limits and stops there without touching the loop):
 
 1. advance the actuator physics to the tick instant (the voltage set at the previous tick was held);
 2. drain the command mailbox (goals, torque, heartbeat, watchdog period, flag clears, e-stop release, config);
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from armbus.bus.wire import FaultCode, GoalMode, StatusFlag
@@ -143,6 +145,9 @@ class ControlCore:
         #: sent before the e-stop) must not undo it. A C port reads the ring's write index the same way.
         self._estop_mark = 0
         self.stale_releases = 0
+        #: Observers called as ``hook(t)`` right after each tick at ``t``, in order (measurement only: a hook reads
+        #: the core and must not change it). Empty by default: the tick loop then only tests the list.
+        self.tick_hooks: list[Callable[[int], None]] = []
         self._next_tick = now + period_ns
         self._alpha = 1.0 - math.exp(-2.0 * math.pi * VELOCITY_FILTER_HZ * self.dt)
         self.flags = _REBOOTED
@@ -201,11 +206,15 @@ class ControlCore:
         return self._next_tick
 
     def handle_timer(self, now: int) -> None:
-        """Run every tick due at or before ``now``."""
+        """Run every tick due at or before ``now`` (each followed by the ``tick_hooks``)."""
+        hooks = self.tick_hooks
         while self._next_tick <= now:
             t = self._next_tick
             self._next_tick += self.period_ns
             self._tick(t)
+            if hooks:
+                for hook in hooks:
+                    hook(t)
 
     def estop(self, now: int) -> None:
         """Emergency stop, effective at ``now``: short-brake at once, then brake to standstill and hold."""
@@ -213,7 +222,7 @@ class ControlCore:
         if self.torque:
             self.act.set_voltage(0.0)
             self._i_applied = 0.0
-        self._estop_mark = self.commands._tail
+        self._estop_mark = self.commands.posted
         if not self.flags & _ESTOPPED:
             self.flags |= _ESTOPPED
             self._start_stop()
@@ -224,8 +233,8 @@ class ControlCore:
         act = self.act
         act.advance(t)
         box = self.commands
-        if box._head != box._tail:  # the consumer's own test of the ring indices (no call when empty)
-            while box._head < self._estop_mark:  # queued before the last e-stop: no release may undo it
+        if box:  # the consumer's own test of the ring indices (Mailbox.__bool__) before any get()
+            while box.taken < self._estop_mark:  # queued before the last e-stop: no release may undo it
                 cmd = box.get()
                 if cmd is not None and self._releases_estop(cmd):
                     self.stale_releases += 1

@@ -21,8 +21,9 @@ frame on the wire is 14 bytes (12 header/CRC + COBS + delimiter), 140 us at 1 Mb
 arrive per tick per port; two ports give 16, the default capacity, so at 1 Mbaud the ring cannot fill unless the
 control core stalls.
 
-The consumer may test ``_head != _tail`` itself before calling :meth:`Mailbox.get` (the control tick and the
-comm core's event drain do, every millisecond): in C that is the same two-index comparison ``get`` starts with.
+The consumer may test the mailbox's truth value (``if box:``, :meth:`Mailbox.__bool__`: ``head != tail``) before
+calling :meth:`Mailbox.get` (the control tick and the comm core's event drain do, every millisecond): in C that is
+the same two-index comparison ``get`` starts with. ``posted`` and ``taken`` are the two indices themselves.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Mailbox(Generic[T]):
 
     def __len__(self) -> int:
         return self._tail - self._head
+
+    def __bool__(self) -> bool:
+        """Something to get: the consumer's test of the two ring indices (``head != tail``) before :meth:`get`."""
+        return self._head != self._tail
 
     @property
     def posted(self) -> int:

@@ -46,7 +46,8 @@ the constant). Without them a host that reconnects after an e-stop could never r
 Reboot (:meth:`JointNode.reboot`, or a REBOOT message): the MCU stops for ``boot_ns`` (bridge off, every byte
 in either direction lost, nothing forwarded), then starts with fresh links (they resynchronise with RESET),
 volatile registers at their defaults (the bus address too: the host re-enumerates), persistent registers kept,
-a new control core (torque off, REBOOTED flag), and reports FAULT(REBOOTED) to the host.
+a new control core (torque off, REBOOTED flag), and reports FAULT(REBOOTED) to the host. Observers of the old
+router or core (simulation measurements) re-attach to the new ones from ``JointNode.start_hooks``.
 
 The chain end: a joint learns at enumeration whether it is last (``is_last``). It is last when its ENUMERATE
 cannot go further: at once if its DOWN link has never completed a RESET handshake since boot and has already
@@ -64,6 +65,7 @@ until the next enumeration says otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from armbus.bus.codec import Packet
@@ -143,6 +145,10 @@ class JointNode:
         self._boots = 0
         self._booting_until: int | None = None
         self._reboot_at: int | None = None
+        #: Observers called as ``hook(now)`` at the end of every start after a reboot, once the fresh links, router
+        #: and control core exist: whatever watches those re-attaches here (measurement only: a hook must not
+        #: change the joint's behaviour).
+        self.start_hooks: list[Callable[[int], None]] = []
         self._start(now)
 
     # --- boot ------------------------------------------------------------------------------------------
@@ -163,6 +169,8 @@ class JointNode:
         self._estop_until = 0  # forget estop_msg_id after this time (ESTOP_MEMORY_NS)
         if self._boots:
             self.send_to_host(Fault(int(FaultCode.REBOOTED), 1, self._boots), now)
+        for hook in self.start_hooks:
+            hook(now)
 
     def reboot(self, now: int) -> None:
         """Power-cycle the MCU at ``now`` (the actuator keeps its physical state and coasts)."""
@@ -263,7 +271,7 @@ class JointNode:
         mem[_TORQUE_ENABLE] = 1 if control.torque else 0
         mem[_ESTOP] = 1 if state.status & _ESTOPPED else 0
         events = control.events
-        if events._head == events._tail:  # the consumer's own test of the ring indices: nothing to report
+        if not events:  # the consumer's own test of the ring indices (Mailbox.__bool__): nothing to report
             return
         while (ev := events.get()) is not None:
             if ev.active:

@@ -304,19 +304,19 @@ def random_command_trial(commands: int, seed: int = 1, per_ms: int = 2, gains: b
     rig.streaming = False  # only random commands from here on
     res = LimitResult()
     over_i, outside, fast = [0.0] * JOINTS, [False] * JOINTS, [False] * JOINTS
+    # torque changes only inside a tick (commands, trips): its value after the previous tick is the one before this
+    was_on = [joint.control.torque for joint in rig.sim.arm.joints]
     for i, joint in enumerate(rig.sim.arm.joints):
         core = joint.control
-        tick = core._tick
 
-        def checked(t: int, core: ControlCore = core, tick: Callable[[int], None] = tick, i: int = i) -> None:
-            was_on = core.torque
-            tick(t)
-            if core.torque and not was_on:  # powered: starting outside its (new) limits?
+        def checked(t: int, core: ControlCore = core, i: int = i) -> None:
+            if core.torque and not was_on[i]:  # powered: starting outside its (new) limits?
                 outside[i] = core.position < core.p_min or core.position > core.p_max
                 fast[i] = abs(core.velocity) > core.v_lim
+            was_on[i] = core.torque
             excursions(core, res, over_i, i, t, outside, fast)
 
-        setattr(core, "_tick", checked)  # noqa: B010 - observe every tick of this core
+        core.tick_hooks.append(checked)  # observe every tick of this core
     rng, sim, k = rig.rng, rig.sim, rig.sim.kernel
     while res.commands < commands:
         for _ in range(per_ms):

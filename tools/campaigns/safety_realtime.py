@@ -85,10 +85,9 @@ class RealtimeRig:
         self.server = PtyServer(self.varm)
 
     def _observe(self, i: int, core: ControlCore) -> None:
-        rec, tick, estop = self.rec, core._tick, core.estop
+        rec, estop = self.rec, core.estop
 
         def ticked(t: int) -> None:
-            tick(t)
             if rec.flagged[i] is None and core.state.status & _WATCHDOG:
                 rec.flagged[i] = (t, time.monotonic_ns())
                 rec.watch_still = True
@@ -101,8 +100,8 @@ class RealtimeRig:
                 rec.estopped[i] = (now, time.monotonic_ns())
                 rec.watch_still = True
 
-        setattr(core, "_tick", ticked)  # noqa: B010 - observe every tick of this core
-        setattr(core, "estop", estopped)  # noqa: B010
+        core.tick_hooks.append(ticked)  # observe every tick of this core
+        setattr(core, "estop", estopped)  # noqa: B010 - the node calls core.estop: observe it
 
     def __enter__(self) -> RealtimeRig:
         self.server.start()
