@@ -44,8 +44,10 @@ from armbus.bus.messages import decode_payload
 from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
 from armbus.hil.trace.reader import Trace, read_trace
 
-_COLUMNS = ("t_ns", "iface", "kind", "seq", "flags", "src", "dst", "type", "msg_id", "ttl", "error", "size",
-            "payload_index")
+#: The array columns of a :class:`FrameTable`, by name (the payloads are a store of their own): what a decoder
+#: fills and what two tables are compared on.
+COLUMNS = ("t_ns", "iface", "kind", "seq", "flags", "src", "dst", "type", "msg_id", "ttl", "error", "size",
+           "payload_index")
 
 
 class PayloadStore(Sequence[bytes]):
@@ -100,7 +102,7 @@ class FrameTable:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector: decoding allocates millions of acyclic tuples (frames, packets), and
     each collection pass would walk all of them again (measured: 20% of decode+stats). Restored on exit."""
     was_enabled = gc.isenabled()
@@ -114,7 +116,7 @@ def _gc_paused() -> Iterator[None]:
 
 def decode_trace(trace: Trace) -> FrameTable:
     """Decode every armbus interface of ``trace`` into one time-ordered :class:`FrameTable`."""
-    with _gc_paused():
+    with gc_paused():
         return _decode_trace(trace)
 
 
@@ -122,7 +124,7 @@ def _decode_trace(trace: Trace) -> FrameTable:
     armbus = [i.index for i in trace.interfaces if i.armbus]
     n = len(trace)
     if not armbus or not n:
-        empty = {name: np.zeros(0, np.int64) for name in _COLUMNS}
+        empty = {name: np.zeros(0, np.int64) for name in COLUMNS}
         return FrameTable(trace, **empty, payloads=PayloadStore(b"", empty["t_ns"], empty["t_ns"]), leftover={})
     off, ln, t_chunk, if_chunk = trace.chunk_off, trace.chunk_len, trace.chunk_t_ns, trace.chunk_iface
     # Every chunk's bytes, in file order, each preceded by a 0x00: gathered from the file.
@@ -157,7 +159,7 @@ def _decode_trace(trace: Trace) -> FrameTable:
     chunk = np.concatenate(rows_chunk)
     t_ns, iface = t_chunk[chunk], if_chunk[chunk].astype(np.int16)
     order = np.lexsort((iface, t_ns))  # by time, then interface, then stream order: the merge of the streams
-    table = {name: getattr(cols, name)[order] for name in _COLUMNS if hasattr(cols, name)}
+    table = {name: getattr(cols, name)[order] for name in COLUMNS if hasattr(cols, name)}
     is_data = table["kind"] == FrameKind.DATA
     return FrameTable(trace, t_ns=t_ns[order], iface=iface[order], **table,
                       payload_index=np.where(is_data, np.arange(len(order), dtype=np.int32), -1).astype(np.int32),

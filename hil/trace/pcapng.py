@@ -183,6 +183,12 @@ class TraceWriter:
             n = self._file.write(view)
             view = view[n or 0:]
 
+    def write_blocks(self, blocks: bytes) -> None:
+        """Append whole, already encoded blocks as they are (one unbuffered write): the fast path of generators
+        that build many blocks at once with :func:`epb_block` / :func:`idb_block`. The caller vouches for them:
+        every interface id they use was declared with :meth:`interface` first, and ``chunks`` is not counted."""
+        self._write(blocks)
+
     def interface(self, link: str, direction: object) -> int:
         """Interface id of a link direction, writing its IDB the first time it is seen."""
         key = (link, direction)

@@ -20,7 +20,7 @@ import numpy as np
 
 from armbus.bus.deframer import Deframer
 from armbus.bus.wire import MAX_ENCODED, FrameKind
-from armbus.hil.trace.decode import _COLUMNS, LINE_ERROR, FrameTable, _gc_paused
+from armbus.hil.trace.decode import COLUMNS, LINE_ERROR, FrameTable, gc_paused
 from armbus.hil.trace.reader import Trace
 
 #: Largest piece the deframer decodes (delimiter excluded); longer pieces are one OVERSIZE error (armbus.bus.deframer).
@@ -31,7 +31,7 @@ _g0, _g1, _g2, _g3 = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 def decode_trace_reference(trace: Trace) -> FrameTable:
     """Decode ``trace`` through the streaming Deframer: the reference for
     :func:`armbus.hil.trace.decode.decode_trace`."""
-    with _gc_paused():
+    with gc_paused():
         return _decode_trace(trace)
 
 
@@ -121,8 +121,8 @@ def _decode_trace(trace: Trace) -> FrameTable:
         payloads.extend(cols.pop("payloads"))
         parts.append(cols)
     if not parts:
-        empty = {name: np.zeros(0, np.int64) for name in _COLUMNS}
+        empty = {name: np.zeros(0, np.int64) for name in COLUMNS}
         return FrameTable(trace, **empty, payloads=[], leftover={})
-    merged = {name: np.concatenate([p[name] for p in parts]) for name in _COLUMNS}
+    merged = {name: np.concatenate([p[name] for p in parts]) for name in COLUMNS}
     order = np.argsort(merged["t_ns"], kind="stable")
     return FrameTable(trace, **{k: v[order] for k, v in merged.items()}, payloads=payloads, leftover=leftover)

@@ -11,7 +11,7 @@ from trace_sessions import record_session
 
 from armbus.bus.codec import Packet, encode_control, encode_data
 from armbus.bus.wire import FrameKind, MsgType
-from armbus.hil.trace.decode import _COLUMNS, FrameTable, decode_trace
+from armbus.hil.trace.decode import COLUMNS, FrameTable, decode_trace
 from armbus.hil.trace.pcapng import epb_block, idb_block, shb_block
 from armbus.hil.trace.reader import parse_trace, read_trace
 from armbus.hil.trace.reference import decode_trace_reference
@@ -20,7 +20,7 @@ from armbus.tools.gen.synthetic import generate
 
 
 def assert_same(a: FrameTable, b: FrameTable) -> None:
-    for name in _COLUMNS:
+    for name in COLUMNS:
         if name != "payload_index":  # an index into each table's own payload store
             assert getattr(a, name).tolist() == getattr(b, name).tolist(), name
     assert [a.payloads[i] for i in a.payload_index[a.payload_index >= 0].tolist()] == \

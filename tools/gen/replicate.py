@@ -110,7 +110,7 @@ def replicate(session: str | os.PathLike[str], out: str | os.PathLike[str], targ
         k = 0
         while size < target_bytes:
             data = b"".join(template.replica(k))
-            w._write(data)
+            w.write_blocks(data)
             size += len(data)
             k += 1
     return size, k

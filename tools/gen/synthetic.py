@@ -99,6 +99,6 @@ def generate(path: str, target_bytes: int, seed: int = 1) -> int:
         size = os.path.getsize(path)
         while size < target_bytes:
             data = gen.cycle()
-            w._write(data)  # whole cycles of whole blocks: same bytes as one write per block, generated faster
+            w.write_blocks(data)  # whole cycles of whole blocks: same bytes as one write per block, generated faster
             size += len(data)
     return size
