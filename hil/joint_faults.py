@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-Each kind is a :class:`armbus.hil.schedule.ScheduledFault` registered under its ``kind`` name, so it is scriptable from
+Each kind is a :class:`armbus.hil.scheduled_fault.ScheduledFault` with a ``kind`` name, so it is scriptable from
 Python (``FaultSchedule((Reboot(at_ns=..., joint=2),)).install(arm.kernel)``, or ``fault.apply(kernel, now)``
-at once) and from fault files (``[[fault]] kind = "reboot"  at_ms = 500  joint = 2``). Joints are named by
+at once) and from fault files (``[[fault]] kind = "reboot"  at_ms = 500  joint = 2``): the table of
+:mod:`armbus.hil.fault_kinds` lists every kind here (importing this module registers nothing). Joints are named by
 their chain position 1..N (the kernel nodes ``j1``..``jN`` of :class:`armbus.hil.virtual_arm.VirtualArm`).
 
 What each kind does to the simulated joint (:class:`armbus.joints.node.JointNode`, its
@@ -40,7 +41,7 @@ from typing import Any, ClassVar
 
 from armbus.bus.errors import UsageError
 from armbus.hil.faults import derive_seed
-from armbus.hil.schedule import FaultTarget, Fields, ScheduledFault, register_fault_kind
+from armbus.hil.scheduled_fault import FaultTarget, Fields, ScheduledFault
 from armbus.joints.actuator import Actuator
 
 #: A cut without a duration lasts until the end of the run.
@@ -97,7 +98,6 @@ class JointFault(ScheduledFault):
         target.faults.record(now, f"j{self.joint}", None, op or self.kind, detail)
 
 
-@register_fault_kind
 @dataclasses.dataclass(frozen=True)
 class Reboot(JointFault):
     """Power-cycle a joint's MCU."""
@@ -113,7 +113,6 @@ class Reboot(JointFault):
         return cls(at_ns, fields.integer("joint", 1, 253))
 
 
-@register_fault_kind
 @dataclasses.dataclass(frozen=True)
 class Freeze(JointFault):
     """A joint's MCU hangs for ``duration_ns``: no answers, no forwarding, bytes lost; then it resumes."""
@@ -135,7 +134,6 @@ class Freeze(JointFault):
         return cls(at_ns, fields.integer("joint", 1, 253), fields.time("duration"))
 
 
-@register_fault_kind
 @dataclasses.dataclass(frozen=True)
 class Overheat(JointFault):
     """Change the ambient temperature and/or set the winding temperature (degC)."""
@@ -173,7 +171,6 @@ class Overheat(JointFault):
                    fields.number("winding_c", *TEMP_RANGE), _optional_duration(fields))
 
 
-@register_fault_kind
 @dataclasses.dataclass(frozen=True)
 class Stall(JointFault):
     """An external load torque (N m, positive toward positive angles) and/or a jammed output."""
@@ -203,7 +200,6 @@ class Stall(JointFault):
         return cls(at_ns, fields.integer("joint", 1, 253), torque or 0.0, jam, _optional_duration(fields))
 
 
-@register_fault_kind
 @dataclasses.dataclass(frozen=True)
 class CutCable(ScheduledFault):
     """Cut the cable after joint ``after_joint`` (0: between the host and joint 1), both directions."""
@@ -233,7 +229,6 @@ class CutCable(ScheduledFault):
         return cls(at_ns, fields.integer("after_joint", 0, 252), _optional_duration(fields))
 
 
-@register_fault_kind
 @dataclasses.dataclass(frozen=True)
 class SensorNoise(JointFault):
     """Gaussian sensor noise (1 sigma): current (A), temperature (degC), voltage (V), encoder (counts)."""
