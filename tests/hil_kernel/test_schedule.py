@@ -9,7 +9,8 @@ from typing import ClassVar
 import pytest
 from hil_fakes import Sender, frame
 
-from armbus.bus.errors import ConfigError
+from armbus.bus.errors import ConfigError, UsageError
+from armbus.hil.fault_kinds import BUILTIN_FAULT_KINDS
 from armbus.hil.faults import LinkFaults
 from armbus.hil.kernel import Kernel
 from armbus.hil.schedule import (
@@ -115,3 +116,11 @@ def test_new_kinds_plug_in() -> None:
         assert "test_poke" in str(k.faults.log[-1])
     finally:
         del FAULT_KINDS["test_poke"]
+
+
+def test_one_table_lists_every_builtin_kind_and_refuses_a_taken_name() -> None:
+    assert list(FAULT_KINDS.values())[:len(BUILTIN_FAULT_KINDS)] == list(BUILTIN_FAULT_KINDS)
+    assert sorted(FAULT_KINDS) == sorted(["cut_link", "link_faults", "reboot", "freeze", "overheat", "stall",
+                                          "cut_cable", "sensor_noise"])
+    with pytest.raises(UsageError, match="already registered"):
+        register_fault_kind(CutLink)
