@@ -12,7 +12,11 @@ a violation) and collects every ``import`` and ``from ... import``, those inside
 blocks included, since a lazy import is a dependency all the same. It reports:
 
 * an import of a higher layer (the core reaching into the simulator or the tools);
-* an import of an underscore name from another module (a reach-in: ask the owner through a public name);
+* a reach-in: an import of another module's underscore name, or an ``obj._name`` access (``getattr`` and kin with
+  that name included) in a module other than the one whose classes define ``_name`` (a method, a class
+  attribute, a slot or a ``self._name = ...``); ask the owner through a public name instead. Names no armbus
+  class defines (a named tuple's ``_replace``, construct's subclassing protocol) belong to their libraries, and
+  a name the accessing module's own classes define too passes (the check does not know the object's type);
 * an import of a port, thread or wall-clock module (:data:`IO_MODULES`) by a sans-I/O module (:data:`SANS_IO`),
   whose time comes in as an argument and whose bytes go out as return values.
 
@@ -66,6 +70,7 @@ SANS_IO: tuple[str, ...] = (
     "armbus.controller.units", "armbus.controller.armmodel", "armbus.controller.scheduler",
     "armbus.controller.trajectory", "armbus.controller.config", "armbus.controller.fanout",
     "armbus.hil.kernel", "armbus.hil.wire", "armbus.hil.faults", "armbus.hil.schedule", "armbus.hil.joint_faults",
+    "armbus.hil.scheduled_fault", "armbus.hil.link_faults", "armbus.hil.fault_kinds",
     "armbus.hil.virtual_arm", "armbus.hil.simdrive", "armbus.hil.relaychain",
 )
 #: What a sans-I/O module must not import: ports, sockets, threads, event loops and the clock.
@@ -83,11 +88,11 @@ class Violation:
     path: str
     line: int
     module: str
-    imported: str
+    what: str  # "imports armbus.x.y", "uses ._name"
     why: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.module} imports {self.imported}: {self.why}"
+        return f"{self.path}:{self.line}: {self.module} {self.what}: {self.why}"
 
 
 def layer_of(module: str) -> int | None:
@@ -148,31 +153,81 @@ def _shown(path: Path) -> str:
         return str(real)
 
 
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__") and not name.endswith("_")
+
+
+def _owned(tree: ast.AST) -> set[str]:
+    """Private attribute names the classes of one module define."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(item.name)
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    names.add(item.target.id)
+                elif isinstance(item, ast.Assign):
+                    for target in item.targets:
+                        if isinstance(target, ast.Name):
+                            names.add(target.id)
+                            if target.id == "__slots__":
+                                names.update(c.value for c in ast.walk(item.value)
+                                             if isinstance(c, ast.Constant) and isinstance(c.value, str))
+        elif (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+              and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            names.add(node.attr)
+    return {n for n in names if _private(n)}
+
+
+def _accesses(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """(line, name) of every access to a private attribute of something other than self/cls."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                yield node.lineno, node.attr
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) > 1
+              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+              and _private(node.args[1].value)):
+            yield node.lineno, node.args[1].value
+
+
 def check(root: Path) -> list[Violation]:
     """Every violation of the layering rules in the package at ``root``."""
     found = list(modules(root))
     known = {name for name, _ in found}
+    trees = {module: ast.parse(path.read_text(encoding="utf-8"), str(path)) for module, path in found}
+    owners: dict[str, set[str]] = {}
+    for module, tree in trees.items():
+        for name in _owned(tree):
+            owners.setdefault(name, set()).add(module)
     out: list[Violation] = []
     for module, path in found:
         rel = _shown(path)
         own = layer_of(module)
         if own is None:
-            out.append(Violation(rel, 1, module, "-", "the module is in no layer (add it to LAYERS)"))
+            out.append(Violation(rel, 1, module, "is here", "the module is in no layer (add it to LAYERS)"))
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        tree = trees[module]
         for line, target, name in _imports(tree, module, path.name == "__init__.py", known):
             top = target.split(".")[0]
             if _is_sans_io(module) and top in IO_MODULES:
-                out.append(Violation(rel, line, module, target, _SANS_IO_WHY))
+                out.append(Violation(rel, line, module, f"imports {target}", _SANS_IO_WHY))
             if top != root.name:
                 continue
             theirs = layer_of(target)
             if theirs is not None and theirs > own:
-                out.append(Violation(rel, line, module, target,
+                out.append(Violation(rel, line, module, f"imports {target}",
                                      f"layer '{LAYERS[own].name}' may not import layer '{LAYERS[theirs].name}'"))
-            if name.startswith("_") and not name.startswith("__") and target != module:
-                out.append(Violation(rel, line, module, f"{target}.{name}",
+            if _private(name) and target != module:
+                out.append(Violation(rel, line, module, f"imports {target}.{name}",
                                      "a private name of another module (use or add a public one)"))
+        for line, name in _accesses(tree):
+            others = owners.get(name, set()) - {module}
+            if others and module not in owners[name]:
+                out.append(Violation(rel, line, module, f"uses .{name}",
+                                     f"a private attribute of {', '.join(sorted(others))} (use or add a public one)"))
     return out
 
 

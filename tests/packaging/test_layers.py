@@ -66,6 +66,10 @@ def _plant(tree: Path, rel: str, code: str, *, at_end: bool = False) -> None:
         ("hil/kernel.py", "import threading", False, "armbus.hil.kernel imports threading: a sans-I/O module"),
         ("controller/ops.py", "from armbus.bus.codec import _crc", False,
          "armbus.controller.ops imports armbus.bus.codec._crc: a private name of another module"),
+        ("bus/router.py", "def _peek(link: object) -> object:\n    return link._inflight  # type: ignore", True,
+         "armbus.bus.router uses ._inflight: a private attribute of armbus.bus.link"),
+        ("hil/simdrive.py", "def _patch(joint: object) -> None:\n    setattr(joint, '_start', None)", True,
+         "armbus.hil.simdrive uses ._start: a private attribute of armbus.controller.scheduler, armbus.joints.node"),
     ],
 )
 def test_a_planted_violation_is_reported(tree: Path, rel: str, code: str, at_end: bool, expected: str) -> None:
