@@ -39,6 +39,8 @@ DEFAULT_TTL = 32
 # ------------------------------------------------------------------------------------- line and time base
 #: Every time in armbus is an integer count of nanoseconds: sans-I/O entry points take ``now`` in ns.
 NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+NS_PER_US = 1_000
 #: Every hop is a UART at 8N1: a start bit, 8 data bits and a stop bit per byte (docs/protocol.md).
 BITS_PER_BYTE = 10
 #: The bus's nominal line rate: the joints' default, and every tool's unless told otherwise (docs/protocol.md).

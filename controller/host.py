@@ -57,7 +57,7 @@ from armbus.bus.messages import (
     make_packet,
 )
 from armbus.bus.router import URGENT_TYPES
-from armbus.bus.wire import DEFAULT_TTL, Address, MsgType, UndeliverableReason
+from armbus.bus.wire import DEFAULT_TTL, NS_PER_MS, Address, MsgType, UndeliverableReason
 from armbus.controller.correlator import Correlator
 from armbus.controller.events import (
     CommandRefused,
@@ -72,7 +72,6 @@ from armbus.controller.events import (
 )
 from armbus.joints.registers import BY_NAME
 
-NS_PER_MS = 1_000_000
 #: Packets the host holds behind a full link queue: 64 packets is ~30 ms of traffic at 1 Mbaud, longer than
 #: any sensible wait for a goal; beyond it a send fails immediately.
 BACKLOG_LIMIT = 64

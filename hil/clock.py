@@ -22,10 +22,6 @@ from typing import Protocol, runtime_checkable
 
 from armbus.bus.errors import UsageError
 
-#: Nanoseconds per second/millisecond/microsecond: all harness times are integer nanoseconds.
-NS_PER_MS = 1_000_000
-NS_PER_US = 1_000
-
 
 @runtime_checkable
 class Clock(Protocol):

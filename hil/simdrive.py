@@ -22,7 +22,7 @@ from armbus.bus.codec import Packet
 from armbus.bus.errors import ArmTimeoutError, PeerError
 from armbus.bus.messages import Enumerate, Message, Write
 from armbus.bus.router import Delivered, RouterEvent
-from armbus.bus.wire import Address
+from armbus.bus.wire import NS_PER_MS, Address
 from armbus.controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ops import register
@@ -31,9 +31,8 @@ from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import VirtualArm
 from armbus.joints.node import JointNode
 
-MS = 1_000_000
 #: The chain end learns it is last only when its forward toward the open connector fails (link retries).
-ENUMERATE_TIMEOUT_NS = 3000 * MS
+ENUMERATE_TIMEOUT_NS = 3000 * NS_PER_MS
 _OUTCOMES = (ReplyReceived, RequestFailed, RequestTimedOut)
 
 DeliveryCallback = Callable[[int, Packet, int], None]  # (port, packet, now)
@@ -49,7 +48,7 @@ class SimDrive:
         self.kernel = self.arm.kernel
         self.on_event: Callable[[HostEvent], None] = lambda ev: None
         self._waiting: dict[int, HostEvent | None] = {}
-        self.kernel.run_for(5 * MS)  # link handshakes
+        self.kernel.run_for(5 * NS_PER_MS)  # link handshakes
 
     @property
     def now(self) -> int:
@@ -70,17 +69,17 @@ class SimDrive:
             else:
                 self.on_event(ev)
 
-    def request(self, message: Message, dst: int, timeout_ns: int = 200 * MS) -> ReplyReceived:
+    def request(self, message: Message, dst: int, timeout_ns: int = 200 * NS_PER_MS) -> ReplyReceived:
         """Send a request and run the simulation until its outcome; raises PeerError / ArmTimeoutError."""
         msg_id = self.call(lambda h, now: h.request(message, dst, now, timeout_ns))
         self._waiting[msg_id] = None
         try:
-            done = self.kernel.run_until_true(self._resolved(msg_id), timeout_ns + 10 * MS)
+            done = self.kernel.run_until_true(self._resolved(msg_id), timeout_ns + 10 * NS_PER_MS)
             outcome = self._waiting[msg_id]
         finally:
             del self._waiting[msg_id]
         if not done or outcome is None or isinstance(outcome, RequestTimedOut):
-            raise ArmTimeoutError(f"no reply to {message.TYPE.name} for {dst} in {timeout_ns / MS:.0f} ms")
+            raise ArmTimeoutError(f"no reply to {message.TYPE.name} for {dst} in {timeout_ns / NS_PER_MS:.0f} ms")
         if isinstance(outcome, RequestFailed):
             raise PeerError(f"{message.TYPE.name} to {dst} failed: {outcome.error}")
         assert isinstance(outcome, ReplyReceived)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from armbus.bus.wire import NS_PER_MS as MS
 from armbus.hil.faults import LinkFaults
-from armbus.hil.simdrive import MS
 from armbus.joints.control import DEFAULT_PERIOD_NS, Command, CommandKind
 from armbus.joints.node import make_joint
 from armbus.tools.campaigns.safety import (

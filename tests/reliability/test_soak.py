@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from armbus.bus.wire import NS_PER_MS as MS
 from armbus.hil.faults import LinkFaults
-from armbus.hil.simdrive import MS
 from armbus.tools.campaigns.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent, main
 
 

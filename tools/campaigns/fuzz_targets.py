@@ -59,14 +59,13 @@ from armbus.bus.messages import (
     decode_payload,
 )
 from armbus.bus.router import REPORT_BACKLOG
-from armbus.bus.wire import MAX_PAYLOAD, Address, FrameKind, GoalMode, MsgType
+from armbus.bus.wire import MAX_PAYLOAD, NS_PER_MS, Address, FrameKind, GoalMode, MsgType
 from armbus.controller.host import BACKLOG_LIMIT, HostNode
 from armbus.hil.kernel import Kernel
 from armbus.hil.trace.pcapng import TraceFileError, epb_block, idb_block, shb_block
 from armbus.hil.trace.reader import parse_trace
 from armbus.joints.node import DOWN, UP, JointNode
 
-MS = 1_000_000
 #: Every message type, in a fixed order: a selector byte picks one by index (mod len).
 TYPES = tuple(sorted(int(t) for t in MsgType))
 #: Link events a node may hold between two pumps: a burst of line errors from one large chunk (one per
@@ -320,7 +319,7 @@ class JointTarget(FuzzTarget):
         k.add_node("down", self.down, ports=(0,))
         k.connect("up", 0, "j", UP, baud=1_000_000, turnaround_ns=10_000)
         k.connect("j", DOWN, "down", 0, baud=1_000_000, turnaround_ns=10_000)
-        k.run_for(5 * MS)
+        k.run_for(5 * NS_PER_MS)
         self.joint.set_address(1)
 
     def seeds(self) -> list[bytes]:
@@ -345,11 +344,11 @@ class JointTarget(FuzzTarget):
             peer.link.send(packet_from(body, j.address), now)
             k.wake("up" if op == 4 else "down")
         elif op == 6:
-            k.run_for((body[0] if body else 1) * MS)
+            k.run_for((body[0] if body else 1) * NS_PER_MS)
         elif op == 7:
             j.reboot(now)
             k.wake("j")
-        k.run_for(1 * MS)
+        k.run_for(1 * NS_PER_MS)
         self.check()
         return "ok"
 
@@ -363,7 +362,7 @@ class JointTarget(FuzzTarget):
         box, ev = j.control.commands, j.control.events
         check(len(box) <= box.capacity and len(ev) <= ev.capacity, "joint mailbox over capacity")
         d = j.next_deadline()
-        check(d is None or d >= self.kernel.now - 2 * MS, f"joint deadline {d} left behind at {self.kernel.now}")
+        check(d is None or d >= self.kernel.now - 2 * NS_PER_MS, f"joint deadline {d} left behind at {self.kernel.now}")
 
 
 class HostTarget(FuzzTarget):
@@ -390,9 +389,9 @@ class HostTarget(FuzzTarget):
         k.add_node("host", self.host, ports=(0,))
         k.add_node("j1", self.peer, ports=(0,))
         k.connect("host", 0, "j1", 0, baud=1_000_000, turnaround_ns=10_000)
-        self.host.set_heartbeat(20 * MS, k.now)
+        self.host.set_heartbeat(20 * NS_PER_MS, k.now)
         k.wake("host")
-        k.run_for(5 * MS)
+        k.run_for(5 * NS_PER_MS)
 
     def seeds(self) -> list[bytes]:
         out = _op_seeds(1, 1, 0)
@@ -418,16 +417,16 @@ class HostTarget(FuzzTarget):
             k.wake("j1")
         elif op == 2 and h.pending_requests < MAX_PENDING:
             dst = body[1] if body[1] else 1
-            self.msg_ids = [*self.msg_ids[-15:], h.request(self._message(body[0]), dst, now, 50 * MS)]
+            self.msg_ids = [*self.msg_ids[-15:], h.request(self._message(body[0]), dst, now, 50 * NS_PER_MS)]
         elif op == 3:
             h.send(SetGoal(1 + body[0] % 3, body[1]), body[1] or 1, now)
         elif op == 4:
-            k.run_for(body[0] * MS)
+            k.run_for(body[0] * NS_PER_MS)
         elif op == 5:
             h.port_lost(now)
             h.port_restored(now)
         k.wake("host")
-        k.run_for(1 * MS)
+        k.run_for(1 * NS_PER_MS)
         while h.next_event() is not None:
             self.events += 1
         self.check()

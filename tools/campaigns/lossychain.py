@@ -38,20 +38,20 @@ from dataclasses import dataclass
 
 from armbus.bus.errors import ExitCode
 from armbus.bus.link import LinkConfig
+from armbus.bus.wire import NS_PER_S
 from armbus.hil.faults import LinkFaults
 from armbus.hil.kernel import Kernel
 from armbus.hil.relaychain import DOWNSTREAM, UPSTREAM, ChainNode, Ledger, build_chain, chain_busy
 
-S = 1_000_000_000
 #: The campaign's lossy link: 5 % frames lost, 1 % duplicated, ~1 % corrupted (one flipped bit per ~100 frames of
 #: ~15 bytes on the wire).
 LOSSY = LinkFaults(drop_frame=0.05, dup_frame=0.01, flip_bit=0.01 / 15)
 #: The relays reboot instantly in this model, so the link keeps no boot silence of its own.
 CONFIG = LinkConfig(baud=1_000_000, boot_quiet_ns=None)
 #: Simulated time between progress lines and log folds.
-STEP_NS = 1 * S
+STEP_NS = 1 * NS_PER_S
 #: After the last message left its source: time for the last retransmissions and reports to arrive.
-DRAIN_NS = S // 2
+DRAIN_NS = NS_PER_S // 2
 
 
 @dataclass
@@ -109,7 +109,7 @@ def run(messages: int, *, hops: int = 6, seed: int = 1, faults: LinkFaults = LOS
     verdicts = {s: StreamVerdict.judge(ledger, s) for s in (DOWNSTREAM, UPSTREAM)}
     return {
         "hops": hops, "seed": seed, "messages": messages, "faults": repr(faults),
-        "simulated_s": round(kernel.now / S, 3), "wall_s": round(wall, 1), "reboots": reboots,
+        "simulated_s": round(kernel.now / NS_PER_S, 3), "wall_s": round(wall, 1), "reboots": reboots,
         "streams": {s: vars(v) for s, v in verdicts.items()},
         "link_counters": dict(sorted(link_counters(nodes).items())),
         "fault_decisions": dict(sorted(kernel.faults.counts().items())),
@@ -124,7 +124,7 @@ def _drive(kernel: Kernel, nodes: list[ChainNode], ledger: Ledger, progress: boo
     reboots = 0
 
     def gap() -> int:
-        return max(1, int(rng.expovariate(1.0 / reboot_every_s) * S)) if reboot_every_s > 0 else 1 << 62
+        return max(1, int(rng.expovariate(1.0 / reboot_every_s) * NS_PER_S)) if reboot_every_s > 0 else 1 << 62
 
     next_reboot = kernel.now + gap()
     while chain_busy(nodes):
@@ -141,7 +141,7 @@ def _drive(kernel: Kernel, nodes: list[ChainNode], ledger: Ledger, progress: boo
         kernel.faults.fold_log()
         if progress:
             done = len(ledger.delivered[DOWNSTREAM]) + len(ledger.delivered[UPSTREAM])
-            print(f"  {kernel.now / S:7.0f} simulated s  {time.perf_counter() - wall0:7.0f} wall s  "
+            print(f"  {kernel.now / NS_PER_S:7.0f} simulated s  {time.perf_counter() - wall0:7.0f} wall s  "
                   f"delivered {done:,}", file=sys.stderr, flush=True)
     kernel.run_for(DRAIN_NS)
     return reboots

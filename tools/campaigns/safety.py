@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from armbus.bus.codec import Packet, encode_data
 from armbus.bus.errors import ExitCode, PeerError
 from armbus.bus.messages import EStop, Message, SetGoal, Torque, Write, make_packet
-from armbus.bus.wire import DEFAULT_BAUD, Address, MsgType, StatusFlag
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, Address, MsgType, StatusFlag
 from armbus.controller import ops
 from armbus.hil.faults import LinkFaults
-from armbus.hil.simdrive import MS, SimDrive, observe_deliveries
+from armbus.hil.simdrive import SimDrive, observe_deliveries
 from armbus.hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS
 from armbus.joints.control import (
     DEFAULT_PERIOD_NS,
@@ -58,7 +58,7 @@ from armbus.joints.control import (
 from armbus.joints.registers import REGISTERS, Access
 
 WATCHDOG_MS = 100
-HEARTBEAT_NS = 20 * MS
+HEARTBEAT_NS = 20 * NS_PER_MS
 JOINTS = 6
 _WATCHDOG, _ESTOPPED, _TORQUE = int(StatusFlag.WATCHDOG), int(StatusFlag.ESTOPPED), int(StatusFlag.TORQUE_ON)
 _WRITABLE = [r for r in REGISTERS if r.access is Access.RW]
@@ -95,7 +95,7 @@ class Rig:
             goals = {a: 0.5 * math.sin(2 * math.pi * 0.5 * now / 1e9 + a) for a in range(1, JOINTS + 1)}
             sim.call(lambda h, t: h.send(ops.sync_write_goals(goals), Address.BROADCAST, t))
             sim.pump_events()
-        sim.kernel.call_at(now + MS, self._tick)
+        sim.kernel.call_at(now + NS_PER_MS, self._tick)
 
     def recover(self, clear: int) -> None:
         """Clear latched flags, power every joint again and resume the stream. The clear reaches the control
@@ -141,7 +141,7 @@ class WatchdogResult:
     from_silence_ms: list[float] = field(default_factory=list)  # last joint per trial
     to_standstill_ms: list[float] = field(default_factory=list)  # last joint per trial, from silence
     safe_states_ok: bool = True
-    bound_ms: float = WATCHDOG_MS + DEFAULT_PERIOD_NS / MS
+    bound_ms: float = WATCHDOG_MS + DEFAULT_PERIOD_NS / NS_PER_MS
 
 
 def watchdog_trials(trials: int, seed: int = 1) -> WatchdogResult:
@@ -155,22 +155,22 @@ def watchdog_trials(trials: int, seed: int = 1) -> WatchdogResult:
     res = WatchdogResult()
     k = rig.sim.kernel
     for _ in range(trials):
-        k.run_for(rig.rng.randrange(200 * MS, 400 * MS))  # moving, at a random phase of beats and ticks
+        k.run_for(rig.rng.randrange(200 * NS_PER_MS, 400 * NS_PER_MS))  # moving, at a random phase of beats and ticks
         t_kill = k.now
-        k.freeze("host", t_kill + 10 * WATCHDOG_MS * MS)
+        k.freeze("host", t_kill + 10 * WATCHDOG_MS * NS_PER_MS)
         flagged: list[int | None] = [None] * JOINTS
-        assert rig.run_until(_first_times(lambda: rig.joints, lambda c: bool(c.state.status & _WATCHDOG),
-                                          flagged, lambda: k.now), 5 * WATCHDOG_MS * MS), "watchdog never tripped"
+        tripped = _first_times(lambda: rig.joints, lambda c: bool(c.state.status & _WATCHDOG), flagged, lambda: k.now)
+        assert rig.run_until(tripped, 5 * WATCHDOG_MS * NS_PER_MS), "watchdog never tripped"
         still: list[int | None] = [None] * JOINTS
-        rig.run_until(_first_times(lambda: rig.joints, _stopped, still, lambda: k.now), 2000 * MS)
+        rig.run_until(_first_times(lambda: rig.joints, _stopped, still, lambda: k.now), 2000 * NS_PER_MS)
         for i, t in enumerate(flagged):
             assert t is not None
-            res.from_heartbeat_ms.append((t - last_hb[i]) / MS)
-        res.from_silence_ms.append((max(t for t in flagged if t is not None) - t_kill) / MS)
-        res.to_standstill_ms.append((max(t or k.now for t in still) - t_kill) / MS)
+            res.from_heartbeat_ms.append((t - last_hb[i]) / NS_PER_MS)
+        res.from_silence_ms.append((max(t for t in flagged if t is not None) - t_kill) / NS_PER_MS)
+        res.to_standstill_ms.append((max(t or k.now for t in still) - t_kill) / NS_PER_MS)
         res.safe_states_ok &= all(c.flags & _WATCHDOG and (not c.torque or c.holding) for c in rig.joints)
         rig.streaming = False
-        k.run_until(t_kill + 10 * WATCHDOG_MS * MS + MS)  # the host thaws
+        k.run_until(t_kill + 10 * WATCHDOG_MS * NS_PER_MS + NS_PER_MS)  # the host thaws
         rig.sim.pump_events()
         rig.recover(_WATCHDOG | int(StatusFlag.FAULT))
     return res
@@ -203,17 +203,17 @@ def estop_trials(trials: int, faults: LinkFaults | None, label: str, seed: int =
     res = EstopResult(label, floor_us=estop_floor_ns() / 1000)
     k = rig.sim.kernel
     for _ in range(trials):
-        k.run_for(rig.rng.randrange(50 * MS, 150 * MS))
+        k.run_for(rig.rng.randrange(50 * NS_PER_MS, 150 * NS_PER_MS))
         got[:] = [None] * JOINTS
         t0 = k.now
         rig.streaming = False
         rig.sim.call(lambda h, t: h.send(EStop(1), Address.BROADCAST, t))
-        done = rig.run_until(lambda: all(t is not None for t in got), 2000 * MS)
+        done = rig.run_until(lambda: all(t is not None for t in got), 2000 * NS_PER_MS)
         res.all_stopped &= done and all(c.flags & _ESTOPPED for c in rig.joints)
         res.latency_us.append((max(t or k.now for t in got) - t0) / 1000)
         still: list[int | None] = [None] * JOINTS
-        rig.run_until(_first_times(lambda: rig.joints, _stopped, still, lambda: k.now), 2000 * MS)
-        res.standstill_ms.append((max(t or k.now for t in still) - t0) / MS)
+        rig.run_until(_first_times(lambda: rig.joints, _stopped, still, lambda: k.now), 2000 * NS_PER_MS)
+        res.standstill_ms.append((max(t or k.now for t in still) - t0) / NS_PER_MS)
         rig.sim.pump_events()
         rig.recover(_ESTOPPED)
     return res
@@ -271,7 +271,7 @@ def excursions(core: ControlCore, res: LimitResult, over_i: list[float], i: int,
     for f in found:
         res.excursions[f.split()[0]] += 1
         if len(res.first) < 10:
-            res.first.append(f"joint {i + 1} at {t / MS:.0f} ms: {f}")
+            res.first.append(f"joint {i + 1} at {t / NS_PER_MS:.0f} ms: {f}")
 
 
 def random_command(rng: random.Random, gains: bool = True, exclude: frozenset[str] = frozenset()
@@ -325,10 +325,10 @@ def random_command_trial(commands: int, seed: int = 1, per_ms: int = 2, gains: b
             sim.call(lambda h, t, m=msg, d=dst: h.send(m, d, t))  # type: ignore[misc]
             res.kinds[kind.split()[0]] += 1
             res.commands += 1
-        k.run_for(MS)
+        k.run_for(NS_PER_MS)
         while (ev := sim.host.next_event()) is not None:
             res.outcomes[type(ev).__name__] += 1
-    k.run_for(500 * MS)
+    k.run_for(500 * NS_PER_MS)
     return res
 
 
@@ -358,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     wd = watchdog_trials(trials, args.seed)
     within = sum(v <= wd.bound_ms for v in wd.from_heartbeat_ms)
-    print(f"(a) host silence -> WATCHDOG safe stop, watchdog {WATCHDOG_MS} ms, heartbeat {HEARTBEAT_NS // MS} ms, "
-          f"{trials} trials x {JOINTS} joints")
+    print(f"(a) host silence -> WATCHDOG safe stop, watchdog {WATCHDOG_MS} ms, "
+          f"heartbeat {HEARTBEAT_NS // NS_PER_MS} ms, {trials} trials x {JOINTS} joints")
     print(f"    from the joint's last heartbeat: {_summary(wd.from_heartbeat_ms, 'ms')}; "
           f"within {wd.bound_ms:.0f} ms (watchdog + 1 control period): {within}/{len(wd.from_heartbeat_ms)}")
     print(f"    from host death to the last joint flagged: {_summary(wd.from_silence_ms, 'ms')}")
@@ -399,7 +399,7 @@ def realtime_main(trials: int, seed: int) -> int:
     wd = watchdog_trials_rt(trials, seed)
     within = sum(v <= wd.bound_ms for v in wd.from_heartbeat_ms)
     print(f"(a) real time, pty arm: host port closed -> WATCHDOG safe stop, watchdog {WATCHDOG_MS} ms, heartbeat "
-          f"{HEARTBEAT_NS // MS} ms, {trials} trials x {JOINTS} joints")
+          f"{HEARTBEAT_NS // NS_PER_MS} ms, {trials} trials x {JOINTS} joints")
     print(f"    from the joint's last heartbeat: {_summary(wd.from_heartbeat_ms, 'ms')}; "
           f"within {wd.bound_ms:.0f} ms (watchdog + 1 control period): {within}/{len(wd.from_heartbeat_ms)}")
     print(f"    from the host's close to the last joint flagged: {_summary(wd.from_silence_ms, 'ms')}")

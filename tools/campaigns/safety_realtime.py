@@ -35,11 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from armbus.bus.codec import Packet
-from armbus.bus.wire import MsgType, StatusFlag
+from armbus.bus.wire import NS_PER_MS, MsgType, StatusFlag
 from armbus.controller.arm import Arm
 from armbus.hil.ptyserver import PtyServer
 from armbus.hil.realtime import realtime_link_config
-from armbus.hil.simdrive import MS, observe_deliveries
+from armbus.hil.simdrive import observe_deliveries
 from armbus.hil.virtual_arm import VirtualArm
 from armbus.joints.control import DEFAULT_PERIOD_NS, MOVING_THRESHOLD, ControlCore
 
@@ -168,7 +168,7 @@ class RealtimeWatchdog:
     to_standstill_ms: list[float] = field(default_factory=list)  # close call -> last joint still, wall time
     safe_states_ok: bool = True
     slipped_ms: float = 0.0  # simulated time the driver gave up to keep pace (an overloaded machine)
-    bound_ms: float = WATCHDOG_MS + DEFAULT_PERIOD_NS / MS
+    bound_ms: float = WATCHDOG_MS + DEFAULT_PERIOD_NS / NS_PER_MS
 
 
 def watchdog_trials_rt(trials: int, seed: int = 1) -> RealtimeWatchdog:
@@ -185,12 +185,12 @@ def watchdog_trials_rt(trials: int, seed: int = 1) -> RealtimeWatchdog:
             res.safe_states_ok &= ok and rig.safe(_WATCHDOG)
             for i, s in enumerate(rec.flagged):
                 if s is not None:
-                    res.from_heartbeat_ms.append((s[0] - rec.last_hb[i]) / MS)
+                    res.from_heartbeat_ms.append((s[0] - rec.last_hb[i]) / NS_PER_MS)
             if any(s is not None for s in rec.flagged):
-                res.from_silence_ms.append((_last(rec.flagged, 1) - t_silence) / MS)
+                res.from_silence_ms.append((_last(rec.flagged, 1) - t_silence) / NS_PER_MS)
             if any(s is not None for s in rec.still):
-                res.to_standstill_ms.append((_last(rec.still, 1) - t_silence) / MS)
-        res.slipped_ms = rig.server.driver.stats.slipped_ns / MS
+                res.to_standstill_ms.append((_last(rec.still, 1) - t_silence) / NS_PER_MS)
+        res.slipped_ms = rig.server.driver.stats.slipped_ns / NS_PER_MS
     return res
 
 
@@ -215,16 +215,16 @@ def estop_trials_rt(trials: int, seed: int = 1) -> RealtimeEstop:
                 rig.reset()
                 t0 = time.monotonic_ns()
                 arm.estop()
-                res.returned_ms.append((time.monotonic_ns() - t0) / MS)
+                res.returned_ms.append((time.monotonic_ns() - t0) / NS_PER_MS)
                 ok = rig.wait(lambda: rig.rec.estopped) and rig.wait(lambda: rig.rec.still)
                 rec = rig.rec
                 res.all_stopped &= ok and rig.safe(_ESTOPPED)
                 if any(s is not None for s in rec.estopped):
-                    res.latency_ms.append((_last(rec.estopped, 1) - t0) / MS)
+                    res.latency_ms.append((_last(rec.estopped, 1) - t0) / NS_PER_MS)
                 if any(s is not None for s in rec.still):
-                    res.standstill_ms.append((_last(rec.still, 1) - t0) / MS)
+                    res.standstill_ms.append((_last(rec.still, 1) - t0) / NS_PER_MS)
                 rig.power(arm, 0, _ESTOPPED)
         finally:
             arm.close()
-        res.slipped_ms = rig.server.driver.stats.slipped_ns / MS
+        res.slipped_ms = rig.server.driver.stats.slipped_ns / NS_PER_MS
     return res

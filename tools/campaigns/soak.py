@@ -40,7 +40,7 @@ from armbus.bus.codec import Packet
 from armbus.bus.errors import ExitCode
 from armbus.bus.messages import Enumerate, EnumerateReply, Write
 from armbus.bus.router import UP
-from armbus.bus.wire import Address, FaultCode, MsgType, UndeliverableReason
+from armbus.bus.wire import NS_PER_MS, Address, FaultCode, MsgType, UndeliverableReason
 from armbus.controller import ops
 from armbus.controller.events import (
     FaultReported,
@@ -53,19 +53,19 @@ from armbus.controller.events import (
 )
 from armbus.controller.host import HostNode
 from armbus.hil.faults import LinkFaults
-from armbus.hil.simdrive import ENUMERATE_TIMEOUT_NS, MS, SimDrive, observe_deliveries
+from armbus.hil.simdrive import ENUMERATE_TIMEOUT_NS, SimDrive, observe_deliveries
 
-S = 1000 * MS
+S = 1000 * NS_PER_MS
 #: Mixed faults on every link direction: ~1 bit flip per 50 kB (a noisy cable), 0.2 % frames dropped and
 #: 0.1 % duplicated, 1 % of frames held 20..70 us (USB scheduling jitter).
 SOAK_FAULTS = LinkFaults(flip_bit=2e-5, drop_frame=0.002, dup_frame=0.001, delay=0.01, delay_ns=20_000,
                          jitter_ns=50_000)
 SYNC_READ_EVERY = 10
-HEARTBEAT_NS = 50 * MS
+HEARTBEAT_NS = 50 * NS_PER_MS
 #: A message is judged this long after it was sent: longer than a hop's whole retry budget (~0.1 s at 1 Mbaud).
-SETTLE_NS = 500 * MS
+SETTLE_NS = 500 * NS_PER_MS
 #: An enumeration that found fewer joints than the arm has (one below was booting) is asked again this much later.
-REENUMERATE_RETRY_NS = 50 * MS
+REENUMERATE_RETRY_NS = 50 * NS_PER_MS
 #: Sequence numbers each joint remembers to tell a duplicate from a reordered message.
 RECENT = 4096
 _SYNC_WRITE = int(MsgType.SYNC_WRITE)
@@ -233,7 +233,7 @@ class Soak:
 
     def _print_silent(self, rec: _Sent, missing: set[int]) -> None:
         assert self.history is not None
-        near = [f"      {(t - rec.t) / MS:+9.3f} ms  {what}" for t, what in self.history
+        near = [f"      {(t - rec.t) / NS_PER_MS:+9.3f} ms  {what}" for t, what in self.history
                 if abs(t - rec.t) <= 2 * SETTLE_NS]
         print(f"SILENT seq {rec.seq} msg_id {rec.msg_id} sent t={rec.t / S:.6f} s; missing joint indexes "
               f"{sorted(missing)}; delivered to {sorted(rec.joints)}; reported_from {rec.reported_from}; "
@@ -300,7 +300,7 @@ class Soak:
         msg_id = sim.call(lambda h, t: h.send(ops.sync_write_goals(goals), Address.BROADCAST, t))
         self.ledger.on_send(msg_id, now)
         if k % SYNC_READ_EVERY == 0:
-            sim.call(lambda h, t: h.request(ops.sync_read_states(), Address.BROADCAST, t, 50 * MS))
+            sim.call(lambda h, t: h.request(ops.sync_read_states(), Address.BROADCAST, t, 50 * NS_PER_MS))
             self.counts["sync-reads"] += 1
         if self.reenumerate and self.enumerating is None and now >= self.reenumerate_at:  # recover, loop unpaused
             self.reenumerate = False
@@ -329,11 +329,11 @@ class Soak:
         quarters = [t0 + self.duration * q // 4 for q in (1, 2, 3, 4)]
         peaks, nows = [], []
         k = 0
-        while k * MS < self.duration:
-            sim.kernel.run_until(t0 + k * MS)
+        while k * NS_PER_MS < self.duration:
+            sim.kernel.run_until(t0 + k * NS_PER_MS)
             self._tick(k)
             k += 1
-            if quarters and (sim.now >= quarters[0] or k * MS >= self.duration):
+            if quarters and (sim.now >= quarters[0] or k * NS_PER_MS >= self.duration):
                 quarters.pop(0)
                 peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
                 nows.append(_rss_now_kb())
@@ -345,7 +345,7 @@ class Soak:
                                   f"{g.lost_in_reboot:,}, silent {g.lost_silent:,}; reboots "
                                   f"{self.counts['reboots']}; RSS {nows[-1] / 1024:.1f} MB")
         sim_s = (sim.now - t0) / S
-        sim.kernel.run_for(SETTLE_NS + MS)
+        sim.kernel.run_for(SETTLE_NS + NS_PER_MS)
         sim.pump_events()
         self.ledger.settle(sim.now + SETTLE_NS)
         self.counts.update({f"fault {op}": n for op, n in sim.kernel.faults.counts().items()})
