@@ -24,6 +24,7 @@ from armbus.bus.messages import Enumerate, Message, Write
 from armbus.bus.router import Delivered, RouterEvent
 from armbus.bus.wire import NS_PER_MS, Address
 from armbus.controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
+from armbus.controller.fanout import REPLY_OUTCOMES
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ops import register
 from armbus.hil.faults import LinkFaults
@@ -33,7 +34,6 @@ from armbus.joints.node import JointNode
 
 #: The chain end learns it is last only when its forward toward the open connector fails (link retries).
 ENUMERATE_TIMEOUT_NS = 3000 * NS_PER_MS
-_OUTCOMES = (ReplyReceived, RequestFailed, RequestTimedOut)
 
 DeliveryCallback = Callable[[int, Packet, int], None]  # (port, packet, now)
 
@@ -64,7 +64,7 @@ class SimDrive:
         """Hand every pending host event to the waiter it resolves or to :attr:`on_event`."""
         while (ev := self.host.next_event()) is not None:
             msg_id = getattr(ev, "msg_id", None)
-            if msg_id in self._waiting and isinstance(ev, _OUTCOMES):
+            if msg_id in self._waiting and isinstance(ev, REPLY_OUTCOMES):
                 self._waiting[msg_id] = ev
             else:
                 self.on_event(ev)
