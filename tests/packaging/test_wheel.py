@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,11 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    build = tmp_path_factory.mktemp("build")
+    # Built from a copy (links kept as links, as a clone has them), so the build leaves nothing in the repository.
+    src = tmp_path_factory.mktemp("src") / "armbus-src"
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "__pycache__", "out", "armbus-demo"))
     # Offline and quick: the build backend of the development venv (setuptools, wheel from the test extras).
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                           "-w", str(out), str(REPO)], capture_output=True, text=True, timeout=300,
-                          cwd=build)
+                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=300, cwd=src)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (whl,) = out.glob("armbus-*.whl")
     return whl
