@@ -23,6 +23,8 @@ does what they have in common:
   driver's logger) and the others still get the event. ``on_result`` lets a driver look at what a listener
   returned (AsyncArm schedules an awaitable); it runs inside the same ``try``.
 
+:class:`OutcomeWaits` gives a blocking driver its ``send`` and ``request`` from the one wait it implements.
+
 What stays with each driver: the kind of waiter and how it is resolved or failed, the lock (NodeRunner takes a
 snapshot of the listeners with :meth:`Fanout.listeners` and pops the waiter under its lock, then resolves and
 notifies outside it), anything between the waiter and the listeners (AsyncArm's subscriber queues), and port
@@ -32,6 +34,7 @@ loss and reconnection. The fanout itself does no I/O and takes no lock.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -42,6 +45,8 @@ from armbus.controller.events import (
     RequestFailed,
     RequestTimedOut,
     SendFailed,
+    request_outcome,
+    send_outcome,
 )
 
 W = TypeVar("W")
@@ -128,3 +133,26 @@ class Fanout(Generic[W]):
     def pending(self) -> int:
         """How many waiters are registered."""
         return len(self._acks) + len(self._replies)
+
+
+class OutcomeWaits(ABC, Generic[N]):
+    """``send`` and ``request`` of a blocking driver (the threaded runner, the simulated-time runner), built on its
+    :meth:`_await`: queue the packet with a waiter registered in its :class:`Fanout`, wait for the outcome."""
+
+    name: str
+
+    @abstractmethod
+    def _await(self, fn: Callable[[N, int], int], timeout: float, what: str, *,
+               reply: bool) -> tuple[int, HostEvent]:
+        """Queue ``fn``'s packet (``fn`` returns its msg_id) and wait up to ``timeout`` s for its ack, or its reply
+        if ``reply``; returns (msg_id, outcome) or raises ArmTimeoutError / PortError."""
+
+    def send(self, fn: Callable[[N, int], int], timeout: float) -> int:
+        """Queue a packet (``fn`` returns its msg_id) and wait until the first hop acked it."""
+        msg_id, event = self._await(fn, timeout, "ack of packet", reply=False)
+        return send_outcome(self.name, msg_id, event)
+
+    def request(self, fn: Callable[[N, int], int], timeout: float) -> ReplyReceived:
+        """Queue a request (``fn`` returns its msg_id) and wait for its reply; raises on failure."""
+        msg_id, event = self._await(fn, timeout, "reply to request", reply=True)
+        return request_outcome(self.name, msg_id, event)

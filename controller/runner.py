@@ -31,8 +31,8 @@ import serial
 
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
 from armbus.bus.wire import NS_PER_S
-from armbus.controller.events import HostEvent, PortLost, PortRestored, ReplyReceived, request_outcome, send_outcome
-from armbus.controller.fanout import Fanout
+from armbus.controller.events import HostEvent, PortLost, PortRestored
+from armbus.controller.fanout import Fanout, OutcomeWaits
 from armbus.controller.host import HostNode
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class _Waiter:
         self.done.set()
 
 
-class NodeRunner:
+class NodeRunner(OutcomeWaits[HostNode]):
     """Runs ``node`` over a serial port opened by ``open_port``; see the module docstring."""
 
     def __init__(self, node: HostNode, open_port: Callable[[], Any], clock: Callable[[], int], name: str) -> None:
@@ -115,16 +115,6 @@ class NodeRunner:
             self._flush_locked()
         self._dispatch(self._drain())
         return result
-
-    def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
-        """Queue a packet (``fn`` returns its msg_id) and wait until the first hop acked it."""
-        msg_id, event = self._await(fn, timeout, "ack of packet", reply=False)
-        return send_outcome(self.name, msg_id, event)
-
-    def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
-        """Queue a request (``fn`` returns its msg_id) and wait for its reply; raises on failure."""
-        msg_id, event = self._await(fn, timeout, "reply to request", reply=True)
-        return request_outcome(self.name, msg_id, event)
 
     def _check_connected(self) -> None:
         if not self._connected.is_set() and not self._closed.is_set():

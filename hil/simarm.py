@@ -28,8 +28,8 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S
 from armbus.controller.arm import Arm
 from armbus.controller.config import ArmConfig
-from armbus.controller.events import HostEvent, ReplyReceived, request_outcome, send_outcome
-from armbus.controller.fanout import Fanout
+from armbus.controller.events import HostEvent
+from armbus.controller.fanout import Fanout, OutcomeWaits
 from armbus.controller.host import HostConfig, HostNode
 from armbus.hil.virtual_arm import VirtualArm
 
@@ -50,7 +50,7 @@ class _Outcome:
         self.event: HostEvent | None = None
 
 
-class SimRunner:
+class SimRunner(OutcomeWaits[HostNode]):
     """Runs a :class:`HostNode` that is the host of ``varm``; see the module docstring."""
 
     def __init__(self, varm: VirtualArm, name: str = "virtual") -> None:
@@ -85,14 +85,6 @@ class SimRunner:
         self.varm.kernel.wake("host")
         self._pump()
         return result
-
-    def send(self, fn: Callable[[HostNode, int], int], timeout: float) -> int:
-        msg_id, event = self._await(fn, timeout, "ack of packet", reply=False)
-        return send_outcome(self.name, msg_id, event)
-
-    def request(self, fn: Callable[[HostNode, int], int], timeout: float) -> ReplyReceived:
-        msg_id, event = self._await(fn, timeout, "reply to request", reply=True)
-        return request_outcome(self.name, msg_id, event)
 
     def sleep_until(self, t_ns: int) -> None:
         kernel = self.varm.kernel
