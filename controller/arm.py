@@ -113,7 +113,7 @@ class Joint:
 
 class Runner(Protocol):
     """How an :class:`Arm` waits: :class:`armbus.controller.runner.NodeRunner` (a port and a reader thread, wall
-    clock) or :class:`armbus.controller.stream.SimRunner` (the virtual arm's kernel, simulated time)."""
+    clock) or :class:`armbus.hil.simarm.SimRunner` (the virtual arm's kernel, simulated time)."""
 
     node: HostNode
     name: str
