@@ -22,13 +22,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from armbus.bus.errors import ConfigError, UsageError
+from armbus.bus.wire import NS_PER_MS, NS_PER_S, NS_PER_US
 from armbus.hil.faults import FaultInjector
 from armbus.hil.wire import Direction
 
 __all__ = ["FaultTarget", "Fields", "ScheduledFault"]
 
 #: Nanoseconds per unit suffix accepted in fault files.
-_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_UNITS = {"ns": 1, "us": NS_PER_US, "ms": NS_PER_MS, "s": NS_PER_S}
 
 
 class FaultTarget(Protocol):

@@ -41,7 +41,7 @@ import numpy as np
 from armbus.bus.batch import LINE_ERROR, concat, decode_pieces, decode_stream
 from armbus.bus.errors import DecodeError, TraceError, UsageError, exit_code
 from armbus.bus.messages import decode_payload
-from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
+from armbus.bus.wire import NS_PER_MS, NS_PER_S, NS_PER_US, FrameFlag, FrameKind, LineErrorKind, MsgType
 from armbus.hil.trace.reader import Trace, read_trace
 
 #: The array columns of a :class:`FrameTable`, by name (the payloads are a store of their own): what a decoder
@@ -199,14 +199,14 @@ def decode_file(path: str) -> FrameTable:
 
 def parse_time(text: str) -> int:
     """``"1.5"`` (seconds), ``"250ms"``, ``"10us"``, ``"42ns"``, ``"2s"`` -> integer nanoseconds."""
-    units = (("ns", 1), ("us", 1_000), ("ms", 1_000_000), ("s", 1_000_000_000))
+    units = (("ns", 1), ("us", NS_PER_US), ("ms", NS_PER_MS), ("s", NS_PER_S))
     t = text.strip().lower()
     for suffix, scale in units:
         if t.endswith(suffix) and (suffix != "s" or not t.endswith(("ns", "us", "ms"))):
             t, mult = t[: -len(suffix)], scale
             break
     else:
-        mult = 1_000_000_000
+        mult = NS_PER_S
     try:
         return round(float(t) * mult)
     except ValueError:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from armbus.bus.wire import NS_PER_S
 from armbus.hil.trace.pcapng import (
     BT_EPB,
     BT_IDB,
@@ -141,7 +142,7 @@ def _tsresol_to_ns(raw: bytes) -> tuple[int, int]:
     """(multiplier, divisor) turning timestamp units into ns; spec 4.2 if_tsresol (default 10**-6)."""
     r = raw[0] if raw else 6
     if r & 0x80:
-        return 1_000_000_000, 1 << (r & 0x7F)
+        return NS_PER_S, 1 << (r & 0x7F)
     return (10 ** (9 - r), 1) if r <= 9 else (1, 10 ** (r - 9))
 
 
@@ -254,7 +255,7 @@ def parse_trace(buf: bytes, path: str = "<bytes>") -> Trace:
                     "its packets are skipped")
             mult, div = _tsresol_to_ns(opts.get(IF_TSRESOL, b""))
             tsoff = opts.get(IF_TSOFFSET, b"")
-            offset_ns = unpack_from(bo + "q", tsoff)[0] * 1_000_000_000 if len(tsoff) == 8 else 0
+            offset_ns = unpack_from(bo + "q", tsoff)[0] * NS_PER_S if len(tsoff) == 8 else 0
             scales[gidx] = (mult, div, offset_ns)
             section_ifaces.append(gidx)
         elif btype == BT_SPB:

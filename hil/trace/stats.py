@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from armbus.bus.errors import TraceError, UsageError, exit_code
-from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
+from armbus.bus.wire import NS_PER_S, FrameFlag, FrameKind, LineErrorKind, MsgType
 from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_time
 
 #: A packet seen again with the same (src, dst, type, msg_id) within this time is the same message (another hop
 #: or a retry). 1 s: far above a retried delivery across a long chain (milliseconds), far below the time a host
 #: takes to wrap its 16-bit msg_id counter at realistic rates (65536 requests).
-INSTANCE_WINDOW_NS = 1_000_000_000
+INSTANCE_WINDOW_NS = NS_PER_S
 #: Default silent-gap threshold: 50 ms, five periods of a 100 Hz state stream / heartbeat.
 DEFAULT_GAP_NS = 50_000_000
 #: Requests that get a reply (contracts: WRITE, READ, PING, ENUMERATE, SYNC_READ); others only get ERROR.

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from armbus.bus.codec import Packet, encode_data
 from armbus.bus.errors import ExitCode, PeerError
 from armbus.bus.messages import EStop, Message, SetGoal, Torque, Write, make_packet
-from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, Address, MsgType, StatusFlag
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, Address, MsgType, StatusFlag, wire_time_ns
 from armbus.controller import ops
 from armbus.hil.faults import LinkFaults
 from armbus.hil.simdrive import SimDrive, observe_deliveries
@@ -188,7 +188,7 @@ class EstopResult:
 def estop_floor_ns(hops: int = JOINTS, baud: int = DEFAULT_BAUD) -> int:
     """Wire-time floor of an ESTOP from the host to the last joint: per hop, its frame plus the turnaround."""
     wire = encode_data(0, 0, make_packet(EStop(0), Address.HOST, Address.BROADCAST, 1))
-    per_hop = -(-len(wire) * 10 * 1_000_000_000 // baud) + DEFAULT_WIRE_TURNAROUND_NS
+    per_hop = wire_time_ns(len(wire), baud) + DEFAULT_WIRE_TURNAROUND_NS
     return hops * per_hop
 
 
