@@ -264,15 +264,35 @@ def decode_frame(encoded: bytes) -> Frame:
     """Decode one COBS-encoded frame (no delimiter). Raises :class:`DecodeError` naming what is wrong."""
     if encoded.__class__ is not bytes:
         encoded = bytes(encoded)
+    if encoded[-1:] == b"\x00":  # COBS never produces a 0x00: a COBS error, which the classifier names
+        return _decode_slow(encoded)
+    return decode_wire(encoded)
+
+
+def decode_wire(data: bytes) -> Frame:
+    """Decode exactly one wire frame, with or without its trailing 0x00 delimiter.
+
+    A 0x00 anywhere else means more than one frame: COBS never produces it, so it is a COBS error. This is the
+    one-shot hot path: the DATA fast path is written here, once (Deframer.feed inlines the same tests).
+    """
+    if data.__class__ is not bytes:
+        data = bytes(data)
+    if data[-1:] == b"\x00":
+        data = data[:-1]
     try:
-        raw = _cobs_decode(encoded)
+        raw = _cobs_decode(data)
     except _CobsError:
         raw = b""
     m = len(raw)
-    if _MIN_DATA <= m < _END_DATA:  # DATA fast path; Deframer.feed inlines the same tests
+    if _MIN_DATA <= m < _END_DATA:
         vk, seq, flags, src, dst, typ, msg_id, ttl, length, payload = _UNPACKERS[m](raw)
         if vk == VER_DATA and length == m - _MIN_DATA and typ in _KNOWN and not _crc(raw, _CRC_INIT, _TABLE):
             return _tuple_new(Frame, (0, seq, flags, _tuple_new(Packet, (src, dst, typ, msg_id, ttl, payload))))
+    return _decode_slow(data)
+
+
+def _decode_slow(encoded: bytes) -> Frame:
+    """Everything but a valid DATA frame: the control-frame table, then the complete classifier."""
     control = CONTROL_FRAMES.get(encoded)
     if control is not None:
         return control
@@ -281,18 +301,6 @@ def decode_frame(encoded: bytes) -> Frame:
         return item
     kind = LineErrorKind(item.kind)
     raise DecodeError(kind, f"{kind.name}: {_MESSAGES[kind]} ({len(encoded)} encoded bytes)")
-
-
-def decode_wire(data: bytes) -> Frame:
-    """Decode exactly one wire frame, with or without its trailing 0x00 delimiter.
-
-    A 0x00 anywhere else means more than one frame: COBS never produces it, so it is a COBS error.
-    """
-    if data.__class__ is not bytes:
-        data = bytes(data)
-    if data[-1:] == b"\x00":
-        data = data[:-1]
-    return decode_frame(data)
 
 
 _CONTROL_WIRE: dict[int, tuple[bytes, ...]] = {

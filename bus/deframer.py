@@ -85,7 +85,7 @@ class Deframer:
         dec, cobs_error, crc, table, unpackers, known = (_cobs_decode, _CobsError, _crc_core, CRC16_TABLE,
                                                          DATA_UNPACKERS, KNOWN_TYPES)
         new, frame_cls, packet_cls, control, slow = tuple.__new__, Frame, Packet, CONTROL_FRAMES.get, classify_chunk
-        # The DATA fast path of armbus.bus.codec.decode_frame, inlined into the loop with its constants as locals.
+        # The DATA fast path of armbus.bus.codec.decode_wire, inlined into the loop with its constants as locals.
         lo, end, ver_data, crc_init = DATA_OVERHEAD, MAX_FRAME + 1, VER_DATA, CRC16_INIT
         counters = self.counters
         counters.bytes += len(data)
