@@ -168,6 +168,14 @@ _SYNC_READ = Struct(
     Terminated,
 )
 _REG_DATA = "data" / GreedyBytes * "register bytes, to the end of the payload"
+CYCLE_RECORD = Struct(
+    "address" / Int8ul * "the joint's address",
+    "status" / Int8ul * "StatusFlag bits",
+    "result" / Int8ul * "high nibble: read outcome (0 or ErrorKind); low nibble: goal outcome (0 taken, "
+                        "ErrorKind refused, 0xF no slice)",
+    "age_us" / Int16ul * "age of the sample when the joint sent the record, us (saturates at 65535)",
+    "data" / Bytes(this._.length) * "`length` bytes read from `reg`",
+)
 
 #: Payload layout of every message type. Every Struct ends with Terminated: trailing bytes are a LENGTH error.
 PAYLOADS: dict[MsgType, Construct] = {
@@ -195,6 +203,21 @@ PAYLOADS: dict[MsgType, Construct] = {
     ),
     MsgType.SYNC_READ: _SYNC_READ,
     MsgType.SYNC_READ_REPLY: _SYNC_READ,
+    MsgType.CYCLE: Struct(
+        "reg" / Int16ul * "first register each joint reads back",
+        "length" / Int8ul * "bytes each joint reads back",
+        "mode" / Int8ul * "GoalMode of every slice, or 0: no goals (a read-only cycle)",
+        "first" / Int8ul * "address of the joint the first slice is for",
+        "goals" / GreedyRange(Int32sl) * "to the end: one i32 goal per joint (urad, urad/s or mA by mode)",
+        Terminated,
+        Check(lambda c: c.mode != 0 or len(c.goals) == 0),  # a read-only cycle carries no slices
+    ),
+    MsgType.CYCLE_REPLY: Struct(
+        "reg" / Int16ul * "first register read",
+        "length" / Int8ul * "bytes per joint",
+        "records" / GreedyRange(CYCLE_RECORD) * "to the end: records of 5 + length bytes, chain end first",
+        Terminated,
+    ),
     MsgType.SET_GOAL: Struct(
         "mode" / Int8ul * "GoalMode: 1 POSITION, 2 VELOCITY, 3 CURRENT",
         "value" / Int32sl * "urad, urad/s or mA according to mode",
@@ -375,6 +398,8 @@ def catalogue_markdown() -> str:
             out.append("\nEach record (6 bytes):\n\n" + markdown_table(JOINT_RECORD))
         if t in (MsgType.SYNC_READ, MsgType.SYNC_READ_REPLY):
             out.append("\nEach record (2 + `length` bytes):\n\n" + markdown_table(SYNC_RECORD))
+        if t == MsgType.CYCLE_REPLY:
+            out.append("\nEach record (5 + `length` bytes):\n\n" + markdown_table(CYCLE_RECORD))
     out.append("\n#### Enumerations\n")
     for enum_cls in (FrameKind, FrameFlag, Address, MsgType, LineErrorKind, ErrorKind, FaultCode, UndeliverableReason,
                      StatusFlag, GoalMode):

@@ -16,73 +16,19 @@ data, sync-write slices, sync-read and enumeration records) override ``pack``/``
 from __future__ import annotations
 
 import struct
-from dataclasses import astuple, dataclass, fields
-from typing import ClassVar, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 from armbus.bus.codec import Packet
+from armbus.bus.cycle import Cycle, CycleRecord, CycleReply
 from armbus.bus.errors import DecodeError, EncodeError
-from armbus.bus.wire import DEFAULT_TTL, MAX_PAYLOAD, LineErrorKind, MsgType
+from armbus.bus.payload import Message, check_u, fit, need
+from armbus.bus.wire import DEFAULT_TTL, LineErrorKind, MsgType
 
-M = TypeVar("M", bound="Message")
-
-
-@dataclass(frozen=True)
-class Message:
-    """Base of every payload type. Subclasses set TYPE and either _FMT or pack/unpack."""
-
-    TYPE: ClassVar[MsgType]
-    _FMT: ClassVar[struct.Struct | None] = None
-
-    def pack(self) -> bytes:
-        assert self._FMT is not None
-        try:
-            return self._FMT.pack(*astuple(self))
-        except struct.error:
-            _name_bad_field(self)
-            raise  # pragma: no cover
-
-    @classmethod
-    def unpack(cls: type[M], payload: bytes) -> M:
-        assert cls._FMT is not None
-        if len(payload) != cls._FMT.size:
-            raise DecodeError(
-                LineErrorKind.LENGTH, f"{cls.TYPE.name} payload is {len(payload)} bytes, expected {cls._FMT.size}"
-            )
-        return cls(*cls._FMT.unpack(payload))
-
-
-_RANGES = {"B": (0, 0xFF), "b": (-0x80, 0x7F), "H": (0, 0xFFFF), "h": (-0x8000, 0x7FFF),
-           "I": (0, 0xFFFFFFFF), "i": (-0x80000000, 0x7FFFFFFF)}
-
-
-def _name_bad_field(msg: Message) -> None:
-    """After struct refused a message: raise EncodeError naming the first field that does not fit."""
-    assert msg._FMT is not None
-    codes = msg._FMT.format.lstrip("<")
-    for f, code in zip(fields(msg), codes, strict=False):
-        v = getattr(msg, f.name)
-        lo, hi = _RANGES[code]
-        if not isinstance(v, int):
-            raise EncodeError(f.name, f"must be an int, got {type(v).__name__}")
-        if not lo <= v <= hi:
-            raise EncodeError(f.name, f"{v} is outside {lo}..{hi}")
-
-
-def _check_u(name: str, value: int, hi: int) -> None:
-    if not isinstance(value, int) or not 0 <= value <= hi:
-        raise EncodeError(name, f"{value!r} is outside 0..{hi}")
-
-
-def _fit(name: str, payload: bytes) -> bytes:
-    if len(payload) > MAX_PAYLOAD:
-        raise EncodeError(name, f"payload would be {len(payload)} bytes; the maximum is {MAX_PAYLOAD}")
-    return payload
-
-
-def _need(cls: type[Message], payload: bytes, n: int) -> None:
-    if len(payload) < n:
-        raise DecodeError(LineErrorKind.LENGTH, f"{cls.TYPE.name} payload is {len(payload)} bytes, need >= {n}")
-
+__all__ = ["REGISTRY", "Cycle", "CycleRecord", "CycleReply", "EStop", "Enumerate", "EnumerateReply", "Error",
+           "Fault", "Heartbeat", "JointRecord", "Message", "Ping", "PingReply", "Read", "ReadReply", "Reboot",
+           "SetGoal", "State", "SyncRead", "SyncReadReply", "SyncRecord", "SyncWrite", "Torque", "Undeliverable",
+           "Write", "WriteReply", "decode_packet", "decode_payload", "make_packet"]
 
 # --------------------------------------------------------------------------------------------- fixed layouts
 @dataclass(frozen=True)
@@ -214,12 +160,12 @@ class _RegisterData(Message):
     data: bytes
 
     def pack(self) -> bytes:
-        _check_u("reg", self.reg, 0xFFFF)
-        return _fit("data", _REG.pack(self.reg) + bytes(self.data))
+        check_u("reg", self.reg, 0xFFFF)
+        return fit("data", _REG.pack(self.reg) + bytes(self.data))
 
     @classmethod
     def unpack(cls: type[RD], payload: bytes) -> RD:
-        _need(cls, payload, 2)
+        need(cls, payload, 2)
         return cls(_REG.unpack_from(payload)[0], bytes(payload[2:]))
 
 
@@ -247,17 +193,17 @@ class Enumerate(Message):
     records: tuple[JointRecord, ...] = ()
 
     def pack(self) -> bytes:
-        _check_u("count", len(self.records), 0xFF)
+        check_u("count", len(self.records), 0xFF)
         out = bytearray([len(self.records)])
         for i, r in enumerate(self.records):
-            _check_u(f"records[{i}].model", r.model, 0xFFFF)
-            _check_u(f"records[{i}].serial", r.serial, 0xFFFFFFFF)
+            check_u(f"records[{i}].model", r.model, 0xFFFF)
+            check_u(f"records[{i}].serial", r.serial, 0xFFFFFFFF)
             out += _RECORD.pack(r.model, r.serial)
-        return _fit("records", bytes(out))
+        return fit("records", bytes(out))
 
     @classmethod
     def unpack(cls, payload: bytes) -> Enumerate:
-        _need(cls, payload, 1)
+        need(cls, payload, 1)
         count = payload[0]
         if len(payload) != 1 + count * _RECORD.size:
             raise DecodeError(LineErrorKind.LENGTH, f"{cls.TYPE.name}: count {count} disagrees with payload size")
@@ -281,16 +227,16 @@ class SyncWrite(Message):
     data: bytes
 
     def pack(self) -> bytes:
-        _check_u("reg", self.reg, 0xFFFF)
-        _check_u("slice_len", self.slice_len, 0xFF)
-        _check_u("first", self.first, 0xFF)
+        check_u("reg", self.reg, 0xFFFF)
+        check_u("slice_len", self.slice_len, 0xFF)
+        check_u("first", self.first, 0xFF)
         if self.slice_len == 0 or len(self.data) % self.slice_len:
             raise EncodeError("data", f"{len(self.data)} bytes is not a whole number of {self.slice_len}-byte slices")
-        return _fit("data", _SYNC_W.pack(self.reg, self.slice_len, self.first) + bytes(self.data))
+        return fit("data", _SYNC_W.pack(self.reg, self.slice_len, self.first) + bytes(self.data))
 
     @classmethod
     def unpack(cls, payload: bytes) -> SyncWrite:
-        _need(cls, payload, _SYNC_W.size)
+        need(cls, payload, _SYNC_W.size)
         reg, slice_len, first = _SYNC_W.unpack_from(payload)
         data = bytes(payload[_SYNC_W.size:])
         if slice_len == 0 or len(data) % slice_len:
@@ -332,20 +278,20 @@ class SyncRead(Message):
     records: tuple[SyncRecord, ...] = ()
 
     def pack(self) -> bytes:
-        _check_u("reg", self.reg, 0xFFFF)
-        _check_u("length", self.length, 0xFF)
+        check_u("reg", self.reg, 0xFFFF)
+        check_u("length", self.length, 0xFF)
         out = bytearray(_REG_LEN.pack(self.reg, self.length))
         for i, r in enumerate(self.records):
             if len(r.data) != self.length:
                 raise EncodeError(f"records[{i}].data", f"{len(r.data)} bytes, expected {self.length}")
-            _check_u(f"records[{i}].address", r.address, 0xFF)
-            _check_u(f"records[{i}].status", r.status, 0xFF)
+            check_u(f"records[{i}].address", r.address, 0xFF)
+            check_u(f"records[{i}].status", r.status, 0xFF)
             out += bytes((r.address, r.status)) + r.data
-        return _fit("records", bytes(out))
+        return fit("records", bytes(out))
 
     @classmethod
     def unpack(cls: type[SR], payload: bytes) -> SR:
-        _need(cls, payload, _REG_LEN.size)
+        need(cls, payload, _REG_LEN.size)
         reg, length = _REG_LEN.unpack_from(payload)
         size = 2 + length
         body = payload[_REG_LEN.size:]
@@ -372,8 +318,8 @@ class SyncReadReply(SyncRead):
 REGISTRY: dict[int, type[Message]] = {
     cls.TYPE: cls
     for cls in (Ping, PingReply, Enumerate, EnumerateReply, Read, ReadReply, Write, WriteReply, SyncWrite,
-                SyncRead, SyncReadReply, SetGoal, Torque, EStop, Heartbeat, Reboot, State, Fault, Undeliverable,
-                Error)
+                SyncRead, SyncReadReply, SetGoal, Torque, EStop, Heartbeat, Reboot, Cycle, CycleReply, State, Fault,
+                Undeliverable, Error)
 }
 assert set(REGISTRY) == {int(t) for t in MsgType}, "every MsgType needs a payload class"
 

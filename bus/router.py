@@ -8,7 +8,9 @@ numbers: a joint's UP=0 and DOWN=1, the host's port 0 is its DOWN link.) Routing
 
 * ``dst`` is this node's address (or UNASSIGNED while this node is unassigned): deliver locally;
 * BROADCAST: deliver locally and forward DOWN, unless its type is one the node forwards itself after editing it
-  (ENUMERATE, SYNC_WRITE, SYNC_READ: :data:`SELF_FORWARDED`); a broadcast is never forwarded UP;
+  (ENUMERATE, SYNC_WRITE, SYNC_READ, CYCLE: :data:`SELF_FORWARDED`); a broadcast is never forwarded UP;
+* a type the node gathers on its way up (CYCLE_REPLY: :data:`GATHERED`) coming from DOWN: deliver locally, whatever
+  its ``dst``; the node appends its own part and sends it on up itself;
 * HOST, or an address below ours: forward UP; an address above ours: forward DOWN.
 
 Forwarding decrements ``ttl``; a packet that arrives with ``ttl == 0`` and must go on is dropped and reported.
@@ -19,12 +21,13 @@ link in that direction; the queue toward it full), it builds an UNDELIVERABLE
 locally). UNDELIVERABLE packets are never reported about (no report storms). A report this node made is sent again when
 the hop above reset while the report was in flight (it may have died with that hop's memory): reports are at-least-once,
 and the host may see one twice. A broadcast that never left the queue because the link below is down is the end of the
-chain, not a failure: not reported, unless the node knows the chain goes on below it (:attr:`Router.chain_continues`,
-set by a joint that enumeration found not to be last): then it is a loss for every joint below, and reported like any
-other, except the :data:`TURNED_AROUND` types (ENUMERATE, SYNC_READ): the node answers those itself with the records
-gathered so far, and a failed ENUMERATE is how the chain end is found. Nor is any ENUMERATE or SYNC_READ a joint sent
-itself that the next hop gave up: the joint answers it (or, after a link reset, sends the ENUMERATE again), and the
-answer tells the host more than a report would. The host's own packets are not reported either: the host gets the link's
+chain, not a failure: not reported, unless the node knows the chain goes on below it
+(:attr:`Router.chain_continues`, set by a joint that enumeration found not to be last): then it is a loss for every
+joint below, and reported like any other, except the :data:`TURNED_AROUND` types (ENUMERATE, SYNC_READ, CYCLE): the
+node answers those itself with the records gathered so far (for a CYCLE it starts the CYCLE_REPLY), and a failed
+ENUMERATE is how the chain end is found. Nor is any of those a joint sent itself that the next hop gave up: the joint
+answers it (or, after a link reset, sends the ENUMERATE again), and the answer tells the host more than a report
+would. The host's own packets are not reported either: the host gets the link's
 :class:`~armbus.bus.link.DeliveryFailed` directly.
 
 Backpressure: the router installs an ``accept`` predicate on each link: a packet that must be forwarded is
@@ -62,10 +65,12 @@ UP, DOWN = 0, 1
 #: Reports a node holds while its up queue is full: one per packet it can have in flight or queued on both links
 #: (2 x (queue_limit + 1) = 18 at the default) with room to spare; beyond it the oldest is dropped and counted.
 REPORT_BACKLOG = 32
-#: Broadcast types each joint edits before passing on (contracts: ENUMERATE, SYNC_WRITE, SYNC_READ).
-SELF_FORWARDED = frozenset({MsgType.ENUMERATE, MsgType.SYNC_WRITE, MsgType.SYNC_READ})
+#: Broadcast types each joint edits before passing on (contracts: ENUMERATE, SYNC_WRITE, SYNC_READ, CYCLE).
+SELF_FORWARDED = frozenset({MsgType.ENUMERATE, MsgType.SYNC_WRITE, MsgType.SYNC_READ, MsgType.CYCLE})
 #: Broadcasts a joint answers itself when it cannot pass them down (the reply carries the records so far).
-TURNED_AROUND = frozenset({int(MsgType.ENUMERATE), int(MsgType.SYNC_READ)})
+TURNED_AROUND = frozenset({int(MsgType.ENUMERATE), int(MsgType.SYNC_READ), int(MsgType.CYCLE)})
+#: Replies each joint takes in from below and sends on up with its own record appended (the cyclic exchange).
+GATHERED = frozenset({int(MsgType.CYCLE_REPLY)})
 #: Types that overtake queued traffic and are never refused for lack of room (see "Urgency" above).
 URGENT_TYPES = frozenset({int(MsgType.ESTOP)})
 _HOST, _BCAST, _UNASSIGNED = int(Address.HOST), int(Address.BROADCAST), int(Address.UNASSIGNED)
@@ -143,6 +148,8 @@ class Router:
     def route(self, packet: Packet, came_from: int | None) -> tuple[bool, int | None]:
         """(deliver locally?, role of the link to forward on or None)."""
         dst, me = packet.dst, self.address
+        if came_from == DOWN and packet.type in GATHERED:
+            return True, None
         if dst == _BCAST:
             fwd = came_from != DOWN and packet.type not in self.self_forwarded
             return True, DOWN if fwd else None

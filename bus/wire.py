@@ -52,6 +52,15 @@ def wire_time_ns(nbytes: int, baud: int, bits_per_byte: int = BITS_PER_BYTE) -> 
     return -(-nbytes * bits_per_byte * NS_PER_S // baud)
 
 
+def data_wire_size(payload_len: int) -> int:
+    """Bytes a DATA frame with a ``payload_len``-byte payload occupies on the wire: headers and CRC, the COBS code
+    bytes and the delimiter. Exact for frames under 254 bytes (COBS then adds one byte whatever the content),
+    an upper bound above (a zero inside a 254-byte block saves its extra code byte). What a joint uses to know
+    the wire time still ahead of a frame (docs/protocol.md, CYCLE)."""
+    raw = DATA_OVERHEAD + payload_len
+    return raw + (raw + 253) // 254 + 1
+
+
 class FrameKind(enum.IntEnum):
     """Low nibble of byte 0. DATA carries a packet; the others are 5-byte link control frames."""
 
@@ -92,6 +101,7 @@ class MsgType(enum.IntEnum):
     ESTOP = 0x09
     HEARTBEAT = 0x0A
     REBOOT = 0x0B
+    CYCLE = 0x0C  # the cyclic exchange: goals down, one record per joint back up (docs/protocol.md)
     # unsolicited, joint -> host
     STATE = 0x40
     FAULT = 0x41
@@ -103,6 +113,7 @@ class MsgType(enum.IntEnum):
     READ_REPLY = 0x83
     WRITE_REPLY = 0x84
     SYNC_READ_REPLY = 0x86
+    CYCLE_REPLY = 0x8C
 
 
 REPLY_BIT = 0x80

@@ -30,11 +30,12 @@ from armbus.hil.faults import FaultInjector, LinkFaults
 from armbus.hil.kernel import Granularity, Kernel, Node
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.wire import check_baud
-from armbus.joints.node import DEFAULT_MODEL, DOWN, UP, JointNode
+from armbus.joints.node import DEFAULT_MODEL, DOWN, FORWARD_LATENCY_NS, UP, JointNode
 
 #: Sender turnaround on every wire: a microcontroller's receive-interrupt-to-transmit latency (model choice:
-#: 10 us, well inside LinkConfig.turnaround_ns = 50 us that the link timeouts allow for both ends together).
-DEFAULT_WIRE_TURNAROUND_NS = 10_000
+#: 10 us, the joints' own FORWARD_LATENCY_NS, well inside LinkConfig.turnaround_ns = 50 us that the link timeouts
+#: allow for both ends together).
+DEFAULT_WIRE_TURNAROUND_NS = FORWARD_LATENCY_NS
 #: Most joints a chain can hold: the joint addresses 1..253 (armbus.bus.wire.Address).
 MAX_JOINTS = int(Address.LAST_JOINT)
 

@@ -37,6 +37,14 @@ physics is advanced to the e-stop instant and the bridge shorts the winding (0 V
 the next tick takes over with the braking loop. After torque enable the joint also holds where it is until the
 first goal: the old goal register never makes a joint jump.
 
+Cyclic goals (the CYCLE exchange, docs/protocol.md) do not go through the mailbox: the comm core writes them into a
+*goal slot* (:meth:`ControlCore.post_goal`: mode, value, the instant to apply it, and the cycle's msg_id as a tag),
+latest wins, as the state snapshot goes the other way. The core latches the slot's goal at exactly that instant
+(an alarm on real hardware; here an extra deadline of :meth:`next_deadline`) rather than at its next tick, so that
+joints whose frames arrived hundreds of microseconds apart take their goals together; the loop acts on it from
+the next tick. A latched cyclic goal also counts as a heartbeat. A stop clears the slot, and a goal latched while
+a stop or fault holds the joint is ignored like any other. ``latch_hooks`` observe each latch (measurement only).
+
 Limits and gains come from the persistent registers, which can only change with torque off, so the core
 reloads them on torque enable and on a RELOAD command; they never change under a moving joint.
 """
@@ -149,6 +157,12 @@ class ControlCore:
         #: the core and must not change it). Empty by default: the tick loop then only tests the list.
         self.tick_hooks: list[Callable[[int], None]] = []
         self._next_tick = now + period_ns
+        self.sampled_at = now  # instant of the latest sensor sample (the state snapshot's age starts here)
+        #: The cyclic goal slot (see "Cyclic goals"): None, or (apply_at, mode, value, tag).
+        self._slot: tuple[int, int, int, int] | None = None
+        self.goals_latched = 0
+        #: Observers called as ``hook(t, tag)`` when a cyclic goal is latched (measurement only).
+        self.latch_hooks: list[Callable[[int, int], None]] = []
         self._alpha = 1.0 - math.exp(-2.0 * math.pi * VELOCITY_FILTER_HZ * self.dt)
         self.flags = _REBOOTED
         self.torque = False
@@ -202,19 +216,45 @@ class ControlCore:
 
     # --- sans-I/O driving --------------------------------------------------------------------------------
     def next_deadline(self) -> int:
-        """Time of the next tick."""
+        """Time of the next tick, or of the cyclic goal's latch when that comes first."""
+        slot = self._slot
+        if slot is not None and slot[0] < self._next_tick:
+            return slot[0]
         return self._next_tick
 
+    def post_goal(self, mode: int, value: int, at: int, tag: int) -> None:
+        """Comm core: put a cyclic goal in the slot, to be latched at ``at`` (replaces one not yet latched)."""
+        self._slot = (at, mode, value, tag)
+
     def handle_timer(self, now: int) -> None:
-        """Run every tick due at or before ``now`` (each followed by the ``tick_hooks``)."""
+        """Run every tick due at or before ``now`` (each followed by the ``tick_hooks``), and latch a cyclic goal
+        that falls due among them at its own instant."""
         hooks = self.tick_hooks
+        slot = self._slot
+        if slot is not None and slot[0] <= now:
+            while self._next_tick <= slot[0]:  # the ticks before the latch instant run first
+                self._run_tick(hooks)
+            self._latch(slot)
         while self._next_tick <= now:
-            t = self._next_tick
-            self._next_tick += self.period_ns
-            self._tick(t)
-            if hooks:
-                for hook in hooks:
-                    hook(t)
+            self._run_tick(hooks)
+
+    def _run_tick(self, hooks: list[Callable[[int], None]]) -> None:
+        t = self._next_tick
+        self._next_tick += self.period_ns
+        self._tick(t)
+        if hooks:
+            for hook in hooks:
+                hook(t)
+
+    def _latch(self, slot: tuple[int, int, int, int]) -> None:
+        at, mode, value, tag = slot
+        self._slot = None
+        if not self.flags & BLOCKING:
+            self.mode, self.goal, self.holding = GoalMode(mode), value, False
+            self.last_heartbeat = at
+            self.goals_latched += 1
+            for hook in self.latch_hooks:
+                hook(at, tag)
 
     def estop(self, now: int) -> None:
         """Emergency stop, effective at ``now``: short-brake at once, then brake to standstill and hold."""
@@ -223,6 +263,7 @@ class ControlCore:
             self.act.set_voltage(0.0)
             self._i_applied = 0.0
         self._estop_mark = self.commands.posted
+        self._slot = None  # a cyclic goal not yet latched never follows a stop
         if not self.flags & _ESTOPPED:
             self.flags |= _ESTOPPED
             self._start_stop()
@@ -243,6 +284,7 @@ class ControlCore:
             while (cmd := box.get()) is not None:
                 self._command(cmd, t)
         pos = act.encoder_counts() / self._counts_per_rad
+        self.sampled_at = t
         raw = (pos - self.position) / self.dt
         self.velocity += self._alpha * (raw - self.velocity)
         self.position = pos
@@ -325,6 +367,7 @@ class ControlCore:
 
     def _start_stop(self) -> None:
         self.braking, self.holding = True, True
+        self._slot = None
 
     def _safety(self, t: int) -> None:
         dt, flags, active = self.dt, self.flags, self._active_bits

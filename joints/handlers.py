@@ -16,7 +16,8 @@ then mailbox room) and changes nothing on error.
 Broadcast handling per type: the router forwards PING, READ, WRITE, SET_GOAL, TORQUE, HEARTBEAT and REBOOT
 unchanged (PING to BROADCAST: every joint answers; READ: nobody does). The handlers forward the rest
 (:meth:`JointNode.pass_down`): ESTOP after stopping the motor; SYNC_WRITE with the slices after its own;
-SYNC_READ and ENUMERATE with this joint's record appended. The chain end turns SYNC_READ and ENUMERATE into the
+SYNC_READ and ENUMERATE with this joint's record appended; CYCLE with its own slice taken (joints/cyclic.py, which
+also appends this joint's record to a CYCLE_REPLY on its way up). The chain end turns SYNC_READ and ENUMERATE into the
 reply: when no neighbour has answered on its DOWN link since boot (after a few probes, see
 :meth:`JointNode.hold_enumerate`), when its DOWN link is known dead, when it learnt at enumeration that it is
 last, or when the forward fails (:func:`delivery_failed`; an ENUMERATE failed by a link reset goes down again
@@ -55,6 +56,7 @@ from armbus.bus.messages import (
 from armbus.bus.router import DOWN, UP
 from armbus.bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
 from armbus.joints.control import BLOCKING, Command, CommandKind
+from armbus.joints.cyclic import on_cycle, on_cycle_reply, start_reply
 from armbus.joints.registers import BY_NAME, PERSISTENT_END
 
 if TYPE_CHECKING:
@@ -286,6 +288,8 @@ HANDLERS: dict[int, Handler] = {
     MsgType.ESTOP: on_estop,
     MsgType.HEARTBEAT: on_heartbeat,
     MsgType.REBOOT: on_reboot,
+    MsgType.CYCLE: on_cycle,
+    MsgType.CYCLE_REPLY: on_cycle_reply,
 }
 
 
@@ -315,3 +319,5 @@ def delivery_failed(node: JointNode, role: int, packet: Packet, reason: Undelive
             node.hold_enumerate(packet, now)
     elif packet.type in (MsgType.ENUMERATE, MsgType.SYNC_READ):
         turn_around(node, packet, now)
+    elif packet.type == MsgType.CYCLE:
+        start_reply(node, packet, now)

@@ -75,6 +75,7 @@ from armbus.bus.router import SELF_FORWARDED, TURNED_AROUND, Delivered, LinkNoti
 from armbus.bus.wire import Address, FaultCode, MsgType, StatusFlag, UndeliverableReason
 from armbus.joints.actuator import Actuator, ActuatorParams
 from armbus.joints.control import DEFAULT_PERIOD_NS, ControlCore
+from armbus.joints.cyclic import new_results
 from armbus.joints.handlers import DOWN, UP, delivery_failed, dispatch, turn_around
 from armbus.joints.registers import BY_NAME, RegisterFile
 
@@ -98,6 +99,7 @@ HANDLER_FORWARDED_TYPES = frozenset(int(t) for t in HANDLER_FORWARDED)
 _TORQUE_ENABLE, _ESTOP = BY_NAME["torque_enable"].address, BY_NAME["estop"].address
 _ESTOPPED = int(StatusFlag.ESTOPPED)
 _ESTOP_TYPE = int(MsgType.ESTOP)
+_CYCLE_REPLY = int(MsgType.CYCLE_REPLY)
 #: Default model number of the simulated joint (0x0A01: "armbus joint, revision 1"; any u16 will do).
 DEFAULT_MODEL = 0x0A01
 #: Firmware version reported by PING and the registers.
@@ -107,6 +109,11 @@ DEFAULT_BOOT_NS = 20_000_000
 #: Command-mailbox slots a local request may need at most (a WRITE over the whole volatile area: torque,
 #: goal, watchdog, clear, e-stop release, reload); below this much free space the frame is not acked.
 COMMAND_SLOTS_PER_REQUEST = 6
+#: Receive-to-transmit latency of the comm core when it forwards a frame (the UART interrupt, the handler and
+#: the transmitter's start): what each hop adds to a CYCLE on its way down, which the goal latch instant allows
+#: for (joints/cyclic.py). Model choice: 10 us, what a microcontroller answering from its receive interrupt
+#: takes; the simulator's wires use the same figure as every sender's turnaround.
+FORWARD_LATENCY_NS = 10_000
 #: Serial-number order of 16-bit msg_ids (RFC 1982): b is after a when 0 < (b - a) mod 2^16 < 2^15.
 _HALF_IDS = 0x8000
 
@@ -125,6 +132,10 @@ class NodeCounters:
     stale_refused: int = 0  # releases / REBOOTs older than the last ESTOP (it overtook them): answered BUSY
     rx_while_booting: int = 0  # bytes lost during a reboot
     reboots: int = 0
+    cycle_goals: int = 0  # CYCLE goals taken into the goal slot
+    cycle_refused: int = 0  # CYCLE goals refused (the record's result says why)
+    cycle_replies: int = 0  # CYCLE_REPLYs started here (chain end, or the CYCLE could go no further)
+    cycle_overflow: int = 0  # CYCLE_REPLYs passed on without our record: it no longer fitted one frame
 
 
 class JointNode:
@@ -139,6 +150,7 @@ class JointNode:
         self.period_ns = period_ns
         self.link_config = link_config or LinkConfig()
         self.boot_ns = boot_ns
+        self.forward_latency_ns = FORWARD_LATENCY_NS
         self.actuator = Actuator(params, seed=seed, now=now)
         self.registers = RegisterFile(model, serial, FIRMWARE_VERSION)
         self.counters = NodeCounters()
@@ -164,6 +176,7 @@ class JointNode:
         self.down_answered = False  # a neighbour completed a RESET handshake on DOWN since boot
         self._held_enumerate: Packet | None = None  # waiting for DOWN to be answered or to give up
         self._msg_id = 0
+        self.cycle_results = new_results()  # goal outcome by CYCLE msg_id, for the record on the way up
         self._telemetry_at: int | None = None
         self.estop_msg_id: int | None = None  # msg_id of the last ESTOP taken, until a newer release
         self._estop_until = 0  # forget estop_msg_id after this time (ESTOP_MEMORY_NS)
@@ -204,6 +217,10 @@ class JointNode:
         self._is_last = last
         self.router.chain_continues = last is False  # a broadcast lost below is then reported (bus/router.py)
         self.router.self_forwarded = _NOTHING_DOWN if last else HANDLER_FORWARDED_TYPES
+
+    def port_baud(self, port: int) -> int:
+        """The line rate of port UP or DOWN."""
+        return self.links[port].config.baud
 
     @property
     def address(self) -> int:
@@ -396,6 +413,8 @@ class JointNode:
         An ESTOP needs none (a direct call into the control core) and is never refused."""
         if packet.type == _ESTOP_TYPE:
             return True
+        if packet.type == _CYCLE_REPLY:  # goes on up with our record: needs room there only
+            return self.links[UP].queue_space >= 1
         box = self.control.commands
         if box.capacity - len(box) < COMMAND_SLOTS_PER_REQUEST or self.links[UP].queue_space < 1:
             return False

@@ -50,7 +50,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("wire", "constants, CRC, the exception tree", ("armbus.bus.errors", "armbus.bus.wire", "armbus.bus.crc")),
     Layer("frame", "frame codec, stream deframer, construct layout, message payloads",
           ("armbus.bus.codec", "armbus.bus.deframer", "armbus.bus.layout", "armbus.bus.batch",
-           "armbus.bus.messages")),
+           "armbus.bus.messages", "armbus.bus.payload", "armbus.bus.cycle")),
     Layer("hop link", "reliable delivery over one wire",
           ("armbus.bus.linkconfig", "armbus.bus.linkevents", "armbus.bus.linktable", "armbus.bus.link")),
     Layer("routing", "address-based forwarding; the bus package's exports", ("armbus.bus.router", "armbus.bus")),

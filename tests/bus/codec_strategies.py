@@ -57,6 +57,23 @@ def _sync_read(cls: type[m.SyncRead]) -> st.SearchStrategy[m.Message]:
     return build()
 
 
+@st.composite
+def _cycle(draw: st.DrawFn) -> m.Message:
+    mode = draw(u8)
+    n = 0 if mode == 0 else draw(st.integers(0, (MAX_PAYLOAD - 5) // 4))
+    return m.Cycle(draw(u16), draw(u8), mode, draw(u8), tuple(draw(i32) for _ in range(n)))
+
+
+@st.composite
+def _cycle_reply(draw: st.DrawFn) -> m.Message:
+    length = draw(st.integers(0, 16))
+    n = draw(st.integers(0, (MAX_PAYLOAD - 3) // (5 + length)))
+    recs = tuple(m.CycleRecord(draw(u8), draw(u8), draw(u8), draw(u16), draw(st.binary(min_size=length,
+                                                                                         max_size=length)))
+                 for _ in range(n))
+    return m.CycleReply(draw(u16), length, recs)
+
+
 def message_strategy(msg_type: MsgType) -> st.SearchStrategy[m.Message]:
     """Random valid messages of one type, covering each field's full range."""
     cls = m.REGISTRY[msg_type]
@@ -68,6 +85,10 @@ def message_strategy(msg_type: MsgType) -> st.SearchStrategy[m.Message]:
         return _sync_write()
     if issubclass(cls, m.SyncRead):
         return _sync_read(cls)
+    if cls is m.Cycle:
+        return _cycle()
+    if cls is m.CycleReply:
+        return _cycle_reply()
     return _fixed(cls)
 
 

@@ -54,6 +54,10 @@ MIX: list[tuple[int, int, Maker]] = [
     (10, 0, lambda r: m.SetGoal(int(GoalMode.POSITION), r.randrange(-3_000_000, 3_000_000))),
     (5, 6, lambda r: m.SyncReadReply(0x40, 4, tuple(m.SyncRecord(a, 1, r.randbytes(4)) for a in range(1, 7)))),
     (5, 0, lambda r: m.SyncWrite(0x30, 4, 1, r.randbytes(24))),
+    (5, 0, lambda r: m.Cycle(0x38, 10, int(GoalMode.POSITION), 1,
+                             tuple(r.randrange(-3_000_000, 3_000_000) for _ in range(6)))),
+    (5, 1, lambda r: m.CycleReply(0x38, 10, tuple(m.CycleRecord(a, 1, 0, r.randrange(1000), r.randbytes(10))
+                                                  for a in range(6, 0, -1)))),
     (5, 1, lambda r: m.ReadReply(0x10, r.randbytes(4))),
     (3, 0, lambda r: m.Heartbeat(r.randrange(1 << 32))),
     (3, 1, lambda r: m.WriteReply(0x20, 2)),

@@ -27,6 +27,7 @@ from typing import Any
 
 from cobs import cobs
 
+from armbus.bus import cycle as cyc
 from armbus.bus import messages as m
 from armbus.bus.codec import Frame, Packet, encode_control, encode_data
 from armbus.bus.crc import crc16
@@ -166,6 +167,35 @@ def _valid_vectors() -> list[dict[str, Any]]:
         v("all_zero_fields", "READ_REPLY full of zeros (seq, ids, ttl, data): COBS removes them all", 0, 0,
           m.ReadReply(0, bytes(8)),
           HOST, HOST, 0, 0),
+        *_cycle_vectors(),
+    ]
+
+
+def _cycle_vectors() -> list[dict[str, Any]]:
+    """The cyclic exchange: a CYCLE on its way down (shrinking) and its CYCLE_REPLY on its way up (growing)."""
+    v = _valid
+    motion = (0x0038, 10)  # present_position .. present_current: i32, i32, i16
+    goals = (100_000, -200_000, 300_000, 0, 1_570_796, -1)
+    on = int(StatusFlag.TORQUE_ON)
+    rec6 = m.CycleRecord(6, on, 0, 412, bytes.fromhex("a086010000000000f401"))
+    rec5 = m.CycleRecord(5, on | int(StatusFlag.MOVING), 0, 388, bytes.fromhex("00000000401f0000e803"))
+    stopped = m.CycleRecord(4, int(StatusFlag.ESTOPPED), cyc.result_byte(cyc.READ_OK, int(ErrorKind.BUSY)), 957,
+                            bytes.fromhex("e0930400000000000000"))
+    return [
+        v("cycle_request", "CYCLE as the host sends it: position goals for joints 1..6, read back 10 bytes at 0x0038",
+          15, 0, m.Cycle(*motion, int(GoalMode.POSITION), 1, goals), HOST, BCAST, 12),
+        v("cycle_forwarded", "CYCLE as joint 1 forwards it: its slice taken, first=2, five slices left", 3, 0,
+          m.Cycle(*motion, int(GoalMode.POSITION), 2, goals[1:]), J1, BCAST, 12, ttl=31),
+        v("cycle_slices_spent", "CYCLE past the last commanded joint: the header alone travels to the chain end", 4,
+          0, m.Cycle(*motion, int(GoalMode.POSITION), 7, ()), 6, BCAST, 12, ttl=26),
+        v("cycle_read_only", "CYCLE with mode 0: no goals, every joint reads back 15 bytes at 0x0038", 16, 0,
+          m.Cycle(0x0038, 15), HOST, BCAST, 13),
+        v("cycle_reply_chain_end", "CYCLE_REPLY as joint 6 starts it: its own record, sample 412 us old", 0, 0,
+          m.CycleReply(*motion, (rec6,)), 6, HOST, 12),
+        v("cycle_reply_grown", "CYCLE_REPLY as joint 5 forwards it: records of joints 6 and 5, chain end first", 1, 0,
+          m.CycleReply(*motion, (rec6, rec5)), 5, HOST, 12, ttl=31),
+        v("cycle_reply_goal_refused", "CYCLE_REPLY from an e-stopped joint 4: goal refused BUSY (result 0x07)", 2, 0,
+          m.CycleReply(*motion, (rec6, rec5, stopped)), 4, HOST, 12, ttl=30),
     ]
 
 
@@ -246,6 +276,16 @@ def _payload_vectors() -> list[dict[str, Any]]:
           b"\x30\x00\x02\x01" + bytes(5)),
         p("payload_sync_write_zero_slice", "SYNC_WRITE with slice_len 0", MsgType.SYNC_WRITE, b"\x30\x00\x00\x01"),
         p("payload_read_reply_short", "READ_REPLY with 1 byte (register needs 2)", MsgType.READ_REPLY, b"\x10"),
+        p("payload_cycle_short", "CYCLE with a 4-byte payload (the header needs 5)", MsgType.CYCLE,
+          b"\x38\x00\x0a\x01"),
+        p("payload_cycle_partial_goal", "CYCLE whose second goal is 3 bytes", MsgType.CYCLE,
+          b"\x38\x00\x0a\x01\x01" + bytes(4) + b"\x01\x02\x03"),
+        p("payload_cycle_goals_without_mode", "CYCLE with mode 0 (no goals) that carries a goal", MsgType.CYCLE,
+          b"\x38\x00\x0a\x00\x01" + bytes(4)),
+        p("payload_cycle_reply_partial", "CYCLE_REPLY whose second record is cut short", MsgType.CYCLE_REPLY,
+          b"\x38\x00\x02" + b"\x06\x01\x00\x10\x00\xaa\xbb" + b"\x05\x01\x00\x10"),
+        p("payload_cycle_reply_header", "CYCLE_REPLY with 2 bytes (the header needs 3)", MsgType.CYCLE_REPLY,
+          b"\x38\x00"),
     ]
 
 

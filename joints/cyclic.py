@@ -1,0 +1,163 @@
+"""The joint's part in the cyclic exchange: take a goal slice going down, append a record going up.
+
+Theory of operation
+-------------------
+A CYCLE (bus/cycle.py, docs/protocol.md) comes down from UP. :func:`on_cycle`:
+
+1. forwards the rest first (:meth:`JointNode.pass_down`: the slices of the joints below, re-originated from this
+   joint with ttl - 1), so that the frame loses no time here;
+2. takes this joint's slice, if it has one: checked like a SET_GOAL (a mode and range the goal registers accept;
+   not while a stop or fault holds the joint), then written into the control core's goal slot
+   (:meth:`ControlCore.post_goal`) to be latched ``lead`` ns from now. ``lead`` (:func:`lead_ns`) is the time the
+   frame still needs to reach the last joint with a slice: the wire time of each shrinking frame still ahead, at
+   this joint's DOWN rate, plus one forwarding latency per hop. Every joint latches at the instant the last one
+   receives its frame, so all apply together although joint 1 received the frame milliseconds before joint 6.
+   A joint that could not forward (the chain end, or the link below is down) latches at once;
+3. remembers the goal's outcome under the cycle's msg_id (a ring of :data:`RESULTS_KEPT` entries: the record
+   built on the way up reports it);
+4. at the chain end (nothing forwarded), starts the CYCLE_REPLY with its own record (:func:`start_reply`).
+
+A CYCLE_REPLY comes up from DOWN (the router hands it to the joint: ``GATHERED``). :func:`on_cycle_reply` appends
+this joint's record and sends it on up, re-originated from this joint with ttl - 1. A record is sampled when it is
+appended: status flags and registers as of the control core's latest tick, and ``age_us``, the time since that
+tick's sensor sample. If the forward of a CYCLE fails later (retries exhausted, the link reset), the joint starts
+the reply itself (:func:`start_reply`, from ``delivery_failed``): the host gets the records gathered so far
+and sees the missing joints. A reply that would no longer fit one frame goes on without this joint's record.
+
+Nothing here answers with ERROR: at 1 kHz a refused goal must not become a storm of reports. The record's
+``result`` byte carries the outcome of this cycle's goal and read, next to the status flags that say why.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from armbus.bus.codec import Packet
+from armbus.bus.cycle import (
+    AGE_MAX_US,
+    CYCLE_HEADER,
+    GOAL,
+    GOAL_NONE,
+    GOAL_TAKEN,
+    NO_GOALS,
+    READ_OK,
+    Cycle,
+    CycleRecord,
+    CycleReply,
+    result_byte,
+)
+from armbus.bus.errors import EncodeError
+from armbus.bus.messages import Message, decode_packet
+from armbus.bus.router import DOWN, UP
+from armbus.bus.wire import (
+    DEFAULT_TTL,
+    NS_PER_US,
+    Address,
+    ErrorKind,
+    GoalMode,
+    UndeliverableReason,
+    data_wire_size,
+    wire_time_ns,
+)
+from armbus.joints.control import BLOCKING
+from armbus.joints.registers import BY_NAME
+
+if TYPE_CHECKING:
+    from armbus.joints.node import JointNode
+
+#: Goal outcomes remembered for the way back up: one per cycle in flight through this joint. 16 covers the
+#: host's in-flight bound with room to spare; an older cycle's record says GOAL_NONE.
+RESULTS_KEPT = 16
+_GOAL_RANGE = {int(m): (BY_NAME[n].minimum, BY_NAME[n].maximum) for m, n in (
+    (GoalMode.POSITION, "goal_position"), (GoalMode.VELOCITY, "goal_velocity"), (GoalMode.CURRENT, "goal_current"))}
+_UNASSIGNED = int(Address.UNASSIGNED)
+
+
+def lead_ns(slices_below: int, baud: int, forward_latency_ns: int) -> int:
+    """Time from now until the last of ``slices_below`` joints below has received its frame: each hop sends the
+    frame with one slice fewer (k slices, then k - 1, ... down to 1) after its forwarding latency."""
+    return sum(wire_time_ns(data_wire_size(CYCLE_HEADER.size + GOAL.size * k), baud) + forward_latency_ns
+               for k in range(1, slices_below + 1))
+
+
+def check_goal(node: JointNode, mode: int, value: int) -> int:
+    """GOAL_TAKEN, or the ErrorKind that refuses this goal now."""
+    limits = _GOAL_RANGE.get(mode)
+    if limits is None or not limits[0] <= value <= limits[1]:
+        return int(ErrorKind.LIMIT)
+    if node.control.flags & BLOCKING:
+        return int(ErrorKind.BUSY)
+    return GOAL_TAKEN
+
+
+def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
+    assert isinstance(msg, Cycle)
+    if port != UP:
+        return
+    addr = node.address
+    rest = msg if addr == _UNASSIGNED else msg.rest_after(addr)
+    forwarded = node.pass_down(packet._replace(payload=rest.pack()), now)
+    goal = None if msg.mode == NO_GOALS or addr == _UNASSIGNED else msg.slice_for(addr)
+    outcome = GOAL_NONE
+    if goal is not None:
+        outcome = check_goal(node, msg.mode, goal)
+        if outcome == GOAL_TAKEN:
+            lead = lead_ns(len(rest.goals), node.port_baud(DOWN), node.forward_latency_ns) if forwarded else 0
+            node.control.post_goal(msg.mode, goal, now + lead, packet.msg_id)
+            node.counters.cycle_goals += 1
+        else:
+            node.counters.cycle_refused += 1
+    results = node.cycle_results
+    results[packet.msg_id] = outcome
+    while len(results) > RESULTS_KEPT:
+        results.popitem(last=False)
+    if not forwarded:
+        start_reply(node, packet, now)
+
+
+def record(node: JointNode, reg: int, length: int, msg_id: int, now: int) -> CycleRecord:
+    """This joint's record for cycle ``msg_id``, sampled now."""
+    err, data = node.registers.read(reg, length)
+    read = READ_OK
+    if err is not None:
+        read, data = int(err), bytes(length)
+    goal = node.cycle_results.get(msg_id, GOAL_NONE)
+    age = min(AGE_MAX_US, max(0, now - node.control.sampled_at) // NS_PER_US)
+    return CycleRecord(node.address & 0xFF, node.control.state.status, result_byte(read, goal), age, data)
+
+
+def start_reply(node: JointNode, packet: Packet, now: int) -> None:
+    """Start the CYCLE_REPLY for ``packet`` (a CYCLE) with this joint's record: at the chain end, or where the
+    CYCLE could go no further."""
+    msg = decode_packet(packet)
+    assert isinstance(msg, Cycle)
+    reply = CycleReply(msg.reg, msg.length, (record(node, msg.reg, msg.length, packet.msg_id, now),))
+    try:
+        payload = reply.pack()
+    except EncodeError:  # one record longer than a frame: nothing can be said but that it failed
+        node.router.report(packet, DOWN, UndeliverableReason.NO_ROUTE, now)
+        return
+    node.counters.cycle_replies += 1
+    node.send(Packet(node.address & 0xFF, int(Address.HOST), int(reply.TYPE), packet.msg_id, DEFAULT_TTL, payload),
+              now)
+
+
+def on_cycle_reply(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
+    assert isinstance(msg, CycleReply)
+    if port != DOWN:
+        return
+    if packet.ttl == 0:
+        node.router.report(packet, UP, UndeliverableReason.TTL, now)
+        return
+    try:
+        payload = msg.with_record(record(node, msg.reg, msg.length, packet.msg_id, now)).pack()
+    except EncodeError:  # full: the host sees this joint's record missing
+        node.counters.cycle_overflow += 1
+        payload = packet.payload
+    node.send(packet._replace(src=node.address & 0xFF, ttl=packet.ttl - 1, payload=payload), now)
+
+
+def new_results() -> OrderedDict[int, int]:
+    """The ring of goal outcomes by msg_id (see :data:`RESULTS_KEPT`)."""
+    return OrderedDict()
