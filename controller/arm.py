@@ -29,14 +29,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
+from armbus.bus.errors import PeerError
 from armbus.bus.link import LinkConfig
-from armbus.bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
+from armbus.bus.messages import CycleReply, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
 from armbus.controller import ops
 from armbus.controller.armmodel import ArmModel
 from armbus.controller.backends import resolve_port
 from armbus.controller.config import ArmConfig, JointConfig, load_config
-from armbus.controller.events import HostEvent, JointState, ReplyReceived
+from armbus.controller.cyclic import CycleCore, CycleState, CycleView, CyclicLoop
+from armbus.controller.events import CycleReplied, HostEvent, JointState, ReplyReceived
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.runner import POLL_S, NodeRunner
 
@@ -317,6 +319,26 @@ class Arm:
     def reboot(self, name: str) -> None:
         self.send(Reboot(), self.model.joint(name).address)
         self.model.forget(name)
+
+    # ------------------------------------------------------------------ cyclic exchange
+    def exchange(self, goals: Mapping[str, float] | None = None, *, read: str = "motion",
+                 mode: GoalMode = GoalMode.POSITION, timeout: float | None = None) -> dict[str, CycleState]:
+        """One blocking cycle of the cyclic exchange: send ``goals`` (by name, SI units; None: read only) and
+        return every joint's record, by name, with its sample instant on the host's clock."""
+        core = CycleCore(self.model, lambda view: goals, 1.0, read=read, mode=mode)
+        reply = self.request(core.message(goals), Address.BROADCAST, timeout)
+        if not isinstance(reply.message, CycleReply):
+            raise PeerError(f"unexpected reply to a CYCLE: {reply.message!r}")
+        message = reply.message
+        samples = self.runner.call(lambda node, now: node.cycles.samples(message, reply.time))
+        core.on_event(CycleReplied(reply.time, reply.msg_id, reply.time, samples))
+        return dict(core.latest)
+
+    def cyclic(self, callback: Callable[[CycleView], Mapping[str, float] | None], rate_hz: float,
+               **options: Any) -> CyclicLoop:
+        """A pipelined cyclic loop at ``rate_hz`` calling ``callback`` at every deadline (see
+        :mod:`armbus.controller.cyclic`); ``.run(seconds)`` runs it and returns a :class:`CyclicReport`."""
+        return CyclicLoop(self, callback, rate_hz, **options)
 
     # ------------------------------------------------------------------ trajectories
     def run_trajectory(self, plan: Plan, rate_hz: float | None = None, *, closed_loop: bool = False,

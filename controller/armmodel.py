@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from armbus.bus.errors import UsageError
-from armbus.bus.messages import Message, SyncWrite
+from armbus.bus.messages import Cycle, Message, SyncWrite
 from armbus.bus.wire import GoalMode
 from armbus.controller import ops
 from armbus.controller.config import ArmConfig, JointConfig
@@ -103,6 +103,22 @@ class ArmModel:
         sent = {name: self.limit(self.joint(name), p) for name, p in positions.items()}
         raw = {self.joints[n].address: self.joints[n].to_raw(p) for n, p in sent.items()}
         return ops.sync_write_goals(raw), sent
+
+    def cycle_goals(self, goals: Mapping[str, float], mode: GoalMode, reg: int, length: int) -> Cycle:
+        """One CYCLE for goals by name in SI (rad, rad/s or A; positions calibrated and clamped like
+        :meth:`sync_goals`, velocities and currents to the joint's limits), reading ``length`` bytes at ``reg``."""
+        raw: dict[int, float] = {}
+        for name, value in goals.items():
+            j = self.joint(name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UsageError(f"goal for {name} must be a finite number, got {value!r}")
+            if mode is GoalMode.POSITION:
+                raw[j.address] = j.to_raw(self.limit(j, value))
+            elif mode is GoalMode.VELOCITY:
+                raw[j.address] = max(-j.max_velocity, min(j.max_velocity, value))
+            else:
+                raw[j.address] = max(-j.max_current, min(j.max_current, value))
+        return ops.cycle_goals(mode, raw, reg, length)
 
     # ------------------------------------------------------------------ states
     def calibrated(self, state: JointState) -> JointState:

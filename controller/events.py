@@ -192,3 +192,34 @@ def request_outcome(port: str, msg_id: int, event: HostEvent) -> ReplyReceived:
     if isinstance(event, RequestTimedOut):
         raise ArmTimeoutError(f"{port}: no reply to request {msg_id} from joint {event.dst} in time")
     raise PeerError(f"{port}: request {msg_id}: {event}")
+
+
+@dataclass(frozen=True)
+class CycleSample:
+    """One joint's record of a cyclic exchange, with the instant its sample was taken on the host's clock."""
+
+    address: int
+    status: StatusFlag
+    result: int  # the record's result byte: read outcome << 4 | goal outcome (armbus.bus.cycle)
+    data: bytes  # the registers read, wire units
+    sampled_at: int  # ns, host clock: reply arrival - (the record's age + its transit up the chain)
+
+
+@dataclass(frozen=True)
+class CycleReplied(HostEvent):
+    """The reply to cycle ``msg_id`` (sent at ``sent_at``) arrived; ``late`` when it came after the cycle was
+    given up (missed). ``samples`` in address order; a joint missing from them did not answer this cycle."""
+
+    msg_id: int
+    sent_at: int
+    samples: tuple[CycleSample, ...]
+    late: bool = False
+
+
+@dataclass(frozen=True)
+class CycleMissed(HostEvent):
+    """Cycle ``msg_id`` got no reply in time, or never left: ``reason`` says which."""
+
+    msg_id: int
+    sent_at: int
+    reason: str

@@ -32,6 +32,14 @@ link-down -> :class:`LinkEvent`; an ERROR answering a command sent with :meth:`H
 :class:`CommandRefused`; anything else nobody waits for -> :class:`StrayMessage`. A packet whose payload does
 not decode is line noise at the message layer: counted, reported, never raised.
 
+Cycles: :meth:`HostNode.cycle` sends one CYCLE of the cyclic exchange and follows it in a
+:class:`~armbus.controller.cycles.CycleTracker` (bounded in flight, replies matched by msg_id, every state put on the
+host's clock): exactly one ``CycleReplied`` or ``CycleMissed`` (:mod:`armbus.controller.events`) per cycle, and a
+late reply after a miss is a ``CycleReplied`` with ``late``; the first joint's ack is not reported. A cycle still
+waiting in the host's queues when the next is sent is taken back (its goals are stale) and reported missed; an
+e-stop takes back every cycle with goals not yet sent, like goal SYNC_WRITEs. A CYCLE sent with :meth:`request`
+instead is an ordinary request (one blocking exchange).
+
 Heartbeats: with :meth:`set_heartbeat` the node broadcasts HEARTBEAT(host_time_ms) every period on an absolute
 schedule (a late timer skips missed beats rather than bursting them), to feed the joints' watchdogs. Their acks
 are internal and not reported.
@@ -46,6 +54,8 @@ from armbus.bus import link as hoplink
 from armbus.bus.codec import Packet
 from armbus.bus.errors import DecodeError, PeerError, UndeliverableError, UsageError
 from armbus.bus.messages import (
+    Cycle,
+    CycleReply,
     Error,
     EStop,
     Fault,
@@ -59,6 +69,7 @@ from armbus.bus.messages import (
 from armbus.bus.router import URGENT_TYPES
 from armbus.bus.wire import DEFAULT_TTL, NS_PER_MS, Address, MsgType, UndeliverableReason
 from armbus.controller.correlator import Correlator
+from armbus.controller.cycles import CycleTiming, CycleTracker
 from armbus.controller.events import (
     CommandRefused,
     FaultReported,
@@ -79,6 +90,7 @@ BACKLOG_LIMIT = 64
 DEFAULT_REPLY_TIMEOUT_NS = 100 * NS_PER_MS
 _MSG_ID_TYPES = {MsgType.STATE, MsgType.FAULT, MsgType.UNDELIVERABLE}
 _SYNC_WRITE = int(MsgType.SYNC_WRITE)
+_CYCLE, _CYCLE_REPLY = int(MsgType.CYCLE), int(MsgType.CYCLE_REPLY)
 #: Requests with no side effect at the joints: safe to send again when a link reset may have lost them.
 _RESENDABLE = frozenset({int(MsgType.PING), int(MsgType.READ), int(MsgType.SYNC_READ)})
 #: Register bytes a goal SYNC_WRITE may cover: goal_position, goal_velocity, goal_current (the joints' map).
@@ -134,6 +146,8 @@ class HostNode:
         self._internal: set[int] = set()  # msg ids whose ack is not reported (heartbeats)
         self._heartbeat_period: int | None = None
         self._next_heartbeat: int | None = None
+        baud = self.config.link.baud
+        self.cycles = CycleTracker(CycleTiming(baud, baud))
         if self.config.heartbeat_period_ns is not None:
             self.set_heartbeat(self.config.heartbeat_period_ns, now)
 
@@ -162,6 +176,27 @@ class HostNode:
         self._queue(make_packet(message, Address.HOST, dst, msg_id, DEFAULT_TTL), now)
         self.counters.sent += 1
         self.counters.requests += 1
+        return msg_id
+
+    def cycle(self, message: Cycle, now: int, timeout_ns: int) -> int:
+        """Send one CYCLE of the cyclic exchange, followed by the tracker (see "Cycles"); returns its msg_id.
+        A cycle still queued here is taken back first."""
+        if timeout_ns <= 0:
+            raise UsageError(f"cycle timeout must be positive, got {timeout_ns} ns")
+        waiting = self.link.withdraw(_is_cycle) + [p for p in self._backlog if _is_cycle(p)]
+        if waiting:
+            self._backlog = deque(p for p in self._backlog if not _is_cycle(p))
+            for p in waiting:
+                self._internal.discard(p.msg_id)
+                ev = self.cycles.withdrawn(p.msg_id, now, "superseded: still queued when the next cycle was sent",
+                                           superseded=True)
+                if ev is not None:
+                    self._events.append(ev)
+        msg_id = self._correlator.allocate()
+        self._internal.add(msg_id)  # its ack is not reported: the reply or the miss is the cycle's outcome
+        self._events.extend(self.cycles.sent(msg_id, now, timeout_ns))
+        self._queue(make_packet(message, Address.HOST, Address.BROADCAST, msg_id, DEFAULT_TTL), now)
+        self.counters.sent += 1
         return msg_id
 
     def set_heartbeat(self, period_ns: int | None, now: int) -> None:
@@ -212,7 +247,7 @@ class HostNode:
 
     def next_deadline(self) -> int | None:
         deadlines = [d for d in (self.link.next_deadline(), self._correlator.next_deadline(),
-                                 self._next_heartbeat) if d is not None]
+                                 self._next_heartbeat, self.cycles.next_deadline()) if d is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: int) -> None:
@@ -222,6 +257,7 @@ class HostNode:
         expired = self._correlator.expire(now)
         self.counters.timeouts += len(expired)
         self._events.extend(expired)
+        self._events.extend(self.cycles.expire(now))
         self._pump(now)
 
     # ------------------------------------------------------------------ internals
@@ -259,7 +295,7 @@ class HostNode:
             self._urgent_backlog.append(packet)
 
     def _drop_stale_goals(self, now: int) -> None:
-        """Take back goal SYNC_WRITEs not yet sent (link queue first: they are older), report each."""
+        """Take back goal SYNC_WRITEs and CYCLEs not yet sent (link queue first: they are older), report each."""
         stale = self.link.withdraw(_is_goal)
         if any(_is_goal(p) for p in self._backlog):
             stale += [p for p in self._backlog if _is_goal(p)]
@@ -284,6 +320,10 @@ class HostNode:
     def _send_failed(self, packet: Packet, reason: str, now: int) -> None:
         if packet.msg_id in self._internal:
             self._internal.discard(packet.msg_id)
+            if packet.type == _CYCLE:  # a pipelined cycle's outcome is its CycleMissed
+                missed = self.cycles.withdrawn(packet.msg_id, now, reason, superseded=reason == STALE_GOAL_REASON)
+                if missed is not None:
+                    self._events.append(missed)
             return
         self.counters.failures += 1
         self._events.append(SendFailed(now, packet.msg_id, reason))
@@ -330,6 +370,12 @@ class HostNode:
             self.counters.undecodable += 1
             self._events.append(StrayMessage(now, packet.src, packet.msg_id, None, f"undecodable: {exc}"))
             return
+        if packet.type == _CYCLE_REPLY and self.cycles.knows(packet.msg_id):
+            assert isinstance(message, CycleReply)
+            replied = self.cycles.replied(packet.msg_id, message, now)
+            if replied is not None:
+                self._events.append(replied)
+            return
         outcome = self._correlator.match(packet, message, now)
         if isinstance(message, Undeliverable):
             self.counters.undeliverable += 1
@@ -354,8 +400,15 @@ class HostNode:
             self._events.append(StrayMessage(now, packet.src, packet.msg_id, message, "no request waits for it"))
 
 
+def _is_cycle(packet: Packet) -> bool:
+    return packet.type == _CYCLE
+
+
 def _is_goal(packet: Packet) -> bool:
-    """A SYNC_WRITE that writes goal registers only (see ``HostConfig.estop_drops_goals``)."""
+    """A SYNC_WRITE that writes goal registers only, or a CYCLE that carries goals (see
+    ``HostConfig.estop_drops_goals``)."""
+    if packet.type == _CYCLE:
+        return len(packet.payload) > 3 and packet.payload[3] != 0
     if packet.type != _SYNC_WRITE or len(packet.payload) < 3:
         return False
     reg, size = packet.payload[0] | packet.payload[1] << 8, packet.payload[2]

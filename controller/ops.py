@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from armbus.bus.errors import PeerError, UsageError
 from armbus.bus.messages import (
+    Cycle,
     EnumerateReply,
     Message,
     PingReply,
@@ -100,6 +101,20 @@ def sync_write_goals(raw_positions: Mapping[int, float]) -> SyncWrite:
     reg = register("goal_position")
     data = b"".join(struct.pack("<i", units.to_wire_position(raw_positions[a])) for a in addresses)
     return SyncWrite(reg.address, reg.size, addresses[0], data)
+
+
+def cycle_goals(mode: GoalMode, raw_values: Mapping[int, float], reg: int, length: int) -> Cycle:
+    """One CYCLE carrying goals {address: raw SI value} (consecutive addresses) and reading ``length`` bytes
+    at ``reg`` back from every joint."""
+    if not raw_values:
+        return Cycle(reg, length)
+    convert = {
+        GoalMode.POSITION: units.to_wire_position,
+        GoalMode.VELOCITY: units.to_wire_velocity,
+        GoalMode.CURRENT: units.to_wire_current,
+    }[GoalMode(mode)]
+    addresses = _consecutive(raw_values)
+    return Cycle(reg, length, int(mode), addresses[0], tuple(convert(raw_values[a]) for a in addresses))
 
 
 def _consecutive(by_address: Mapping[int, object]) -> list[int]:
