@@ -44,7 +44,7 @@ import serial_asyncio_fast
 
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
 from armbus.bus.link import LinkConfig
-from armbus.bus.messages import Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
+from armbus.bus.messages import Cycle, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.controller import ops
 from armbus.controller.arm import (
@@ -58,6 +58,7 @@ from armbus.controller.arm import (
 from armbus.controller.armmodel import ArmModel
 from armbus.controller.backends import resolve_port
 from armbus.controller.config import ArmConfig
+from armbus.controller.cyclic import CycleView, CyclicReport
 from armbus.controller.events import (
     HostEvent,
     JointState,
@@ -281,6 +282,21 @@ class AsyncArm:
         msg_id, event = await self._await(lambda h, now: h.request(message, dst, now, int(t * NS_PER_S)),
                                           t * 1.5 + 0.05, "reply to request", reply=True)
         return request_outcome(self.url, msg_id, event)
+
+    # ------------------------------------------------------------------ cyclic exchange
+    def cycle(self, message: Cycle, timeout_ns: int) -> int:
+        """Send one CYCLE into the pipeline (no wait); its CycleReplied or CycleMissed follows as an event."""
+        return self._call(lambda h, now: h.cycle(message, now, timeout_ns))
+
+    def cycles_in_flight(self) -> int:
+        return self.node.cycles.in_flight
+
+    async def cyclic(self, callback: Callable[[CycleView], Mapping[str, float] | None], rate_hz: float,
+                     **options: Any) -> CyclicReport:
+        """Run a pipelined cyclic loop (``seconds=`` or ``cycles=``); see :mod:`armbus.controller.aiocyclic`."""
+        from armbus.controller.aiocyclic import run_cyclic
+
+        return await run_cyclic(self, callback, rate_hz, **options)
 
     def set_heartbeat(self, period: float | None) -> None:
         """Broadcast heartbeats every ``period`` seconds (None stops them), feeding the joints' watchdogs."""

@@ -50,6 +50,16 @@ T = TypeVar("T")
 Listener = Callable[[HostEvent], None]
 
 
+def sleep_until(t_ns: int, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    """Wait until ``clock()`` reads ``t_ns``: a plain sleep to :data:`SPIN_NS` before it, then the rest spinning
+    on the clock (a sleep alone wakes 50-500 us late on a loaded machine)."""
+    delay = t_ns - clock()
+    if delay > SPIN_NS:
+        time.sleep((delay - SPIN_NS) / NS_PER_S)
+    while clock() < t_ns:
+        pass
+
+
 class _Waiter:
     __slots__ = ("done", "event")
 
@@ -105,14 +115,8 @@ class NodeRunner(OutcomeWaits[HostNode]):
         return self._clock()
 
     def sleep_until(self, t_ns: int) -> None:
-        """Sleep until the clock reads ``t_ns`` (the reader thread goes on meanwhile): a plain sleep to
-        :data:`SPIN_NS` before it, then the rest spinning on the clock (a sleep alone wakes 50-500 us late)."""
-        clock = self._clock
-        delay = t_ns - clock()
-        if delay > SPIN_NS:
-            time.sleep((delay - SPIN_NS) / NS_PER_S)
-        while clock() < t_ns:
-            pass
+        """Sleep until the clock reads ``t_ns`` (the reader thread goes on meanwhile); see :func:`sleep_until`."""
+        sleep_until(t_ns, self._clock)
 
     def call(self, fn: Callable[[HostNode, int], T]) -> T:
         """Run ``fn(node, now)`` under the lock and flush what it queued."""

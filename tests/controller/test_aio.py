@@ -14,6 +14,7 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Ping
 from armbus.bus.wire import StatusFlag
 from armbus.controller.aio import AsyncArm
+from armbus.controller.cyclic import CycleView
 from armbus.controller.events import HostEvent, JointState, PacketAcked, PortLost, PortRestored
 from armbus.hil.ptyserver import PtyServer
 from armbus.hil.realtime import REALTIME_TURNAROUND_NS
@@ -181,5 +182,28 @@ def test_opening_a_missing_port_is_a_port_error(tmp_path: Path) -> None:
     async def main() -> None:
         with pytest.raises(PortError, match="cannot open"):
             await AsyncArm.open(str(tmp_path / "nothing"))
+
+    run(main())
+
+
+def test_cyclic_loop_on_the_event_loop_gets_states_with_ages(server: PtyServer) -> None:
+    async def main() -> None:
+        async with await AsyncArm.open(server.port, timeout=0.2) as arm:
+            await arm.enumerate()
+            await arm.torque(True)
+            seen: list[int] = []
+
+            def callback(view: CycleView) -> dict[str, float]:
+                seen.append(len(view.states))
+                assert all(s.age(view.now) >= 0 for s in view.states.values())
+                return {name: 0.01 for name in arm.joint_names}
+
+            report = await arm.cyclic(callback, 100.0, cycles=40)
+            assert report.cycles == 40 and len(seen) == 40
+            assert report.replied >= 30  # a loaded machine may lose a few to lateness, never most
+            assert max(seen) == JOINTS  # every joint's record came back
+            assert 0 < report.age_p50_ms < 100
+            with pytest.raises(UsageError, match="seconds= or cycles="):
+                await arm.cyclic(callback, 100.0)
 
     run(main())
