@@ -9,8 +9,9 @@ docs/traces.md, "Replay"):
 * RESET / RESET_ACK sequence numbers: they are nonces drawn at random by each endpoint;
 * HEARTBEAT ``host_time_ms``: the host's clock;
 * measured values -- STATE position, velocity, current, temperature, voltage, and the same registers
-  (``present_position`` .. ``present_voltage``) inside READ_REPLY and SYNC_READ_REPLY data -- are left out of
-  the key and compared afterwards within a tolerance (:class:`Tolerances`);
+  (``present_position`` .. ``present_voltage``) inside READ_REPLY, SYNC_READ_REPLY and CYCLE_REPLY data -- are
+  left out of the key and compared afterwards within a tolerance (:class:`Tolerances`);
+* CYCLE_REPLY ``age_us``: when in its control period a joint's sample was taken (a clock phase, not behaviour);
 * with ``ignore_seq`` (a capture that starts mid-stream): link sequence numbers of DATA and ACK frames, and the
   msg_id of unsolicited messages (STATE, FAULT, UNDELIVERABLE), which count on from whatever came before.
 
@@ -32,7 +33,7 @@ from typing import Any
 from armbus.bus.codec import Frame, LineError
 from armbus.bus.deframer import Deframer
 from armbus.bus.errors import DecodeError
-from armbus.bus.messages import ReadReply, State, SyncReadReply, decode_payload
+from armbus.bus.messages import CycleReply, ReadReply, State, SyncReadReply, decode_payload
 from armbus.bus.wire import FrameKind, LineErrorKind, MsgType
 from armbus.joints.registers import BY_NAME
 
@@ -121,6 +122,14 @@ def _payload_key(typ: int, payload: bytes) -> tuple[Any, list[tuple[str, int]]]:
             recs.append((r.address, r.status, data))
             values += v
         return ("sync_read_reply", msg.reg, msg.length, tuple(recs)), values
+    if isinstance(msg, CycleReply):
+        cycle_recs = []
+        values = []
+        for c in msg.records:
+            data, v = _mask_measured(msg.reg, c.data, (f"j{c.address}",))
+            cycle_recs.append((c.address, c.status, c.result, data))
+            values += v
+        return ("cycle_reply", msg.reg, msg.length, tuple(cycle_recs)), values
     return payload, []
 
 

@@ -38,8 +38,8 @@ from armbus.hil.trace.decode import LINE_ERROR, FrameTable, decode_file, parse_t
 INSTANCE_WINDOW_NS = NS_PER_S
 #: Default silent-gap threshold: 50 ms, five periods of a 100 Hz state stream / heartbeat.
 DEFAULT_GAP_NS = 50_000_000
-#: Requests that get a reply (contracts: WRITE, READ, PING, ENUMERATE, SYNC_READ); others only get ERROR.
-REPLY_TYPES = (MsgType.PING, MsgType.ENUMERATE, MsgType.READ, MsgType.WRITE, MsgType.SYNC_READ)
+#: Requests that get a reply (contracts: WRITE, READ, PING, ENUMERATE, SYNC_READ, CYCLE); others only get ERROR.
+REPLY_TYPES = (MsgType.PING, MsgType.ENUMERATE, MsgType.READ, MsgType.WRITE, MsgType.SYNC_READ, MsgType.CYCLE)
 #: Every unicast request can fail with ERROR; these are measured when an ERROR answers them.
 REQUEST_TYPES = (*REPLY_TYPES, MsgType.SET_GOAL, MsgType.TORQUE, MsgType.REBOOT)
 _T_BITS = 62  # times relative to the trace start fit in int64 with room to spare

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import pytest
 from trace_sessions import JOINTS, SEED, record_session
 
 from armbus.bus.codec import Frame, LineError, encode_control
-from armbus.bus.messages import State, make_packet
+from armbus.bus.messages import CycleRecord, CycleReply, State, make_packet
 from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind
 from armbus.hil.trace import replay
 from armbus.hil.trace.compare import Tolerances, compare, decode_rows, make_row
@@ -111,6 +112,20 @@ def test_compare_tolerates_measured_values_and_nonces() -> None:
     diffs = compare(a, far).differences  # type: ignore[arg-type]
     assert len(diffs) == 1 and "present_position" in diffs[0] and "tolerance 20000" in diffs[0]
     assert compare(a, far, Tolerances(present_position=30_000)).differences == []  # type: ignore[arg-type]
+
+
+def _cycle_row(position: int, age_us: int, goal_result: int = 0) -> object:
+    data = struct.pack("<iih", position, 0, 0)
+    reply = CycleReply(0x38, 10, (CycleRecord(2, 1, goal_result, age_us, data), CycleRecord(1, 1, 0, 5, data)))
+    return make_row(0, Frame(FrameKind.DATA, 1, 0, make_packet(reply, 1, 0, 9)))
+
+
+def test_compare_cycle_replies_masks_ages_and_measured_values_not_outcomes() -> None:
+    a = [_cycle_row(1000, 120)]
+    assert compare(a, [_cycle_row(1500, 870)]).differences == []  # type: ignore[arg-type]
+    far = compare(a, [_cycle_row(1000 + 20_001, 120)]).differences  # type: ignore[arg-type]
+    assert len(far) == 1 and "j1/present_position" in far[0] and "j2/present_position" in far[0]
+    assert compare(a, [_cycle_row(1000, 120, goal_result=7)]).differences  # type: ignore[arg-type]
 
 
 def test_compare_aligns_around_a_missing_frame() -> None:
