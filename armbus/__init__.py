@@ -41,8 +41,11 @@ if TYPE_CHECKING:
     from armbus.controller.aio import AsyncArm
     from armbus.controller.arm import Arm
     from armbus.controller.config import ArmConfig, JointConfig, load_config
+    from armbus.controller.cyclic import CycleState, CycleView, CyclicReport
     from armbus.controller.events import (
         CommandRefused,
+        CycleMissed,
+        CycleReplied,
         FaultReported,
         HostEvent,
         JointState,
@@ -75,8 +78,10 @@ _EXPORTS: dict[str, str] = {
     "Arm": "armbus.controller.arm",
     "AsyncArm": "armbus.controller.aio",
     **dict.fromkeys(("ArmConfig", "JointConfig", "load_config"), "armbus.controller.config"),
+    **dict.fromkeys(("CycleState", "CycleView", "CyclicReport"), "armbus.controller.cyclic"),
     **dict.fromkeys(
-        ("CommandRefused", "FaultReported", "HostEvent", "JointState", "LinkEvent", "PacketAcked", "PortLost",
+        ("CommandRefused", "CycleMissed", "CycleReplied", "FaultReported", "HostEvent", "JointState", "LinkEvent",
+         "PacketAcked", "PortLost",
          "PortRestored", "ReplyReceived", "RequestFailed", "RequestTimedOut", "SendFailed", "StrayMessage",
          "UndeliverableReported"), "armbus.controller.events"),
     **dict.fromkeys(("Dimension", "parse_angle", "parse_current", "parse_quantity", "parse_velocity"),
@@ -106,6 +111,11 @@ __all__ = [
     "AsyncArm",
     "CommandRefused",
     "ConfigError",
+    "CycleMissed",
+    "CycleReplied",
+    "CycleState",
+    "CycleView",
+    "CyclicReport",
     "DecodeError",
     "Dimension",
     "EncodeError",
