@@ -30,8 +30,11 @@ see its result: measurement campaigns watch limits and stops there without touch
    (current mode too) from running into a position limit; any clamping sets ``StatusFlag.AT_LIMIT``;
 6. publish the state snapshot (:class:`ControlState`, latest wins, read by the comm core).
 
-Stops: a safe stop (watchdog) and an e-stop both brake at the current limit to standstill and then hold the
-position where the joint came to rest; goals are ignored until the condition is cleared and a new goal arrives.
+Stops: a safe stop (watchdog) and an e-stop both brake at the current limit to standstill and then remove torque
+(IEC 60204-1 stop category 1: the TORQUE_ON flag and the ``torque_enable`` register then read 0); goals are
+refused while the stop is latched. Clearing the stop (a release, or heartbeats coming back and a CLEAR) only makes
+the joint *ready*: it stays unpowered until an explicit torque-on, which holds the position where the joint is
+until a new goal arrives, so nothing moves by itself and nothing jumps.
 An e-stop acts immediately (:meth:`ControlCore.estop`, an inter-core interrupt, not a mailbox entry): the
 physics is advanced to the e-stop instant and the bridge shorts the winding (0 V, dynamic braking) at once;
 the next tick takes over with the braking loop. After torque enable the joint also holds where it is until the
@@ -95,6 +98,8 @@ _BIT_POSITION_LIMIT = 1 << FaultCode.POSITION_LIMIT
 _BIT_VELOCITY_LIMIT = 1 << FaultCode.VELOCITY_LIMIT
 #: Latched flags that keep the bridge off (or the joint stopped) until the host clears them.
 BLOCKING = _FAULT | _ESTOPPED | _WATCHDOG
+#: Stops that brake the joint to standstill and then remove torque (faults switch the bridge off at once).
+_STOPS = _ESTOPPED | _WATCHDOG
 
 
 class CommandKind(enum.IntEnum):
@@ -295,6 +300,10 @@ class ControlCore:
         self.flags &= ~_AT_LIMIT
         if self.torque:
             act.set_voltage(self._control())
+            if self.flags & _STOPS and not self.braking:  # braked to standstill: a stop removes torque
+                self.torque = False
+                self.i_ref = self._i_applied = 0.0
+                act.coast()
         else:
             self.i_ref = self._i_applied = 0.0
             act.coast()

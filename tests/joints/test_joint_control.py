@@ -106,8 +106,8 @@ def test_watchdog_trips_safe_stop_and_fault() -> None:
     assert r.codes() == [FaultCode.WATCHDOG]
     assert r.core.state.status & (StatusFlag.WATCHDOG | StatusFlag.FAULT)
     r.run(300)
-    assert abs(r.core.state.velocity) < 20_000  # stopped, and holding (torque still on)
-    assert r.core.state.status & StatusFlag.TORQUE_ON
+    assert abs(r.core.state.velocity) < 20_000  # braked to standstill, then torque removed
+    assert not r.core.state.status & StatusFlag.TORQUE_ON
     held = r.core.state.position
     r.cmd(CommandKind.SET_GOAL, GoalMode.VELOCITY, 2_000_000)  # ignored while tripped
     r.run(200)
@@ -140,6 +140,53 @@ def test_estop_brakes_immediately() -> None:
     r.cmd(CommandKind.TORQUE, 1)
     r.run(1)
     assert r.core.state.status & StatusFlag.TORQUE_ON
+
+
+def test_estop_release_leaves_the_joint_ready_and_unpowered_until_torque_on() -> None:
+    r = Rig()
+    r.cmd(CommandKind.TORQUE, 1)
+    r.cmd(CommandKind.SET_GOAL, GoalMode.POSITION, 1_000_000)
+    r.run(100)  # on its way to 1 rad
+    r.core.estop(r.now)
+    r.run(100)
+    assert not r.core.state.status & StatusFlag.TORQUE_ON and r.core.state.status & StatusFlag.ESTOPPED
+    stopped_at = r.act.position
+    assert 0.0 < stopped_at < 0.9
+    r.cmd(CommandKind.RELEASE_ESTOP)
+    r.run(300)
+    status = r.core.state.status
+    assert not status & StatusFlag.ESTOPPED and not status & StatusFlag.TORQUE_ON  # ready, not powered
+    assert abs(r.act.position - stopped_at) < 1e-3  # the old goal does not pull it on
+    r.cmd(CommandKind.SET_GOAL, GoalMode.POSITION, 1_000_000)  # a goal racing the torque-on
+    r.cmd(CommandKind.TORQUE, 1)
+    r.run(300)
+    assert r.core.state.status & StatusFlag.TORQUE_ON
+    assert abs(r.act.position - stopped_at) < 2e-3  # torque-on holds where it is: nothing jumps
+    r.cmd(CommandKind.SET_GOAL, GoalMode.POSITION, 1_000_000)  # motion needs a goal after torque-on
+    r.run(1500)
+    assert abs(r.act.position - 1.0) < 0.01
+
+
+def test_watchdog_stop_stays_stopped_when_heartbeats_come_back() -> None:
+    r = Rig()
+    r.cmd(CommandKind.TORQUE, 1)
+    r.cmd(CommandKind.WATCHDOG, 50)
+    r.cmd(CommandKind.SET_GOAL, GoalMode.VELOCITY, 1_000_000)
+    r.run(300)
+    assert r.core.state.status & StatusFlag.WATCHDOG and not r.core.state.status & StatusFlag.TORQUE_ON
+    for _ in range(10):  # the host is back
+        r.cmd(CommandKind.HEARTBEAT)
+        r.run(20)
+    assert r.core.state.status & StatusFlag.WATCHDOG and not r.core.state.status & StatusFlag.TORQUE_ON
+    r.cmd(CommandKind.CLEAR, int(StatusFlag.WATCHDOG | StatusFlag.FAULT))
+    r.cmd(CommandKind.HEARTBEAT)
+    r.run(20)
+    rest = r.act.position
+    assert not r.core.state.status & (StatusFlag.WATCHDOG | StatusFlag.TORQUE_ON)  # ready, not powered
+    r.cmd(CommandKind.TORQUE, 1)
+    r.cmd(CommandKind.HEARTBEAT)
+    r.run(40)
+    assert r.core.state.status & StatusFlag.TORQUE_ON and abs(r.act.position - rest) < 2e-3
 
 
 def test_stall_detected_on_jammed_joint() -> None:
