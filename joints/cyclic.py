@@ -125,8 +125,9 @@ def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int)
 
 
 def record(node: JointNode, reg: int, length: int, msg_id: int, now: int) -> CycleRecord:
-    """This joint's record for cycle ``msg_id``, sampled now."""
-    err, data = node.registers.read(reg, length)
+    """This joint's record for cycle ``msg_id``, sampled now. ``length`` 0 reads nothing and cannot fail: a cycle
+    that only wants status, goal outcomes and ages."""
+    err, data = node.registers.read(reg, length) if length else (None, b"")
     read = READ_OK
     if err is not None:
         read, data = int(err), bytes(length)

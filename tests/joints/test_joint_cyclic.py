@@ -1,6 +1,6 @@
 """The cyclic exchange on a 6-joint chain in simulated time (joints/cyclic.py, docs/protocol.md "The cyclic
 exchange"): every joint latches its goal at the same instant, the reply comes back with one record per joint,
-chain end first, and a CYCLE sent to one joint is refused."""
+chain end first, a cycle may read nothing, and a CYCLE sent to one joint is refused."""
 
 from __future__ import annotations
 
@@ -62,3 +62,12 @@ def test_a_cycle_sent_to_one_joint_is_refused_and_goes_nowhere() -> None:
         (1, msg_id, int(MsgType.CYCLE), int(ErrorKind.INSTRUCTION))]
     assert c.latches == [] and c.replies == []
     assert [n.counters.forwarded for n in c.arm.virtual_arm.joints] == forwarded
+
+
+def test_a_cycle_reading_nothing_reports_status_and_outcomes_only() -> None:
+    c = Cyclic()
+    c.arm.send(Cycle(0, 0, int(GoalMode.POSITION), 1, GOALS), int(Address.BROADCAST))
+    c.run_ms(10)
+    assert len(c.replies) == 1
+    assert [(r.address, r.result, r.data) for r in c.replies[0].records] == [
+        (a, 0x00, b"") for a in range(JOINTS, 0, -1)]
