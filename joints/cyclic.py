@@ -25,7 +25,10 @@ the reply itself (:func:`start_reply`, from ``delivery_failed``): the host gets 
 and sees the missing joints. A reply that would no longer fit one frame goes on without this joint's record.
 
 Nothing here answers with ERROR: at 1 kHz a refused goal must not become a storm of reports. The record's
-``result`` byte carries the outcome of this cycle's goal and read, next to the status flags that say why.
+``result`` byte carries the outcome of this cycle's goal and read, next to the status flags that say why. The one
+exception is a CYCLE sent to one joint rather than to BROADCAST: the exchange is defined for the whole chain only
+(a unicast remainder forwarded down would come back up addressed to this joint), so it is refused with ERROR
+INSTRUCTION, like any request a joint does not support, and changes nothing.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from armbus.bus.cycle import (
     result_byte,
 )
 from armbus.bus.errors import EncodeError
-from armbus.bus.messages import Message, decode_packet
+from armbus.bus.messages import Error, Message, decode_packet
 from armbus.bus.router import DOWN, UP
 from armbus.bus.wire import (
     DEFAULT_TTL,
@@ -56,6 +59,7 @@ from armbus.bus.wire import (
     Address,
     ErrorKind,
     GoalMode,
+    MsgType,
     UndeliverableReason,
     data_wire_size,
     wire_time_ns,
@@ -71,7 +75,7 @@ if TYPE_CHECKING:
 RESULTS_KEPT = 16
 _GOAL_RANGE = {int(m): (BY_NAME[n].minimum, BY_NAME[n].maximum) for m, n in (
     (GoalMode.POSITION, "goal_position"), (GoalMode.VELOCITY, "goal_velocity"), (GoalMode.CURRENT, "goal_current"))}
-_UNASSIGNED = int(Address.UNASSIGNED)
+_UNASSIGNED, _BROADCAST = int(Address.UNASSIGNED), int(Address.BROADCAST)
 
 
 def lead_ns(slices_below: int, baud: int, forward_latency_ns: int) -> int:
@@ -95,6 +99,10 @@ def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int)
     assert isinstance(msg, Cycle)
     if port != UP:
         return
+    if packet.dst != _BROADCAST:  # a whole-chain exchange only: refused, nothing taken or forwarded
+        node.counters.errors_sent += 1
+        node.reply(packet, Error(int(MsgType.CYCLE), int(ErrorKind.INSTRUCTION), 0), now)
+        return
     addr = node.address
     rest = msg if addr == _UNASSIGNED else msg.rest_after(addr)
     forwarded = node.pass_down(packet._replace(payload=rest.pack()), now)
@@ -117,8 +125,9 @@ def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int)
 
 
 def record(node: JointNode, reg: int, length: int, msg_id: int, now: int) -> CycleRecord:
-    """This joint's record for cycle ``msg_id``, sampled now."""
-    err, data = node.registers.read(reg, length)
+    """This joint's record for cycle ``msg_id``, sampled now. ``length`` 0 reads nothing and cannot fail: a cycle
+    that only wants status, goal outcomes and ages."""
+    err, data = node.registers.read(reg, length) if length else (None, b"")
     read = READ_OK
     if err is not None:
         read, data = int(err), bytes(length)
