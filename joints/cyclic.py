@@ -73,8 +73,9 @@ if TYPE_CHECKING:
 #: Goal outcomes remembered for the way back up: one per cycle in flight through this joint. 16 covers the
 #: host's in-flight bound with room to spare; an older cycle's record says GOAL_NONE.
 RESULTS_KEPT = 16
-_GOAL_RANGE = {int(m): (BY_NAME[n].minimum, BY_NAME[n].maximum) for m, n in (
-    (GoalMode.POSITION, "goal_position"), (GoalMode.VELOCITY, "goal_velocity"), (GoalMode.CURRENT, "goal_current"))}
+_GOAL_REGISTER = {int(GoalMode.POSITION): "goal_position", int(GoalMode.VELOCITY): "goal_velocity",
+                  int(GoalMode.CURRENT): "goal_current"}
+_GOAL_RANGE = {m: (BY_NAME[n].minimum, BY_NAME[n].maximum) for m, n in _GOAL_REGISTER.items()}
 _UNASSIGNED, _BROADCAST = int(Address.UNASSIGNED), int(Address.BROADCAST)
 
 
@@ -112,6 +113,8 @@ def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int)
         outcome = check_goal(node, msg.mode, goal)
         if outcome == GOAL_TAKEN:
             lead = lead_ns(len(rest.goals), node.port_baud(DOWN), node.forward_latency_ns) if forwarded else 0
+            node.registers.set(_GOAL_REGISTER[msg.mode], goal)  # as SET_GOAL: the registers say the goal
+            node.registers.set("goal_mode", msg.mode)
             node.control.post_goal(msg.mode, goal, now + lead, packet.msg_id)
             node.counters.cycle_goals += 1
         else:

@@ -71,3 +71,12 @@ def test_a_cycle_reading_nothing_reports_status_and_outcomes_only() -> None:
     assert len(c.replies) == 1
     assert [(r.address, r.result, r.data) for r in c.replies[0].records] == [
         (a, 0x00, b"") for a in range(JOINTS, 0, -1)]
+
+
+def test_a_taken_cycle_goal_is_what_the_goal_registers_say() -> None:
+    arm = SimArm(joints=2, seed=3)
+    arm.enumerate()
+    arm.torque(True)
+    arm.exchange({"joint1": 0.25, "joint2": -0.5})
+    assert arm.read("joint1", "goal_position") == 250_000 and arm.read("joint2", "goal_position") == -500_000
+    assert arm.read("joint2", "goal_mode") == int(GoalMode.POSITION)
