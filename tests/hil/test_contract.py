@@ -203,9 +203,21 @@ def test_estop_stops_every_joint_and_latches_until_released(arm: Any) -> None:
         for name in plan:
             assert abs(arm.read_state(name).position - rest[name]) < TOLERANCE, f"{name} moved while e-stopped"
             assert arm.read(name, "estop") == 1
+        for name in plan:  # a stop removes torque once the joint is at rest
+            wait_until(lambda n=name: not status(arm, n) & StatusFlag.TORQUE_ON, 2.0, f"{name} unpowered")
+            assert arm.read(name, "torque_enable") == 0
         for name in plan:
             arm.write(name, "estop", 0)
             wait_until(lambda n=name: not status(arm, n) & StatusFlag.ESTOPPED, 2.0, f"{name} released")
+        time.sleep(0.3)
+        for name in plan:  # released means ready, not moving: unpowered until torque-on
+            assert not status(arm, name) & StatusFlag.TORQUE_ON, f"{name} powered by the release alone"
+            assert abs(arm.read_state(name).position - rest[name]) < TOLERANCE, f"{name} moved after the release"
+        arm.torque(True)
+        time.sleep(0.3)
+        for name in plan:  # torque-on holds where the joint is: the goal it had before the stop is gone
+            assert status(arm, name) & StatusFlag.TORQUE_ON
+            assert abs(arm.read_state(name).position - rest[name]) < TOLERANCE, f"{name} jumped at torque-on"
     finally:
         arm.torque(False)
 
@@ -219,8 +231,12 @@ def test_watchdog_stops_a_joint_whose_host_goes_quiet(arm: Any) -> None:
         arm.write(name, "watchdog_period", 100)  # ms; no heartbeats are being sent
         wait_until(lambda: status(arm, name) & StatusFlag.WATCHDOG, 2.0, "watchdog tripped")
         assert arm.read(name, "fault_code") == FaultCode.WATCHDOG
+        wait_until(lambda: not status(arm, name) & StatusFlag.TORQUE_ON, 2.0, "torque removed by the stop")
         arm.write(name, "clear_flags", int(StatusFlag.WATCHDOG | StatusFlag.FAULT))
         wait_until(lambda: not status(arm, name) & StatusFlag.WATCHDOG, 2.0, "watchdog cleared")
+        assert not status(arm, name) & StatusFlag.TORQUE_ON, "a cleared watchdog stop powered the joint"
+        arm.torque(True, name)
+        wait_until(lambda: status(arm, name) & StatusFlag.TORQUE_ON, 2.0, "torque on again")
         arm.set_heartbeat(0.02)
         arm.write(name, "watchdog_period", 300)
         time.sleep(0.6)
