@@ -8,7 +8,7 @@ following a 1 kHz stream of sync-written goals, with heartbeats every :data:`HEA
 (a) :func:`watchdog_trials`: the joints' watchdog is :data:`WATCHDOG_MS`; at a random instant the host node is
     frozen (a dead process: not a byte leaves it). The kernel is run event by event and the instant each joint's
     published status first carries WATCHDOG is recorded (the safe stop starts at that tick: braking, then
-    holding), and the instant it is at standstill. The latency is measured from the last heartbeat the joint
+    torque off), and the instant it is at standstill. The latency is measured from the last heartbeat the joint
     received (the watchdog's reference; bound: watchdog period + one control period) and from the moment the
     host died. Then the host thaws, clears the flags and powers the joints again for the next trial.
 (b) :func:`estop_trials`: at random instants the host sends ESTOP (broadcast); an observer on each joint records
@@ -168,7 +168,7 @@ def watchdog_trials(trials: int, seed: int = 1) -> WatchdogResult:
             res.from_heartbeat_ms.append((t - last_hb[i]) / NS_PER_MS)
         res.from_silence_ms.append((max(t for t in flagged if t is not None) - t_kill) / NS_PER_MS)
         res.to_standstill_ms.append((max(t or k.now for t in still) - t_kill) / NS_PER_MS)
-        res.safe_states_ok &= all(c.flags & _WATCHDOG and (not c.torque or c.holding) for c in rig.joints)
+        res.safe_states_ok &= all(c.flags & _WATCHDOG and not c.torque for c in rig.joints)
         rig.streaming = False
         k.run_until(t_kill + 10 * WATCHDOG_MS * NS_PER_MS + NS_PER_MS)  # the host thaws
         rig.sim.pump_events()
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
           f"within {wd.bound_ms:.0f} ms (watchdog + 1 control period): {within}/{len(wd.from_heartbeat_ms)}")
     print(f"    from host death to the last joint flagged: {_summary(wd.from_silence_ms, 'ms')}")
     print(f"    from host death to the last joint at standstill: {_summary(wd.to_standstill_ms, 'ms')}")
-    print(f"    every joint WATCHDOG and torque off or holding: {wd.safe_states_ok}")
+    print(f"    every joint WATCHDOG and torque off: {wd.safe_states_ok}")
     ok &= wd.safe_states_ok and within == len(wd.from_heartbeat_ms)
     for faults, label in ((None, "clean links"), (LinkFaults(drop_frame=0.05), "5 % frame loss")):
         es = estop_trials(trials * 2, faults, label, args.seed)
@@ -404,7 +404,7 @@ def realtime_main(trials: int, seed: int) -> int:
           f"within {wd.bound_ms:.0f} ms (watchdog + 1 control period): {within}/{len(wd.from_heartbeat_ms)}")
     print(f"    from the host's close to the last joint flagged: {_summary(wd.from_silence_ms, 'ms')}")
     print(f"    from the host's close to the last joint at standstill: {_summary(wd.to_standstill_ms, 'ms')}")
-    print(f"    every joint WATCHDOG and torque off or holding: {wd.safe_states_ok}; driver slipped "
+    print(f"    every joint WATCHDOG and torque off: {wd.safe_states_ok}; driver slipped "
           f"{wd.slipped_ms:.1f} ms")
     es = estop_trials_rt(trials, seed)
     print(f"(b) real time, pty arm, clean link: arm.estop() -> last joint stopping: {_summary(es.latency_ms, 'ms')}")

@@ -153,7 +153,7 @@ class RealtimeRig:
 
     def safe(self, flag: int) -> bool:
         def check(arm: VirtualArm) -> bool:
-            return all(j.control.flags & flag and (not j.control.torque or j.control.holding) for j in arm.joints)
+            return all(j.control.flags & flag and not j.control.torque for j in arm.joints)
         return bool(self.call(check))
 
 
