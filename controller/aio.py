@@ -55,7 +55,7 @@ from armbus.controller.arm import (
     PORT_TURNAROUND_NS,
     link_settled,
 )
-from armbus.controller.armmodel import ArmModel
+from armbus.controller.armmodel import ArmModel, JointGoals
 from armbus.controller.backends import resolve_port
 from armbus.controller.config import ArmConfig
 from armbus.controller.cyclic import CycleView, CyclicReport
@@ -329,12 +329,12 @@ class AsyncArm:
         for j in targets:
             await self.send(Torque(int(enable)), j.address)
 
-    async def set_goal(self, name: str, *, position: float | None = None, velocity: float | None = None,
-                       current: float | None = None) -> None:
+    async def set_goal(self, name: str | int, *, position: object = None, velocity: object = None,
+                       current: object = None) -> None:
         message, address = self.model.goal(name, position, velocity, current)
         await self.send(message, address)
 
-    async def set_goals(self, positions: Mapping[str, float]) -> dict[str, float]:
+    async def set_goals(self, positions: JointGoals) -> dict[str, float]:
         message, sent = self.model.sync_goals(positions)
         await self.send(message, Address.BROADCAST)
         return sent

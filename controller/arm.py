@@ -34,7 +34,7 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.messages import CycleReply, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
 from armbus.controller import ops
-from armbus.controller.armmodel import ArmModel
+from armbus.controller.armmodel import ArmModel, JointGoals
 from armbus.controller.backends import resolve_port
 from armbus.controller.config import ArmConfig, JointConfig, load_config
 from armbus.controller.cyclic import CycleCore, CycleState, CycleView, CyclicLoop
@@ -96,8 +96,7 @@ class Joint:
     def set_mode(self, mode: GoalMode) -> None:
         self.arm.write(self.name, "goal_mode", int(mode))
 
-    def set_goal(self, *, position: float | None = None, velocity: float | None = None,
-                 current: float | None = None) -> None:
+    def set_goal(self, *, position: object = None, velocity: object = None, current: object = None) -> None:
         self.arm.set_goal(self.name, position=position, velocity=velocity, current=current)
 
     def state(self) -> JointState:
@@ -250,14 +249,15 @@ class Arm:
     def joints(self) -> dict[str, Joint]:
         return {name: self._proxy(name) for name in self.model.joints}
 
-    def __getitem__(self, name: str) -> Joint:
+    def __getitem__(self, name: str | int) -> Joint:
+        """A joint by name or by bus address (``arm["elbow"]``, ``arm[2]``)."""
         return self._proxy(name)
 
-    def _proxy(self, name: str) -> Joint:
+    def _proxy(self, name: str | int) -> Joint:
         cfg = self.model.joint(name)
-        proxy = self._proxies.get(name)
+        proxy = self._proxies.get(cfg.name)
         if proxy is None or proxy.config is not cfg:
-            proxy = self._proxies[name] = Joint(self, cfg)
+            proxy = self._proxies[cfg.name] = Joint(self, cfg)
         return proxy
 
     def enumerate(self, timeout: float = ENUMERATE_TIMEOUT_S) -> list[ops.DiscoveredJoint]:
@@ -284,13 +284,13 @@ class Arm:
         for j in targets:
             self.send(Torque(int(enable)), j.address)
 
-    def set_goal(self, name: str, *, position: float | None = None, velocity: float | None = None,
-                 current: float | None = None) -> None:
+    def set_goal(self, name: str | int, *, position: object = None, velocity: object = None,
+                 current: object = None) -> None:
         """One goal in SI (rad, rad/s or A), sent as SET_GOAL; position is calibrated and clamped."""
         message, address = self.model.goal(name, position, velocity, current)
         self.send(message, address)
 
-    def set_goals(self, positions: Mapping[str, float]) -> dict[str, float]:
+    def set_goals(self, positions: JointGoals) -> dict[str, float]:
         """All position goals in one SYNC_WRITE; returns the goals actually sent (after clamping)."""
         message, sent = self.model.sync_goals(positions)
         self.send(message, Address.BROADCAST)

@@ -8,9 +8,13 @@ message goes out, and after a reply came back, lives here, so the three behave t
 
 * joint names: from the :class:`armbus.controller.config.ArmConfig`, or ``joint<address>`` after an enumeration
   without a config (such joints have no offset and no limits);
-* goals: a position goal is clamped into the joint's limits and to at most ``max_step`` from the previous goal
-  (LeRobot's ``max_relative_target``), then made raw (``raw = position + offset``); velocity and current goals
-  are clamped to the joint's maxima;
+* joints are named by name or by bus address (``arm["elbow"]``, ``arm[2]``, ``{2: 0.1}``);
+* goals: a number is SI (rad, rad/s, A), a string carries its unit (``"10deg"``, ``"-0.5rad"``, ``"200mA"``).
+  Preflight before anything is sent: a position goal outside the joint's configured limits is refused
+  (:class:`~armbus.bus.errors.UsageError` naming the limits), and so is one beyond a full turn on a joint with no
+  configured limits (:data:`UNLIMITED_GOAL_RAD`: almost always degrees typed as radians); velocity and current
+  goals beyond the joint's maxima are refused too. A goal in range is limited to at most ``max_step`` from the
+  previous goal (LeRobot's ``max_relative_target``), then made raw (``raw = position + offset``);
 * states: positions coming back are calibrated (``position = raw - offset``); the first state read seeds the
   step clamp, so the first goal after connecting cannot jump further than ``max_step`` from where the joint is.
 """
@@ -27,6 +31,32 @@ from armbus.bus.wire import GoalMode
 from armbus.controller import ops
 from armbus.controller.config import ArmConfig, JointConfig
 from armbus.controller.events import JointState
+from armbus.controller.units import Dimension, parse_quantity
+
+#: Goals as callers give them: by joint name or bus address; a number in SI units, or a string with a unit.
+JointGoals = Mapping[str, object] | Mapping[int, object] | Mapping[str | int, object]
+#: Largest position goal (rad) accepted for a joint without configured limits: one full turn. A bigger bare
+#: number is almost always degrees typed as radians (``30`` meaning 30 deg); configure limits to go further.
+UNLIMITED_GOAL_RAD = 2 * math.pi
+#: Rounding slack of the limit check (rad, rad/s, A): a plan fitted to a limit may land a hair beyond it.
+_SLACK = 1e-9
+_DIMENSION = {GoalMode.POSITION: Dimension.ANGLE, GoalMode.VELOCITY: Dimension.ANGULAR_VELOCITY,
+              GoalMode.CURRENT: Dimension.CURRENT}
+
+
+def goal_value(name: str, value: object, mode: GoalMode = GoalMode.POSITION) -> float:
+    """A goal as given by a caller (a number in SI units, or a string with a unit) as an SI float."""
+    if isinstance(value, str):
+        return parse_quantity(value, _DIMENSION[mode], bare_is_si=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"goal for {name} must be a number ({_UNIT[mode]}) or a string with a unit such as "
+                         f"'10deg', got {value!r}")
+    if not math.isfinite(value):
+        raise UsageError(f"goal for {name} must be finite, got {value!r}")
+    return float(value)
+
+
+_UNIT = {GoalMode.POSITION: "rad", GoalMode.VELOCITY: "rad/s", GoalMode.CURRENT: "A"}
 
 
 def unconfigured(address: int) -> JointConfig:
@@ -45,12 +75,19 @@ class ArmModel:
             self.joints = {j.name: j for j in config.joints}
 
     # ------------------------------------------------------------------ names
-    def joint(self, name: str) -> JointConfig:
-        try:
-            return self.joints[name]
-        except KeyError:
+    def joint(self, name: str | int) -> JointConfig:
+        """A joint by name, or by bus address (an int)."""
+        if isinstance(name, int) and not isinstance(name, bool):
+            found = self.by_address(name)
+            if found is not None:
+                return found
+            known = ", ".join(str(j.address) for j in self.joints.values()) or "none yet: enumerate() first"
+            raise UsageError(f"no joint at address {name} (addresses: {known})")
+        found = self.joints.get(name) if isinstance(name, str) else None
+        if found is None:
             known = ", ".join(self.joints) or "none yet: enumerate() first"
-            raise UsageError(f"no joint named {name!r} (joints: {known})") from None
+            raise UsageError(f"no joint named {name!r} (joints: {known})")
+        return found
 
     def by_address(self, address: int) -> JointConfig | None:
         for j in self.joints.values():
@@ -70,10 +107,33 @@ class ArmModel:
         self.last_goal.pop(name, None)
 
     # ------------------------------------------------------------------ goals
-    def limit(self, cfg: JointConfig, position: float) -> float:
-        """Clamp a calibrated position goal into the limits and the step clamp; remember it."""
+    def check_position(self, cfg: JointConfig, position: float) -> None:
+        """Refuse a calibrated position goal outside the joint's limits (see "goals" above)."""
         if not math.isfinite(position):
             raise UsageError(f"goal for {cfg.name} must be a finite number of rad, got {position!r}")
+        lo, hi = cfg.position_min, cfg.position_max
+        if math.isinf(lo) and math.isinf(hi):
+            if abs(position) > UNLIMITED_GOAL_RAD:
+                raise UsageError(
+                    f"goal {position:g} rad for {cfg.name} is more than a full turn and the joint has no configured "
+                    f"limits: a bare number is radians (did you mean '{position:g}deg'?); configure position "
+                    "limits to allow it")
+        elif not lo - _SLACK <= position <= hi + _SLACK:
+            hint = f" (did you mean '{position:g}deg'?)" if abs(math.radians(position)) <= max(abs(lo), abs(hi)) else ""
+            raise UsageError(f"goal {position:.4g} rad for {cfg.name} is outside its limits {lo:.4g} .. {hi:.4g} rad"
+                             f"{hint}")
+
+    def check_limit(self, cfg: JointConfig, mode: GoalMode, value: float) -> float:
+        """Refuse a velocity or current goal beyond the joint's maximum; returns it."""
+        top, unit = (cfg.max_velocity, "rad/s") if mode is GoalMode.VELOCITY else (cfg.max_current, "A")
+        if abs(value) > top + _SLACK:
+            raise UsageError(f"{mode.name.lower()} goal {value:g} {unit} for {cfg.name} is beyond its maximum "
+                             f"{top:g} {unit}")
+        return value
+
+    def limit(self, cfg: JointConfig, position: float) -> float:
+        """Check a calibrated position goal against the limits, apply the step clamp; remember it."""
+        self.check_position(cfg, position)
         goal = cfg.clamp(position)
         last = self.last_goal.get(cfg.name)
         if last is not None and math.isfinite(cfg.max_step):
@@ -81,43 +141,44 @@ class ArmModel:
         self.last_goal[cfg.name] = goal
         return goal
 
-    def goal(self, name: str, position: float | None, velocity: float | None,
-             current: float | None) -> tuple[Message, int]:
+    def goal(self, name: str | int, position: object = None, velocity: object = None,
+             current: object = None) -> tuple[Message, int]:
         """SET_GOAL for exactly one of position (rad), velocity (rad/s), current (A); and its address."""
         given = [(m, v) for m, v in ((GoalMode.POSITION, position), (GoalMode.VELOCITY, velocity),
                                      (GoalMode.CURRENT, current)) if v is not None]
         if len(given) != 1:
             raise UsageError("set_goal takes exactly one of position=, velocity=, current=")
         j = self.joint(name)
-        mode, value = given[0]
-        if mode is GoalMode.POSITION:
-            value = j.to_raw(self.limit(j, value))
-        elif mode is GoalMode.VELOCITY:
-            value = max(-j.max_velocity, min(j.max_velocity, value))
-        else:
-            value = max(-j.max_current, min(j.max_current, value))
-        return ops.goal_message(mode, value), j.address
+        mode, given_value = given[0]
+        return ops.goal_message(mode, self._raw(j, mode, given_value)), j.address
 
-    def sync_goals(self, positions: Mapping[str, float]) -> tuple[SyncWrite, dict[str, float]]:
-        """One SYNC_WRITE for calibrated position goals by name, and the goals after clamping."""
-        sent = {name: self.limit(self.joint(name), p) for name, p in positions.items()}
+    def _raw(self, j: JointConfig, mode: GoalMode, given: object) -> float:
+        """A caller's goal for joint ``j``: parsed, checked (preflight), step-clamped and made raw."""
+        value = goal_value(j.name, given, mode)
+        if mode is GoalMode.POSITION:
+            return j.to_raw(self.limit(j, value))
+        return self.check_limit(j, mode, value)
+
+    def sync_goals(self, positions: JointGoals) -> tuple[SyncWrite, dict[str, float]]:
+        """One SYNC_WRITE for calibrated position goals by name or address, and the goals sent (after the step
+        clamp), by name. Every goal is checked before any is taken."""
+        given = [(self.joint(key), value) for key, value in positions.items()]
+        checked = [(j, goal_value(j.name, value)) for j, value in given]
+        for j, value in checked:
+            self.check_position(j, value)
+        sent = {j.name: self.limit(j, value) for j, value in checked}
         raw = {self.joints[n].address: self.joints[n].to_raw(p) for n, p in sent.items()}
         return ops.sync_write_goals(raw), sent
 
-    def cycle_goals(self, goals: Mapping[str, float], mode: GoalMode, reg: int, length: int) -> Cycle:
-        """One CYCLE for goals by name in SI (rad, rad/s or A; positions calibrated and clamped like
-        :meth:`sync_goals`, velocities and currents to the joint's limits), reading ``length`` bytes at ``reg``."""
-        raw: dict[int, float] = {}
-        for name, value in goals.items():
-            j = self.joint(name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise UsageError(f"goal for {name} must be a finite number, got {value!r}")
-            if mode is GoalMode.POSITION:
-                raw[j.address] = j.to_raw(self.limit(j, value))
-            elif mode is GoalMode.VELOCITY:
-                raw[j.address] = max(-j.max_velocity, min(j.max_velocity, value))
-            else:
-                raw[j.address] = max(-j.max_current, min(j.max_current, value))
+    def cycle_goals(self, goals: JointGoals, mode: GoalMode, reg: int, length: int) -> Cycle:
+        """One CYCLE for goals by name or address (numbers in SI units, or strings with units), checked and
+        clamped like :meth:`sync_goals`, reading ``length`` bytes at ``reg``."""
+        given = [(self.joint(key), value) for key, value in goals.items()]
+        checked = [(j, goal_value(j.name, value, mode)) for j, value in given]
+        if mode is GoalMode.POSITION:
+            for j, value in checked:
+                self.check_position(j, value)
+        raw = {j.address: self._raw(j, mode, value) for j, value in checked}
         return ops.cycle_goals(mode, raw, reg, length)
 
     # ------------------------------------------------------------------ states

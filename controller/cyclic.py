@@ -38,13 +38,13 @@ from armbus.bus.cycle import GOAL_NONE, Cycle
 from armbus.bus.errors import UsageError
 from armbus.bus.wire import NS_PER_MS, NS_PER_S, GoalMode, StatusFlag
 from armbus.controller import units
+from armbus.controller.armmodel import ArmModel, JointGoals
 from armbus.controller.events import CycleMissed, CycleReplied, HostEvent
 from armbus.controller.scheduler import RateKeeper
 from armbus.joints.registers import BY_NAME, STATE_BLOCK
 
 if TYPE_CHECKING:
     from armbus.controller.arm import Arm
-    from armbus.controller.armmodel import ArmModel
     from armbus.controller.host import HostNode
 
 #: What each joint reads back every cycle. "motion": position i32, velocity i32, current i16 (10 bytes: the
@@ -55,7 +55,7 @@ _MOTION = struct.Struct("<iih")
 MAX_IN_FLIGHT = 16
 #: Ages and latencies kept for the report's percentiles (a minute at 1 kHz).
 _WINDOW = 60_000
-Goals = Mapping[str, float] | None
+Goals = JointGoals | None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""Goals are checked before anything moves: units, limits, names or addresses (simulated time)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from armbus.bus.errors import UsageError
+from armbus.controller.config import load_config
+from armbus.hil.simarm import SimArm
+
+CONFIG = Path(__file__).resolve().parents[2] / "docs" / "examples" / "arm.toml"
+
+
+@pytest.fixture
+def arm() -> SimArm:
+    a = SimArm(joints=3, seed=4)
+    a.enumerate()
+    return a
+
+
+@pytest.fixture
+def configured() -> SimArm:
+    cfg = load_config(CONFIG)
+    a = SimArm(joints=len(cfg.joints), seed=4, config=cfg)
+    a.enumerate()
+    return a
+
+
+def goal_register(arm: SimArm, name: str | int) -> int:
+    return arm.read(arm[name].name, "goal_position")
+
+
+def test_degrees_typed_as_radians_are_refused_with_the_way_out(arm: SimArm) -> None:
+    with pytest.raises(UsageError, match=r"more than a full turn.*did you mean '30deg'"):
+        arm.set_goals({"joint1": 30})
+    assert goal_register(arm, "joint1") == 0  # nothing was sent
+    arm.set_goals({"joint1": "30deg"})
+    assert goal_register(arm, "joint1") == round(math.radians(30) * 1e6)
+
+
+def test_configured_limits_refuse_a_goal_outside_them_before_any_goal_is_sent(configured: SimArm) -> None:
+    with pytest.raises(UsageError, match=r"shoulder is outside its limits -1\.571 \.\. 1\.571 rad"):
+        configured.set_goals({"base": 0.05, "shoulder": 2.0})
+    assert goal_register(configured, "base") == 0  # the valid goal of the same call was not sent either
+    with pytest.raises(UsageError, match="outside its limits"):
+        configured.exchange({"shoulder": "100deg"})
+    with pytest.raises(UsageError, match="beyond its maximum"):
+        configured.set_goal("base", velocity="400deg/s")
+
+
+def test_goal_values_take_units_and_bad_ones_say_what_is_accepted(arm: SimArm) -> None:
+    arm.set_goal("joint2", position="-0.5rad")
+    assert goal_register(arm, "joint2") == -500_000
+    with pytest.raises(UsageError, match=r"'10 parsec': unknown angle unit 'parsec' \(accepted: rad"):
+        arm.set_goals({"joint1": "10 parsec"})
+    with pytest.raises(UsageError, match=r"goal for joint1 must be a number \(rad\) or a string with a unit"):
+        arm.set_goals({"joint1": [1, 2]})
+    with pytest.raises(UsageError, match="must be finite"):
+        arm.set_goals({"joint1": math.nan})
+
+
+def test_joints_are_named_by_name_or_by_address(arm: SimArm) -> None:
+    assert arm[2].name == "joint2" and arm[2] is arm["joint2"]
+    arm.set_goals({2: 0.1, 3: "5deg"})
+    assert goal_register(arm, 2) == 100_000 and goal_register(arm, 3) == round(math.radians(5) * 1e6)
+    states = arm.exchange({1: 0.02})
+    assert set(states) == {"joint1", "joint2", "joint3"}
+    with pytest.raises(UsageError, match=r"no joint at address 9 \(addresses: 1, 2, 3\)"):
+        arm[9]
+    with pytest.raises(UsageError, match="no joint named 'elbow'"):
+        arm.set_goals({"elbow": 0.1})
