@@ -178,6 +178,14 @@ class StatusFlag(enum.IntFlag):
     OVERHEAT = 0x40
     REBOOTED = 0x80  # set after boot until the host reads or clears it
 
+    def __str__(self) -> str:
+        """The flags by name, ``TORQUE_ON|MOVING`` (``NONE`` when none is set), as a person reads them."""
+        names = [f.name for f in type(self) if f.value and f.value & self.value and f.name is not None]
+        unknown = self.value & ~sum(f.value for f in type(self))
+        if unknown:
+            names.append(f"0x{unknown:02x}")
+        return "|".join(names) if names else "NONE"
+
 
 class LineErrorKind(enum.IntEnum):
     """What a receiver saw wrong on the line. Each is counted and reported, never raised in a loop."""

@@ -47,7 +47,7 @@ _DIMENSION = {GoalMode.POSITION: Dimension.ANGLE, GoalMode.VELOCITY: Dimension.A
 def goal_value(name: str, value: object, mode: GoalMode = GoalMode.POSITION) -> float:
     """A goal as given by a caller (a number in SI units, or a string with a unit) as an SI float."""
     if isinstance(value, str):
-        return parse_quantity(value, _DIMENSION[mode], bare_is_si=True)
+        return parse_quantity(value, _DIMENSION[mode])
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"goal for {name} must be a number ({_UNIT[mode]}) or a string with a unit such as "
                          f"'10deg', got {value!r}")

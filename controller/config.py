@@ -239,11 +239,12 @@ def _quantity(
     if key not in table:
         return default
     value = table[key]
-    if isinstance(value, str):
+    if isinstance(value, str):  # a string carries its unit; a bare number is written without quotes
         try:
-            return parse_quantity(value, dim, bare_is_si=True)
+            return parse_quantity(value, dim)
         except UsageError as exc:
-            raise ConfigError(f"{source}: {where}{key}: {exc}") from None
+            raise ConfigError(f"{source}: {where}{key}: {exc} (a number in SI units is written without quotes)"
+                              ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(
             f'{source}: {where}{key} must be a number in SI units or a string with a unit (e.g. "90deg"), '

@@ -22,10 +22,16 @@ from typing import TypeVar
 
 from armbus.bus.errors import ArmTimeoutError, PeerError
 from armbus.bus.messages import Error, Fault, Message, State, Undeliverable
-from armbus.bus.wire import ErrorKind, FaultCode, MsgType, StatusFlag
+from armbus.bus.wire import Address, ErrorKind, FaultCode, MsgType, StatusFlag
 from armbus.controller import units
 
 _E = TypeVar("_E", bound=enum.IntEnum)
+
+
+def _name(kind: type[_E], value: int) -> str:
+    """The member's name, or the raw number when ``value`` names none."""
+    known = _known(kind, value)
+    return known.name if isinstance(known, kind) and known.name is not None else str(value)
 
 
 def _known(kind: type[_E], value: int) -> _E | int:
@@ -190,7 +196,11 @@ def request_outcome(port: str, msg_id: int, event: HostEvent) -> ReplyReceived:
     if isinstance(event, RequestFailed):
         raise event.error
     if isinstance(event, RequestTimedOut):
-        raise ArmTimeoutError(f"{port}: no reply to request {msg_id} from joint {event.dst} in time")
+        what = _name(MsgType, event.msg_type)
+        if event.dst == Address.BROADCAST:
+            raise ArmTimeoutError(f"{port}: no reply to the broadcast {what} {msg_id} in time (it comes from the "
+                                  "last joint: is the chain complete, is every joint powered?)")
+        raise ArmTimeoutError(f"{port}: no reply to {what} {msg_id} from joint {event.dst} in time")
     raise PeerError(f"{port}: request {msg_id}: {event}")
 
 

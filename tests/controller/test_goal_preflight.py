@@ -72,3 +72,34 @@ def test_joints_are_named_by_name_or_by_address(arm: SimArm) -> None:
         arm[9]
     with pytest.raises(UsageError, match="no joint named 'elbow'"):
         arm.set_goals({"elbow": 0.1})
+
+
+def test_status_flags_read_by_name() -> None:
+    from armbus.bus.wire import StatusFlag
+
+    assert str(StatusFlag.TORQUE_ON | StatusFlag.MOVING) == "TORQUE_ON|MOVING"
+    assert str(StatusFlag(0)) == "NONE" and f"{StatusFlag(0x81)}" == "TORQUE_ON|REBOOTED"
+    assert format(StatusFlag(3), "02x") == "03"  # number formats stay numbers
+
+
+def test_a_broadcast_timeout_names_the_broadcast_not_a_joint_255() -> None:
+    from armbus.bus.errors import ArmTimeoutError
+    from armbus.bus.wire import Address, MsgType
+    from armbus.controller.events import RequestTimedOut, request_outcome
+
+    with pytest.raises(ArmTimeoutError, match="no reply to the broadcast SYNC_READ 7 in time") as info:
+        request_outcome("port", 7, RequestTimedOut(0, 7, int(Address.BROADCAST), int(MsgType.SYNC_READ)))
+    assert "255" not in str(info.value)
+    with pytest.raises(ArmTimeoutError, match="no reply to READ 8 from joint 3 in time"):
+        request_outcome("port", 8, RequestTimedOut(0, 8, 3, int(MsgType.READ)))
+
+
+def test_a_quoted_number_in_the_config_needs_its_unit(tmp_path: Path) -> None:
+    from armbus.bus.errors import ConfigError
+
+    text = CONFIG.read_text(encoding="utf-8").replace('offset = "12.5deg"', 'offset = "12.5"', 1)
+    assert 'offset = "12.5"' in text
+    bad = tmp_path / "arm.toml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"shoulder.*offset.*written without quotes"):
+        load_config(bad)
