@@ -27,6 +27,7 @@ from armbus.bus.errors import ArmTimeoutError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S
 from armbus.controller.arm import Arm
+from armbus.controller.baud import retune_host
 from armbus.controller.config import ArmConfig
 from armbus.controller.events import HostEvent
 from armbus.controller.fanout import Fanout, OutcomeWaits
@@ -91,6 +92,11 @@ class SimRunner(OutcomeWaits[HostNode]):
         if t_ns > kernel.now:
             kernel.run_until_true(self._pump_false, t_ns - kernel.now)
         self._pump()
+
+    def set_port_baud(self, baud: int) -> None:
+        """The host's UART on the host-j1 link runs at ``baud`` from now on, and the host link's timers with it."""
+        self.varm.kernel.set_port_baud("host", 0, baud)
+        self.node.link.config = retune_host(self.node.link.config, baud)
 
     def close(self) -> None:
         self._closed = True
