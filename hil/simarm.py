@@ -95,7 +95,7 @@ class SimRunner(OutcomeWaits[HostNode]):
 
     def set_port_baud(self, baud: int) -> None:
         """The host's UART on the host-j1 link runs at ``baud`` from now on, and the host link's timers with it."""
-        self.varm.kernel.set_port_baud("host", 0, baud)
+        self.varm.set_host_baud(baud)
         self.node.link.config = retune_host(self.node.link.config, baud)
 
     def close(self) -> None:
