@@ -10,8 +10,8 @@ on the pty is the host's end of the host link: the server starts the pty at join
 follows the pty's termios speed from then on (:func:`termios_rate`), so a program at another rate than joint 1
 reads garbage and joint 1 counts line noise, as with a real adapter (``armbus scan`` relies on it). The server
 keeps its own descriptor of the slave open for its whole life, so the master never reports end-of-file or EIO
-while no program has the port open, and programs may open and close it as often as they like. Bytes the joints send meanwhile wait in the pty (a few
-KiB); beyond that they are dropped and counted, as a UART overruns.
+while no program has the port open, and programs may open and close it as often as they like. Bytes the joints
+send meanwhile wait in the pty (a few KiB); beyond that they are dropped and counted, as a UART overruns.
 
 :func:`run_sim` is the body of ``armbus sim``: check the arguments, build the arm (fault schedule, capture),
 print the tty path, run until Ctrl-C or SIGTERM, stop cleanly and return the exit code.
