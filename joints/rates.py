@@ -101,8 +101,9 @@ class RateSwitch:
             return ErrorKind.BUSY  # nothing on trial to confirm
         return None
 
-    def command(self, command: int, now: int) -> None:
-        """Carry out a checked ``baud_command``."""
+    def command(self, command: int, now: int) -> bool:
+        """Carry out a checked ``baud_command``; True if the ports' rates changed (a cancelled trial)."""
+        changed = False
         regs = self.registers
         if command == RateCommand.COMMIT:
             self._switch_at = now + regs.get("baud_delay") * NS_PER_MS
@@ -117,7 +118,9 @@ class RateSwitch:
                 self._set_state(RateState.IDLE)
             elif self.state is RateState.TRIAL:
                 self._revert()
+                changed = True
         regs.set("baud_command", RateCommand.NONE)  # a command register reads 0
+        return changed
 
     def handle_timer(self, now: int) -> bool:
         """Switch or revert when due; True if the ports' rates changed (the node re-times its links)."""
@@ -170,5 +173,5 @@ def check_write(node: JointNode, values: dict[str, int]) -> ErrorKind | None:
 def apply_write(node: JointNode, values: dict[str, int], now: int) -> None:
     """After a checked register write: carry out its ``baud_command``."""
     command = values.get("baud_command", RateCommand.NONE)
-    if command != RateCommand.NONE:
-        node.rates.command(command, now)
+    if command != RateCommand.NONE and node.rates.command(command, now):
+        retime(node.links, node.rates, node.link_config)
