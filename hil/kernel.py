@@ -31,11 +31,13 @@ an overdue timer fires at once. Real-time drivers (:mod:`armbus.hil.realtime`) u
 :meth:`Kernel.deliveries_pending` to decide how long to sleep and whether bytes are still in flight.
 
 Line rates: each end of a link has its own rate (:mod:`armbus.hil.wire`). A node that sets its own UARTs (a
-joint: ``port_baud(port)``) is asked for its ports' rates after every call into it, like ``next_deadline``; a
-node whose driver sets the rate (the host's serial port) is re-timed with :meth:`Kernel.set_port_baud`. Bytes
-that arrive while the two ends of their link disagree on the rate reach the receiver as garbage: the same number
-of bytes, each replaced by a seeded random one (framing errors, which the receiver's deframer counts as line
-noise), counted in :attr:`Kernel.bytes_garbled`.
+joint) exposes ``port_rates``: a list of its ports' rates indexed by port, one list for the node's whole life,
+changed in place. The kernel compares it with the rates it last saw after every call into the node, like
+``next_deadline`` (one list comparison, no call: the drain is the hot path), and re-times the node's sending
+directions when it changed; a node whose driver sets the rate (the host's serial port) is re-timed with
+:meth:`Kernel.set_port_baud`. Bytes that arrive while the two ends of their link disagree on the rate reach the
+receiver as garbage: the same number of bytes, each replaced by a seeded random one (framing errors, which the
+receiver's deframer counts as line noise), counted in :attr:`Kernel.bytes_garbled`.
 
 Capture: every delivery is reported to the taps (:meth:`Kernel.add_tap`) as ``tap(link_name, direction, t_ns,
 data)`` just before the receiving node gets it: what a logic analyser at the receiver would see, after faults,
@@ -121,13 +123,15 @@ class _Route:
 
 
 class _Slot:
-    __slots__ = ("deadline", "fire_count", "fire_time", "frozen_until", "name", "node", "out", "port_baud", "ports")
+    __slots__ = ("deadline", "fire_count", "fire_time", "frozen_until", "name", "node", "out", "ports", "rates",
+                 "rates_seen")
 
     def __init__(self, name: str, node: Node, ports: tuple[int, ...]) -> None:
         self.name = name
         self.node = node
-        #: The node's own ``port_baud(port) -> int`` if it sets its UARTs' rates itself (a joint), else None.
-        self.port_baud: Callable[[int], int] | None = getattr(node, "port_baud", None)
+        #: The node's own ``port_rates`` if it sets its UARTs' rates itself (a joint), else None.
+        self.rates: list[int] | None = getattr(node, "port_rates", None)
+        self.rates_seen: list[int] = []  # what the kernel last applied
         self.ports = ports
         self.out: dict[int, _Route] = {}
         self.deadline: int | None = None
@@ -211,7 +215,7 @@ class Kernel:
     ) -> LinkInfo:
         """Join ``a``'s port ``a_port`` and ``b``'s port ``b_port`` with a UART link; returns its description.
         The link is named ``name`` or ``"a:a_port-b:b_port"``; direction A_TO_B is a -> b. ``baud`` is A's rate,
-        ``b_baud`` B's (default: the same); a node with ``port_baud`` is re-read at once."""
+        ``b_baud`` B's (default: the same); a node with ``port_rates`` is re-read at once."""
         sa, sb = self._slot(a), self._slot(b)
         if sa is sb:
             raise UsageError(f"cannot connect node {a!r} to itself")
@@ -231,7 +235,7 @@ class Kernel:
                 s.ports = (*s.ports, p)
         self.links[name] = info
         for s in (sa, sb):
-            if s.port_baud is not None:
+            if s.rates is not None:
                 self._retime(s, self.now)
         return info
 
@@ -437,16 +441,17 @@ class Kernel:
         return self._garble_rng.randbytes(len(data))
 
     def _retime(self, slot: _Slot, now: int) -> None:
-        """Re-read the rates of a node that sets its own UARTs."""
-        rate = slot.port_baud
-        assert rate is not None
+        """Apply the rates of a node that sets its own UARTs."""
+        rates = slot.rates
+        assert rates is not None
+        slot.rates_seen = list(rates)
         for port, route in slot.out.items():
-            baud = rate(port)
-            if baud != route.wire.baud:
-                route.wire.set_baud(now, baud)
+            if port < len(rates) and rates[port] != route.wire.baud:
+                route.wire.set_baud(now, rates[port])
 
     def _drain(self, slot: _Slot, now: int) -> None:
-        if slot.port_baud is not None:
+        rates = slot.rates
+        if rates is not None and rates != slot.rates_seen:
             self._retime(slot, now)
         node = slot.node
         for port in slot.ports:

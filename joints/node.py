@@ -163,6 +163,9 @@ class JointNode:
         self.registers.set("up_baud", up_baud)  # the rates the joint was set to before it left the factory
         self.registers.set("down_baud", down_baud)
         self.max_baud = max_baud  # the fastest rate this joint's UARTs run
+        #: The ports' rates now, indexed by port (UP, DOWN): one list for the joint's life, changed in place by the
+        #: rate switch (a simulation kernel watches it; :meth:`port_baud` reads it).
+        self.port_rates = [up_baud, down_baud]
         self.counters = NodeCounters()
         self._boots = 0
         self._booting_until: int | None = None
@@ -176,7 +179,7 @@ class JointNode:
     # --- boot ------------------------------------------------------------------------------------------
     def _start(self, now: int) -> None:
         link_seed = (self.serial * 4 + self._boots) & 0xFFFFFFFF
-        self.rates = RateSwitch(self.registers, self.max_baud)
+        self.rates = RateSwitch(self.registers, self.max_baud, self.port_rates)
         self.links = [LinkEndpoint(self.rates.link_config(self.link_config, port), seed=link_seed * 2 + port,
                                    name=f"{self.serial}:{port}") for port in (UP, DOWN)]
         self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],
@@ -231,7 +234,7 @@ class JointNode:
 
     def port_baud(self, port: int) -> int:
         """The rate port ``port`` (UP or DOWN) runs at now."""
-        return self.rates.baud(port)
+        return self.port_rates[port]
 
     @property
     def address(self) -> int:
@@ -265,7 +268,7 @@ class JointNode:
             return self._booting_until
         times = [self.control.next_deadline()]
         for t in (self._reboot_at, self._telemetry_at, self.links[UP].next_deadline(),
-                  self.links[DOWN].next_deadline(), self.rates.next_deadline()):
+                  self.links[DOWN].next_deadline(), self.rates.deadline):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -279,7 +282,7 @@ class JointNode:
         if self._reboot_at is not None and now >= self._reboot_at:
             self.reboot(now)
             return
-        if self.rates.handle_timer(now):
+        if self.rates.deadline is not None and self.rates.handle_timer(now):
             retime(self.links, self.rates, self.link_config)
         for link in self.links:
             link.handle_timer(now)

@@ -58,10 +58,14 @@ _BUSY_STATES = (RateState.ARMED, RateState.TRIAL)
 class RateSwitch:
     """The rates of one joint's two ports and its switch state (see the module docstring)."""
 
-    def __init__(self, registers: RegisterFile, max_baud: int = MAX_UART_BAUD) -> None:
+    def __init__(self, registers: RegisterFile, max_baud: int = MAX_UART_BAUD, rates: list[int] | None = None
+                 ) -> None:
         self.registers = registers
         self.max_baud = max_baud
-        self._rates = [registers.get("up_baud"), registers.get("down_baud")]
+        #: The ports' rates, indexed by port: ``rates`` if given (the node's list, changed in place), set to the
+        #: stored rates.
+        self.port_rates = rates if rates is not None else [0, 0]
+        self.port_rates[:] = [registers.get("up_baud"), registers.get("down_baud")]
         self._old: tuple[int, int] | None = None  # the rates before the trial
         self._switch_at: int | None = None
         self._revert_at: int | None = None
@@ -73,7 +77,7 @@ class RateSwitch:
     # ------------------------------------------------------------------------------------------ queries
     def baud(self, port: int) -> int:
         """The rate port ``port`` (UP or DOWN) runs at now."""
-        return self._rates[port]
+        return self.port_rates[port]
 
     @property
     def state(self) -> RateState:
@@ -81,10 +85,15 @@ class RateSwitch:
 
     def link_config(self, base: LinkConfig, port: int) -> LinkConfig:
         """``base`` at port ``port``'s current rate."""
-        rate = self._rates[port]
+        rate = self.port_rates[port]
         return base if base.baud == rate else dataclasses.replace(base, baud=rate)
 
     def next_deadline(self) -> int | None:
+        return self.deadline
+
+    @property
+    def deadline(self) -> int | None:
+        """When :meth:`handle_timer` is due next (the switch, or the end of the trial), or None."""
         return self._switch_at if self._switch_at is not None else self._revert_at
 
     # ------------------------------------------------------------------------------------------ inputs
@@ -109,8 +118,8 @@ class RateSwitch:
             self._switch_at = now + regs.get("baud_delay") * NS_PER_MS
             self._set_state(RateState.ARMED)
         elif command == RateCommand.CONFIRM:
-            regs.set("up_baud", self._rates[UP])
-            regs.set("down_baud", self._rates[DOWN])
+            regs.set("up_baud", self.port_rates[UP])
+            regs.set("down_baud", self.port_rates[DOWN])
             self._end(RateState.IDLE)
         elif command == RateCommand.CANCEL:
             if self._switch_at is not None:
@@ -127,9 +136,9 @@ class RateSwitch:
         if self._switch_at is not None and now >= self._switch_at:
             regs = self.registers
             self._switch_at = None
-            self._old = (self._rates[UP], self._rates[DOWN])
+            self._old = (self.port_rates[UP], self.port_rates[DOWN])
             for port in (UP, DOWN):
-                self._rates[port] = regs.get(_STAGED_REGISTER[port]) or self._rates[port]
+                self.port_rates[port] = regs.get(_STAGED_REGISTER[port]) or self.port_rates[port]
             self._revert_at = now + regs.get("baud_trial") * NS_PER_MS
             self.switches += 1
             self._set_state(RateState.TRIAL)
@@ -142,7 +151,7 @@ class RateSwitch:
     # ------------------------------------------------------------------------------------------ helpers
     def _revert(self) -> None:
         assert self._old is not None
-        self._rates = list(self._old)
+        self.port_rates[:] = self._old
         self.reverts += 1
         self._end(RateState.REVERTED)
 

@@ -16,15 +16,12 @@ MS = 1_000_000
 
 
 class RatedSender(Sender):
-    """A Sender that sets its own UART rate, as a joint does (``port_baud``)."""
+    """A Sender that sets its own UART rate, as a joint does (``port_rates``, changed in place)."""
 
     def __init__(self, script: list[tuple[int, bytes]], baud: int, switch: tuple[int, int] | None = None) -> None:
         super().__init__(script)
-        self.baud = baud
+        self.port_rates = [baud]
         self.switch = switch  # (time, new rate)
-
-    def port_baud(self, port: int) -> int:
-        return self.baud
 
     def next_deadline(self) -> int | None:
         times = [t for t in (super().next_deadline(), self.switch[0] if self.switch else None) if t is not None]
@@ -32,7 +29,7 @@ class RatedSender(Sender):
 
     def handle_timer(self, now: int) -> None:
         if self.switch and now >= self.switch[0]:
-            self.baud, self.switch = self.switch[1], None
+            self.port_rates[0], self.switch = self.switch[1], None
         super().handle_timer(now)
 
 
