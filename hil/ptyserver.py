@@ -166,7 +166,8 @@ def _open_capture(arm: VirtualArm, path: str, args: argparse.Namespace) -> Any:
     from armbus.hil.trace.pcapng import TraceWriter
 
     wire = arm.kernel.links["host-j1"].wire
-    meta = {"joints": len(arm.joints), "baud": wire.baud, "turnaround_ns": wire.turnaround_ns,
+    meta = {"joints": len(arm.joints), "baud": wire.baud, "chain_baud": arm.joints[0].port_baud(1),
+            "turnaround_ns": wire.turnaround_ns,
             "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim"}  # what `armbus trace replay` rebuilds
     try:
         writer = TraceWriter(path, meta)
