@@ -22,10 +22,13 @@ So the procedure is written once, with no port, clock or thread in it, and :func
 3. SYNC_READ ``baud_state`` until every joint answers ON TRIAL at the new rates (within half the trial);
 4. broadcast WRITE ``baud_command`` = CONFIRM, and SYNC_READ ``baud_state`` again: every joint IDLE means the
    new rates are stored (:class:`RateReport`, outcome ``switched``);
-5. otherwise: wait until every joint's trial is over (they revert by themselves), retune the host port back,
-   and read the chain at the old rates: outcome ``reverted`` when every joint answers there, ``broken`` when
-   some do not (power-cycle the arm: every joint boots at its stored rates). Either raises
-   :class:`RateSwitchFailed` with the report.
+5. otherwise: wait until every joint's trial is over (they revert by themselves). If a confirm went out, look
+   at the new rates first (the confirm may have reached every joint and only its check was lost: ``switched``
+   after all). Then retune the host port back and read the chain at the old rates: outcome ``reverted`` when
+   every joint answers there, ``broken`` when some do not. Both raise :class:`RateSwitchFailed` with the
+   report, whose detail says how to recover: a chain split by a confirm that reached only its first joints is
+   joined up again by switching that first part back (``set_baud`` at the old rate), one where nobody
+   confirmed by a power cycle (every joint boots at its stored rates).
 """
 
 from __future__ import annotations
@@ -195,33 +198,43 @@ def switch_plan(joints: int, host_baud: int, chain_baud: int, old_host_baud: int
         detail = (f"the confirm did not reach every joint ({_describe(states, joints)}); joints that were not "
                   "confirmed went back to the old rates at the end of their trial")
         return (yield from _fall_back(report, joints, host_baud, chain_baud, old_host_baud, old_chain, detail,
-                                      switched_at + trial_ms * NS_PER_MS, timeout, keep_new=True))
+                                      switched_at + trial_ms * NS_PER_MS, timeout, confirm_sent=True))
 
     # 5. the chain did not answer at the new rates: every joint goes back by itself; so does the host
     detail = f"the chain did not answer at the new rates ({_describe(states, joints)})"
     return (yield from _fall_back(report, joints, host_baud, chain_baud, old_host_baud, old_chain, detail,
-                                  switched_at + trial_ms * NS_PER_MS, timeout, keep_new=False))
+                                  switched_at + trial_ms * NS_PER_MS, timeout, confirm_sent=False))
 
 
 def _fall_back(report: Callable[..., RateReport], joints: int, host_baud: int, chain_baud: int, old_host: int,
                old_chain: int, detail: str, trials_end: int, timeout: float, *,
-               keep_new: bool) -> Generator[Step, tuple[int, Any], RateReport]:
-    """Wait out the trials, put the host port back, see who answers at the old rates; raise the outcome."""
+               confirm_sent: bool) -> Generator[Step, tuple[int, Any], RateReport]:
+    """Wait out the trials and see where the chain answers: at the new rates first if a confirm went out (it may
+    have reached every joint, only its check was lost), then at the old ones. Returns ``switched`` only when
+    every joint is seen confirmed; raises the other outcomes."""
     now, _ = yield Wait(trials_end + 1 * NS_PER_MS)
-    if keep_new:  # some joints were confirmed: the host stays with them, the others cannot be reached
+    seen_new = ""
+    if confirm_sent:
         now, states = yield from _read_states(joints, now + NS_PER_S, timeout)
-        raise RateSwitchFailed(report("broken", host_baud, chain_baud, states, (
-            f"{detail}; the chain answers at the new rates as far as {_describe(states, joints)}: power-cycle "
-            "the arm (every joint boots at its stored rates) and scan for it"), now))
+        if len(states) == joints and all(s == RateState.IDLE.name for s in states.values()):
+            return report("switched", host_baud, chain_baud, states, (
+                f"{joints} joint(s) switched: host link {host_baud} baud, chain {chain_baud} baud (the confirm was "
+                "seen to have reached every joint only after the trials ended)"), now)
+        seen_new = f"; at the new rates {_describe(states, joints)}"
     now, _ = yield Retune(old_host)
     now, states = yield from _read_states(joints, now + NS_PER_S, timeout)
     if len(states) == joints:
         raise RateSwitchFailed(report("reverted", old_host, old_chain, states, (
             f"{detail}; every joint went back by itself and the chain answers at {old_host}/{old_chain} baud "
             "again"), now))
+    if confirm_sent:  # the joints that took the confirm stored the new rates, the others kept the old ones
+        advice = (f"the part of the chain that answers at {host_baud} baud stored the new rates: switch it back "
+                  "with set_baud at the old rate (armbus scan finds it), which joins the chain up again")
+    else:  # nobody stored anything: every joint boots at the old rates
+        advice = "check the cabling and power-cycle the arm (every joint boots at its stored, old rates)"
     raise RateSwitchFailed(report("broken", old_host, old_chain, states, (
-        f"{detail}; after the fallback the chain answers at {old_host}/{old_chain} baud only as far as "
-        f"{_describe(states, joints)}: power-cycle the arm (every joint boots at its stored rates)"), now))
+        f"{detail}{seen_new}; at the old rates ({old_host}/{old_chain} baud) {_describe(states, joints)}: "
+        f"{advice}"), now))
 
 
 def _read_states(joints: int, until_ns: int, timeout: float

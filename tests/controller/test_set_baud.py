@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from armbus.bus.errors import UsageError
-from armbus.bus.messages import Message
+from armbus.bus.messages import Message, Write
 from armbus.bus.wire import StatusFlag, wire_time_ns
 from armbus.controller.baud import (
     DEFAULT_TRIAL_MS,
@@ -26,7 +26,7 @@ from armbus.hil.joint_faults import CutCable
 from armbus.hil.simarm import SimArm
 from armbus.hil.virtual_arm import DEFAULT_WIRE_TURNAROUND_NS
 from armbus.hil.wire import Direction
-from armbus.joints.registers import RateState
+from armbus.joints.registers import BY_NAME, RateCommand, RateState
 
 MS = 1_000_000
 MBAUD = 1_000_000
@@ -124,6 +124,34 @@ def test_a_commit_that_reaches_only_part_of_the_chain_falls_back_to_the_old_rate
     j4_up = joints[3].links[0].counters  # joint 3 at 3 Mbaud, joint 4 at 1 Mbaud, after the cable came back
     assert j4_up.crc_errors + j4_up.framing_errors > 0 and arm.virtual_arm.kernel.bytes_garbled > 0
     assert len(arm.read_states()) == 6
+
+
+class CutAtConfirm(CutBeforeCommit):
+    """Cuts the cable after joint 3 for good just before the confirm goes out."""
+
+    def send(self, message: Message, dst: int, timeout: float | None = None) -> int:
+        if message == Write(BY_NAME["baud_command"].address, bytes((RateCommand.CONFIRM,))):
+            kernel = self.arm.virtual_arm.kernel
+            CutCable(0, after_joint=3, duration_ns=2000 * MS).apply(kernel, kernel.now)
+        return self.arm.send(message, dst, timeout)
+
+
+def test_a_confirm_that_reaches_part_of_the_chain_is_reported_broken_and_switching_that_part_back_heals_it() -> None:
+    arm = SimArm(joints=6, seed=7)
+    arm.enumerate()
+    with pytest.raises(RateSwitchFailed, match="switch it back with set_baud at the old rate") as info:
+        run_sync(CutAtConfirm(arm), switch_plan(6, 3_000_000, 3_000_000, MBAUD, arm.now()))
+    assert info.value.report.outcome == "broken"
+    stored = [j.registers.get("up_baud") for j in arm.virtual_arm.joints]
+    assert stored == [3_000_000] * 3 + [MBAUD] * 3  # the confirm stopped at the cut
+    arm.sleep_until(arm.now() + 2000 * MS)  # the cable is back; the chain is split by its rates
+    arm.set_port_baud(3_000_000)
+    assert arm.wait_link(1.0)  # the host link gave up while the rates disagreed: it reopens at its next probe
+    assert len(arm.enumerate()) == 3
+    assert arm.set_baud(MBAUD).ok  # the first part goes back to the old rate ...
+    arm.sleep_until(arm.now() + 100 * MS)
+    assert len(arm.enumerate()) == 6  # ... and the chain is whole again
+    assert rates(arm) == [(MBAUD, MBAUD)] * 6
 
 
 def test_a_host_that_never_confirms_leaves_every_joint_back_at_the_old_rate() -> None:
