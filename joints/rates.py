@@ -24,7 +24,8 @@ Safety: the switch touches only the UARTs. It never posts a command to the contr
 motion; the e-stop path (handlers.on_estop: a direct call into the control core) does not depend on it. While
 the two ends of a link disagree on the rate (the instant between a joint's switch and its neighbour's, or a
 failed switch until the trial ends), frames on that link arrive as line noise, are counted by the deframer and
-retransmitted by the hop link when the rates agree again.
+retransmitted by the hop link when the rates agree again: an e-stop too, which therefore reaches the joints
+beyond such a link at most ``baud_trial`` late (their watchdog, if armed, stops them meanwhile).
 
 :class:`RateSwitch` is sans-I/O like the rest of the joint: the node calls :meth:`RateSwitch.handle_timer` at
 :meth:`RateSwitch.next_deadline` and re-times its links (each :class:`armbus.bus.link.LinkEndpoint` takes a
