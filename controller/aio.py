@@ -61,7 +61,9 @@ from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
     RateReport,
+    RateSwitchFailed,
     check_rate,
+    note_rates,
     retune_host,
     run_async,
     switch_plan,
@@ -403,7 +405,13 @@ class AsyncArm:
         joints = len(await self.enumerate())
         plan = switch_plan(joints, rate, chain, self.node.link.config.baud, self.now(),
                            delay_ms=delay_ms, trial_ms=trial_ms, timeout=self.timeout)
-        return await run_async(self, plan)
+        try:
+            report = await run_async(self, plan)
+        except RateSwitchFailed as exc:
+            note_rates(self.node, exc.report)
+            raise
+        note_rates(self.node, report)
+        return report
 
     # ------------------------------------------------------------------ the protocol side
     def _on_data(self, data: bytes) -> None:

@@ -40,7 +40,9 @@ from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
     RateReport,
+    RateSwitchFailed,
     check_rate,
+    note_rates,
     run_sync,
     switch_plan,
 )
@@ -341,7 +343,14 @@ class Arm:
         joints = len(self.enumerate())
         plan = switch_plan(joints, rate, chain, self._runner.node.link.config.baud, self.now(),
                            delay_ms=delay_ms, trial_ms=trial_ms, timeout=self.timeout)
-        return run_sync(self, plan)
+        try:
+            report = run_sync(self, plan)
+        except RateSwitchFailed as exc:
+            failed = exc.report
+            self._runner.call(lambda h, now: note_rates(h, failed))
+            raise
+        self._runner.call(lambda h, now: note_rates(h, report))
+        return report
 
     def reboot(self, name: str) -> None:
         self.send(Reboot(), self.model.joint(name).address)

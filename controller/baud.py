@@ -44,6 +44,7 @@ from armbus.bus.errors import ArmbusError, PeerError, RemoteError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Message, Read, ReadReply, SyncRead, SyncReadReply, Write, make_packet
 from armbus.bus.wire import NS_PER_MS, NS_PER_S, SUPPORTED_BAUDS, Address
+from armbus.controller.host import HostNode
 from armbus.joints.registers import BY_NAME, RateCommand, RateState
 
 #: Default delay from the commit to the switch: the commit crosses a 6-joint chain in under 2 ms at 1 Mbaud;
@@ -335,6 +336,12 @@ async def run_async(arm: _AsyncDriver, plan: Generator[Step, tuple[int, Any], Ra
             outcome = (arm.now(), value)
         except ArmbusError as exc:
             outcome = exc
+
+
+def note_rates(node: HostNode, report: RateReport) -> None:
+    """Give the host node's cyclic-exchange timing the rates the chain runs at after a switch (or its failure)."""
+    node.cycles.timing = dataclasses.replace(node.cycles.timing, host_baud=report.host_baud,
+                                             chain_baud=report.chain_baud)
 
 
 def retune_host(link_config: LinkConfig, baud: int) -> LinkConfig:

@@ -19,6 +19,7 @@ Use :class:`SimArm`: ``SimArm(joints=6, seed=1)`` builds the virtual arm; ``SimA
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -153,6 +154,8 @@ class SimArm(Arm):
         if virtual_arm is None:
             host = HostNode(HostConfig(link=LinkConfig(baud=baud), reply_timeout_ns=int(timeout * NS_PER_S)))
             virtual_arm = VirtualArm(joints, host=host, seed=seed, baud=baud, **virtual_arm_options)
+            chain = virtual_arm.joints[0].port_baud(1)  # the joint-to-joint rate (chain_baud, default baud)
+            host.cycles.timing = dataclasses.replace(host.cycles.timing, host_baud=baud, chain_baud=chain)
         elif virtual_arm_options:
             raise UsageError("pass VirtualArm options only when SimArm builds the virtual arm")
         runner = SimRunner(virtual_arm)

@@ -66,6 +66,8 @@ def test_a_6_joint_chain_switches_from_1_to_3_mbaud_and_every_joint_answers_at_t
     assert all(j.registers.get("up_baud") == 3_000_000 for j in arm.virtual_arm.joints)  # stored
     assert all(link.wire.matched and link.wire.baud == 3_000_000 for link in arm.virtual_arm.kernel.links.values())
     assert arm.runner.node.link.config.baud == 3_000_000  # the host link's timers follow
+    timing = arm.runner.node.cycles.timing  # and so does the cyclic exchange's wire-time model
+    assert (timing.host_baud, timing.chain_baud) == (3_000_000, 3_000_000)
     assert len(arm.read_states()) == 6
     dt, n = ping_wire_ns(arm)
     assert dt == DEFAULT_WIRE_TURNAROUND_NS + wire_time_ns(n, 3_000_000)  # a third of the wire time
