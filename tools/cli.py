@@ -31,6 +31,8 @@ examples:
   armbus --port /dev/ttyUSB0 info           identify every joint of a real arm
   armbus --port virtual monitor             live table of every joint
   armbus --port /dev/ttyUSB0 move shoulder 30deg
+  armbus scan --port /dev/ttyUSB0           find the arm at any supported baud rate
+  armbus --port /dev/ttyUSB0 baud 3000000   switch the running arm to 3 Mbaud (back to the old rate on failure)
   armbus trace decode capture.pcapng --type SYNC_READ
   armbus bench                              every benchmark, one table
 
