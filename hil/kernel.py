@@ -41,7 +41,8 @@ receiver's deframer counts as line noise), counted in :attr:`Kernel.bytes_garble
 
 Capture: every delivery is reported to the taps (:meth:`Kernel.add_tap`) as ``tap(link_name, direction, t_ns,
 data)`` just before the receiving node gets it: what a logic analyser at the receiver would see, after faults
-(and, between ends at different rates, the garbage the receiving UART reads), in global time order. A tap that raises is removed and warned about; the simulation goes on.
+(and, between ends at different rates, the garbage the receiving UART reads), in global time order. A tap that
+raises is removed and warned about; the simulation goes on.
 """
 
 from __future__ import annotations
