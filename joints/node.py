@@ -179,7 +179,7 @@ class JointNode:
     # --- boot ------------------------------------------------------------------------------------------
     def _start(self, now: int) -> None:
         link_seed = (self.serial * 4 + self._boots) & 0xFFFFFFFF
-        self.rates = RateSwitch(self.registers, self.max_baud, self.port_rates)
+        self.rates = RateSwitch(self.registers, self.port_rates)
         self.links = [LinkEndpoint(self.rates.link_config(self.link_config, port), seed=link_seed * 2 + port,
                                    name=f"{self.serial}:{port}") for port in (UP, DOWN)]
         self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],

@@ -10,7 +10,7 @@ byte for byte):
 
 1. *stage*: the host writes ``baud_next_up``, ``baud_next_down`` (0 = keep), ``baud_delay`` and ``baud_trial``
    to each joint. A staged rate that is not in :data:`armbus.bus.wire.SUPPORTED_BAUDS`, or that this joint's
-   UART cannot run (:attr:`RateSwitch.max_baud`), is refused (ERROR LIMIT), so the host learns before anything
+   UARTs cannot run (``JointNode.max_baud``), is refused (ERROR LIMIT), so the host learns before anything
    switches that a joint cannot follow.
 2. *commit*: ``baud_command`` = COMMIT (a broadcast WRITE). The joint is ARMED: ``baud_delay`` ms later it
    switches both ports at the same instant to the staged rates, keeps the old ones, and is on TRIAL.
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 MAX_UART_BAUD = max(SUPPORTED_BAUDS)
 #: Registers whose write goes through this module.
 RATE_REGISTERS = frozenset({*STAGED_RATES, "baud_delay", "baud_trial", "baud_command"})
-_PORT_REGISTER = {UP: "up_baud", DOWN: "down_baud"}
+_SETTINGS = RATE_REGISTERS - {"baud_command"}  # what a switch under way keeps
 _STAGED_REGISTER = {UP: "baud_next_up", DOWN: "baud_next_down"}
 _BUSY_STATES = (RateState.ARMED, RateState.TRIAL)
 
@@ -59,10 +59,8 @@ _BUSY_STATES = (RateState.ARMED, RateState.TRIAL)
 class RateSwitch:
     """The rates of one joint's two ports and its switch state (see the module docstring)."""
 
-    def __init__(self, registers: RegisterFile, max_baud: int = MAX_UART_BAUD, rates: list[int] | None = None
-                 ) -> None:
+    def __init__(self, registers: RegisterFile, rates: list[int] | None = None) -> None:
         self.registers = registers
-        self.max_baud = max_baud
         #: The ports' rates, indexed by port: ``rates`` if given (the node's list, changed in place), set to the
         #: stored rates.
         self.port_rates = rates if rates is not None else [0, 0]
@@ -98,14 +96,15 @@ class RateSwitch:
         return self._switch_at if self._switch_at is not None else self._revert_at
 
     # ------------------------------------------------------------------------------------------ inputs
-    def check(self, values: dict[str, int]) -> ErrorKind | None:
-        """Refuse a rate write this joint cannot take (the register table has checked each value's range and
-        that a staged rate is 0 or supported)."""
-        if any(values.get(name, 0) > self.max_baud for name in STAGED_RATES):
+    def check(self, values: dict[str, int], max_baud: int = MAX_UART_BAUD) -> ErrorKind | None:
+        """Refuse a rate write this joint cannot take: a staged rate above ``max_baud`` (its UARTs' fastest), or
+        a change while a switch is under way (the register table has checked each value's range and that a
+        staged rate is 0 or supported)."""
+        if any(values.get(name, 0) > max_baud for name in STAGED_RATES):
             return ErrorKind.LIMIT
         busy = self.state in _BUSY_STATES
         command = values.get("baud_command", RateCommand.NONE)
-        if busy and (command == RateCommand.COMMIT or RATE_REGISTERS.difference({"baud_command"}) & values.keys()):
+        if busy and (command == RateCommand.COMMIT or _SETTINGS & values.keys()):
             return ErrorKind.BUSY  # the switch under way keeps its settings
         if command == RateCommand.CONFIRM and self.state is not RateState.TRIAL:
             return ErrorKind.BUSY  # nothing on trial to confirm
@@ -177,7 +176,7 @@ def check_write(node: JointNode, values: dict[str, int]) -> ErrorKind | None:
     """Part of a register write's complete check: None when the rate registers in ``values`` may be written."""
     if RATE_REGISTERS.isdisjoint(values):
         return None
-    return node.rates.check(values)
+    return node.rates.check(values, node.max_baud)
 
 
 def apply_write(node: JointNode, values: dict[str, int], now: int) -> None:

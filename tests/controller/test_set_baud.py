@@ -86,7 +86,7 @@ def test_the_host_link_and_the_chain_get_rates_of_their_own() -> None:
 
 def test_a_joint_that_cannot_take_the_rate_stops_the_switch_before_anything_changes() -> None:
     arm = SimArm(joints=6, seed=3)
-    arm.virtual_arm.joint(4).rates.max_baud = 2_000_000  # a slower UART
+    arm.virtual_arm.joint(4).max_baud = 2_000_000  # a slower UART
     with pytest.raises(RateSwitchFailed, match="joint 4 refused") as info:
         arm.set_baud(3_000_000)
     assert info.value.report.outcome == "refused" and info.value.report.host_baud == MBAUD
