@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 
 import pytest
 
 from armbus.bus.errors import UsageError
 from armbus.controller.aio import AsyncArm
+from armbus.controller.backends import open_port
 from armbus.controller.scan import scan, scan_order
 from armbus.hil.ptyserver import PtyServer, build_arm
 from armbus.tools.cli import main
@@ -58,6 +60,19 @@ def test_scan_and_sim_refuse_bad_rates_clearly() -> None:
         build_arm(_args(chain_baud=12_000_000))
     assert main(["scan", "--port", "virtual", "--bauds", "1000000,77"]) == 2
     assert main(["baud", "1234", "--port", "/dev/ttyNOPE-armbus"]) == 2  # refused before the port is opened
+
+
+@pytest.mark.realtime
+def test_the_url_handler_takes_a_chain_rate_and_follows_the_ports_baudrate() -> None:
+    with open_port("armbus://?joints=2&chain_baud=3000000", timeout=0.05) as port:
+        rt = port.virtual_arm
+        assert rt.call(lambda a: [(j.port_baud(0), j.port_baud(1)) for j in a.joints]) == \
+            [(1_000_000, 3_000_000), (3_000_000, 3_000_000)]
+        port.baudrate = 115_200
+        deadline = time.monotonic() + 2
+        while rt.call(lambda a: a.host_baud) != 115_200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rt.call(lambda a: a.host_baud) == 115_200
 
 
 @pytest.mark.realtime
