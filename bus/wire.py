@@ -45,6 +45,10 @@ NS_PER_US = 1_000
 BITS_PER_BYTE = 10
 #: The bus's nominal line rate: the joints' default, and every tool's unless told otherwise (docs/protocol.md).
 DEFAULT_BAUD = 1_000_000
+#: Line rates a joint's UART ports take and the host may switch a chain to (docs/joints.md, "Line rate"): the
+#: standard rates from 115200 up that Linux (termios B-constants) and the usual USB-serial bridges (FTDI, CP210x)
+#: offer, up to 4 Mbaud, the fastest the real-time harness paces (armbus.hil.realtime). ``armbus scan`` tries them.
+SUPPORTED_BAUDS = (115_200, 230_400, 460_800, 500_000, 921_600, 1_000_000, 2_000_000, 3_000_000, 4_000_000)
 
 
 def wire_time_ns(nbytes: int, baud: int, bits_per_byte: int = BITS_PER_BYTE) -> int:

@@ -57,6 +57,17 @@ from armbus.controller.arm import (
 )
 from armbus.controller.armmodel import ArmModel, JointGoals
 from armbus.controller.backends import resolve_port
+from armbus.controller.baud import (
+    DEFAULT_DELAY_MS,
+    DEFAULT_TRIAL_MS,
+    RateReport,
+    RateSwitchFailed,
+    check_rate,
+    note_rates,
+    retune_host,
+    run_async,
+    switch_plan,
+)
 from armbus.controller.config import ArmConfig
 from armbus.controller.cyclic import CycleView, CyclicReport
 from armbus.controller.events import (
@@ -365,6 +376,42 @@ class AsyncArm:
     async def reboot(self, name: str) -> None:
         await self.send(Reboot(), self.model.joint(name).address)
         self.model.forget(name)
+
+    # ------------------------------------------------------------------ time and line rate (as Arm)
+    def now(self) -> int:
+        """The host clock (ns)."""
+        return time.monotonic_ns()
+
+    async def sleep_until(self, t_ns: int) -> None:
+        """Wait until the host clock reads ``t_ns`` (the loop runs the protocol meanwhile)."""
+        delay = t_ns - time.monotonic_ns()
+        if delay > 0:
+            await asyncio.sleep(delay / NS_PER_S)
+
+    def set_port_baud(self, baud: int) -> None:
+        """Set the host's own port to ``baud`` (kept when the port is reopened); the joints do not follow."""
+        self.baud = check_rate(baud, "baud")
+        self.node.link.config = retune_host(self.node.link.config, baud)
+        transport = self._transport
+        port = getattr(transport, "serial", None)
+        if port is not None:
+            port.baudrate = baud
+
+    async def set_baud(self, rate: int, chain: int | None = None, *, delay_ms: int = DEFAULT_DELAY_MS,
+                       trial_ms: int = DEFAULT_TRIAL_MS) -> RateReport:
+        """Switch the running chain's rates with fallback; see :meth:`armbus.controller.arm.Arm.set_baud`."""
+        check_rate(rate, "rate")
+        chain = rate if chain is None else check_rate(chain, "chain rate")
+        joints = len(await self.enumerate())
+        plan = switch_plan(joints, rate, chain, self.node.link.config.baud, self.now(),
+                           delay_ms=delay_ms, trial_ms=trial_ms, timeout=self.timeout)
+        try:
+            report = await run_async(self, plan)
+        except RateSwitchFailed as exc:
+            note_rates(self.node, exc.report)
+            raise
+        note_rates(self.node, report)
+        return report
 
     # ------------------------------------------------------------------ the protocol side
     def _on_data(self, data: bytes) -> None:

@@ -36,6 +36,16 @@ from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
 from armbus.controller import ops
 from armbus.controller.armmodel import ArmModel, JointGoals
 from armbus.controller.backends import resolve_port
+from armbus.controller.baud import (
+    DEFAULT_DELAY_MS,
+    DEFAULT_TRIAL_MS,
+    RateReport,
+    RateSwitchFailed,
+    check_rate,
+    note_rates,
+    run_sync,
+    switch_plan,
+)
 from armbus.controller.config import ArmConfig, JointConfig, load_config
 from armbus.controller.cyclic import CycleCore, CycleState, CycleView, CyclicLoop
 from armbus.controller.events import CycleReplied, HostEvent, JointState, ReplyReceived
@@ -128,6 +138,7 @@ class Runner(Protocol):
     def remove_listener(self, listener: Callable[[HostEvent], None]) -> None: ...
     def now(self) -> int: ...
     def sleep_until(self, t_ns: int) -> None: ...
+    def set_port_baud(self, baud: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -315,6 +326,31 @@ class Arm:
     def estop(self, reason: int = 0) -> None:
         """Broadcast an emergency stop (joints stop first, then forward it)."""
         self.send(EStop(reason), Address.BROADCAST)
+
+    # ------------------------------------------------------------------ line rate
+    def set_port_baud(self, baud: int) -> None:
+        """Set the host's own port to ``baud`` (the joints do not follow: that is :meth:`set_baud`)."""
+        self._runner.set_port_baud(check_rate(baud, "baud"))
+
+    def set_baud(self, rate: int, chain: int | None = None, *, delay_ms: int = DEFAULT_DELAY_MS,
+                 trial_ms: int = DEFAULT_TRIAL_MS) -> RateReport:
+        """Switch the running chain: the host link to ``rate``, the joint-to-joint links to ``chain`` (default:
+        ``rate``), on trial with fallback (:mod:`armbus.controller.baud`; docs/joints.md, "Line rate"). Returns the
+        report; raises :class:`~armbus.controller.baud.RateSwitchFailed` (with the report: ``reverted`` or
+        ``broken``, or ``refused`` when a joint cannot take the rate) if the chain did not switch."""
+        check_rate(rate, "rate")
+        chain = rate if chain is None else check_rate(chain, "chain rate")
+        joints = len(self.enumerate())
+        plan = switch_plan(joints, rate, chain, self._runner.node.link.config.baud, self.now(),
+                           delay_ms=delay_ms, trial_ms=trial_ms, timeout=self.timeout)
+        try:
+            report = run_sync(self, plan)
+        except RateSwitchFailed as exc:
+            failed = exc.report
+            self._runner.call(lambda h, now: note_rates(h, failed))
+            raise
+        self._runner.call(lambda h, now: note_rates(h, report))
+        return report
 
     def reboot(self, name: str) -> None:
         self.send(Reboot(), self.model.joint(name).address)

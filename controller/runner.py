@@ -31,6 +31,7 @@ import serial
 
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
 from armbus.bus.wire import NS_PER_S
+from armbus.controller.baud import retune_host
 from armbus.controller.events import HostEvent, PortLost, PortRestored
 from armbus.controller.fanout import Fanout, OutcomeWaits
 from armbus.controller.host import HostNode
@@ -84,6 +85,7 @@ class NodeRunner(OutcomeWaits[HostNode]):
         self._fanout: Fanout[_Waiter] = Fanout(name, log)  # guarded by _lock
         self._closed = threading.Event()
         self._connected = threading.Event()
+        self._baud: int | None = None  # set_port_baud's rate, for a reopened port
         try:
             self._port: Any = open_port()
         except (serial.SerialException, OSError) as exc:
@@ -117,6 +119,14 @@ class NodeRunner(OutcomeWaits[HostNode]):
     def sleep_until(self, t_ns: int) -> None:
         """Sleep until the clock reads ``t_ns`` (the reader thread goes on meanwhile); see :func:`sleep_until`."""
         sleep_until(t_ns, self._clock)
+
+    def set_port_baud(self, baud: int) -> None:
+        """Set the port to ``baud`` (kept when the port is reopened) and the host link's timers with it."""
+        with self._lock:
+            self._baud = baud
+            self.node.link.config = retune_host(self.node.link.config, baud)
+            if self._connected.is_set():
+                self._port.baudrate = baud
 
     def call(self, fn: Callable[[HostNode, int], T]) -> T:
         """Run ``fn(node, now)`` under the lock and flush what it queued."""
@@ -222,6 +232,8 @@ class NodeRunner(OutcomeWaits[HostNode]):
             return
         port.timeout = POLL_S
         with self._lock:
+            if self._baud is not None:
+                port.baudrate = self._baud
             self._port = port
             self.node.port_restored(self._clock())
             self._connected.set()

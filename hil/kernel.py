@@ -30,15 +30,26 @@ arriving meanwhile are lost and counted, and it is not drained; when the freeze 
 an overdue timer fires at once. Real-time drivers (:mod:`armbus.hil.realtime`) use :meth:`Kernel.next_event_time` and
 :meth:`Kernel.deliveries_pending` to decide how long to sleep and whether bytes are still in flight.
 
+Line rates: each end of a link has its own rate (:mod:`armbus.hil.wire`). A node that sets its own UARTs (a
+joint) exposes ``port_rates``: a list of its ports' rates indexed by port, one list for the node's whole life,
+changed in place. The kernel compares it with the rates it last saw after every call into the node, like
+``next_deadline`` (one list comparison, no call: the drain is the hot path), and re-times the node's sending
+directions when it changed; a node whose driver sets the rate (the host's serial port) is re-timed with
+:meth:`Kernel.set_port_baud`. Bytes that arrive while the two ends of their link disagree on the rate reach the
+receiver as garbage: the same number of bytes, each replaced by a seeded random one (framing errors, which the
+receiver's deframer counts as line noise), counted in :attr:`Kernel.bytes_garbled`.
+
 Capture: every delivery is reported to the taps (:meth:`Kernel.add_tap`) as ``tap(link_name, direction, t_ns,
-data)`` just before the receiving node gets it: what a logic analyser at the receiver would see, after faults,
-in global time order. A tap that raises is removed and warned about; the simulation goes on.
+data)`` just before the receiving node gets it: what a logic analyser at the receiver would see, after faults
+(and, between ends at different rates, the garbage the receiving UART reads), in global time order. A tap that
+raises is removed and warned about; the simulation goes on.
 """
 
 from __future__ import annotations
 
 import enum
 import heapq
+import random
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -97,25 +108,31 @@ class LinkInfo:
 
 
 class _Route:
-    __slots__ = ("channel", "direction", "dst", "dst_port", "link", "wire")
+    __slots__ = ("back", "channel", "direction", "dst", "dst_port", "link", "wire")
 
     def __init__(
-        self, link: str, direction: Direction, wire: WireDirection, channel: FaultChannel, dst: _Slot, port: int
+        self, link: str, direction: Direction, wire: WireDirection, channel: FaultChannel, dst: _Slot, port: int,
+        back: WireDirection,
     ) -> None:
         self.link = link
         self.direction = direction
         self.wire = wire
+        self.back = back  # the other direction: its sender is this route's receiver, at the receiver's rate
         self.channel = channel
         self.dst = dst
         self.dst_port = port
 
 
 class _Slot:
-    __slots__ = ("deadline", "fire_count", "fire_time", "frozen_until", "name", "node", "out", "ports")
+    __slots__ = ("deadline", "fire_count", "fire_time", "frozen_until", "name", "node", "out", "ports", "rates",
+                 "rates_seen")
 
     def __init__(self, name: str, node: Node, ports: tuple[int, ...]) -> None:
         self.name = name
         self.node = node
+        #: The node's own ``port_rates`` if it sets its UARTs' rates itself (a joint), else None.
+        self.rates: list[int] | None = getattr(node, "port_rates", None)
+        self.rates_seen: list[int] = []  # what the kernel last applied
         self.ports = ports
         self.out: dict[int, _Route] = {}
         self.deadline: int | None = None
@@ -154,6 +171,9 @@ class Kernel:
         self.bytes_discarded = 0
         #: Bytes that arrived at a frozen node (see :meth:`freeze`) and were lost.
         self.bytes_lost_frozen = 0
+        #: Bytes that arrived while the two ends of their link ran at different rates (delivered as garbage).
+        self.bytes_garbled = 0
+        self._garble_rng = random.Random(f"garble:{seed}")
 
     # -- building -----------------------------------------------------------------------------------------
     @property
@@ -192,10 +212,11 @@ class Kernel:
 
     def connect(
         self, a: str, a_port: int, b: str, b_port: int, *, baud: int, turnaround_ns: int = 0,
-        name: str | None = None,
+        name: str | None = None, b_baud: int | None = None,
     ) -> LinkInfo:
         """Join ``a``'s port ``a_port`` and ``b``'s port ``b_port`` with a UART link; returns its description.
-        The link is named ``name`` or ``"a:a_port-b:b_port"``; direction A_TO_B is a -> b."""
+        The link is named ``name`` or ``"a:a_port-b:b_port"``; direction A_TO_B is a -> b. ``baud`` is A's rate,
+        ``b_baud`` B's (default: the same); a node with ``port_rates`` is re-read at once."""
         sa, sb = self._slot(a), self._slot(b)
         if sa is sb:
             raise UsageError(f"cannot connect node {a!r} to itself")
@@ -205,16 +226,33 @@ class Kernel:
         name = name if name is not None else f"{a}:{a_port}-{b}:{b_port}"
         if name in self.links:
             raise UsageError(f"a link named {name!r} already exists")
-        wire = WireLink(baud, turnaround_ns)
+        wire = WireLink(baud, turnaround_ns, b_baud=b_baud)
         info = LinkInfo(name, a, a_port, b, b_port, wire)
         ab, ba = Direction.A_TO_B, Direction.B_TO_A
-        sa.out[a_port] = _Route(name, ab, wire.a_to_b, self.faults.channel(name, ab), sb, b_port)
-        sb.out[b_port] = _Route(name, ba, wire.b_to_a, self.faults.channel(name, ba), sa, a_port)
+        sa.out[a_port] = _Route(name, ab, wire.a_to_b, self.faults.channel(name, ab), sb, b_port, wire.b_to_a)
+        sb.out[b_port] = _Route(name, ba, wire.b_to_a, self.faults.channel(name, ba), sa, a_port, wire.a_to_b)
         for s, p in ((sa, a_port), (sb, b_port)):
             if p not in s.ports:
                 s.ports = (*s.ports, p)
         self.links[name] = info
+        for s in (sa, sb):
+            if s.rates is not None:
+                self._retime(s, self.now)
         return info
+
+    def set_port_baud(self, name: str, port: int, baud: int) -> None:
+        """Node ``name``'s UART on ``port`` runs at ``baud`` from now on (its driver reconfigured the port)."""
+        route = self._slot(name).out.get(port)
+        if route is None:
+            raise UsageError(f"port {port} of node {name!r} is not connected")
+        route.wire.set_baud(self.now, baud)
+
+    def port_baud(self, name: str, port: int) -> int:
+        """The rate node ``name`` sends at on ``port``."""
+        route = self._slot(name).out.get(port)
+        if route is None:
+            raise UsageError(f"port {port} of node {name!r} is not connected")
+        return route.wire.baud
 
     def add_tap(self, tap: Tap) -> None:
         """Call ``tap(link_name, direction, t_ns, data)`` on every delivery, in time order."""
@@ -346,6 +384,8 @@ class Kernel:
                 clock.jump_to(t)
                 route: _Route = a  # type: ignore[assignment]
                 dst = route.dst
+                if route.wire.baud != route.back.baud and dst.frozen_until <= t:
+                    b = self._garble(b)  # type: ignore[arg-type]
                 if dst.frozen_until > t:
                     self.bytes_lost_frozen += len(b)  # type: ignore[arg-type]
                 elif self._taps:
@@ -396,7 +436,24 @@ class Kernel:
         dst.node.receive_data(route.dst_port, data, now)
         self._drain(dst, now)
 
+    def _garble(self, data: bytes) -> bytes:
+        """What a receiver at another rate than the sender reads: garbage with framing errors (seeded)."""
+        self.bytes_garbled += len(data)
+        return self._garble_rng.randbytes(len(data))
+
+    def _retime(self, slot: _Slot, now: int) -> None:
+        """Apply the rates of a node that sets its own UARTs."""
+        rates = slot.rates
+        assert rates is not None
+        slot.rates_seen = list(rates)
+        for port, route in slot.out.items():
+            if port < len(rates) and rates[port] != route.wire.baud:
+                route.wire.set_baud(now, rates[port])
+
     def _drain(self, slot: _Slot, now: int) -> None:
+        rates = slot.rates
+        if rates is not None and rates != slot.rates_seen:
+            self._retime(slot, now)
         node = slot.node
         for port in slot.ports:
             data = node.data_to_send(port, now)

@@ -5,11 +5,13 @@ Theory of operation
 :class:`PtyServer` opens a pseudo-terminal pair (``os.openpty``), puts the slave side in raw mode
 (``tty.setraw``: no echo, no line editing, no CR/LF translation, 8-bit clean) and hands the master side to a
 :class:`armbus.hil.realtime.RealtimeArm`. A program opens :attr:`PtyServer.path` (``/dev/pts/N``, or the symlink given
-as ``link``) with ``serial.Serial(path)``, pyserial's miniterm or the armbus controller; whatever baud rate it
-sets on the pty is ignored, the arm runs at its own ``baud``. The server keeps its own descriptor of the slave
-open for its whole life, so the master never reports end-of-file or EIO while no program has the port open, and
-programs may open and close it as often as they like. Bytes the joints send meanwhile wait in the pty (a few
-KiB); beyond that they are dropped and counted, as a UART overruns.
+as ``link``) with ``serial.Serial(path, baud)``, pyserial's miniterm or the armbus controller. The rate it sets
+on the pty is the host's end of the host link: the server starts the pty at joint 1's rate and the driver
+follows the pty's termios speed from then on (:func:`termios_rate`), so a program at another rate than joint 1
+reads garbage and joint 1 counts line noise, as with a real adapter (``armbus scan`` relies on it). The server
+keeps its own descriptor of the slave open for its whole life, so the master never reports end-of-file or EIO
+while no program has the port open, and programs may open and close it as often as they like. Bytes the joints
+send meanwhile wait in the pty (a few KiB); beyond that they are dropped and counted, as a UART overruns.
 
 :func:`run_sim` is the body of ``armbus sim``: check the arguments, build the arm (fault schedule, capture),
 print the tty path, run until Ctrl-C or SIGTERM, stop cleanly and return the exit code.
@@ -22,6 +24,7 @@ import json
 import os
 import signal
 import sys
+import termios
 import threading
 import tty
 from pathlib import Path
@@ -33,6 +36,34 @@ from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
+
+#: termios speed codes of the rates a pty can be set to by name (those this Python's termios module knows).
+TERMIOS_RATES: dict[int, int] = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000,
+                 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
+    if hasattr(termios, f"B{rate}")
+}
+_SPEED_CODES = {rate: code for code, rate in TERMIOS_RATES.items()}
+
+
+def termios_rate(fd: int) -> int | None:
+    """The output rate a program set on the tty ``fd``, or None (not a rate :data:`TERMIOS_RATES` knows)."""
+    try:
+        return TERMIOS_RATES.get(termios.tcgetattr(fd)[5])
+    except termios.error:
+        return None
+
+
+def set_termios_rate(fd: int, baud: int) -> bool:
+    """Set the tty ``fd`` to ``baud`` both ways; False if termios has no code for that rate."""
+    code = _SPEED_CODES.get(baud)
+    if code is None:
+        return False
+    attrs = termios.tcgetattr(fd)
+    attrs[4] = attrs[5] = code
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    return True
 
 
 class PtyServer:
@@ -51,7 +82,9 @@ class PtyServer:
             self._close_fds()
             raise
         self.arm = arm
-        self.driver = RealtimeArm(arm, self.master, paced=paced)
+        follows = set_termios_rate(self._slave, arm.host_baud)  # a rate termios cannot name: not followed
+        self.driver = RealtimeArm(arm, self.master, paced=paced,
+                                  host_rate=(lambda: termios_rate(self._slave)) if follows else None)
 
     @property
     def port(self) -> str:
@@ -108,6 +141,11 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
     if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
         raise UsageError(f"--joints {joints}: a chain holds 1..{MAX_JOINTS} joints (the joint addresses)")
     baud = check_realtime_baud(getattr(args, "baud", None) or DEFAULT_BAUD)
+    chain_baud = getattr(args, "chain_baud", None) or baud
+    try:
+        check_realtime_baud(chain_baud)
+    except UsageError as exc:
+        raise UsageError(f"--chain-baud: {exc}") from None
     seed = getattr(args, "seed", None) or 0
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UsageError(f"--seed {seed!r}: must be an integer")
@@ -117,8 +155,8 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
         if not Path(faults).is_file():
             raise ConfigError(f"--faults {faults}: no such file")
         schedule = FaultSchedule.load(faults)
-    arm = VirtualArm(joints, baud=baud, seed=seed, faults=schedule,
-                     link_config=realtime_link_config(baud))
+    arm = VirtualArm(joints, baud=baud, seed=seed, faults=schedule, chain_baud=chain_baud,
+                     link_config=realtime_link_config(min(baud, chain_baud)))
     if schedule is not None:
         schedule.check(arm.kernel)
     return arm, schedule
@@ -128,7 +166,8 @@ def _open_capture(arm: VirtualArm, path: str, args: argparse.Namespace) -> Any:
     from armbus.hil.trace.pcapng import TraceWriter
 
     wire = arm.kernel.links["host-j1"].wire
-    meta = {"joints": len(arm.joints), "baud": wire.baud, "turnaround_ns": wire.turnaround_ns,
+    meta = {"joints": len(arm.joints), "baud": wire.baud, "chain_baud": arm.joints[0].port_baud(1),
+            "turnaround_ns": wire.turnaround_ns,
             "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim"}  # what `armbus trace replay` rebuilds
     try:
         writer = TraceWriter(path, meta)
@@ -148,13 +187,15 @@ def run_sim(args: argparse.Namespace) -> int:
     try:
         server.start()
         info = {"tty": server.path, "port": server.port, "joints": len(arm.joints),
-                "baud": arm.kernel.links["host-j1"].wire.baud, "seed": getattr(args, "seed", 0) or 0,
+                "baud": arm.kernel.links["host-j1"].wire.baud, "chain_baud": arm.joints[0].port_baud(1),
+                "seed": getattr(args, "seed", 0) or 0,
                 "paced": server.driver.paced, "faults": len(schedule) if schedule else 0}
         if getattr(args, "json", False):
             print(json.dumps(info), flush=True)
         else:
             mode = "paced" if server.driver.paced else "unpaced"
-            print(f"virtual arm: {info['joints']} joints at {info['baud']} baud ({mode}) on {server.port}"
+            chain = f", chain {info['chain_baud']} baud" if info["chain_baud"] != info["baud"] else ""
+            print(f"virtual arm: {info['joints']} joints at {info['baud']} baud{chain} ({mode}) on {server.port}"
                   + (f" -> {server.path}" if server.link else ""), flush=True)
             print("stop with Ctrl-C", file=sys.stderr, flush=True)
         while not stop.wait(0.2):

@@ -28,6 +28,12 @@ matters: the host's reaction (its ack) must be able to arrive before the joints'
 would not be the case if the simulation raced on through the joints' retransmissions. The lead is capped at
 ``max_lead_ns`` (beyond it the driver paces).
 
+The host's rate: the host end of the host link runs at the rate the host program set on its port. A driver
+given ``host_rate`` (a probe: the pty's termios speed, the URL handler's ``baudrate``) reads it on every loop
+iteration and re-times the host's end when it changes (:meth:`armbus.hil.virtual_arm.VirtualArm.set_host_baud`),
+so a program at another rate than joint 1 gets garbage both ways, as on a real adapter. ``None`` from the probe
+leaves the rate as it is.
+
 Keeping up: before each advance the driver notes how late the oldest due event is (``lag``); the figures are in
 :attr:`RealtimeArm.stats`. When the lag exceeds ``slip_after_ns`` the driver does not burst through the backlog
 (which would starve the descriptor and make the host look slow to the joints); it shifts the time origin so that
@@ -56,7 +62,7 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.wire import BITS_PER_BYTE, MAX_ENCODED, NS_PER_S
 from armbus.hil.clock import Clock, MonotonicClock
 from armbus.hil.virtual_arm import HostPort, VirtualArm
-from armbus.hil.wire import check_baud
+from armbus.hil.wire import MAX_BAUD, MIN_BAUD, check_baud
 
 T = TypeVar("T")
 
@@ -140,7 +146,8 @@ class RealtimeArm:
     """Drive ``arm`` in real time; its host port reads from and writes to descriptor ``fd`` (not owned)."""
 
     def __init__(self, arm: VirtualArm, fd: int, *, paced: bool = True, clock: Clock | None = None,
-                 max_lead_ns: int = DEFAULT_MAX_LEAD_NS, slip_after_ns: int = DEFAULT_SLIP_AFTER_NS) -> None:
+                 max_lead_ns: int = DEFAULT_MAX_LEAD_NS, slip_after_ns: int = DEFAULT_SLIP_AFTER_NS,
+                 host_rate: Callable[[], int | None] | None = None) -> None:
         if not isinstance(arm.port, HostPort):
             raise UsageError("RealtimeArm needs a VirtualArm with its default HostPort (no host= node)")
         if isinstance(max_lead_ns, bool) or not isinstance(max_lead_ns, int) or max_lead_ns < 0:
@@ -152,6 +159,7 @@ class RealtimeArm:
         self.clock = clock if clock is not None else MonotonicClock()
         self.max_lead_ns = max_lead_ns
         self.slip_after_ns = slip_after_ns
+        self.host_rate = host_rate
         self.stats = RealtimeStats()
         #: The exception that stopped the driver thread, if any.
         self.error: BaseException | None = None
@@ -248,6 +256,8 @@ class RealtimeArm:
                 except Exception as exc:
                     box.fail(exc)
             self._advance(self.sim_now())
+            if self.host_rate is not None:
+                self._follow_host_rate(self.host_rate())
             data = port.read()
             if data:
                 self._queue_out(data)
@@ -282,8 +292,16 @@ class RealtimeArm:
             return
         stamp = self.sim_now()
         self._advance(stamp)
+        if self.host_rate is not None:  # the program may have set its rate just before it wrote
+            self._follow_host_rate(self.host_rate())
         self.stats.host_bytes_in += len(data)
         self.port.write(data)  # the host port wakes: bytes enter the host-j1 wire at the kernel's now
+
+    def _follow_host_rate(self, rate: int | None) -> None:
+        if rate is not None:
+            rate = min(max(rate, MIN_BAUD), MAX_BAUD)  # beyond the modelled range: the nearest end, still wrong
+            if rate != self.arm.host_baud:
+                self.arm.set_host_baud(rate)
 
     def _advance(self, now: int) -> None:
         kernel = self.arm.kernel

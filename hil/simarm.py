@@ -19,6 +19,7 @@ Use :class:`SimArm`: ``SimArm(joints=6, seed=1)`` builds the virtual arm; ``SimA
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from armbus.bus.errors import ArmTimeoutError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S
 from armbus.controller.arm import Arm
+from armbus.controller.baud import retune_host
 from armbus.controller.config import ArmConfig
 from armbus.controller.events import HostEvent
 from armbus.controller.fanout import Fanout, OutcomeWaits
@@ -92,6 +94,11 @@ class SimRunner(OutcomeWaits[HostNode]):
             kernel.run_until_true(self._pump_false, t_ns - kernel.now)
         self._pump()
 
+    def set_port_baud(self, baud: int) -> None:
+        """The host's UART on the host-j1 link runs at ``baud`` from now on, and the host link's timers with it."""
+        self.varm.set_host_baud(baud)
+        self.node.link.config = retune_host(self.node.link.config, baud)
+
     def close(self) -> None:
         self._closed = True
 
@@ -147,6 +154,8 @@ class SimArm(Arm):
         if virtual_arm is None:
             host = HostNode(HostConfig(link=LinkConfig(baud=baud), reply_timeout_ns=int(timeout * NS_PER_S)))
             virtual_arm = VirtualArm(joints, host=host, seed=seed, baud=baud, **virtual_arm_options)
+            chain = virtual_arm.joints[0].port_baud(1)  # the joint-to-joint rate (chain_baud, default baud)
+            host.cycles.timing = dataclasses.replace(host.cycles.timing, host_baud=baud, chain_baud=chain)
         elif virtual_arm_options:
             raise UsageError("pass VirtualArm options only when SimArm builds the virtual arm")
         runner = SimRunner(virtual_arm)

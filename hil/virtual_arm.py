@@ -11,8 +11,14 @@ The host side is either a node the caller passes in (``host=``, anything that fo
 contract, e.g. the controller's sans-I/O host) or, by default, a :class:`HostPort`: a byte pipe the host code
 writes to and reads from between ``run_*`` calls, like a serial port whose clock is the simulation's.
 
-Joints use ``link_config`` (:class:`armbus.bus.link.LinkConfig`, default: its defaults at ``baud``) on both ports; a
-real-time arm behind a pty passes a longer turnaround, since its host is a program on a busy machine.
+Line rates: the host link (host <-> j1) runs at ``baud`` and every joint-to-joint link at ``chain_baud``
+(default: ``baud``); each joint is set to them as it leaves the factory (its persistent ``up_baud`` /
+``down_baud``), and follows a rate switch from then on (:mod:`armbus.joints.rates`): the kernel re-reads each
+joint's ``port_baud`` after every call into it. The host's end of the host link is the host's own: a
+:class:`HostPort` or host node is re-timed with :meth:`VirtualArm.set_host_baud` (the host program set its
+serial port's rate). Joints use ``link_config`` (:class:`armbus.bus.link.LinkConfig`, default: its defaults) at
+each port's rate; a real-time arm behind a pty passes a longer turnaround, since its host is a program on a busy
+machine.
 
 Faults: ``faults`` is a :class:`armbus.hil.faults.LinkFaults` applied to every link direction, or a
 :class:`armbus.hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
@@ -105,10 +111,12 @@ class VirtualArm:
         turnaround_ns: int = DEFAULT_WIRE_TURNAROUND_NS,
         granularity: Granularity | str = Granularity.FRAME,
         link_config: LinkConfig | None = None,
+        chain_baud: int | None = None,
     ) -> None:
         if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
             raise UsageError(f"joints must be an integer 1..{MAX_JOINTS} (the joint addresses), got {joints!r}")
         check_baud(baud)
+        chain = baud if chain_baud is None else check_baud(chain_baud)
         model_list = [models] * joints if isinstance(models, int) else list(models)
         if len(model_list) != joints:
             raise UsageError(f"models lists {len(model_list)} model(s) for {joints} joint(s)")
@@ -133,10 +141,12 @@ class VirtualArm:
             self.port.attach(k, "host")
         prev, port = "host", 0
         for i in range(1, joints + 1):
-            node = JointNode(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i, link_config=link_config)
+            node = JointNode(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i, link_config=link_config,
+                             port_bauds=(baud if i == 1 else chain, chain))
             self.joints.append(node)
             k.add_node(f"j{i}", node, ports=(UP, DOWN))
-            k.connect(prev, port, f"j{i}", UP, baud=baud, turnaround_ns=turnaround_ns, name=f"{prev}-j{i}")
+            k.connect(prev, port, f"j{i}", UP, baud=baud if i == 1 else chain, turnaround_ns=turnaround_ns,
+                      name=f"{prev}-j{i}")
             prev, port = f"j{i}", DOWN
         if isinstance(faults, FaultSchedule):
             faults.install(k)
@@ -144,6 +154,16 @@ class VirtualArm:
     @property
     def now(self) -> int:
         return self.kernel.now
+
+    @property
+    def host_baud(self) -> int:
+        """The rate of the host's end of the host link."""
+        return self.kernel.port_baud("host", 0)
+
+    def set_host_baud(self, baud: int) -> None:
+        """The host set its port to ``baud``: bytes it sends from now on go at that rate, and bytes joint 1 sends
+        at another rate reach it as garbage."""
+        self.kernel.set_port_baud("host", 0, check_baud(baud))
 
     def joint(self, address: int) -> JointNode:
         """Joint at chain position ``address`` (1-based)."""

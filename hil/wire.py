@@ -16,6 +16,12 @@ baud)``, never by adding rounded per-byte times, so a burst of any length has no
 (at 115200 baud a byte is 86805.55 ns; adding 86806 ns per byte would drift by 0.45 ns a byte, 1 ms every
 2.2 million bytes).
 
+Per-end rates: each end of a link has its own UART, set to its own rate. A direction serialises at its
+sender's rate (:attr:`WireDirection.baud`); :meth:`WireDirection.set_baud` changes it (the sender's UART was
+reconfigured): bytes already handed over keep their timing, later ones follow at the new rate. A receiver set to
+another rate than the sender samples the wrong bit times and reads garbage with framing errors; the kernel models
+that by corrupting the bytes (:meth:`WireLink.matched` says whether both ends agree when bytes arrive).
+
 There is no propagation delay (a few nanoseconds per metre of cable, far below one bit time at the supported
 rates).
 """
@@ -115,21 +121,43 @@ class WireDirection:
         self.busy_until = self._origin + -(-self._sent * self._num // self.baud)
         return burst
 
+    def set_baud(self, now: int, baud: int) -> None:
+        """The sender's UART now runs at ``baud``: bytes already queued keep their arrival times; bytes handed over
+        later are serialised at the new rate, after those (no turnaround while the line is still busy)."""
+        baud = check_baud(baud)
+        if baud == self.baud:
+            return
+        if now < self.busy_until:  # start a fresh burst where the queued bytes end
+            self._origin = self.busy_until
+            self._sent = 0
+        self.baud = baud
+
     def idle_at(self, now: int) -> bool:
         """True if nothing is on the line at ``now``."""
         return now >= self.busy_until
 
 
 class WireLink:
-    """A full-duplex link: ``a_to_b`` and ``b_to_a`` directions with the same baud rate and turnaround."""
+    """A full-duplex link: ``a_to_b`` at end A's rate ``baud`` and ``b_to_a`` at end B's rate ``b_baud``
+    (default: the same), with the same turnaround."""
 
-    __slots__ = ("a_to_b", "b_to_a", "baud", "turnaround_ns")
+    __slots__ = ("a_to_b", "b_to_a", "turnaround_ns")
 
-    def __init__(self, baud: int, turnaround_ns: int = 0, bits_per_byte: int = BITS_PER_BYTE) -> None:
-        self.baud = baud
+    def __init__(self, baud: int, turnaround_ns: int = 0, bits_per_byte: int = BITS_PER_BYTE,
+                 b_baud: int | None = None) -> None:
         self.turnaround_ns = turnaround_ns
         self.a_to_b = WireDirection(baud, turnaround_ns, bits_per_byte)
-        self.b_to_a = WireDirection(baud, turnaround_ns, bits_per_byte)
+        self.b_to_a = WireDirection(baud if b_baud is None else b_baud, turnaround_ns, bits_per_byte)
+
+    @property
+    def baud(self) -> int:
+        """End A's rate (the host side of a chain's link): the link's rate when both ends agree."""
+        return self.a_to_b.baud
+
+    @property
+    def matched(self) -> bool:
+        """True when both ends run at the same rate (only then do bytes arrive intact)."""
+        return self.a_to_b.baud == self.b_to_a.baud
 
     def direction(self, index: int) -> WireDirection:
         """Direction 0 (:attr:`Direction.A_TO_B`) or 1 (:attr:`Direction.B_TO_A`)."""

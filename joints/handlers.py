@@ -55,6 +55,7 @@ from armbus.bus.messages import (
 )
 from armbus.bus.router import DOWN, UP
 from armbus.bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
+from armbus.joints import rates
 from armbus.joints.control import BLOCKING, Command, CommandKind
 from armbus.joints.cyclic import on_cycle, on_cycle_reply, start_reply
 from armbus.joints.registers import BY_NAME, PERSISTENT_END
@@ -88,6 +89,8 @@ def apply_write(node: JointNode, address: int, data: bytes, now: int, msg_id: in
     regs, control = node.registers, node.control
     torque_on = control.torque or bool(regs.get("torque_enable"))
     err, values = regs.check_write(address, data, torque_on)
+    if err is None:
+        err = rates.check_write(node, values)
     if err is not None:
         return err
     releases = values.get("estop") == 0 or bool(values.get("clear_flags", 0) & _ESTOPPED)
@@ -133,6 +136,7 @@ def apply_write(node: JointNode, address: int, data: bytes, now: int, msg_id: in
         regs.set("clear_flags", 0)
     if "state_period" in values:
         node.set_telemetry(values["state_period"], now)
+    rates.apply_write(node, values, now)
     return None
 
 

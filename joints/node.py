@@ -61,6 +61,10 @@ probing with RESET, so a joint plugged in later opens the link and is found by t
 that enumeration found *not* last knows joints sit below it: a broadcast it cannot pass down (the DOWN link
 declared dead, the ttl spent, the queue full) is lost for them, and reported to the host as UNDELIVERABLE
 until the next enumeration says otherwise.
+
+Line rates (:mod:`armbus.joints.rates`): each port runs at its own rate (:meth:`JointNode.port_baud`), the
+persistent ``up_baud`` / ``down_baud`` at boot (``port_bauds`` at construction is the factory setting); a rate
+switch on trial changes both at one instant, and the node re-times its two links then.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ from armbus.joints.actuator import Actuator, ActuatorParams
 from armbus.joints.control import DEFAULT_PERIOD_NS, ControlCore
 from armbus.joints.cyclic import new_results
 from armbus.joints.handlers import DOWN, UP, delivery_failed, dispatch, turn_around
+from armbus.joints.rates import MAX_UART_BAUD, RateSwitch, retime
 from armbus.joints.registers import BY_NAME, RegisterFile
 
 __all__ = ["DOWN", "UP", "JointNode", "NodeCounters", "make_joint"]
@@ -143,7 +148,8 @@ class JointNode:
 
     def __init__(self, model: int = DEFAULT_MODEL, serial: int = 0, *, params: ActuatorParams | None = None,
                  seed: int | None = None, now: int = 0, period_ns: int = DEFAULT_PERIOD_NS,
-                 link_config: LinkConfig | None = None, boot_ns: int = DEFAULT_BOOT_NS) -> None:
+                 link_config: LinkConfig | None = None, boot_ns: int = DEFAULT_BOOT_NS,
+                 port_bauds: tuple[int, int] | None = None, max_baud: int = MAX_UART_BAUD) -> None:
         self.model = model
         self.serial = serial
         self.seed = seed
@@ -153,6 +159,13 @@ class JointNode:
         self.forward_latency_ns = FORWARD_LATENCY_NS
         self.actuator = Actuator(params, seed=seed, now=now)
         self.registers = RegisterFile(model, serial, FIRMWARE_VERSION)
+        up_baud, down_baud = port_bauds or (self.link_config.baud, self.link_config.baud)
+        self.registers.set("up_baud", up_baud)  # the rates the joint was set to before it left the factory
+        self.registers.set("down_baud", down_baud)
+        self.max_baud = max_baud  # the fastest rate this joint's UARTs run
+        #: The ports' rates now, indexed by port (UP, DOWN): one list for the joint's life, changed in place by the
+        #: rate switch (a simulation kernel watches it; :meth:`port_baud` reads it).
+        self.port_rates = [up_baud, down_baud]
         self.counters = NodeCounters()
         self._boots = 0
         self._booting_until: int | None = None
@@ -166,8 +179,9 @@ class JointNode:
     # --- boot ------------------------------------------------------------------------------------------
     def _start(self, now: int) -> None:
         link_seed = (self.serial * 4 + self._boots) & 0xFFFFFFFF
-        self.links = [LinkEndpoint(self.link_config, seed=link_seed * 2 + port, name=f"{self.serial}:{port}")
-                      for port in (UP, DOWN)]
+        self.rates = RateSwitch(self.registers, self.port_rates)
+        self.links = [LinkEndpoint(self.rates.link_config(self.link_config, port), seed=link_seed * 2 + port,
+                                   name=f"{self.serial}:{port}") for port in (UP, DOWN)]
         self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],
                              self_forwarded=HANDLER_FORWARDED, local_accept=self._local_accept)
         self.control = ControlCore(self.actuator, self.registers, self.period_ns, now)
@@ -219,8 +233,8 @@ class JointNode:
         self.router.self_forwarded = _NOTHING_DOWN if last else HANDLER_FORWARDED_TYPES
 
     def port_baud(self, port: int) -> int:
-        """The line rate of port UP or DOWN."""
-        return self.links[port].config.baud
+        """The rate port ``port`` (UP or DOWN) runs at now."""
+        return self.port_rates[port]
 
     @property
     def address(self) -> int:
@@ -254,7 +268,7 @@ class JointNode:
             return self._booting_until
         times = [self.control.next_deadline()]
         for t in (self._reboot_at, self._telemetry_at, self.links[UP].next_deadline(),
-                  self.links[DOWN].next_deadline()):
+                  self.links[DOWN].next_deadline(), self.rates.deadline):
             if t is not None:
                 times.append(t)
         return min(times)
@@ -268,6 +282,8 @@ class JointNode:
         if self._reboot_at is not None and now >= self._reboot_at:
             self.reboot(now)
             return
+        if self.rates.deadline is not None and self.rates.handle_timer(now):
+            retime(self.links, self.rates, self.link_config)
         for link in self.links:
             link.handle_timer(now)
         self._pump(now)

@@ -9,6 +9,11 @@ checked at import (no gaps, no overlaps) and :func:`register_map_markdown` rende
 * The persistent area (addresses 0..35, EEPROM-like) survives a reboot and may be written only with torque
   off (the same rule as Dynamixel's EEPROM area: limits and gains never change under a moving joint).
 * The volatile area (36..70) is reset to its defaults by a reboot.
+* The line-rate block (71..92, appended after the state block so that no earlier address moved) holds the two
+  ports' rates (``up_baud``, ``down_baud``: persistent, read-only to the host, changed only by a confirmed rate
+  switch) and the volatile registers of the switch procedure (``baud_next_*`` .. ``baud_state``; docs/joints.md,
+  "Line rate", and :mod:`armbus.joints.rates`). A staged rate must be 0 (keep) or one of
+  :data:`armbus.bus.wire.SUPPORTED_BAUDS`.
 * ``present_position .. status`` (56..70, 15 bytes, :data:`STATE_BLOCK`) is contiguous and laid out like
   :data:`STATE_BLOCK_FORMAT`, so one SYNC_READ of (56, 15) returns a joint's whole state.
 
@@ -28,7 +33,7 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from armbus.bus.wire import Address, ErrorKind, GoalMode
+from armbus.bus.wire import DEFAULT_BAUD, SUPPORTED_BAUDS, Address, ErrorKind, GoalMode
 
 
 class Access(enum.Enum):
@@ -60,7 +65,26 @@ class Register:
         return self.address + self.size
 
 
+class RateCommand(enum.IntEnum):
+    """Values written to ``baud_command`` (docs/joints.md, "Line rate")."""
+
+    NONE = 0
+    COMMIT = 1  # switch both ports to the staged rates baud_delay ms from now, on trial
+    CONFIRM = 2  # the trial rates stick: stored in up_baud / down_baud
+    CANCEL = 3  # drop a commit not yet carried out, or end a trial now (back to the old rates)
+
+
+class RateState(enum.IntEnum):
+    """Values of ``baud_state``: where the joint is in the rate switch."""
+
+    IDLE = 0  # running at up_baud / down_baud
+    ARMED = 1  # a commit was taken: switching at the end of baud_delay
+    TRIAL = 2  # running at the staged rates; back to the old ones unless confirmed within baud_trial
+    REVERTED = 3  # the last trial ended unconfirmed (or cancelled): back at up_baud / down_baud
+
+
 RO, RW = Access.RO, Access.RW
+_BAUD = (0, max(SUPPORTED_BAUDS))
 _I32, _U8, _U16, _I16 = (-(2**31), 2**31 - 1), (0, 255), (0, 65535), (-(2**15), 2**15 - 1)
 #: Goal and limit position bound: +-100 rad (about 16 turns) leaves i32 urad headroom for arithmetic.
 POSITION_BOUND = 100_000_000
@@ -134,13 +158,30 @@ REGISTERS: tuple[Register, ...] = tuple(Register(*row) for row in (
     ("present_temperature", 66, 2, True, RO, False, *_I16, 250, "0.1 degC", "winding temperature"),
     ("present_voltage", 68, 2, False, RO, False, *_U16, 0, "mV", "supply voltage"),
     ("status", 70, 1, False, RO, False, *_U8, 0, "StatusFlag", "status flags"),
+    ("up_baud", 71, 4, False, RO, True, *_BAUD, DEFAULT_BAUD, "baud",
+     "UP port rate (toward the host), kept across reboots; changed only by a confirmed rate switch"),
+    ("down_baud", 75, 4, False, RO, True, *_BAUD, DEFAULT_BAUD, "baud",
+     "DOWN port rate (toward the next joint), kept across reboots; changed only by a confirmed rate switch"),
+    ("baud_next_up", 79, 4, False, RW, False, *_BAUD, 0, "baud", "UP rate of the next switch (0 = keep)"),
+    ("baud_next_down", 83, 4, False, RW, False, *_BAUD, 0, "baud", "DOWN rate of the next switch (0 = keep)"),
+    ("baud_delay", 87, 2, False, RW, False, 1, 10000, 20, "ms", "switch this long after the commit"),
+    ("baud_trial", 89, 2, False, RW, False, 10, 60000, 500, "ms",
+     "back to the old rates unless confirmed within this long after the switch"),
+    ("baud_command", 91, 1, False, RW, False, 0, max(RateCommand), 0, "RateCommand",
+     "1 commit, 2 confirm, 3 cancel the rate switch; reads 0"),
+    ("baud_state", 92, 1, False, RO, False, 0, max(RateState), 0, "RateState",
+     "rate switch: 0 idle, 1 armed, 2 on trial, 3 reverted"),
 ))
 
 BY_NAME: dict[str, Register] = {r.name: r for r in REGISTERS}
 _BY_START: dict[int, int] = {r.address: k for k, r in enumerate(REGISTERS)}
 _BY_END: dict[int, int] = {r.end: k for k, r in enumerate(REGISTERS)}
 TABLE_SIZE = REGISTERS[-1].end
-PERSISTENT_END = BY_NAME["bus_address"].address  # first volatile address
+PERSISTENT_END = BY_NAME["bus_address"].address  # first volatile address: the limits and gains end here
+#: The persistent registers after the volatile area: the ports' rates (see the module docstring).
+PERSISTENT_RATES = frozenset({"up_baud", "down_baud"})
+#: Staged rates: each must be 0 (keep the port's rate) or a supported rate.
+STAGED_RATES = ("baud_next_up", "baud_next_down")
 
 #: The joint state block: present_position .. status, one SYNC_READ returns it.
 STATE_BLOCK = (BY_NAME["present_position"].address, BY_NAME["status"].end - BY_NAME["present_position"].address)
@@ -157,7 +198,7 @@ def _check_table() -> None:
         assert r.address == at, f"register table gap or overlap at {r.name}"
         assert r.size in (1, 2, 4) and r.minimum <= r.default <= r.maximum, r.name
         at = r.end
-    assert all(r.persistent == (r.address < PERSISTENT_END) for r in REGISTERS)
+    assert all(r.persistent == (r.address < PERSISTENT_END or r.name in PERSISTENT_RATES) for r in REGISTERS)
     assert struct.calcsize(STATE_BLOCK_FORMAT) == STATE_BLOCK[1]
 
 
@@ -238,6 +279,8 @@ class RegisterFile:
         lo = values.get("position_min", self.get("position_min"))
         hi = values.get("position_max", self.get("position_max"))
         if lo > hi:
+            return ErrorKind.LIMIT, {}
+        if any(values.get(name, 0) not in (0, *SUPPORTED_BAUDS) for name in STAGED_RATES):
             return ErrorKind.LIMIT, {}
         return None, values
 

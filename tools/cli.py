@@ -31,6 +31,8 @@ examples:
   armbus --port /dev/ttyUSB0 info           identify every joint of a real arm
   armbus --port virtual monitor             live table of every joint
   armbus --port /dev/ttyUSB0 move shoulder 30deg
+  armbus scan --port /dev/ttyUSB0           find the arm at any supported baud rate
+  armbus --port /dev/ttyUSB0 baud 3000000   switch the running arm to 3 Mbaud (back to the old rate on failure)
   armbus trace decode capture.pcapng --type SYNC_READ
   armbus bench                              every benchmark, one table
 
@@ -97,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sim", "run a virtual arm in real time behind a pseudo-terminal",
             "  armbus sim --joints 6 --baud 1000000\n  armbus sim --faults faults.toml --unpaced\n")
     p.add_argument("--joints", type=int, default=6, help="number of joints, 1..253 (default 6)")
-    p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS, help="baud rate (default 1000000)")
+    p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS,
+                   help="rate of every link, the host link's included (default 1000000)")
+    p.add_argument("--chain-baud", type=_positive_int("chain baud"), default=None,
+                   help="rate of the joint-to-joint links (default: --baud)")
     p.add_argument("--seed", type=int, default=0, help="seed for faults and sensor noise")
     p.add_argument("--faults", help="TOML fault schedule")
     p.add_argument("--unpaced", action="store_true", help="do not pace bytes at the baud rate")
@@ -106,9 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("ports", "list serial ports (VID/PID, description) and USB-serial latency-timer warnings")
 
-    p = add("scan", "look for an arm on a port at several baud rates", "  armbus scan --port /dev/ttyUSB0\n")
+    p = add("scan", "look for an arm on a port at every supported baud rate",
+            "  armbus scan --port /dev/ttyUSB0\n  armbus scan --port /tmp/arm0 --bauds 1000000,3000000\n")
     _add_connection(p)
-    p.add_argument("--bauds", default="1000000,3000000,2000000,115200", help="comma-separated baud rates to try")
+    p.add_argument("--bauds", default=None,
+                   help="comma-separated rates to try (default: every supported rate, 1000000 first)")
+
+    p = add("baud", "switch a running arm to another baud rate, with fallback to the old one",
+            "  armbus --port /dev/ttyUSB0 baud 3000000\n  armbus --port /dev/ttyUSB0 baud 1000000 --chain 4000000\n")
+    _add_connection(p)
+    p.add_argument("rate", type=_positive_int("rate"), help="new rate of the host link (USB-serial to joint 1)")
+    p.add_argument("--chain", type=_positive_int("chain rate"), default=None,
+                   help="new rate of the joint-to-joint links (default: RATE)")
+    p.add_argument("--trial-ms", type=_positive_int("trial"), default=None,
+                   help="joints go back to the old rate unless confirmed within this long (default 500)")
 
     p = add("info", "discover the chain and identify every joint", "  armbus --json info --port virtual\n")
     _add_connection(p)

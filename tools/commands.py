@@ -198,36 +198,52 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from armbus.bus.errors import ArmTimeoutError, PortError
+    from armbus.controller.scan import scan, scan_order
 
-    found = []
-    try:
-        bauds = [int(b) for b in args.bauds.split(",") if b.strip()]
-    except ValueError:
-        raise UsageError(f"bad --bauds {args.bauds!r}: expected comma-separated whole numbers") from None
-    for baud in bauds:
-        args.baud = baud
+    bauds = None
+    if args.bauds:
         try:
-            arm = _open_arm(args)
-        except ArmTimeoutError:
-            if not getattr(args, "json", False):
-                print(f"{baud:>8d} baud: no answer")
-            continue
-        except PortError:
-            raise
-        try:
-            joints = len(arm.model.joints)
-        finally:
-            arm.close()
-        found.append({"baud": baud, "joints": joints})
-        if not getattr(args, "json", False):
-            print(f"{baud:>8d} baud: {joints} joints")
-        break
-    if getattr(args, "json", False):
-        emit(args, {"port": default_port(args), "found": found}, "")
-    elif not found:
+            bauds = [int(b) for b in args.bauds.split(",") if b.strip()]
+        except ValueError:
+            raise UsageError(f"bad --bauds {args.bauds!r}: expected comma-separated whole numbers") from None
+    order = scan_order(bauds)  # a bad rate is refused before the port is opened
+    as_json = getattr(args, "json", False)
+    port = default_port(args)
+
+    def show(baud: int, outcome: str) -> None:
+        if not as_json:
+            print(f"{baud:>8d} baud: {outcome}", flush=True)
+
+    result = scan(port, order, on_rate=show)
+    if as_json:
+        emit(args, {"port": port, "baud": result.baud, "joints": result.joints, "tried": result.tried}, "")
+    elif result.found:
+        print(f"found: {result.joints} joint(s) at {result.baud} baud on {port}")
+    else:
         print("no arm found: check power and wiring, and that the port is the arm's (armbus ports)")
-    return 0 if found else 4
+    return 0 if result.found else ExitCode.TIMEOUT
+
+
+def cmd_baud(args: argparse.Namespace) -> int:
+    from armbus.controller.baud import DEFAULT_TRIAL_MS, RateSwitchFailed, check_rate
+
+    rate = check_rate(args.rate, "rate")
+    chain = check_rate(args.chain, "--chain rate") if args.chain is not None else rate
+    trial_ms = args.trial_ms or DEFAULT_TRIAL_MS
+    if not 10 <= trial_ms <= 60_000:
+        raise UsageError(f"--trial-ms {trial_ms}: choose 10..60000 ms")
+    arm = _open_arm(args)
+    try:
+        try:
+            report = arm.set_baud(rate, chain, trial_ms=trial_ms)
+        except RateSwitchFailed as exc:
+            report = exc.report
+    finally:
+        arm.close()
+    emit(args, report, f"{report.outcome}: {report.detail} ({report.duration_ms:.0f} ms)")
+    if not report.ok:
+        return ExitCode.FAILED
+    return 0
 
 
 def cmd_estop(args: argparse.Namespace) -> int:

@@ -13,8 +13,10 @@ URL options (all optional): ``joints`` (1..253, default 6), ``seed`` (default 0)
 port's ``baudrate``, as for pyserial's ``loop://``), ``faults`` (a fault-schedule file, TOML or JSON),
 ``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`armbus.hil.realtime`). Unknown options and bad
 values raise ``serial.SerialException`` (a ``ValueError`` for pyserial callers that expect one is not used:
-pyserial's own handlers raise ``SerialException`` for bad URLs). The arm's baud is fixed when the port opens;
-changing ``baudrate`` afterwards does not change the simulated wire.
+pyserial's own handlers raise ``SerialException`` for bad URLs). ``chain_baud`` sets the joint-to-joint
+links' rate (default: ``baud``). The host's end of the host link starts at joint 1's rate; setting ``baudrate``
+on the open port moves it (as reconfiguring a USB-serial adapter does), so bytes at a rate joint 1 is not set to
+arrive as garbage both ways, until joint 1 switches too (``Arm.set_baud``) or the port goes back.
 
 The simulation itself is :attr:`Serial.virtual_arm` (the :class:`RealtimeArm`); touch it only through its
 ``call()`` method while the port is open.
@@ -39,7 +41,7 @@ from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
 
 #: Options an ``armbus://`` URL may carry.
-OPTIONS = ("joints", "seed", "baud", "faults", "unpaced")
+OPTIONS = ("joints", "seed", "baud", "chain_baud", "faults", "unpaced")
 #: Socket buffer asked for on the host's side: 256 KiB, two seconds of traffic at 1 Mbaud.
 SOCKET_BUFFER = 262_144
 
@@ -83,6 +85,7 @@ class Serial(SerialBase):
     virtual_arm: RealtimeArm | None = None
     _sock: socket.socket | None = None
     _peer: socket.socket | None = None
+    _host_rate: int | None = None  # the rate set on the open port, once set
 
     def open(self) -> None:
         url = self.portstr
@@ -93,9 +96,10 @@ class Serial(SerialBase):
         opts = parse_url(url)
         try:
             baud = check_realtime_baud(opts.get("baud", self.baudrate))
+            chain_baud = check_realtime_baud(opts.get("chain_baud", baud))
             schedule = FaultSchedule.load(opts["faults"]) if opts.get("faults") else None
             arm = VirtualArm(opts.get("joints", 6), baud=baud, seed=opts.get("seed", 0), faults=schedule,
-                             link_config=realtime_link_config(baud))
+                             link_config=realtime_link_config(min(baud, chain_baud)), chain_baud=chain_baud)
         except ArmbusError as exc:
             raise SerialException(f"{self.portstr}: {exc}") from None
         peer, sock = socket.socketpair()
@@ -104,7 +108,9 @@ class Serial(SerialBase):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         sock.setblocking(False)
         self._peer, self._sock = peer, sock
-        self.virtual_arm = RealtimeArm(arm, peer.fileno(), paced=not opts.get("unpaced", False)).start()
+        self._host_rate = None
+        self.virtual_arm = RealtimeArm(arm, peer.fileno(), paced=not opts.get("unpaced", False),
+                                       host_rate=lambda: self._host_rate).start()
         self.is_open = True
 
     def close(self) -> None:
@@ -121,7 +127,9 @@ class Serial(SerialBase):
         return parse_url(url)
 
     def _reconfigure_port(self) -> None:
-        """Line settings do not apply: the simulated wire's baud is fixed at open."""
+        """A new ``baudrate`` moves the host's end of the host link (the driver thread picks it up); the other line
+        settings do not apply."""
+        self._host_rate = self.baudrate
 
     def _live(self) -> socket.socket:
         if not self.is_open or self._sock is None:

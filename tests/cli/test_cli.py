@@ -32,7 +32,7 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("demo", "sim", "ports", "scan", "info", "monitor", "move", "torque", "estop", "reg", "run",
+    for command in ("demo", "sim", "ports", "scan", "baud", "info", "monitor", "move", "torque", "estop", "reg", "run",
                     "tap", "trace", "bench"):
         assert command in out
     assert "examples:" in out
