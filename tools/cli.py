@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -134,10 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=5.0, help="refreshes per second (default 5)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
 
-    p = add("move", "move one joint to a position", "  armbus move 2 30deg\n  armbus move shoulder -0.5rad --wait\n")
+    p = add("move", "move one joint to a position: switches its torque on and leaves it on, holding the goal",
+            "  armbus move 2 30deg\n  armbus move shoulder -0.5rad --wait\n")
     _add_connection(p)
     p.add_argument("joint", help="joint name (from --config) or address")
-    p.add_argument("position", help="target position with unit: 90deg, 1.2rad")
+    p.add_argument("position", help="target position with unit: 90deg, 1.2rad, -0.5rad (negative values too)")
     p.add_argument("--wait", action="store_true", help="wait until the joint reaches the goal")
     p.add_argument("--tolerance", default="1deg", help="goal tolerance with --wait (default 1deg)")
 
@@ -146,16 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", choices=["on", "off"])
     p.add_argument("joint", nargs="?", help="one joint (default: all)")
 
-    p = add("estop", "emergency stop every joint")
+    p = add("estop", "emergency stop every joint (each brakes to standstill, then its torque goes off)",
+            "  armbus estop\n  armbus estop --release     # joints become ready, still unpowered\n")
     _add_connection(p)
+    p.add_argument("--release", action="store_true",
+                   help="release the e-stop on every joint: they become ready, unpowered (armbus torque on)")
 
-    p = add("reg", "read or write joint registers",
-            "  armbus reg read 1 present_position\n  armbus reg write 3 watchdog_ms 200\n  armbus reg list\n")
+    p = add("clear", "clear latched flags (e-stop, watchdog, fault, rebooted); leaves torque off",
+            "  armbus clear all\n  armbus clear 2\n")
     _add_connection(p)
-    p.add_argument("action", choices=["read", "write", "list"])
-    p.add_argument("joint", nargs="?", help="joint name or address")
+    p.add_argument("joint", nargs="?", default="all", help="joint name or address, or all (default)")
+
+    p = add("reg", "read or write joint registers, with units and names",
+            "  armbus reg read 1 present_temperature          # 25.1 degC\n"
+            "  armbus reg write 3 watchdog_period 200ms\n  armbus reg write all clear_flags REBOOTED\n"
+            "  armbus reg write 2 position_max 120deg        # torque off: persistent register\n"
+            "  armbus reg dump 2\n  armbus reg list\n")
+    _add_connection(p)
+    p.add_argument("action", choices=["read", "write", "dump", "list"])
+    p.add_argument("joint", nargs="?", help="joint name or address, or all")
     p.add_argument("register", nargs="?", help="register name or address")
-    p.add_argument("value", nargs="?", help="value to write (register units)")
+    p.add_argument("value", nargs="?",
+                   help="value to write: a quantity with its unit (90deg, 1.5A, 200ms), a name or names joined "
+                        "by | for enums and flags (REBOOTED, FAULT|WATCHDOG), or an integer in the register's unit")
 
     p = add("run", "stream a trajectory from a CSV file", "  armbus run pick.csv --rate 200\n")
     _add_connection(p)
@@ -184,8 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What argparse must take as a value rather than an option: a negative number with an optional unit
+#: (``-0.5rad``, ``-20deg``, ``-1e-3``). No option of the armbus command starts with a digit, so nothing is lost.
+NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*[a-zA-Z°/^0-9]*$")
+
+
+def _take_negative_values(parser: argparse.ArgumentParser) -> None:
+    """Let every (sub)parser take ``-0.5rad`` as a positional value (argparse knows only bare numbers)."""
+    parser._negative_number_matcher = NEGATIVE_VALUE
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _take_negative_values(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _take_negative_values(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="armbus: %(message)s")
     for noisy in ("matplotlib", "PIL", "asyncio"):

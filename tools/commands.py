@@ -72,6 +72,15 @@ def _not_ready(name: str) -> int:
     raise UsageError(f"'{name}' is not available in this build")
 
 
+def __getattr__(name: str) -> Any:
+    """The joint-state commands live in :mod:`armbus.tools.jointcmds` (cmd_reg, cmd_clear, cmd_estop)."""
+    if name in ("cmd_reg", "cmd_clear", "cmd_estop"):
+        from armbus.tools import jointcmds
+
+        return getattr(jointcmds, name)
+    raise AttributeError(name)
+
+
 # ----------------------------------------------------------------------------------------------------- traces
 _TRACE_ACTIONS = {
     "decode": "armbus.hil.trace.decode",
@@ -121,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- arm
-def _open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
+def open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
     """Open the arm named by --port (or $ARMBUS_PORT, or the in-process virtual arm) and enumerate it."""
     from armbus.bus.errors import ArmTimeoutError, PeerError
     from armbus.controller.arm import Arm
@@ -146,7 +155,7 @@ def _open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
     return arm
 
 
-def _joint_name(arm: Any, text: str) -> str:
+def joint_name(arm: Any, text: str) -> str:
     """A joint given by name or by address ("2" -> the joint at address 2)."""
     names = list(arm.model.joints)
     if text in arm.model.joints:
@@ -171,7 +180,7 @@ def _state_row(name: str, s: Any) -> dict[str, Any]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    arm = _open_arm(args)
+    arm = open_arm(args)
     try:
         rows = []
         for name, cfg in arm.model.joints.items():
@@ -232,7 +241,7 @@ def cmd_baud(args: argparse.Namespace) -> int:
     trial_ms = args.trial_ms or DEFAULT_TRIAL_MS
     if not 10 <= trial_ms <= 60_000:
         raise UsageError(f"--trial-ms {trial_ms}: choose 10..60000 ms")
-    arm = _open_arm(args)
+    arm = open_arm(args)
     try:
         try:
             report = arm.set_baud(rate, chain, trial_ms=trial_ms)
@@ -246,20 +255,10 @@ def cmd_baud(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_estop(args: argparse.Namespace) -> int:
-    arm = _open_arm(args, enumerate_chain=False)
-    try:
-        arm.estop()
-    finally:
-        arm.close()
-    emit(args, {"estop": "sent"}, "e-stop sent to every joint (write register estop=0 to release)")
-    return 0
-
-
 def cmd_torque(args: argparse.Namespace) -> int:
-    arm = _open_arm(args)
+    arm = open_arm(args)
     try:
-        name = _joint_name(arm, args.joint) if args.joint else None
+        name = joint_name(arm, args.joint) if args.joint else None
         arm.torque(args.state == "on", name)
     finally:
         arm.close()
@@ -273,12 +272,18 @@ def cmd_move(args: argparse.Namespace) -> int:
 
     from armbus.bus.errors import ArmTimeoutError
     from armbus.controller.units import parse_angle
+    from armbus.tools.jointcmds import blockers, check_ready, keep_alive
 
     target = parse_angle(args.position)
     tolerance = parse_angle(args.tolerance)
-    arm = _open_arm(args)
+    if tolerance <= 0:
+        raise UsageError(f"--tolerance {args.tolerance}: must be more than 0 (e.g. 0.5deg)")
+    arm = open_arm(args)
     try:
-        name = _joint_name(arm, args.joint)
+        name = joint_name(arm, args.joint)
+        check_ready(arm, [name])  # an e-stopped or faulted joint says so now, not after a timeout
+        arm.model.check_position(arm.model.joint(name), target)
+        keep_alive(arm, [name])
         arm.torque(True, name)
         arm.set_goal(name, position=target)
         state = arm.read_state(name)
@@ -286,8 +291,10 @@ def cmd_move(args: argparse.Namespace) -> int:
             deadline = time.monotonic() + max(2.0, 10 * args.timeout)
             while abs(state.position - target) > tolerance:
                 if time.monotonic() > deadline:
+                    why = blockers(arm, [name])
                     raise ArmTimeoutError(f"{name} did not reach {math.degrees(target):.2f} deg "
-                                          f"(at {math.degrees(state.position):.2f} deg)")
+                                          f"(at {math.degrees(state.position):.2f} deg, flags {state.status})"
+                                          + (f": {why[0]}" if why else ""))
                 time.sleep(0.02)
                 state = arm.read_state(name)
     finally:
@@ -297,53 +304,11 @@ def cmd_move(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reg(args: argparse.Namespace) -> int:
-    from armbus.joints.registers import BY_NAME, REGISTERS
-
-    if args.action == "list":
-        rows = [{"address": r.address, "name": r.name, "size": r.size, "access": r.access.name,
-                 "persistent": r.persistent, "unit": r.unit, "doc": r.doc} for r in REGISTERS]
-        text = "\n".join(f"{r['address']:3d} {r['name']:20s} {r['size']}B {r['access']:2s} "
-                         f"{'persistent' if r['persistent'] else '':10s} {r['unit']:10s} {r['doc']}" for r in rows)
-        emit(args, rows, text)
-        return 0
-    if not args.joint or not args.register:
-        raise UsageError(f"reg {args.action} needs a joint and a register (armbus reg list shows the registers)")
-    reg_name = args.register
-    if reg_name.isdigit():
-        by_addr = {r.address: r.name for r in REGISTERS}
-        if int(reg_name) not in by_addr:
-            raise UsageError(f"no register starts at address {reg_name} (armbus reg list)")
-        reg_name = by_addr[int(reg_name)]
-    if reg_name not in BY_NAME:
-        raise UsageError(f"unknown register {args.register!r} (armbus reg list shows them)")
-    if args.action == "write":
-        if args.value is None:
-            raise UsageError("reg write needs a value (an integer in the register's unit)")
-        try:
-            value = int(args.value, 0)
-        except ValueError:
-            raise UsageError(f"bad value {args.value!r}: an integer in the register's unit "
-                             f"({BY_NAME[reg_name].unit or 'no unit'})") from None
-    arm = _open_arm(args)
-    try:
-        name = _joint_name(arm, args.joint)
-        if args.action == "write":
-            arm.write(name, reg_name, value)
-        result = arm.read(name, reg_name)
-    finally:
-        arm.close()
-    unit = BY_NAME[reg_name].unit
-    emit(args, {"joint": name, "register": reg_name, "value": result, "unit": unit},
-         f"{name}.{reg_name} = {result} {unit}".rstrip())
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from armbus.controller.trajectory import load_csv
 
     trajectory = load_csv(args.trajectory)
-    arm = _open_arm(args)
+    arm = open_arm(args)
     try:
         missing = [n for n in trajectory.names if n not in arm.model.joints]
         if missing:
@@ -366,7 +331,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     if args.rate <= 0 or args.rate > 50:
         raise UsageError(f"--rate {args.rate}: choose 0.1..50 refreshes per second")
-    arm = _open_arm(args)
+    arm = open_arm(args)
     period = 1.0 / args.rate
     end = time.monotonic() + args.duration if args.duration else None
 

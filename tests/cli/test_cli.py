@@ -101,7 +101,8 @@ def test_info_json_on_the_virtual_arm() -> None:
 def test_reg_write_then_read_json() -> None:
     proc = run("--json", "reg", "write", "2", "watchdog_period", "250")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"joint": "joint2", "register": "watchdog_period", "value": 250, "unit": "ms"}
+    assert json.loads(proc.stdout) == {"joint": "joint2", "register": "watchdog_period", "value": 250, "unit": "ms",
+                                       "text": "250 ms"}
 
 
 @pytest.mark.realtime
