@@ -56,7 +56,7 @@ from armbus.controller.arm import (
     link_settled,
 )
 from armbus.controller.armmodel import ArmModel, JointGoals
-from armbus.controller.backends import resolve_port
+from armbus.controller.backends import busy_message, resolve_port
 from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
@@ -170,8 +170,14 @@ class AsyncArm:
 
     async def _connect(self) -> None:
         protocol = _BusProtocol(self)
-        transport, _ = await serial_asyncio_fast.create_serial_connection(
-            self._loop, lambda: protocol, resolve_port(self.url), baudrate=self.baud)
+        url = resolve_port(self.url)
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                self._loop, lambda: protocol, url, baudrate=self.baud, exclusive=url.startswith("/"))
+        except (serial.SerialException, OSError) as exc:
+            if "exclusively lock" in str(exc):
+                raise PortError(busy_message(self.url, self.url)) from None
+            raise
         self._transport, self._protocol = transport, protocol
         self._kick()
 

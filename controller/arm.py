@@ -174,7 +174,9 @@ class Arm:
         url = resolve_port(port_or_url)
 
         def open_port() -> Any:
-            return serial.serial_for_url(url, baudrate=baud, timeout=POLL_S, write_timeout=1.0)
+            # exclusive: a second program on the same port gets "busy" at once instead of both failing later
+            return serial.serial_for_url(url, baudrate=baud, timeout=POLL_S, write_timeout=1.0,
+                                         exclusive=url.startswith("/"))
 
         host = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
                                    reply_timeout_ns=int(timeout * NS_PER_S)), now=clock())

@@ -55,6 +55,40 @@ def resolve_port(port_or_url: str) -> str:
     return url
 
 
+def port_holders(path: str) -> list[str]:
+    """The processes holding the lock on device ``path``, as ``"pid 1234 (armbus monitor)"``, where the OS can
+    tell (Linux: ``/proc/locks`` names the pid of each lock and the inode it is on)."""
+    import os
+
+    try:
+        inode = os.stat(os.path.realpath(path)).st_ino
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or not fields[4].isdigit() or fields[5].rsplit(":", 1)[-1] != str(inode):
+            continue
+        pid = fields[4]
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            cmd = "?"
+        out.append(f"pid {pid} ({cmd[:80]})")
+    return out
+
+
+def busy_message(name: str, path: str) -> str:
+    """Why a port could not be locked for this program, naming who holds it when the OS says."""
+    holders = port_holders(path)
+    who = ("held by " + ", ".join(holders)) if holders else "another program holds it"
+    return (f"{name} is busy: {who}. One program owns a serial port at a time: close the other one, or "
+            "share the arm through one program")
+
+
 def open_port(port_or_url: str, **kwargs: Any) -> Any:
     """Open ``port_or_url`` with ``serial.serial_for_url`` after :func:`resolve_port`; ``kwargs`` go to pyserial
     (``baudrate`` defaults to the bus's nominal 1 Mbaud, not pyserial's 9600; a ``baud`` in the URL wins)."""

@@ -31,6 +31,7 @@ import serial
 
 from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
 from armbus.bus.wire import NS_PER_S
+from armbus.controller.backends import busy_message
 from armbus.controller.baud import retune_host
 from armbus.controller.events import HostEvent, PortLost, PortRestored
 from armbus.controller.fanout import Fanout, OutcomeWaits
@@ -89,6 +90,8 @@ class NodeRunner(OutcomeWaits[HostNode]):
         try:
             self._port: Any = open_port()
         except (serial.SerialException, OSError) as exc:
+            if "exclusively lock" in str(exc):
+                raise PortError(busy_message(name, name)) from None
             raise PortError(f"cannot open {name}: {exc}") from None
         self._port.timeout = POLL_S
         self._connected.set()

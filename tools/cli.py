@@ -256,7 +256,7 @@ def _hint(exc: BaseException) -> str:
                 "then log in again")
     if "No such file" in text or "Errno 2" in text:
         return "\n  hint: 'armbus ports' lists the serial ports of this machine"
-    if "busy" in text.lower() or "Errno 16" in text:
+    if ("busy" in text.lower() or "Errno 16" in text) and "One program owns" not in text:
         return "\n  hint: another program has the port open (lsof PORT shows which)"
     return ""
 

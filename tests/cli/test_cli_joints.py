@@ -74,3 +74,13 @@ def test_a_stopped_joint_says_why_at_once_and_the_release_does_not_power_it(port
 def test_a_zero_tolerance_is_refused(port: str) -> None:
     proc = run(port, "move", "1", "1deg", "--wait", "--tolerance", "0deg")
     assert proc.returncode == ExitCode.USAGE and "--tolerance" in proc.stderr
+
+
+def test_a_second_program_on_the_port_is_told_it_is_busy_and_by_whom(port: str) -> None:
+    from armbus.controller.arm import Arm
+
+    with Arm.open(port):
+        proc = run(port, "info")
+    assert proc.returncode == ExitCode.PORT, proc.stderr
+    assert f"{port} is busy: held by pid {os.getpid()}" in proc.stderr and "Traceback" not in proc.stderr
+    assert ok(run(port, "reg", "read", "1", "status"))  # free again once the first program closed it
