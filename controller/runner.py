@@ -89,6 +89,9 @@ class NodeRunner(OutcomeWaits[HostNode]):
         self._baud: int | None = None  # set_port_baud's rate, for a reopened port
         try:
             self._port: Any = open_port()
+        except ValueError as exc:  # pyserial: an unknown URL scheme or a bad option in the URL
+            raise UsageError(f"cannot open {name}: {exc} (a device path such as /dev/ttyUSB0, a pyserial URL, "
+                             "or virtual)") from None
         except (serial.SerialException, OSError) as exc:
             if "exclusively lock" in str(exc):
                 raise PortError(busy_message(name, name)) from None

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
 
 from armbus.bus.errors import ArmbusError, ExitCode, PortError, exit_code
+from armbus.bus.wire import SUPPORTED_BAUDS
 
 EPILOG = """\
 examples:
@@ -52,11 +54,30 @@ def _add_connection(p: argparse.ArgumentParser, top: bool = False) -> None:
 
     p.add_argument("--port", default=default(None),
                    help="serial port or URL (default: $ARMBUS_PORT, else 'virtual')")
-    p.add_argument("--baud", type=_positive_int("baud"), default=default(None),
-                   help="baud rate (default 1000000)")
+    p.add_argument("--baud", type=_baud, default=default(None),
+                   help="baud rate (default 1000000; what USB-serial adapters and the joints run: "
+                        f"{', '.join(str(b) for b in SUPPORTED_BAUDS)})")
     p.add_argument("--config", default=default(None), help="arm config TOML (joint names, calibration, limits)")
-    p.add_argument("--timeout", type=float, default=default(1.0),
+    p.add_argument("--timeout", type=_seconds, default=default(1.0),
                    help="seconds to wait for each answer (default 1.0)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad timeout {text!r}: a number of seconds such as 0.5") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"bad timeout {text!r}: between 0 and 3600 seconds")
+    return value
+
+
+def _baud(text: str) -> int:
+    """A line rate the joints can run (bus.wire.SUPPORTED_BAUDS)."""
+    value = _positive_int("baud")(text)
+    if value not in SUPPORTED_BAUDS:
+        raise argparse.ArgumentTypeError(f"bad baud {text!r}: the joints run {', '.join(map(str, SUPPORTED_BAUDS))}")
+    return value
 
 
 def _positive_int(what: str) -> Callable[[str], int]:
@@ -181,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tap", "record a real arm's host link while any program uses it through a pty",
             "  armbus tap --port /dev/ttyUSB0 --out arm.pcapng\n")
     p.add_argument("--port", default=argparse.SUPPRESS, help="the real port (required)")
-    p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS, help="baud rate (default 1000000)")
+    p.add_argument("--baud", type=_baud, default=argparse.SUPPRESS, help="baud rate (default 1000000)")
     p.add_argument("--out", default="armbus-tap.pcapng", help="capture file (default armbus-tap.pcapng)")
     p.add_argument("--link", help="also create a symlink to the pty at this path")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
@@ -231,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("armbus: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader went away (armbus ... | head): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except (ArmbusError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         return _fail(args, exc)
 

@@ -37,7 +37,15 @@ def _json_default(obj: object) -> object:
 
 
 def default_port(args: argparse.Namespace) -> str:
-    return getattr(args, "port", None) or os.environ.get("ARMBUS_PORT") or "virtual"
+    """--port, else $ARMBUS_PORT, else the in-process virtual arm (said on stderr: nothing real moves)."""
+    port = getattr(args, "port", None) or os.environ.get("ARMBUS_PORT")
+    if port:
+        return str(port)
+    if not getattr(args, "_said_virtual", False):
+        print("armbus: no --port (nor $ARMBUS_PORT): using an in-process virtual arm, not a real one",
+              file=sys.stderr)
+        args._said_virtual = True
+    return "virtual"
 
 
 # ----------------------------------------------------------------------------------------------------- ports

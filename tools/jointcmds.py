@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from armbus.bus.errors import PeerError, UsageError
+from armbus.bus.errors import ArmTimeoutError, PeerError, UsageError
 from armbus.bus.wire import FaultCode, StatusFlag
 from armbus.controller import regview
 from armbus.joints.registers import REGISTERS
@@ -159,6 +159,9 @@ def cmd_estop(args: argparse.Namespace) -> int:
         arm = open_arm(args, enumerate_chain=False)
         try:
             arm.estop()
+        except PeerError as exc:  # the link gave up: nothing answers on this port
+            raise ArmTimeoutError(f"no joint acknowledged the e-stop ({exc}): check power and the cable to joint 1, "
+                                  "and stop the arm by its hardware e-stop") from None
         finally:
             arm.close()
         emit(args, {"estop": "sent"}, "e-stop sent to every joint (armbus estop --release to release it)")

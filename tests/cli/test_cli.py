@@ -139,3 +139,35 @@ def test_tap_without_a_port_names_what_is_missing() -> None:
     proc = run("tap", "--out", "x.pcapng")
     assert proc.returncode == ExitCode.USAGE
     assert "--port" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--port", "foo://bar", "info"], "foo://bar"),
+        (["--baud", "12345678", "info"], "bad baud '12345678'"),
+        (["--timeout", "soon", "info"], "bad timeout 'soon'"),
+        (["reg", "write", "1", "goal_position", "12 parsec"], "unknown angle unit"),
+    ],
+)
+def test_more_bad_arguments_give_one_line_and_exit_2(argv: list[str], needle: str) -> None:
+    proc = run(*argv)
+    assert proc.returncode == ExitCode.USAGE, (proc.stdout, proc.stderr)
+    assert needle in one_line_error(proc)
+
+
+def test_output_piped_into_a_reader_that_stops_is_not_an_error() -> None:
+    env = {**os.environ, "ARMBUS_PORT": "virtual"}
+    proc = subprocess.Popen([sys.executable, "-m", "armbus.tools.cli", "reg", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the command writes (as `armbus ... | head` after a line)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_without_a_port_the_virtual_arm_is_named() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
+    proc = subprocess.run([sys.executable, "-m", "armbus.tools.cli", "reg", "read", "1", "status"],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 0 and "using an in-process virtual arm, not a real one" in proc.stderr
