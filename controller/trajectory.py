@@ -28,8 +28,10 @@ the previous one (LeRobot's ``max_relative_target``); the streaming loop applies
 CSV (``armbus run TRAJECTORY.csv``): lines starting with ``#`` are comments; the header's first column is
 ``time``, ``time_s`` or ``time_ms``; every other column is a joint, named ``<joint>``, ``<joint>_rad``,
 ``<joint>_deg``, ``<joint>[rad]`` or ``<joint>[deg]``. Columns without a unit take ``unit`` from the caller
-(radians unless told otherwise). Times must increase strictly. :func:`save_csv` writes ``time_s`` and
-``<joint>_rad`` (or ``_deg``) columns, so a saved file loads back without options.
+(radians unless told otherwise); a cell may also carry its own unit (``10deg``, ``-0.5rad``). Times must increase
+strictly. A UTF-8 byte-order mark and CRLF line ends (a spreadsheet's export) are fine; a file is at most
+:data:`MAX_CSV_BYTES` and lasts at most :data:`MAX_DURATION_S`, so any input costs bounded memory. :func:`save_csv`
+writes ``time_s`` and ``<joint>_rad`` (or ``_deg``) columns, so a saved file loads back without options.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from armbus.bus.errors import ConfigError, UsageError
+from armbus.controller.units import parse_angle
 
 if TYPE_CHECKING:
     from armbus.controller.config import ArmConfig
@@ -291,9 +294,23 @@ def clamp_step(goal: npt.ArrayLike, previous: npt.ArrayLike, max_step: npt.Array
 
 # ---------------------------------------------------------------- CSV
 
+#: Bounds on what a trajectory file may ask for, whatever it holds: its size on disk and its duration (an hour
+#: at 1 kHz is 3.6 million samples per joint, the most a stream is sized for; a time of 1e9 s is a typo).
+MAX_CSV_BYTES = 16 * 1024 * 1024
+MAX_DURATION_S = 3600.0
 _TIME_SCALE = {"time": 1.0, "time_s": 1.0, "time[s]": 1.0, "time_ms": 1e-3, "time[ms]": 1e-3}
 _UNIT_SCALE = {"rad": 1.0, "deg": math.pi / 180.0}
 _COLUMN = re.compile(r"^(?P<name>.+?)(?:_(?P<suffix>rad|deg)|\s*\[(?P<bracket>rad|deg)\])?$")
+
+
+def _cell(cell: str, column: int, scales: list[float]) -> float:
+    """A cell as the number the array holds: joint cells may carry their unit (then in rad, later unscaled)."""
+    try:
+        return float(cell)
+    except ValueError:
+        if column == 0:
+            raise
+    return parse_angle(cell) / scales[column - 1]
 
 
 def load_csv(path: str | Path, unit: str | None = None) -> Trajectory:
@@ -302,9 +319,14 @@ def load_csv(path: str | Path, unit: str | None = None) -> Trajectory:
     if unit is not None and unit not in _UNIT_SCALE:
         raise UsageError(f"unit must be 'rad' or 'deg', got {unit!r}")
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        size = p.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise ConfigError(f"{p}: {size} bytes: a trajectory file is at most {MAX_CSV_BYTES} bytes")
+        lines = p.read_text(encoding="utf-8-sig").splitlines()  # a BOM (Excel's UTF-8) and CRLF lines are fine
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read trajectory: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text CSV file (byte {exc.start} is not UTF-8)") from None
     rows = [(n, row) for n, row in enumerate(csv.reader(lines), start=1) if row and not row[0].startswith("#")]
     if not rows:
         raise ConfigError(f"{p}: empty trajectory file: expected a header such as 'time_s,shoulder_deg,...'")
@@ -336,9 +358,13 @@ def load_csv(path: str | Path, unit: str | None = None) -> Trajectory:
             raise ConfigError(f"{p}:{line}: {len(row)} values, expected {len(header)} (one per header column)")
         for c, cell in enumerate(row):
             try:
-                data[r, c] = float(cell)
-            except ValueError:
-                raise ConfigError(f"{p}:{line}: column {header[c]!r}: {cell.strip()!r} is not a number") from None
+                data[r, c] = _cell(cell, c, scales)
+            except (ValueError, UsageError):
+                what = "a number of seconds" if c == 0 else "a number or an angle with its unit (10deg, -0.5rad)"
+                raise ConfigError(f"{p}:{line}: column {header[c]!r}: {cell.strip()!r} is not {what}") from None
+    if len(data) and np.nanmax(np.abs(data[:, 0])) * time_scale > MAX_DURATION_S:
+        raise ConfigError(f"{p}: times reach {np.nanmax(np.abs(data[:, 0])) * time_scale:g} s: a trajectory lasts at "
+                          f"most {MAX_DURATION_S:g} s")
     try:
         return Trajectory(tuple(names), data[:, 0] * time_scale, data[:, 1:] * np.array(scales))
     except TrajectoryError as exc:

@@ -193,9 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="value to write: a quantity with its unit (90deg, 1.5A, 200ms), a name or names joined "
                         "by | for enums and flags (REBOOTED, FAULT|WATCHDOG), or an integer in the register's unit")
 
-    p = add("run", "stream a trajectory from a CSV file", "  armbus run pick.csv --rate 200\n")
+    p = add("run", "stream a trajectory from a CSV file (switches torque on; checks every waypoint first)",
+            "  armbus run pick.csv --rate 200\n\n"
+            "CSV format: a header, then one row per waypoint. The first column is the time (time_s, time or\n"
+            "time_ms); each other column is a joint by name (joint1.. or from --config), with its unit in\n"
+            "the header (shoulder_deg, elbow[rad]) or in the cells (10deg, -0.5rad); bare numbers are radians.\n"
+            "Lines starting with # are comments. Times increase strictly; a file lasts at most an hour.\n"
+            "  time_s,shoulder_deg,elbow_deg\n  0,0,0\n  1.5,30,-45\n")
     _add_connection(p)
-    p.add_argument("trajectory", help="CSV: time column then one column per joint")
+    p.add_argument("trajectory", help="CSV file: a time column, then one column per joint (see below)")
     p.add_argument("--rate", type=float, default=200.0, help="control rate in Hz (default 200)")
     p.add_argument("--profile", choices=["minjerk", "trapezoid"], default="minjerk")
 

@@ -322,6 +322,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"{args.trajectory}: column(s) {', '.join(missing)} name no joint of the arm "
                              f"({', '.join(arm.model.joints)})")
+        for i, name in enumerate(trajectory.names):  # preflight: nothing moves if any waypoint is out of range
+            cfg = arm.model.joint(name)
+            for value in (float(trajectory.positions[:, i].min()), float(trajectory.positions[:, i].max())):
+                try:
+                    arm.model.check_position(cfg, value)
+                except UsageError as exc:
+                    raise UsageError(f"{args.trajectory}: {exc}") from None
+        from armbus.tools.jointcmds import check_ready, keep_alive
+
+        check_ready(arm, list(trajectory.names))
+        keep_alive(arm, list(trajectory.names))
         arm.torque(True)
         plan = trajectory.plan(profile="min_jerk" if args.profile == "minjerk" else "trapezoid")
         report = arm.run_trajectory(plan, args.rate)

@@ -171,3 +171,16 @@ def test_without_a_port_the_virtual_arm_is_named() -> None:
     proc = subprocess.run([sys.executable, "-m", "armbus.tools.cli", "reg", "read", "1", "status"],
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 0 and "using an in-process virtual arm, not a real one" in proc.stderr
+
+
+def test_run_checks_every_waypoint_before_anything_moves(tmp_path: Path) -> None:
+    f = tmp_path / "far.csv"
+    f.write_text("time_s,joint1,joint2\n0,0,0\n1,0.1,30\n")  # 30 rad: degrees typed as radians
+    proc = run("run", str(f))
+    assert proc.returncode == ExitCode.USAGE
+    assert "joint2 is more than a full turn" in one_line_error(proc) and "30deg" in proc.stderr
+
+
+def test_run_help_explains_the_csv_format() -> None:
+    proc = run("run", "--help")
+    assert proc.returncode == 0 and "time_s,shoulder_deg,elbow_deg" in proc.stdout and "bare numbers" in proc.stdout

@@ -185,3 +185,26 @@ def test_select_and_config_limits(tmp_path: Path) -> None:
     assert lim.max_acceleration[1] == math.inf
     with pytest.raises(TrajectoryError, match="no column for joint"):
         traj.select(["wrist"])
+
+
+def test_csv_from_a_spreadsheet_with_units_in_cells_loads(tmp_path: Path) -> None:
+    f = tmp_path / "excel.csv"
+    f.write_bytes("\ufefftime,shoulder,elbow_deg\r\n0,0deg,0\r\n1.5,30deg,-0.5rad\r\n".encode())
+    t = load_csv(f)
+    assert t.names == ("shoulder", "elbow")
+    assert t.positions[1].tolist() == pytest.approx([math.radians(30), -0.5])
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a text CSV file"),
+        (b"time,j1\n0,0\n1e9,1\n", "a trajectory lasts at most 3600 s"),
+        (b"time,j1\n0,0\n1,ten degrees\n", "is not a number or an angle with its unit"),
+    ],
+)
+def test_bad_csv_files_are_one_clear_error(tmp_path: Path, content: bytes, needle: str) -> None:
+    f = tmp_path / "bad.csv"
+    f.write_bytes(content)
+    with pytest.raises(ConfigError, match=needle):
+        load_csv(f)
