@@ -348,6 +348,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from rich.live import Live
     from rich.table import Table
 
+    from armbus.bus.errors import ArmTimeoutError, PortError
+
     if args.rate <= 0 or args.rate > 50:
         raise UsageError(f"--rate {args.rate}: choose 0.1..50 refreshes per second")
     arm = open_arm(args)
@@ -355,11 +357,15 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     end = time.monotonic() + args.duration if args.duration else None
 
     def table() -> Table:
-        states = arm.read_states()
-        link = arm.runner.node.link.counters
         t = Table(title=f"armbus monitor: {default_port(args)}  (Ctrl-C to stop)")
         for col in ("joint", "addr", "position deg", "velocity deg/s", "current A", "temp C", "volt V", "flags"):
             t.add_column(col, justify="right" if col not in ("joint", "flags") else "left")
+        try:
+            states = arm.read_states()
+        except (PortError, ArmTimeoutError) as exc:  # the port comes back by itself: keep watching
+            t.caption = f"waiting for the arm: {exc}"
+            return t
+        link = arm.runner.node.link.counters
         for name, s in states.items():
             r = _state_row(name, s)
             t.add_row(name, str(r["address"]), f"{r['position_deg']:.2f}", f"{r['velocity_deg_s']:.1f}",
@@ -369,10 +375,19 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                      f"retransmits {link.retransmits}  crc errors {link.crc_errors}  failures {link.failures}")
         return t
 
+    def rows() -> list[dict[str, Any]] | None:
+        try:
+            return [_state_row(n, s) for n, s in arm.read_states().items()]
+        except (PortError, ArmTimeoutError) as exc:
+            print(f"armbus: waiting for the arm: {exc}", file=sys.stderr, flush=True)
+            return None
+
     try:
         if getattr(args, "json", False):
             while end is None or time.monotonic() < end:
-                print(json.dumps([_state_row(n, s) for n, s in arm.read_states().items()]), flush=True)
+                data = rows()
+                if data is not None:
+                    print(json.dumps(data), flush=True)
                 time.sleep(period)
         else:
             with Live(table(), refresh_per_second=args.rate) as live:

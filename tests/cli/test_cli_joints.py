@@ -9,7 +9,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +86,28 @@ def test_a_second_program_on_the_port_is_told_it_is_busy_and_by_whom(port: str) 
     assert proc.returncode == ExitCode.PORT, proc.stderr
     assert f"{port} is busy: held by pid {os.getpid()}" in proc.stderr and "Traceback" not in proc.stderr
     assert ok(run(port, "reg", "read", "1", "status"))  # free again once the first program closed it
+
+
+def test_monitor_waits_for_a_lost_port_to_come_back(tmp_path: Path) -> None:
+    link = tmp_path / "ttyUSB-arm"
+    varm = VirtualArm(2, seed=4)
+    server = PtyServer(varm, link=link).start()
+    env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
+    proc = subprocess.Popen([sys.executable, "-m", "armbus.tools.cli", "--json", "--port", str(link), "--timeout",
+                             "0.3", "monitor", "--rate", "10", "--duration", "6"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())[0]["address"] == 1  # watching
+        server.close()  # unplugged
+        time.sleep(1.0)
+        server = PtyServer(varm, link=link).start()  # plugged back in
+        out, err = proc.communicate(timeout=60)
+    finally:
+        server.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "waiting for the arm" in err and "Traceback" not in err
+    assert out.strip().splitlines()  # rows again after the port came back
+    assert json.loads(out.strip().splitlines()[-1])[1]["address"] == 2
