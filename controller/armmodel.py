@@ -22,6 +22,7 @@ message goes out, and after a reply came back, lives here, so the three behave t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -33,6 +34,7 @@ from armbus.controller.config import ArmConfig, JointConfig
 from armbus.controller.events import JointState
 from armbus.controller.units import Dimension, parse_quantity
 
+log = logging.getLogger(__name__)
 #: Goals as callers give them: by joint name or bus address; a number in SI units, or a string with a unit.
 JointGoals = Mapping[str, object] | Mapping[int, object] | Mapping[str | int, object]
 #: Largest position goal (rad) accepted for a joint without configured limits: one full turn. A bigger bare
@@ -96,9 +98,15 @@ class ArmModel:
         return None
 
     def discovered(self, found: Sequence[ops.DiscoveredJoint]) -> None:
-        """Take an enumeration's result: check it against the config, or name the joints found."""
+        """Take an enumeration's result: check it against the config, or name the joints found. Joints on the bus
+        that the config does not describe are not driven; that is said (a warning), since it is rarely meant."""
         if self.config is not None:
             ops.check_chain(found, [j.address for j in self.config.joints])
+            extra = sorted({j.address for j in found} - {j.address for j in self.config.joints})
+            if extra:
+                log.warning("the bus has %d joints but the config describes %d: joint address(es) %s are not "
+                            "in the config and will not be driven", len(found), len(self.config.joints),
+                            ", ".join(map(str, extra)))
         else:
             self.joints = {f"joint{j.address}": unconfigured(j.address) for j in found}
 

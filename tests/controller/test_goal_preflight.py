@@ -103,3 +103,13 @@ def test_a_quoted_number_in_the_config_needs_its_unit(tmp_path: Path) -> None:
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"shoulder.*offset.*written without quotes"):
         load_config(bad)
+
+
+def test_a_config_shorter_than_the_chain_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = load_config(CONFIG)
+    arm = SimArm(joints=len(cfg.joints) + 2, seed=4, config=cfg)
+    with caplog.at_level("WARNING"):
+        arm.enumerate()
+    n = len(cfg.joints)
+    assert f"the bus has {n + 2} joints but the config describes {n}" in caplog.text
+    assert f"{n + 1}, {n + 2} are not in the config" in caplog.text
