@@ -34,7 +34,7 @@ from armbus.bus.codec import Frame, LineError
 from armbus.bus.deframer import Deframer
 from armbus.bus.errors import DecodeError
 from armbus.bus.messages import CycleReply, ReadReply, State, SyncReadReply, decode_payload
-from armbus.bus.wire import FrameKind, LineErrorKind, MsgType
+from armbus.bus.wire import FrameFlag, FrameKind, LineErrorKind, MsgType
 from armbus.joints.registers import BY_NAME
 
 #: Measured registers (joints/registers.py): (name, address, struct format); compared within a tolerance.
@@ -44,6 +44,7 @@ MEASURED = tuple((name, BY_NAME[name].address, fmt) for name, fmt in (
 _STATE_FIELDS = {"present_position": "position", "present_velocity": "velocity", "present_current": "current",
                  "present_temperature": "temperature", "present_voltage": "voltage"}
 _UNSOLICITED = (MsgType.STATE, MsgType.FAULT, MsgType.UNDELIVERABLE)
+_RETRANSMIT = int(FrameFlag.RETRANSMIT)
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,23 @@ def make_row(t_ns: int, item: Frame | LineError, ignore_seq: bool = False) -> Ro
                tuple(measured))
 
 
-def decode_rows(chunks: Iterable[tuple[int, bytes]], ignore_seq: bool = False) -> tuple[list[Row], int]:
+def decode_rows(chunks: Iterable[tuple[int, bytes]], ignore_seq: bool = False,
+                packets: bool = False) -> tuple[list[Row], int]:
     """Rows of a byte stream given as ``(t_ns, chunk)``; an item's time is that of the chunk that ends it.
-    Also returns how many bytes of an unfinished frame are left at the end."""
+    Also returns how many bytes of an unfinished frame are left at the end. With ``packets``, only the packets
+    count: DATA frames keyed without their link fields (seq, flags), retransmissions dropped; control frames and
+    line noise belong to the link session that carried them (a tap capture's arm had its own)."""
     deframer = Deframer()
     rows = []
     for t, data in chunks:
         for item in deframer.feed(data):
-            rows.append(make_row(t, item, ignore_seq))
+            if not packets:
+                rows.append(make_row(t, item, ignore_seq))
+            elif isinstance(item, Frame) and item.packet is not None and not item.flags & _RETRANSMIT:
+                row = make_row(t, item, True)
+                key = ("PACKET", *row.key[3:])
+                if not rows or rows[-1].key != key:  # a duplicate the link delivered again
+                    rows.append(Row(row.t_ns, row.item, key, row.measured))
     return rows, deframer.buffered
 
 

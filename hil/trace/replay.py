@@ -41,7 +41,7 @@ import numpy as np
 
 from armbus.bus.codec import Frame
 from armbus.bus.errors import ExitCode, PortError, TraceError, UsageError, exit_code
-from armbus.bus.wire import DEFAULT_BAUD, FrameKind, wire_time_ns
+from armbus.bus.wire import DEFAULT_BAUD, FrameKind, MsgType, wire_time_ns
 from armbus.controller.backends import open_port
 from armbus.hil.trace.compare import Comparison, Row, Tolerances, compare, decode_rows
 from armbus.hil.trace.decode import parse_time
@@ -90,6 +90,7 @@ class _Plan:
     end_ns: int  # last chunk of the trace on any link
     ignore_seq: bool
     notes: list[str]
+    packets: bool = False  # compare packets only (a tap capture): see "What is compared" in docs/traces.md
 
 
 def _pick_link(trace: Trace, link: str | None) -> tuple[int, int | None]:
@@ -126,6 +127,10 @@ def plan(trace: Trace, link: str | None = None, baud: int = DEFAULT_BAUD,
     else:
         sel_a = np.flatnonzero(trace.chunk_iface == answer_if).tolist()
         answers = [(int(trace.chunk_t_ns[i]), trace.chunk_data(i)) for i in sel_a]
+    packets = trace.metadata.get("capture") == "tap"
+    if packets:
+        notes.append("a tap capture: packets are compared, not link frames (the recorded arm's link sessions, "
+                     "sequence numbers and retransmissions are its own)")
     if ignore_seq is None:
         first, _ = decode_rows([(0, b"".join(chunks[:8]))])
         frames = [r.item for r in first if isinstance(r.item, Frame)]
@@ -137,7 +142,22 @@ def plan(trace: Trace, link: str | None = None, baud: int = DEFAULT_BAUD,
         notes.append(f"the capture is truncated ({'; '.join(trace.warnings)}): replayed {len(chunks)} chunk(s) "
                      f"up to {t[-1] / 1e9:.6f} s; answers after that point are not compared")
     return _Plan(send_t, chunks, answers, int(trace.chunk_t_ns.min()), int(trace.chunk_t_ns.max()),
-                 ignore_seq, notes)
+                 ignore_seq or packets, notes, packets)
+
+
+def _joints_enumerated(trace: Trace, link: str | None) -> int | None:
+    """How many joints the arm of a capture has, from the last ENUMERATE_REPLY it answered (None: none)."""
+    _, answer_if = _pick_link(trace, link)
+    if answer_if is None:
+        return None
+    sel = np.flatnonzero(trace.chunk_iface == answer_if).tolist()
+    rows, _ = decode_rows([(int(trace.chunk_t_ns[i]), trace.chunk_data(i)) for i in sel])
+    count = None
+    for r in rows:
+        packet = r.item.packet if isinstance(r.item, Frame) else None
+        if packet is not None and packet.type == MsgType.ENUMERATE_REPLY and packet.payload:
+            count = packet.payload[0]
+    return count
 
 
 def _scaled(p: _Plan, origin: int, speed: float | None) -> Callable[[int], int]:
@@ -152,7 +172,7 @@ def _finish(p: _Plan, sent_bytes: int, replayed: list[Row], to_replay: Callable[
             tol: Tolerances | None, errors: np.ndarray, timed: bool, notes: list[str]) -> ReplayResult:
     """Compare; rows before ``cut`` (replay time base) are dropped on both sides: an arm already running (a
     wall-clock capture) or booting (a fresh virtual arm) says things there that the replay did not cause."""
-    recorded, left = decode_rows(p.answers, p.ignore_seq)
+    recorded, left = decode_rows(p.answers, p.ignore_seq, p.packets)
     if left:
         notes.append(f"the recording ends inside a frame ({left} bytes): not compared")
     recorded = [Row(to_replay(r.t_ns), r.item, r.key, r.measured) for r in recorded]
@@ -192,6 +212,10 @@ def replay_virtual(trace: Trace, *, link: str | None = None, joints: int | None 
         notes.append(f"no armbus.{key} in the capture's metadata: using {default}")
         return default
 
+    if joints is None and "joints" not in meta:
+        joints = _joints_enumerated(trace, link)
+        if joints is not None:
+            notes.append(f"no armbus.joints in the capture's metadata: {joints}, from its ENUMERATE_REPLY")
     n = meta_int("joints", joints, None)
     b = meta_int("baud", baud, 1_000_000)
     chain = int(meta["chain_baud"]) if baud is None and meta.get("chain_baud", "").isdigit() else b
@@ -210,7 +234,7 @@ def replay_virtual(trace: Trace, *, link: str | None = None, joints: int | None 
     for t, chunk in zip(at, p.chunks, strict=True):
         arm.kernel.call_at(t, _writer(port, chunk))
     arm.run_until(max(at[-1], to_replay(p.end_ns)) + settle_ns)
-    replayed, _ = decode_rows(port.arrivals, p.ignore_seq)
+    replayed, _ = decode_rows(port.arrivals, p.ignore_seq, p.packets)
     sent = sum(map(len, p.chunks))
     return _finish(p, sent, replayed, to_replay if speed is not None else (lambda t: t - p.send_t[0] + origin),
                    origin if wall_clock else None, tolerances, np.zeros(len(at), np.int64), speed is not None, notes)
@@ -266,7 +290,7 @@ def replay_port(trace: Trace, port: str, *, link: str | None = None, baud: int |
         thread.join(1.0)
         ser.close()
     notes = [f"reading the port failed: {failure[0]!r}"] if failure else []
-    replayed, _ = decode_rows(got, p.ignore_seq)
+    replayed, _ = decode_rows(got, p.ignore_seq, p.packets)
     return _finish(p, sum(map(len, p.chunks)), replayed,
                    to_replay if speed is not None else (lambda t: t - p.send_t[0] + origin), origin, tolerances,
                    np.asarray(errors, np.int64), speed is not None, notes)

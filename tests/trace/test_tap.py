@@ -146,3 +146,24 @@ def test_ctrl_c_stops_cleanly_and_a_killed_tap_leaves_a_readable_file(echo_port:
         assert not trace.truncated
     else:
         assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_tap_capture_replays_against_a_virtual_arm(tmp_path: Path) -> None:
+    from armbus.hil.trace.replay import replay_virtual
+
+    out = tmp_path / "tapped.pcapng"
+    args = argparse.Namespace(joints=3, baud=1_000_000, seed=0, faults=None, unpaced=False, capture=None,
+                              link=None, json=False)
+    arm, _ = build_arm(args)
+    with PtyServer(arm) as server, Tap(server.port, out) as tap:
+        for _ in range(2):  # two host programs, one after the other: two link sessions in one capture
+            with Arm.open(tap.path, timeout=0.5) as host:
+                host.enumerate()
+                host.read("joint2", "status")
+                host.write("joint3", "state_period", 0)
+        time.sleep(0.05)
+    result = replay_virtual(read_trace(str(out)))
+    assert result.ok, result.comparison.differences
+    assert result.comparison.matched >= 6  # two of each reply: ENUMERATE, READ, WRITE
+    assert any("packets are compared" in n for n in result.notes)
+    assert any("3, from its ENUMERATE_REPLY" in n for n in result.notes)
