@@ -13,7 +13,9 @@ red crosses on the receiving lane.
 
 Default window: the first request that travels furthest (the one whose frames cross the most links; the earliest
 among equals), from its first frame to its reply's arrival at the host, with a margin. ``--from``/``--to`` or
-``--all`` choose another. At most :data:`MAX_ARROWS` arrows are drawn (the first ones); the title says when more
+``--all`` choose another; times count from the trace's start (:func:`origin`: a simulated capture's clock starts at
+the arm's boot, a tap capture's at its first chunk), and a window with no frame in it is an error naming the
+trace's span. At most :data:`MAX_ARROWS` arrows are drawn (the first ones); the title says when more
 were left out.
 
 The histograms use :func:`armbus.hil.trace.stats.compute` (hop: DATA -> ACK; end to end: request -> reply), in
@@ -122,8 +124,17 @@ def _label(table: FrameTable, i: int) -> str:
     return f"{FrameKind(kind).name} {int(table.seq[i])}"
 
 
+def origin(table: FrameTable) -> int:
+    """Trace time 0 of the figure and of ``--from``/``--to``: a simulated capture's own clock starts at the arm's
+    boot; a wall-clock capture (``armbus tap``) starts at its first chunk."""
+    if table.trace.metadata.get("capture") == "tap" and len(table):
+        return int(table.t_ns.min())
+    return 0
+
+
 def draw(table: FrameTable, out: str, window: tuple[int, int] | None = None) -> int:
-    """Render the figure to ``out`` (.png or .svg); returns the number of arrows drawn."""
+    """Render the figure to ``out`` (.png or .svg); returns the number of arrows drawn. A window with no frame
+    in it is a :class:`UsageError` naming the window and the trace's span."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -135,6 +146,11 @@ def draw(table: FrameTable, out: str, window: tuple[int, int] | None = None) -> 
     baud = int(table.trace.metadata.get("baud", "1000000") or DEFAULT_BAUD)
     stamps_sends = table.trace.metadata.get("capture") == "tap"
     rows = np.flatnonzero((table.t_ns >= lo) & (table.t_ns <= hi)).tolist()
+    t0 = origin(table)
+    if not rows and len(table):
+        span = (int(table.t_ns.min()) - t0, int(table.t_ns.max()) - t0)
+        raise UsageError(f"no frame between {(lo - t0) / 1e6:.3f} ms and {(hi - t0) / 1e6:.3f} ms: the trace spans "
+                         f"{span[0] / 1e6:.3f} .. {span[1] / 1e6:.3f} ms (--from/--to count from its start)")
     arrows: list[tuple[int, int, int, int, str, int]] = []  # x0, x1, t_start, t_stop, color, row
     crosses: list[tuple[int, int]] = []
     skipped = 0
@@ -189,8 +205,8 @@ def draw(table: FrameTable, out: str, window: tuple[int, int] | None = None) -> 
     ax.set_ylim(y_of(times[-1]) + 10, y_of(times[0]) - 10)
     ticks = [y for y in np.linspace(y_of(times[0]), y_of(times[-1]), 8)
              if all(abs(y - c) > GAP_DRAWN_NS / 2e3 for c, _ in cuts)]  # no tick inside a cut stretch
-    ax.set_yticks(ticks, [f"{_inverse(y, y_of) / 1e6:.3f}" for y in ticks])
-    ax.set_ylabel("trace time (ms); dashed lines: idle stretches cut short")
+    ax.set_yticks(ticks, [f"{(_inverse(y, y_of) - t0) / 1e6:.3f}" for y in ticks])
+    ax.set_ylabel("time since the trace's start (ms); dashed lines: idle stretches cut short")
     more = f", {skipped} more not drawn (narrow the window with --from/--to)" if skipped else ""
     ax.set_title(f"{table.trace.path}: {len(arrows)} frames{more}", fontsize=9, loc="left", pad=24)
     _histograms(fig, grid, table)
@@ -280,7 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             window = int(table.t_ns[0]), int(table.t_ns[-1])
         elif args.t_from is not None or args.t_to is not None:
             lo, hi = default_window(table)
-            window = (parse_time(args.t_from) if args.t_from else lo, parse_time(args.t_to) if args.t_to else hi)
+            t0 = origin(table)
+            window = (t0 + parse_time(args.t_from) if args.t_from else lo,
+                      t0 + parse_time(args.t_to) if args.t_to else hi)
             if window[1] <= window[0]:
                 raise UsageError(f"empty window {args.t_from}..{args.t_to}")
         drawn = draw(table, args.out, window)

@@ -47,7 +47,7 @@ def test_default_window_is_the_request_that_travels_furthest(session: Path) -> N
 
 def test_time_window_and_bad_options(session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "w.png"
-    assert plot.main([str(session), "-o", str(out), "--from", "180ms", "--to", "190ms"]) == 0
+    assert plot.main([str(session), "-o", str(out), "--from", "5ms", "--to", "10ms"]) == 0
     assert out.read_bytes().startswith(PNG_SIGNATURE)
     assert plot.main([str(session), "-o", str(tmp_path / "x.jpg")]) == 2
     assert plot.main([str(session), "-o", str(out), "--from", "2s", "--to", "1s"]) == 2
@@ -63,3 +63,35 @@ def test_missing_matplotlib_is_one_clear_line(session: Path, tmp_path: Path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "matplotlib" in err[0] and "armbus[plot]" in err[0]
     assert not (tmp_path / "m.png").exists()
+
+
+def _tap_like_capture(path: Path) -> None:
+    """A wall-clock capture as armbus tap writes it: absolute stamps (ns since the epoch), capture=tap."""
+    from armbus.bus.codec import encode_control, encode_data
+    from armbus.bus.messages import Ping, PingReply, make_packet
+    from armbus.bus.wire import FrameKind
+    from armbus.hil.trace.pcapng import TraceWriter
+
+    t0 = 1_796_527_028_257_000_000
+    with TraceWriter(path, {"capture": "tap", "baud": 1_000_000}) as w:
+        for k in range(20):
+            t = t0 + k * 10_000_000
+            w("host-j1", "a>b", t, encode_data(k % 256, 0, make_packet(Ping(), 0, 1, k + 1)))
+            w("host-j1", "b>a", t + 200_000, encode_control(FrameKind.ACK, k % 256))
+            w("host-j1", "b>a", t + 400_000, encode_data(k % 256, 0, make_packet(PingReply(1, 1, 0, 7, 1), 1, 0,
+                                                                                    k + 1)))
+
+
+def test_a_wall_clock_capture_plots_in_time_since_its_start(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    cap = tmp_path / "tap.pcapng"
+    _tap_like_capture(cap)
+    out = tmp_path / "tap.svg"
+    assert plot.main([str(cap), "-o", str(out), "--from", "0", "--to", "25ms"]) == 0
+    labels = [t.text or "" for t in ET.parse(out).iter("{http://www.w3.org/2000/svg}text")]
+    svg = out.read_text()
+    assert "time since the trace" in svg and "1796527028" not in svg, labels
+    assert "(9 frames)" in capsys.readouterr().out  # three pings of three frames each in the first 25 ms
+    assert plot.main([str(cap), "-o", str(out), "--from", "5s", "--to", "6s"]) == 2
+    err = capsys.readouterr().err
+    assert "no frame between 5000.000 ms and 6000.000 ms: the trace spans 0.000 .. 190.400 ms" in err
