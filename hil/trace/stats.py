@@ -203,7 +203,11 @@ def compute(table: FrameTable, gap_ns: int = DEFAULT_GAP_NS) -> TraceStats:
     unacked = int(starts.sum()) - int(acked.sum())
 
     # End to end: request instance's first row -> reply to the requester on the opposite direction of that link.
-    req_rows = msg_rows[np.isin(typ[msg_rows], REQUEST_TYPES) & (table.dst[msg_rows] != 0xFF)]
+    # Broadcasts that get a reply (ENUMERATE, SYNC_READ, CYCLE) count as the host sent them: their reply comes
+    # back to the host from the chain end, while the copies the joints forward are theirs, answered by nobody.
+    req_type = np.isin(typ[msg_rows], REQUEST_TYPES)
+    from_host_bcast = (table.dst[msg_rows] == 0xFF) & (table.src[msg_rows] == 0) & np.isin(typ[msg_rows], REPLY_TYPES)
+    req_rows = msg_rows[req_type & ((table.dst[msg_rows] != 0xFF) | from_host_bcast)]
     rep_rows = d_rows[((typ[d_rows] & 0x80) != 0)]
     rk_req = (table.src[req_rows].astype(np.int64) << 40) | (table.msg_id[req_rows].astype(np.int64) << 16) \
         | opposite[iface[req_rows]]
