@@ -23,7 +23,9 @@ defaults to ``loop://``): the ``armbus_arm`` fixture is a connected, enumerated 
 ``armbus_virtual_arm`` is the :class:`armbus.hil.realtime.RealtimeArm` behind that virtual port (for fault injection and
 looking inside; use its ``call()``); on a real arm a test that asks for it is skipped, saying why. Tests that
 move the arm carry the ``moves_arm`` marker; on a real arm the run's header says that they will move it
-(deselect them with ``-m "not moves_arm"``). Every ``armbus_arm`` is left with torque off when the test ends.
+(deselect them with ``-m "not moves_arm"``). Every ``armbus_arm`` is checked before the test (a latched joint fails
+it at once, named) and left as it was found (positions, torque, flags, watchdog: :mod:`armbus.hil.armguard`), so
+repeated runs do not walk the joints away or leave a trap for the next run.
 """
 
 from __future__ import annotations
@@ -118,13 +120,23 @@ def armbus_target(request: pytest.FixtureRequest) -> ArmTarget:
 
 @pytest.fixture
 def armbus_arm(armbus_target: ArmTarget) -> Iterator[Any]:
-    """A connected :class:`armbus.controller.arm.Arm`, enumerated; torque off for every joint at the end."""
+    """A connected :class:`armbus.controller.arm.Arm`, enumerated. A joint latched before the test fails it at
+    once, named; after the test the arm is put back as it was found (:mod:`armbus.hil.armguard`), and torque is
+    off for every joint unless it was on before."""
     from armbus.controller.arm import Arm
+    from armbus.hil import armguard
 
-    a = Arm.open(armbus_target.port, armbus_target.baud, timeout=armbus_target.timeout, on_close="torque_off")
+    a = Arm.open(armbus_target.port, armbus_target.baud, timeout=armbus_target.timeout, on_close="hold")
     try:
         a.enumerate()
+        latched = armguard.preflight(a)
+        if latched:
+            pytest.fail("; ".join(latched), pytrace=False)
+        before = armguard.snapshot(a)
         yield a
+        problems = armguard.restore(a, before)
+        if problems:
+            pytest.fail("the arm was not left as found: " + "; ".join(problems), pytrace=False)
     finally:
         a.close()
 
