@@ -335,11 +335,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_alive(arm, list(trajectory.names))
         arm.torque(True)
         plan = trajectory.plan(profile="min_jerk" if args.profile == "minjerk" else "trapezoid")
-        report = arm.run_trajectory(plan, args.rate)
+        report = arm.run_trajectory(plan, args.rate, on_cycle=_progress(plan.duration))
     finally:
         arm.close()
     emit(args, report, report.summary())
     return ExitCode.OK if report.reached else ExitCode.FAILED
+
+
+def _progress(total_s: float) -> Any:
+    """A streaming callback that shows the time done on stderr once a second, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    shown = [-1]
+
+    def show(info: Any) -> None:
+        second = int(info.time)
+        if second != shown[0]:
+            shown[0] = second
+            print(f"\rarmbus run: {info.time:6.1f} / {total_s:.1f} s", end="", file=sys.stderr, flush=True)
+
+    return show
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
