@@ -37,6 +37,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import serial
@@ -68,7 +69,7 @@ from armbus.controller.baud import (
     run_async,
     switch_plan,
 )
-from armbus.controller.config import ArmConfig
+from armbus.controller.config import ArmConfig, load_config
 from armbus.controller.cyclic import CycleView, CyclicReport
 from armbus.controller.events import (
     HostEvent,
@@ -135,7 +136,7 @@ class AsyncArm:
         url: str,
         baud: int = DEFAULT_BAUD,
         *,
-        config: ArmConfig | None = None,
+        config: ArmConfig | str | Path | None = None,
         timeout: float = 0.1,
         heartbeat_period: float | None = None,
         on_close: str = "hold",
@@ -143,7 +144,9 @@ class AsyncArm:
         settle_timeout: float = LINK_SETTLE_TIMEOUT_S,
     ) -> AsyncArm:
         """Open ``url`` (a device path or a pyserial URL with a file descriptor) and wait up to
-        ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here)."""
+        ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here). ``config`` is an
+        :class:`ArmConfig` or the path of its TOML file."""
+        config = load_config(config) if isinstance(config, (str, Path)) else config
         node = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
                                    reply_timeout_ns=int(timeout * NS_PER_S)), now=time.monotonic_ns())
         arm = cls(url, baud, node, config, timeout, on_close)

@@ -160,7 +160,7 @@ class Arm:
         port_or_url: str,
         baud: int = DEFAULT_BAUD,
         *,
-        config: ArmConfig | None = None,
+        config: ArmConfig | str | Path | None = None,
         timeout: float = 0.1,
         heartbeat_period: float | None = None,
         on_close: str = "hold",
@@ -171,6 +171,7 @@ class Arm:
         """Open ``port_or_url`` (a device or any pyserial URL, via ``serial.serial_for_url``) and wait up to
         ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here)."""
 
+        config = load_config(config) if isinstance(config, (str, Path)) else config
         url = resolve_port(port_or_url)
 
         def open_port() -> Any:

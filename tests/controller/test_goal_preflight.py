@@ -113,3 +113,10 @@ def test_a_config_shorter_than_the_chain_is_said(caplog: pytest.LogCaptureFixtur
     n = len(cfg.joints)
     assert f"the bus has {n + 2} joints but the config describes {n}" in caplog.text
     assert f"{n + 1}, {n + 2} are not in the config" in caplog.text
+
+
+def test_arm_open_takes_the_config_file_path() -> None:
+    from armbus.controller.arm import Arm
+
+    with Arm.open("virtual", config=str(CONFIG)) as arm:
+        assert list(arm.model.joints)[:2] == ["base", "shoulder"]
