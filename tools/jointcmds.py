@@ -139,42 +139,36 @@ def _dump(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_clear(args: argparse.Namespace) -> int:
+def _release(args: argparse.Namespace, register: str, value: int, joint: str | None, what: str) -> int:
+    """Write ``register`` = ``value`` on the joints named, then say which are still blocked (exit 1 if any)."""
     arm = open_arm(args)
     try:
-        names = _targets(arm, args.joint)
+        names = _targets(arm, joint)
         for name in names:
-            arm.write(name, "clear_flags", int(_LATCHED))
+            arm.write(name, register, value)
         left = blockers(arm, names)
     finally:
         arm.close()
-    emit(args, {"cleared": names, "still_blocked": left},
-         f"cleared latched flags on {', '.join(names)}; the joints are ready and unpowered (armbus torque on)"
+    emit(args, {"joints": names, "done": what, "still_blocked": left},
+         f"{what} on {', '.join(names)}: ready and unpowered (armbus torque on to move)"
          + "".join(f"\nstill blocked: {line}" for line in left))
     return 1 if left else 0
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    return _release(args, "clear_flags", int(_LATCHED), args.joint, "latched flags cleared")
 
 
 def cmd_estop(args: argparse.Namespace) -> int:
-    if not args.release:
-        arm = open_arm(args, enumerate_chain=False)
-        try:
-            arm.estop()
-        except PeerError as exc:  # the link gave up: nothing answers on this port
-            raise ArmTimeoutError(f"no joint acknowledged the e-stop ({exc}): check power and the cable to joint 1, "
-                                  "and stop the arm by its hardware e-stop") from None
-        finally:
-            arm.close()
-        emit(args, {"estop": "sent"}, "e-stop sent to every joint (armbus estop --release to release it)")
-        return 0
-    arm = open_arm(args)
+    if args.release:
+        return _release(args, "estop", 0, None, "e-stop released")
+    arm = open_arm(args, enumerate_chain=False)
     try:
-        names = list(arm.model.joints)
-        for name in names:
-            arm.write(name, "estop", 0)
-        left = blockers(arm, names)
+        arm.estop()
+    except PeerError as exc:  # the link gave up: nothing answers on this port
+        raise ArmTimeoutError(f"no joint acknowledged the e-stop ({exc}): check power and the cable to joint 1, "
+                              "and stop the arm by its hardware e-stop") from None
     finally:
         arm.close()
-    emit(args, {"released": names, "still_blocked": left},
-         f"e-stop released on {', '.join(names)}: ready and unpowered (armbus torque on to move)"
-         + "".join(f"\nstill blocked: {line}" for line in left))
-    return 1 if left else 0
+    emit(args, {"estop": "sent"}, "e-stop sent to every joint (armbus estop --release to release it)")
+    return 0
