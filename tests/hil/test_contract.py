@@ -188,14 +188,16 @@ def test_one_exchange_returns_every_joint_with_a_sane_age(arm: Any) -> None:
 
 
 def test_cyclic_exchange_at_a_modest_rate_answers_its_cycles(arm: Any) -> None:
-    """100 Hz for half a second, torque off, every cycle carrying goals where the joints rest: nothing moves."""
+    """100 Hz for half a second, torque off, every cycle carrying goals a few mrad from where the joints rest (a
+    different one per joint): the goals are taken and become each joint's goal register, and nothing moves."""
     arm.torque(False)
     rest = {name: s.position for name, s in arm.exchange().items()}
+    goals = {name: rest[name] + 0.001 * (i + 1) for i, name in enumerate(names(arm))}
     views: list[Any] = []
 
     def callback(view: Any) -> dict[str, float]:
         views.append(view)
-        return rest
+        return goals
 
     report = arm.cyclic(callback, CYCLIC_RATE_HZ).run(0.5)
     # every cycle should be answered; a virtual arm on a loaded machine loses a few to its own lag
@@ -206,7 +208,10 @@ def test_cyclic_exchange_at_a_modest_rate_answers_its_cycles(arm: Any) -> None:
     for name, s in last.states.items():
         assert 0.0 < s.age(last.now) < 0.1, f"{name}: state {s.age(last.now) * 1e3:.1f} ms old"
         assert s.goal_result == GOAL_TAKEN, name
+        assert abs(s.position - rest[name]) < TOLERANCE, f"{name} moved with torque off"
     assert 0.0 < report.age_p50_ms < 50.0, report.summary()
+    for name, goal in goals.items():  # a cyclic goal is the joint's goal, as SET_GOAL's would be
+        assert abs(arm.read(name, "goal_position") - round(goal * 1e6)) <= 1, name
 
 
 # ------------------------------------------------------------------------------------------------ motion
