@@ -14,6 +14,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from armbus.bus.cycle import GOAL_NONE, GOAL_TAKEN, READ_OK, Cycle
 from armbus.bus.wire import NS_PER_S, Address, ErrorKind, StatusFlag
@@ -106,10 +107,10 @@ class Rig:
 
 
 def make_rig(rate_baud: tuple[int, int] = (500, 1_000_000), faults: LinkFaults | None = None, seed: int = 1,
-             torque: bool = True) -> Rig:
-    """A 6-joint simulated arm, enumerated, torque on, with everything recorded."""
+             torque: bool = True, **options: Any) -> Rig:
+    """A 6-joint simulated arm, enumerated, torque on, with everything recorded (``options``: VirtualArm's)."""
     _, baud = rate_baud
-    arm = SimArm(joints=JOINTS, seed=seed, baud=baud, faults=faults)
+    arm = SimArm(joints=JOINTS, seed=seed, baud=baud, faults=faults, **options)
     arm.enumerate()
     if torque:
         arm.torque(True)

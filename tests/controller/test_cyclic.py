@@ -27,6 +27,8 @@ MS = 1_000_000
 #: 1 kHz at 3 Mbaud (2.2 ms, two or three in flight).
 POINTS = [(500, 1_000_000), (1000, 3_000_000)]
 POINT_IDS = ["500Hz-1M", "1kHz-3M"]
+#: Host link and chain rates (the chain end's record rides the chain's last hop after the ACK at the chain's rate).
+RATES = [(1_000_000, 1_000_000), (3_000_000, 1_000_000), (1_000_000, 3_000_000)]
 #: Seeded line faults on every link direction.
 FAULTS = {
     "loss": LinkFaults(drop_frame=0.02),
@@ -225,8 +227,10 @@ def test_clean_chain_every_cycle_answered_goals_together_ages_exact(rate: int, b
     assert max(abs(e) for e in errors) <= 100 * US
 
 
-def test_one_exchange_alone_places_every_sample_exactly() -> None:
-    rig = make_rig()
+@pytest.mark.parametrize(("baud", "chain_baud"), RATES, ids=["1M", "host-3M-chain-1M", "host-1M-chain-3M"])
+def test_one_exchange_alone_places_every_sample_exactly(baud: int, chain_baud: int) -> None:
+    rig = make_rig((500, baud), chain_baud=chain_baud)
+    assert (rig.host.cycles.timing.host_baud, rig.host.cycles.timing.chain_baud) == (baud, chain_baud)
     states = rig.arm.exchange()
     assert sorted(states) == NAMES
     for state in states.values():
