@@ -133,6 +133,8 @@ def test_tracker_withdrawn_cycles_are_missed_once_and_a_reply_after_is_late() ->
     assert isinstance(tr.withdrawn(2, 1 * MS, "link gave up", superseded=False), CycleMissed)
     assert (tr.counters.superseded, tr.counters.failed, tr.counters.missed) == (1, 1, 0)
     assert tr.in_flight == 0 and tr.expire(60 * MS) == []
+    late = tr.replied(2, reply(1), 2 * MS)  # the link gave up after the frame had gone: its reply can still come
+    assert isinstance(late, CycleReplied) and late.late and tr.counters.late == 1
 
 
 def test_tracker_places_each_sample_on_the_host_clock() -> None:
