@@ -169,7 +169,7 @@ class CycleCore:
             r.replied += 1
             if len(r.latencies_ns) < _WINDOW:
                 r.latencies_ns.append(ev.time - ev.sent_at)
-        if len(ev.samples) < len(self._names):
+        if not self._names.keys() <= {s.address for s in ev.samples}:  # a rebooted joint answers unaddressed
             r.partial += 1
         with self._lock:
             for s in ev.samples:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from armbus.bus.cycle import GOAL_NONE, GOAL_TAKEN
 from armbus.bus.errors import PeerError, RemoteError, UndeliverableError
 from armbus.bus.messages import Ping, PingReply, Read, Write
 from armbus.bus.wire import FaultCode, StatusFlag
@@ -30,6 +31,10 @@ STEP = 0.1
 SETTLE_S = 3.0
 #: Distance kept from the configured position limits when choosing a move (rad).
 LIMIT_MARGIN = 0.2
+#: How long before an exchange a joint's sample may have been taken (ns): a sensor period of a slow joint.
+SAMPLE_SLACK_NS = 50_000_000
+#: Rate of the cyclic run (Hz): modest, so that a USB adapter with a 16 ms latency timer keeps up.
+CYCLIC_RATE_HZ = 100
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
@@ -164,6 +169,51 @@ def test_sync_write_reaches_every_joint(arm: Any) -> None:
     arm.sync_write("goal_position", values)
     for name, value in values.items():
         wait_until(lambda n=name, v=value: arm.read(n, "goal_position") == v, 2.0, f"{name} goal_position")
+
+
+# ------------------------------------------------------------------------------------------------ cyclic exchange
+def test_one_exchange_returns_every_joint_with_a_sane_age(arm: Any) -> None:
+    arm.torque(False)
+    before = arm.now()
+    states = arm.exchange()  # read only
+    after = arm.now()
+    assert sorted(states) == sorted(arm.joints)
+    for name, s in states.items():
+        assert s.address == arm.joints[name].config.address
+        # sampled while the exchange ran (give or take a sensor period), and before its reply was in
+        assert before - SAMPLE_SLACK_NS < s.sampled_at < after, f"{name}: sample instant outside the exchange"
+        assert 0.0 < s.age(after) < arm.timeout
+        assert s.goal_result == GOAL_NONE and not s.status & StatusFlag.TORQUE_ON
+        assert abs(arm.read_state(name).position - s.position) < 0.02, name  # at rest: the same place
+
+
+def test_cyclic_exchange_at_a_modest_rate_answers_its_cycles(arm: Any) -> None:
+    """100 Hz for half a second, torque off, every cycle carrying goals a few mrad from where the joints rest (a
+    different one per joint): the goals are taken and become each joint's goal register, and nothing moves."""
+    arm.torque(False)
+    rest = {name: s.position for name, s in arm.exchange().items()}
+    goals = {name: rest[name] + 0.001 * (i + 1) for i, name in enumerate(names(arm))}
+    views: list[Any] = []
+
+    def callback(view: Any) -> dict[str, float]:
+        views.append(view)
+        return goals
+
+    report = arm.cyclic(callback, CYCLIC_RATE_HZ).run(0.5)
+    # every deadline served and every cycle answered, ideally; a virtual arm on a loaded machine (it runs in this
+    # process) makes the loop skip some deadlines and loses some replies to its own lag
+    assert report.cycles + report.deadlines_missed >= 45, report.summary()
+    assert report.cycles >= 25 and report.replied >= 0.7 * report.cycles, report.summary()
+    assert report.partial == 0 and report.goals_refused == 0, report.summary()
+    last = views[-1]
+    assert sorted(last.states) == sorted(arm.joints)
+    for name, s in last.states.items():
+        assert 0.0 < s.age(last.now) < arm.timeout, f"{name}: state {s.age(last.now) * 1e3:.1f} ms old"
+        assert s.goal_result == GOAL_TAKEN, name
+        assert abs(s.position - rest[name]) < TOLERANCE, f"{name} moved with torque off"
+    assert 0.0 < report.age_p50_ms < 50.0, report.summary()
+    for name, goal in goals.items():  # a cyclic goal is the joint's goal, as SET_GOAL's would be
+        assert abs(arm.read(name, "goal_position") - round(goal * 1e6)) <= 1, name
 
 
 # ------------------------------------------------------------------------------------------------ motion
