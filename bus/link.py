@@ -286,7 +286,9 @@ class LinkEndpoint:
                 else:
                     inp = _I.ACK_STRAY
             elif kind == _RESET:
-                dup = seq == self._peer_nonce and not self._heard_since_reset
+                # during the boot silence a RESET is only answered (as a copy is): opening then could take up a
+                # session the peer began with our previous life, before our own RESET has cleared the line
+                dup = self._booting or (seq == self._peer_nonce and not self._heard_since_reset)
                 inp = _I.RESET_DUP if dup else _I.RESET_NEW
             else:
                 match = seq == self._nonce and self._nonce_live
@@ -467,10 +469,14 @@ class LinkEndpoint:
         self._begin_reset(now, count=True)
 
     def _do_accept_reset(self, frame: Frame, now: int) -> None:
+        # OPEN: the peer started a new session. SYNCING or DOWN: the peer's handshake completes ours too (both
+        # sides zeroed); our own RESET is withdrawn, so that it is not sent again into the session just opened.
         self.counters.resets_accepted += 1
         self._fail_inflight(UndeliverableReason.LINK_RESET)
         self._tx_seq = 0
         self._rx_expected = 0
+        self._nonce_live = False
+        self._attempts = 0
         self._answer(frame.seq, now)
         self._events.append(LinkReset(by_peer=True))
         self._start_next(now)

@@ -61,7 +61,7 @@ class Action(enum.Enum):
     DROP = "drop, count"  # ignore the frame, count it
     ACKED = "close + next"  # in-flight frame acked: report PacketAcked, send the next one
     RESYNC = "start reset"  # fail the in-flight frame, zero seqs, send RESET(new nonce)
-    ACCEPT_RESET = "accept reset"  # fail in-flight, zero seqs, reply RESET_ACK, report LinkReset
+    ACCEPT_RESET = "accept reset"  # fail in-flight, zero seqs, reply RESET_ACK, report LinkReset, send queued
     ANSWER_RESET = "reply RESET_ACK"  # answer a RESET without touching state (nothing happened since)
     OPENED = "open"  # our RESET was answered: report LinkReset, start sending
     RETRANSMIT = "retransmit"  # send the frame in flight (or the RESET) again, back off
@@ -81,7 +81,9 @@ _SYNC_COMMON: dict[Input, tuple[LinkState, Action]] = {
     I.DATA_OUT_OF_WINDOW: (S.SYNCING, A.DROP),
     I.ACK_MATCH: (S.SYNCING, A.DROP),  # cannot happen (nothing in flight); kept total
     I.ACK_STRAY: (S.SYNCING, A.DROP),
-    I.RESET_NEW: (S.SYNCING, A.ANSWER_RESET),  # our state is already zero: answering is all there is to do
+    # the peer's handshake zeroes both sides: answer it and open (our own RESET is withdrawn; its late answer is
+    # stale). Staying SYNCING would send our RESET again after the peer opened and reset its new session.
+    I.RESET_NEW: (S.OPEN, A.ACCEPT_RESET),
     I.RESET_DUP: (S.SYNCING, A.ANSWER_RESET),
     I.RESET_ACK_MATCH: (S.OPEN, A.OPENED),
     I.RESET_ACK_STALE: (S.SYNCING, A.DROP),
@@ -96,6 +98,7 @@ TABLE: dict[LinkState, dict[Input, tuple[LinkState, Action]]] = {
         **{i: (S.DOWN, a) for i, (_, a) in _SYNC_COMMON.items()},
         I.SEND: (S.DOWN, A.FAIL_NOW),
         I.SEND_URGENT: (S.DOWN, A.FAIL_NOW),
+        I.RESET_NEW: (S.OPEN, A.ACCEPT_RESET),  # a neighbour (re)appeared and started the session itself
         I.RESET_ACK_MATCH: (S.OPEN, A.OPENED),
         I.TIMEOUT: (S.DOWN, A.RETRANSMIT),
         I.GIVE_UP: (S.DOWN, A.RETRANSMIT),  # keep probing at the capped interval

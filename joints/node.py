@@ -178,9 +178,8 @@ class JointNode:
 
     # --- boot ------------------------------------------------------------------------------------------
     def _start(self, now: int) -> None:
-        link_seed = (self.serial * 4 + self._boots) & 0xFFFFFFFF
         self.rates = RateSwitch(self.registers, self.port_rates)
-        self.links = [LinkEndpoint(self.rates.link_config(self.link_config, port), seed=link_seed * 2 + port,
+        self.links = [LinkEndpoint(self.rates.link_config(self.link_config, port), seed=self._link_seed(port),
                                    name=f"{self.serial}:{port}") for port in (UP, DOWN)]
         self.router = Router(int(Address.UNASSIGNED), self.links[UP], self.links[DOWN],
                              self_forwarded=HANDLER_FORWARDED, local_accept=self._local_accept)
@@ -198,6 +197,12 @@ class JointNode:
             self.send_to_host(Fault(int(FaultCode.REBOOTED), 1, self._boots), now)
         for hook in self.start_hooks:
             hook(now)
+
+    def _link_seed(self, port: int) -> int:
+        """Seed of a link's nonce stream: the node's seed, serial, boot count and port all count, so each boot of
+        each joint starts its RESET nonces somewhere else (firmware: its hardware RNG), reproducibly per seed."""
+        seed = 0 if self.seed is None else self.seed & 0xFFFFFFFF
+        return (((seed << 32 | (self.serial & 0xFFFFFFFF)) << 16 | (self._boots & 0xFFFF)) << 1) | port
 
     def reboot(self, now: int) -> None:
         """Power-cycle the MCU at ``now`` (the actuator keeps its physical state and coasts)."""

@@ -19,6 +19,8 @@
    SEQ, NONCES   the 8-bit sequence number and nonce, shrunk to 3 values (stop-and-wait needs exactly 3 to tell
                  expected, previous and out-of-window apart).
    heard         _heard_since_reset: a DATA/ACK arrived since the last RESET we answered (copy detection).
+   open on RESET an endpoint that is SYNCING or DOWN and answers a new RESET opens at once (_do_accept_reset):
+                 the peer's handshake has zeroed both sides, and its own RESET, withdrawn, is not sent again.
    reboot nonce  a rebooted B draws any nonce except the one A answered last (the assumption stated in
                  docs/hoplink.md: with random 8-bit nonces it fails once in 256 reboots; -DNONCE_MAY_REPEAT drops
                  it, and spin then finds the residual risk described there).
@@ -136,7 +138,7 @@ proctype A() {
               :: else -> skip
               fi;
               tx = 0; tries = 0
-           :: else -> skip
+           :: else -> state = OPEN; tries = 0     /* SYNCING/DOWN: the peer's handshake opens us too */
            fi
         fi;
         xmit(a2b, RESET_ACK, s, 0)
@@ -212,7 +214,7 @@ end:
         :: else -> peer_nonce = s; heard = false;
            if
            :: state == OPEN -> rx = 0
-           :: else -> skip
+           :: else -> state = OPEN; tries = 0     /* SYNCING/DOWN: the peer's handshake opens us too */
            fi
         fi;
         xmit(b2a, RESET_ACK, s, 0)

@@ -31,14 +31,40 @@ def open_pair(fault=None, cfg: LinkConfig = CFG) -> Pair:  # type: ignore[no-unt
     pair = Pair(LinkEndpoint(cfg, seed=1), LinkEndpoint(cfg, seed=2), fault)
     pair.run_while(lambda: not all(e.is_open for e in pair.ends), 10_000_000)
     assert all(e.is_open for e in pair.ends)
+    pair.run_while(lambda: bool(pair.heap), 10_000_000)  # the answers to the crossed RESETs leave the line
     return pair
 
 
 def test_boot_handshake_opens_both_sides() -> None:
+    # both boot at once: their RESETs cross, and each opens on the other's (answering it); the late answers to
+    # their own RESETs are stale and dropped, and neither sends its RESET again
     pair = open_pair()
+    pair.run_until(pair.now + 100_000_000)
     for side in (0, 1):
-        assert [ev for _, ev in pair.events[side]] == [LinkReset(by_peer=False)]
+        assert [ev for _, ev in pair.events[side]] == [LinkReset(by_peer=True)]
         assert pair.ends[side].counters.resets_sent == 1
+        assert pair.ends[side].counters.retransmits == 0
+        assert pair.ends[side].counters.stale_reset_acks == 1
+
+
+def test_a_late_peer_s_handshake_is_not_reset_again() -> None:
+    # one side booted long ago and probes with RESET; the other starts its own handshake later. The prober opens
+    # on that RESET and withdraws its own, so nothing resets the new session: the first DATA gets through.
+    a, b = LinkEndpoint(CFG, seed=1), LinkEndpoint(CFG, seed=2)
+    connected = [False]
+    pair = Pair(a, b, lambda side, i, frame: [frame] if connected[0] else [])
+    pair.run_until(50_000_000)  # every frame is lost: the cable is not plugged in yet
+    connected[0] = True
+    assert not a.is_open and a.counters.retransmits >= 3
+    b.reset(pair.now)  # b starts its own handshake (a host opening the port)
+    pair.run_while(lambda: not b.is_open, 10_000_000)
+    assert a.is_open and b.is_open
+    assert b.send(pkt(1), pair.now)
+    pair.run_until(pair.now + 200_000_000)
+    assert [p.msg_id for p in pair.received(0)] == [1]
+    assert not any(isinstance(ev, DeliveryFailed) for _, ev in pair.events[1])
+    assert [ev for _, ev in pair.events[1]].count(LinkReset(by_peer=False)) == 1
+    assert a.counters.resets_accepted == 1 and b.counters.resets_accepted == 0
 
 
 def test_latency_equals_wire_time() -> None:
