@@ -220,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="pcapng capture")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the action (see armbus trace ACTION FILE --help)")
 
+    p = add("conform", "check an arm's wire behaviour against the spec, rule by rule (pass/fail per rule)",
+            "  armbus conform --port /dev/ttyUSB0\n  armbus conform --port virtual\n")
+    _add_connection(p)
+    p.add_argument("--seed", type=int, default=None, help="seed of the host's first nonce and msg_id")
+    p.add_argument("--joints", type=int, default=3, help="joints of the in-process arm of --port virtual (default 3)")
+
     p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
     p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs")

@@ -70,6 +70,12 @@ def cmd_ports(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- bench
+def cmd_conform(args: argparse.Namespace) -> int:
+    from armbus.tools.conformance import run_cli
+
+    return run_cli(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from armbus.tools.bench.suite import run_benchmarks
 
