@@ -325,7 +325,12 @@ class AsyncArm:
 
     # ------------------------------------------------------------------ operations (as Arm)
     async def enumerate(self, timeout: float = ENUMERATE_TIMEOUT_S) -> list[ops.DiscoveredJoint]:
+        """As :meth:`armbus.controller.arm.Arm.enumerate`: REBOOTED is reported in the result and cleared."""
         found = ops.decode_enumeration((await self.request(Enumerate(), Address.BROADCAST, timeout)).message)
+        status = (await self.request(ops.sync_read_register("status"), Address.BROADCAST, timeout)).message
+        found, acknowledge = ops.acknowledge_reboots(found, ops.decode_sync_read_register("status", status))
+        if acknowledge is not None:
+            await self.send(acknowledge, Address.BROADCAST)
         self.model.discovered(found)
         return found
 

@@ -275,8 +275,14 @@ class Arm:
         return proxy
 
     def enumerate(self, timeout: float = ENUMERATE_TIMEOUT_S) -> list[ops.DiscoveredJoint]:
-        """Assign addresses along the chain and list the joints; checks them against the config."""
+        """Assign addresses along the chain and list the joints; checks them against the config. Joints that
+        report REBOOTED (every one after power-on) are marked ``rebooted`` in the result and the flag is cleared
+        on them (one broadcast WRITE of ``clear_flags``): from then on REBOOTED means a reboot since."""
         found = ops.decode_enumeration(self.request(Enumerate(), Address.BROADCAST, timeout).message)
+        status = self.request(ops.sync_read_register("status"), Address.BROADCAST, timeout).message
+        found, acknowledge = ops.acknowledge_reboots(found, ops.decode_sync_read_register("status", status))
+        if acknowledge is not None:
+            self.send(acknowledge, Address.BROADCAST)
         self.model.discovered(found)
         return found
 

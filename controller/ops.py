@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from armbus.bus.errors import PeerError, UsageError
 from armbus.bus.messages import (
@@ -49,6 +49,9 @@ class DiscoveredJoint:
     address: int
     model: int
     serial: int
+    #: The joint reported REBOOTED (set at every power-on and reboot) when it was enumerated; enumeration
+    #: acknowledged it (cleared the flag), so a later REBOOTED means a new reboot.
+    rebooted: bool = False
 
 
 def register(name: str) -> Register:
@@ -192,6 +195,18 @@ def decode_enumeration(reply: Message) -> list[DiscoveredJoint]:
     if not isinstance(reply, EnumerateReply):
         raise PeerError(f"unexpected reply to ENUMERATE: {reply!r}")
     return [DiscoveredJoint(Address.FIRST_JOINT + i, r.model, r.serial) for i, r in enumerate(reply.records)]
+
+
+def acknowledge_reboots(found: Sequence[DiscoveredJoint], statuses: Mapping[int, int]
+                        ) -> tuple[list[DiscoveredJoint], Write | None]:
+    """After an enumeration: mark the joints whose ``status`` (by address, from :func:`sync_read_register`)
+    has REBOOTED, and the WRITE of ``clear_flags`` that acknowledges it (for BROADCAST: a joint without the flag
+    clears nothing), or None when no joint reported a reboot."""
+    flag = int(StatusFlag.REBOOTED)
+    marked = [replace(j, rebooted=bool(statuses.get(j.address, 0) & flag)) for j in found]
+    if not any(j.rebooted for j in marked):
+        return marked, None
+    return marked, Write(register("clear_flags").address, bytes((flag,)))
 
 
 def decode_ping(reply: Message) -> PingReply:
