@@ -118,16 +118,22 @@ def _valid_vectors() -> list[dict[str, Any]]:
         v("ping", "PING from the host to joint 1: empty payload", 0, 0, m.Ping(), HOST, J1, 1),
         v("ping_reply", "PING_REPLY: model 0x0102, firmware 1.4, serial 0xDEADBEEF, address 1", 0, 0,
           m.PingReply(0x0102, 1, 4, 0xDEADBEEF, 1), J1, HOST, 1),
-        v("enumerate_start", "ENUMERATE as the host sends it: no records yet", 1, 0, m.Enumerate(), HOST,
-          int(Address.UNASSIGNED), 2),
-        v("enumerate_two", "ENUMERATE after two joints appended their records", 5, 0,
-          m.Enumerate((m.JointRecord(0x0102, 1001), m.JointRecord(0x0103, 1002))), J2, int(Address.UNASSIGNED), 2),
+        v("enumerate_start", "ENUMERATE as the host sends it: to BROADCAST, no records yet", 1, 0, m.Enumerate(),
+          HOST, BCAST, 2),
+        v("enumerate_two", "ENUMERATE as joint 2 forwards it: two records, re-originated (src 2), ttl 32 - 2 = 30",
+          5, 0, m.Enumerate((m.JointRecord(0x0102, 1001), m.JointRecord(0x0103, 1002))), J2, BCAST, 2, ttl=30),
         v("enumerate_reply", "ENUMERATE_REPLY from the last of three joints", 9, 0,
           m.EnumerateReply((m.JointRecord(0x0102, 1001), m.JointRecord(0x0102, 1002), m.JointRecord(0x0201, 7))),
           J3, HOST, 2),
         v("read", "READ 4 bytes from register 0x0010", 2, 0, m.Read(0x0010, 4), HOST, J2, 3),
         v("read_reply", "READ_REPLY: register 0x0010, data 78 56 34 12", 3, 0,
           m.ReadReply(0x0010, bytes.fromhex("78563412")), J2, HOST, 3),
+        v("read_reply_empty", "READ_REPLY with no data: the smallest valid payload (2 bytes)", 3, 0,
+          m.ReadReply(0x0010, b""), J2, HOST, 3),
+        v("write_empty", "WRITE with no data: a valid payload (2 bytes); a joint answers ERROR LENGTH", 4, 0,
+          m.Write(0x0020, b""), HOST, J1, 4),
+        v("sync_write_no_slices", "SYNC_WRITE with zero slices: a valid payload (4 bytes); nobody takes one, not "
+          "forwarded", 6, 0, m.SyncWrite(0x0030, 4, 1, b""), HOST, BCAST, 5),
         v("write", "WRITE 2 bytes to register 0x0020 (data contains a 0x00 byte: COBS at work)", 4, 0,
           m.Write(0x0020, b"\x00\x01"), HOST, J1, 4),
         v("write_reply", "WRITE_REPLY: register 0x0020, 2 bytes written", 5, 0, m.WriteReply(0x0020, 2), J1,
@@ -148,7 +154,11 @@ def _valid_vectors() -> list[dict[str, Any]]:
           m.SetGoal(int(GoalMode.VELOCITY), -250_000), HOST, J2, 8),
         v("torque_on", "TORQUE enable", 12, 0, m.Torque(1), HOST, J1, 9),
         v("estop", "ESTOP broadcast, reason 1", 13, 0, m.EStop(1), HOST, BCAST, 10),
+        v("estop_forwarded", "ESTOP as joint 2 passes it on: re-originated (src 2), ttl 30, the host's msg_id", 3, 0,
+          m.EStop(1), J2, BCAST, 10, ttl=30),
         v("heartbeat", "HEARTBEAT broadcast at host time 123456 ms", 14, 0, m.Heartbeat(123_456), HOST, BCAST, 11),
+        v("heartbeat_forwarded", "HEARTBEAT as joint 1 passes it on unedited: src stays HOST, ttl 31", 6, 0,
+          m.Heartbeat(123_456), HOST, BCAST, 11, ttl=31),
         v("reboot", "REBOOT joint 3", 15, 0, m.Reboot(), HOST, J3, 12),
         v("state", "STATE from joint 2: torque on, moving, -0.5 rad, 0.1 rad/s, 350 mA, 41.5 degC, 12.0 V", 16, 0,
           m.State(int(StatusFlag.TORQUE_ON | StatusFlag.MOVING), -500_000, 100_000, 350, 415, 12_000), J2, HOST,
@@ -168,6 +178,41 @@ def _valid_vectors() -> list[dict[str, Any]]:
           m.ReadReply(0, bytes(8)),
           HOST, HOST, 0, 0),
         *_cycle_vectors(),
+        *_cobs_vectors(),
+    ]
+
+
+def _nonzero_frame(name: str, description: str, size: int, zero_at: int | None = None) -> dict[str, Any]:
+    """A SYNC_WRITE as joint 1 forwards it, retransmitted (flags 1), whose unencoded frame is ``size`` bytes with no
+    0x00 at all (or one, at ``zero_at``): one long COBS run. The msg_id is the first that keeps the CRC non-zero."""
+    data = bytearray(((i % 255) + 1 for i in range(size - 16)))
+    if zero_at is not None:
+        data[zero_at - 14] = 0  # 10 header bytes and 4 of the SYNC_WRITE header come first
+    msg = m.SyncWrite(0x0101, 1, 2, bytes(data))
+    for msg_id in range(0x0101, 0x10000):
+        wire = encode_data(0x11, int(FrameFlag.RETRANSMIT), m.make_packet(msg, J1, BCAST, msg_id, 31))
+        raw = cobs.decode(wire[:-1])
+        if (0 not in raw) if zero_at is None else (raw.count(0) == 1 and raw[zero_at] == 0):
+            return _valid(name, description, 0x11, int(FrameFlag.RETRANSMIT), msg, J1, BCAST, msg_id, 31)
+    raise AssertionError("no msg_id gives a zero-free frame")  # pragma: no cover
+
+
+def _cobs_vectors() -> list[dict[str, Any]]:
+    """COBS runs of 254 bytes and more (docs/protocol.md, section 2): code 0xFF carries 254 bytes and no zero."""
+    run_254 = _nonzero_frame("cobs_run_254", "a 254-byte frame with no 0x00: one code 0xFF block, no code byte "
+                             "after it (255 bytes + delimiter)", 254)
+    trailing = dict(run_254, name="cobs_run_254_trailing_code",
+                    description="the same frame with a final code 0x01 after the 0xFF block (an empty last "
+                                "block, as some encoders write it): a receiver must accept it",
+                    wire=run_254["wire"][:-2] + "0100")
+    return [
+        run_254,
+        trailing,
+        _nonzero_frame("cobs_run_255", "a 255-byte frame with no 0x00: 0xFF + 254 bytes, then code 0x02 + 1 byte", 255),
+        _nonzero_frame("cobs_run_254_then_zero", "a 260-byte frame whose first 254 bytes are non-zero and byte 254 "
+                       "is 0x00: 0xFF + 254 bytes, then code 0x01 (the zero), then the rest", 260, zero_at=254),
+        _nonzero_frame("cobs_run_267", "the largest frame (267 bytes) with no 0x00: 0xFF + 254 bytes, then code "
+                       "0x0E + 13 bytes: 270 bytes on the wire (MAX_ENCODED)", 267),
     ]
 
 
@@ -208,6 +253,11 @@ def _control_vectors() -> list[dict[str, Any]]:
         wire = encode_control(kind, seq)
         out.append({"name": f"{kind.name.lower()}_{seq}", "description": what, "wire": wire.hex(),
                     "frame": frame_json(Frame(int(kind), seq, 0, None))})
+    retx = int(FrameFlag.RETRANSMIT)
+    out.append({"name": "reset_retransmit", "description": "a RESET sent again (nonce 0x5A, flags RETRANSMIT): "
+                "the only control frame whose flags may be non-zero", "wire": encode_control(FrameKind.RESET, 0x5A,
+                                                                                              retx).hex(),
+                "frame": frame_json(Frame(int(FrameKind.RESET), 0x5A, retx, None))})
     return out
 
 
