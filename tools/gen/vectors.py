@@ -185,7 +185,7 @@ def _valid_vectors() -> list[dict[str, Any]]:
 def _nonzero_frame(name: str, description: str, size: int, zero_at: int | None = None) -> dict[str, Any]:
     """A SYNC_WRITE as joint 1 forwards it, retransmitted (flags 1), whose unencoded frame is ``size`` bytes with no
     0x00 at all (or one, at ``zero_at``): one long COBS run. The msg_id is the first that keeps the CRC non-zero."""
-    data = bytearray(((i % 255) + 1 for i in range(size - 16)))
+    data = bytearray((i % 255) + 1 for i in range(size - 16))
     if zero_at is not None:
         data[zero_at - 14] = 0  # 10 header bytes and 4 of the SYNC_WRITE header come first
     msg = m.SyncWrite(0x0101, 1, 2, bytes(data))
