@@ -94,3 +94,17 @@ def test_all_vectors_in_one_stream_any_chunking() -> None:
         for i in range(0, len(stream), size):
             got += d.feed(stream[i:i + size])
         assert got == expected, size
+
+
+def test_message_classes_are_the_ones_protocol_md_defines() -> None:
+    text = (VECTORS_PATH.parent / "protocol.md").read_text(encoding="utf-8")
+    table = text.split("<!-- message classes: type | class -->", 1)[1].split("\n\n", 1)[0]
+    defined: dict[str, str] = {}
+    for line in [row for row in table.splitlines() if row.startswith("|")][2:]:
+        cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+        for i in range(0, len(cells) - 1, 3):
+            defined[cells[i]] = cells[i + 1]
+    assert set(defined) == {t.name for t in MsgType}
+    for v in ALL:
+        if "message" in v:
+            assert defined[v["frame"]["packet"]["type"]] == v["message"]["class"], v["name"]

@@ -116,3 +116,11 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["conform", "--port", "virtual", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [d["rule"] for d in data] == [r.name for r in RULES] and {d["status"] for d in data} == {"pass"}
+
+
+def test_porting_firmware_md_lists_every_rule() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "porting-firmware.md").read_text(encoding="utf-8")
+    section = text.split("## Proving the port: the conformance check", 1)[1].split("\n## ", 1)[0]
+    listed = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
+    assert listed == [r.name for r in RULES]
+    assert f"{len(RULES)} of {len(RULES)} rules passed" in section

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from linksim import Pair
 
@@ -247,3 +249,25 @@ def test_low_baud_link_delivers_large_frames_under_loss_without_spurious_retries
     assert a.counters.failures == 0
     assert a.counters.retransmits == len(lost)  # one retry per lost frame, none early
     assert b.counters.duplicates == 0
+
+
+@pytest.mark.parametrize(("baud", "first", "cap"), [(1_000_000, 3_010_000, 20_000_000),
+                                                   (115_200, 25_744_445, 51_488_890)])
+def test_retransmit_intervals_are_the_formula_in_hoplink_md(baud: int, first: int, cap: int) -> None:
+    # docs/hoplink.md, "Timers": wire(k) rounded up to whole ns; the doubling capped at max(20 ms, 2 x first)
+    cfg = LinkConfig(baud=baud)
+    a = LinkEndpoint(cfg, seed=1)
+    pair = Pair(a, LinkEndpoint(cfg, seed=2), lambda side, i, frame: [frame] if side == 1 or i < 1 else [])
+    pair.run_while(lambda: not a.is_open, 100_000_000)
+    p = pkt(1, b"x" * 5)
+    assert len(encode_data(0, 0, p)) == 19 and cfg.timeout_ns(19) == first
+    t0 = pair.now
+    assert a.send(p, t0)
+    sent = [t0]
+    while len(sent) < 6:
+        before = a.counters.retransmits
+        pair.run_until(a.next_deadline() or 0)
+        if a.counters.retransmits > before:
+            sent.append(pair.now)
+    gaps = [t - s for s, t in itertools.pairwise(sent)]
+    assert gaps == [min(first << k, cap) for k in range(5)]
