@@ -108,3 +108,12 @@ def test_message_classes_are_the_ones_protocol_md_defines() -> None:
     for v in ALL:
         if "message" in v:
             assert defined[v["frame"]["packet"]["type"]] == v["message"]["class"], v["name"]
+
+
+def test_the_estop_frame_is_13_bytes_and_15_on_the_wire() -> None:
+    estop = next(v for v in ALL if v["name"] == "estop")
+    wire = bytes.fromhex(estop["wire"])
+    assert len(wire) == 15 and len(wire) - 2 == 13  # one COBS code byte and the delimiter
+    porting = (VECTORS_PATH.parent / "porting-firmware.md").read_text(encoding="utf-8")
+    joints = (VECTORS_PATH.parent / "joints.md").read_text(encoding="utf-8")
+    assert "13 bytes unencoded, 15 on the wire" in porting and "(15 bytes: 150 us at 1 Mbaud)" in joints

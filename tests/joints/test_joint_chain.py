@@ -181,9 +181,10 @@ def test_reboot_keeps_persistent_loses_volatile_resyncs_and_is_found_again(chain
     assert link.is_open and link.counters.resets_accepted + link.counters.acked > resets_before
     found = arm.enumerate()
     assert [j.serial for j in found] == [0x1001 + k for k in range(JOINTS)]
+    assert [j.address for j in found if j.rebooted] == [4]  # the enumeration saw REBOOTED, then cleared it
     assert arm.read("joint4", "position_max") == 1_234_567
     assert arm.read("joint4", "goal_velocity") == 0
-    assert arm.read_state("joint4").status & StatusFlag.REBOOTED
+    assert not arm.read_state("joint4").status & StatusFlag.REBOOTED
 
 
 def _enc(name: str, value: int) -> bytes:

@@ -223,3 +223,18 @@ def test_a_host_that_connects_late_keeps_its_session(late_ms: int) -> None:
     reply = _ask(host, host.packet(Ping(), UNASSIGNED))
     assert isinstance(reply, PingReply) and reply.serial == arm.joints[0].serial
     assert arm.joints[0].links[0].counters.resets_accepted == 1
+
+
+# ---------------------------------------------------------------------------------------------------- msg_id
+def test_a_release_needs_a_msg_id_after_the_estop_s_in_serial_number_order() -> None:
+    # docs/protocol.md, section 3, "msg_id": increasing ids modulo 2^16, RFC 1982 order, across the wrap
+    _, host = _host()
+    estop_reg = BY_NAME["estop"].address
+    host.msg_id = 0xFFFE
+    estop = host.packet(EStop(1), BCAST)  # msg_id 0xFFFF
+    assert host.send_acked(estop, T) is not None
+    host.settle(0.01)
+    older = _ask(host, host.packet(Write(estop_reg, b"\x00"), 1, msg_id=0xFFF0))  # 15 before: older
+    assert isinstance(older, Error) and (older.kind, older.detail) == (ErrorKind.BUSY, estop_reg)
+    newer = _ask(host, host.packet(Write(estop_reg, b"\x00"), 1, msg_id=0x0001))  # 2 after, across the wrap
+    assert not isinstance(newer, Error), newer

@@ -271,3 +271,16 @@ def test_retransmit_intervals_are_the_formula_in_hoplink_md(baud: int, first: in
             sent.append(pair.now)
     gaps = [t - s for s, t in itertools.pairwise(sent)]
     assert gaps == [min(first << k, cap) for k in range(5)]
+
+
+def test_a_reset_sent_again_carries_retransmit_and_acks_never_do() -> None:
+    # docs/protocol.md, section 3, "flags" (vectors reset_5a, reset_retransmit): the first RESET sends 0
+    a = LinkEndpoint(CFG, seed=1)
+    frames = []
+    now = 0
+    for _ in range(3):
+        frames += [decode_wire(c + b"\x00") for c in a.data_to_send(now).split(b"\x00")[:-1] if c]
+        now = a.next_deadline() or now
+        a.handle_timer(now)
+    assert [(f.kind, f.flags) for f in frames] == [(FrameKind.RESET, 0), (FrameKind.RESET, 1), (FrameKind.RESET, 1)]
+    assert len({f.seq for f in frames}) == 1  # the same nonce: a copy
