@@ -176,8 +176,12 @@ class Arm:
 
         def open_port() -> Any:
             # exclusive: a second program on the same port gets "busy" at once instead of both failing later
-            return serial.serial_for_url(url, baudrate=baud, timeout=POLL_S, write_timeout=1.0,
+            port = serial.serial_for_url(url, baudrate=baud, timeout=POLL_S, write_timeout=1.0,
                                          exclusive=url.startswith("/"))
+            # what waited in the port belongs to no session of ours (joint 1's RESET probes, sent before we were
+            # here, at whatever rate): our own RESET starts the session (docs/hoplink.md, "Start-up")
+            port.reset_input_buffer()
+            return port
 
         host = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
                                    reply_timeout_ns=int(timeout * NS_PER_S)), now=clock())

@@ -40,6 +40,8 @@ INSTANCE_WINDOW_NS = NS_PER_S
 DEFAULT_GAP_NS = 50_000_000
 #: Requests that get a reply (contracts: WRITE, READ, PING, ENUMERATE, SYNC_READ, CYCLE); others only get ERROR.
 REPLY_TYPES = (MsgType.PING, MsgType.ENUMERATE, MsgType.READ, MsgType.WRITE, MsgType.SYNC_READ, MsgType.CYCLE)
+#: The broadcasts that get a reply (from the chain end); any other broadcast (a WRITE of clear_flags, say) gets none.
+BROADCAST_REPLY_TYPES = (MsgType.ENUMERATE, MsgType.SYNC_READ, MsgType.CYCLE)
 #: Every unicast request can fail with ERROR; these are measured when an ERROR answers them.
 REQUEST_TYPES = (*REPLY_TYPES, MsgType.SET_GOAL, MsgType.TORQUE, MsgType.REBOOT)
 _T_BITS = 62  # times relative to the trace start fit in int64 with room to spare
@@ -206,7 +208,8 @@ def compute(table: FrameTable, gap_ns: int = DEFAULT_GAP_NS) -> TraceStats:
     # Broadcasts that get a reply (ENUMERATE, SYNC_READ, CYCLE) count as the host sent them: their reply comes
     # back to the host from the chain end, while the copies the joints forward are theirs, answered by nobody.
     req_type = np.isin(typ[msg_rows], REQUEST_TYPES)
-    from_host_bcast = (table.dst[msg_rows] == 0xFF) & (table.src[msg_rows] == 0) & np.isin(typ[msg_rows], REPLY_TYPES)
+    from_host_bcast = ((table.dst[msg_rows] == 0xFF) & (table.src[msg_rows] == 0)
+                       & np.isin(typ[msg_rows], BROADCAST_REPLY_TYPES))
     req_rows = msg_rows[req_type & ((table.dst[msg_rows] != 0xFF) | from_host_bcast)]
     rep_rows = d_rows[((typ[d_rows] & 0x80) != 0)]
     rk_req = (table.src[req_rows].astype(np.int64) << 40) | (table.msg_id[req_rows].astype(np.int64) << 16) \

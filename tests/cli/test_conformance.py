@@ -105,7 +105,9 @@ def test_a_wrong_port_is_one_line_and_exit_3(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["conform", "--port", "virtual", "--timeout", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["conform", "--port", "virtual", "--timeout", "0"])
+    assert exc.value.code == 2
     assert main(["conform", "--port", "virtual", "--joints", "0"]) == 2
     assert "--joints 0" in capsys.readouterr().err
 

@@ -113,8 +113,8 @@ def test_broadcast_requests_the_host_sent_get_their_end_to_end_latency(tmp_path:
     from armbus.hil.trace.stats import compute
 
     path = tmp_path / "session.pcapng"
-    record_session(path)  # enumerates (ENUMERATE broadcast) and sync-reads the states (SYNC_READ broadcast)
+    record_session(path)  # enumerates (ENUMERATE, then SYNC_READ of status) and sync-reads the states
     s = compute(decode_file(str(path)))
-    assert s.e2e_latency["ENUMERATE"].count == 1 and s.e2e_latency["SYNC_READ"].count == 1
+    assert s.e2e_latency["ENUMERATE"].count == 1 and s.e2e_latency["SYNC_READ"].count == 2
     assert s.e2e_latency["SYNC_READ"].p50_ns > s.e2e_latency["READ"].p50_ns  # it travels the whole chain
     assert s.unanswered_requests == 0  # the copies the joints forward are not requests waiting for a reply

@@ -60,9 +60,7 @@ def conform(transport: Transport, timeout: float = 0.5, *, seed: int | None = No
 
 def run_cli(args: argparse.Namespace) -> int:
     """The body of ``armbus conform`` and ``python -m armbus.tools.conformance``."""
-    timeout = args.timeout
-    if not 0 < timeout <= 60:
-        raise UsageError(f"--timeout {timeout}: must be more than 0 and at most 60 seconds")
+    timeout = args.timeout  # checked by the parser
     port = args.port or os.environ.get("ARMBUS_PORT")
     if not port:
         raise UsageError("armbus conform needs --port PORT (or ARMBUS_PORT): the arm to check, or 'virtual'")
