@@ -24,8 +24,11 @@ is now unknown (it may have delivered the frame and lost only the ack).
 Reset: see docs/hoplink.md for the argument. An endpoint boots in SYNCING, stays silent for ``boot_quiet_ns`` if
 set (so that no frame of its previous life is still on the line) and then sends RESET(nonce); the peer zeroes
 its sequence numbers, fails its in-flight frame (it cannot know whether the rebooted side delivered it) and answers
-RESET_ACK(nonce). Copies and retransmissions of a RESET already answered are recognised by their nonce and answered
-again without touching state. The state machine is the table in :mod:`armbus.bus.linktable`.
+RESET_ACK(nonce). An endpoint that is itself SYNCING (or DOWN) when a new RESET arrives answers it and opens: the
+peer's handshake has zeroed both sides, and its own RESET, withdrawn, must not reach the peer again after the peer
+opened (it would reset the new session). Copies and retransmissions of a RESET already answered are recognised by
+their nonce and answered again without touching state. The state machine is the table in
+:mod:`armbus.bus.linktable`.
 
 Order and urgency (docs/hoplink.md has the argument): the peer receives packets exactly once in the order they
 leave the send queues. ``send(packet, now, urgent=True)`` (the router uses it for ESTOP) queues into a separate
