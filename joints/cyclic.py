@@ -136,7 +136,10 @@ def record(node: JointNode, reg: int, length: int, msg_id: int, now: int) -> Cyc
         read, data = int(err), bytes(length)
     goal = node.cycle_results.get(msg_id, GOAL_NONE)
     age = min(AGE_MAX_US, max(0, now - node.control.sampled_at) // NS_PER_US)
-    return CycleRecord(node.address & 0xFF, node.control.state.status, result_byte(read, goal), age, data)
+    # the flags of the latest tick, plus a stop taken since (an e-stop acts at once, between ticks): a goal refused
+    # BUSY always comes with the flag that says why
+    status = node.control.state.status | (node.control.flags & BLOCKING)
+    return CycleRecord(node.address & 0xFF, status, result_byte(read, goal), age, data)
 
 
 def start_reply(node: JointNode, packet: Packet, now: int) -> None:

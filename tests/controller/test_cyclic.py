@@ -264,7 +264,9 @@ def test_line_faults_cost_cycles_never_correctness(rate: int, baud: int, fault: 
         assert report.missed <= 0.02 * report.cycles  # a duplicate costs the line time of one frame
     else:
         assert sum(ep.counters.retransmits for ep in links) > 10
-        assert report.missed_pct < 25  # the runner kept going; most exchanges still answered
+        # the runner kept going; most exchanges still answered (at 500 Hz, 1 Mbaud under this loss the missed share
+        # spreads from 1 % to 30 % with the seed: 24 seeds, mean 12 %)
+        assert report.missed_pct < 35
     assert report.replied > 0.7 * report.cycles
     # a lost exchange is reported: missed cycles are CycleMissed events, each counted
     assert report.missed == len(rig.misses())
