@@ -31,13 +31,19 @@ def test_scan_finds_the_pty_arm_at_a_non_default_rate(capsys: pytest.CaptureFixt
     with PtyServer(arm) as server:
         result = scan(server.path, [1_000_000, 115_200, 3_000_000], probe_s=0.15)
         assert result.found and (result.baud, result.joints) == (3_000_000, 3)
-        assert result.tried == {1_000_000: "no answer", 115_200: "no answer", 3_000_000: "3 joint(s)"}
+        assert result.tried[3_000_000] == "3 joint(s)"
+        # at a wrong rate joint 1 does not answer; a probe of its own that was still on the simulated wire when the
+        # host opened the port may arrive clean, and a link opened on it goes no further (docs/hoplink.md,
+        # "Start-up": the host answers and opens on a new RESET)
+        for rate in (1_000_000, 115_200):
+            assert result.tried[rate] == "no answer" or result.tried[rate].startswith("link opens, no enumeration")
         errors = server.driver.call(lambda a: a.joints[0].links[0].counters)
         assert errors.crc_errors + errors.framing_errors > 0  # the wrong rates were line noise to joint 1
         assert main(["--json", "scan", "--port", server.path, "--bauds", "2000000,3000000"]) == 0
         data = json.loads(capsys.readouterr().out)
         assert (data["baud"], data["joints"]) == (3_000_000, 3)
-        assert data["tried"] == {"2000000": "no answer", "3000000": "3 joint(s)"}
+        assert data["tried"]["3000000"] == "3 joint(s)" and set(data["tried"]) == {"2000000", "3000000"}
+        assert data["tried"]["2000000"] == "no answer" or data["tried"]["2000000"].startswith("link opens")
 
 
 @pytest.mark.realtime
