@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -148,7 +149,8 @@ class AsyncArm:
         :class:`ArmConfig` or the path of its TOML file."""
         config = load_config(config) if isinstance(config, (str, Path)) else config
         node = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
-                                   reply_timeout_ns=int(timeout * NS_PER_S)), now=time.monotonic_ns())
+                                   reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
+                        now=time.monotonic_ns())
         arm = cls(url, baud, node, config, timeout, on_close)
         try:
             await arm._connect()

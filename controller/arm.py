@@ -22,6 +22,7 @@ Closing: heartbeats stop; with ``on_close="torque_off"`` every joint gets TORQUE
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -184,7 +185,8 @@ class Arm:
             return port
 
         host = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
-                                   reply_timeout_ns=int(timeout * NS_PER_S)), now=clock())
+                                   reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
+                        now=clock())
         runner = NodeRunner(host, open_port, clock, port_or_url)
         arm = cls(runner, config, timeout, on_close)
         arm.wait_link(settle_timeout)

@@ -105,7 +105,7 @@ class HostConfig:
     reply_timeout_ns: int = DEFAULT_REPLY_TIMEOUT_NS
     heartbeat_period_ns: int | None = None  # None: no heartbeats until set_heartbeat()
     first_msg_id: int = 1
-    seed: int = 0  # the link's boot nonce
+    seed: int = 0  # the link's first nonce: Arm.open and AsyncArm.open draw it at random (docs/hoplink.md)
     estop_drops_goals: bool = True  # an ESTOP takes back goal SYNC_WRITEs not yet sent (see the module doc)
 
 
