@@ -302,9 +302,6 @@ class RealtimeArm:
             rate = min(max(rate, MIN_BAUD), MAX_BAUD)  # beyond the modelled range: the nearest end, still wrong
             if rate != self.arm.host_baud:
                 self.arm.set_host_baud(rate)
-                # bytes still waiting for the port were sent at the old rate: a receiver at the new one reads
-                # none of them (a host that opened the port at another rate must not see a clean frame)
-                self._out.clear()
 
     def _advance(self, now: int) -> None:
         kernel = self.arm.kernel
