@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from armbus.bus.errors import ExitCode
+from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import realtime_link_config
 from armbus.hil.virtual_arm import VirtualArm
 
 pytestmark = pytest.mark.realtime
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.realtime
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[str]:
-    with PtyServer(VirtualArm(3, seed=2)) as server:
+    with PtyServer(VirtualArm(3, seed=2, link_config=realtime_link_config(DEFAULT_BAUD))) as server:
         yield server.port
 
 
@@ -90,7 +92,7 @@ def test_a_second_program_on_the_port_is_told_it_is_busy_and_by_whom(port: str) 
 
 def test_monitor_waits_for_a_lost_port_to_come_back(tmp_path: Path) -> None:
     link = tmp_path / "ttyUSB-arm"
-    varm = VirtualArm(2, seed=4)
+    varm = VirtualArm(2, seed=4, link_config=realtime_link_config(DEFAULT_BAUD))
     server = PtyServer(varm, link=link).start()
     env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
     proc = subprocess.Popen([sys.executable, "-m", "armbus.tools.cli", "--json", "--port", str(link), "--timeout",

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.ptyserver import PtyServer
+from armbus.hil.realtime import realtime_link_config
 from armbus.hil.virtual_arm import VirtualArm
 from armbus.tools.cli import NEGATIVE_VALUE, build_parser
 
@@ -75,7 +77,7 @@ def test_example_parses(where: str, argv: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[str]:
-    with PtyServer(VirtualArm(6, seed=3)) as server:
+    with PtyServer(VirtualArm(6, seed=3, link_config=realtime_link_config(DEFAULT_BAUD))) as server:
         yield server.port
 
 
