@@ -54,7 +54,6 @@ from armbus.controller.arm import (
     LINK_POLL_S,
     LINK_SETTLE_TIMEOUT_S,
     NS_PER_S,
-    PORT_TURNAROUND_NS,
     link_settled,
 )
 from armbus.controller.armmodel import ArmModel, JointGoals
@@ -83,6 +82,7 @@ from armbus.controller.events import (
 )
 from armbus.controller.fanout import Fanout, Listener
 from armbus.controller.host import HostConfig, HostNode
+from armbus.controller.ports import port_turnaround_ns
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,13 +141,16 @@ class AsyncArm:
         timeout: float = 0.1,
         heartbeat_period: float | None = None,
         on_close: str = "hold",
-        turnaround_ns: int = PORT_TURNAROUND_NS,
+        turnaround_ns: int | None = None,
         settle_timeout: float = LINK_SETTLE_TIMEOUT_S,
     ) -> AsyncArm:
         """Open ``url`` (a device path or a pyserial URL with a file descriptor) and wait up to
         ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here). ``config`` is an
-        :class:`ArmConfig` or the path of its TOML file."""
+        :class:`ArmConfig` or the path of its TOML file. ``turnaround_ns`` defaults to what the port's USB-serial
+        adapter needs (:func:`armbus.controller.ports.port_turnaround_ns`)."""
         config = load_config(config) if isinstance(config, (str, Path)) else config
+        if turnaround_ns is None:
+            turnaround_ns = port_turnaround_ns(url)
         node = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
                                    reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
                         now=time.monotonic_ns())

@@ -51,6 +51,7 @@ from armbus.controller.config import ArmConfig, JointConfig, load_config
 from armbus.controller.cyclic import CycleCore, CycleState, CycleView, CyclicLoop
 from armbus.controller.events import CycleReplied, HostEvent, JointState, ReplyReceived
 from armbus.controller.host import HostConfig, HostNode
+from armbus.controller.ports import port_turnaround_ns
 from armbus.controller.runner import POLL_S, NodeRunner
 
 if TYPE_CHECKING:
@@ -60,9 +61,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Host-side turnaround for the link timers on a real port: the FTDI latency timer at 1 ms, twice (both
-#: directions), plus scheduling slack. With the default 16 ms timer, raise it (see `armbus ports`).
-PORT_TURNAROUND_NS = 3_000_000
 #: Enumeration waits for the chain end to learn it is last (its forward toward the open connector must fail).
 ENUMERATE_TIMEOUT_S = 3.0
 #: After the host link opened, how long no further RESET may arrive before the handshake counts as settled:
@@ -165,15 +163,19 @@ class Arm:
         timeout: float = 0.1,
         heartbeat_period: float | None = None,
         on_close: str = "hold",
-        turnaround_ns: int = PORT_TURNAROUND_NS,
+        turnaround_ns: int | None = None,
         clock: Callable[[], int] = time.monotonic_ns,
         settle_timeout: float = LINK_SETTLE_TIMEOUT_S,
     ) -> Arm:
         """Open ``port_or_url`` (a device or any pyserial URL, via ``serial.serial_for_url``) and wait up to
-        ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here)."""
+        ``settle_timeout`` s for the link to joint 1 to open (a silent arm is not an error here).
+        ``turnaround_ns`` defaults to what the port's USB-serial adapter needs (its latency timer, read from
+        sysfs: :func:`armbus.controller.ports.port_turnaround_ns`)."""
 
         config = load_config(config) if isinstance(config, (str, Path)) else config
         url = resolve_port(port_or_url)
+        if turnaround_ns is None:
+            turnaround_ns = port_turnaround_ns(port_or_url)
 
         def open_port() -> Any:
             # exclusive: a second program on the same port gets "busy" at once instead of both failing later

@@ -13,6 +13,13 @@ frequent complaint across serial-servo projects). The driver exposes the timer a
 :class:`LatencyWarning` whose text carries the exact commands that fix it now (``echo 1 | sudo tee ...``) and
 for good (a udev rule setting ``ATTR{latency_timer}="1"``).
 
+What the adapter costs the host: :func:`detect_adapter` tells from sysfs and the device name what sits between
+the host and the line (an FTDI chip and its latency timer, a CDC-ACM device, another USB-serial bridge, an on-board
+UART, or nothing known: a URL, a pty), and :func:`port_turnaround_ns` turns that into the host link's turnaround
+(:attr:`armbus.bus.link.LinkConfig.turnaround_ns`): the latency timer plus one USB frame for FTDI, one frame for
+the other USB adapters, plus :data:`HOST_SLACK_NS`. ``Arm.open`` and ``AsyncArm.open`` use it for a device path.
+The timing model behind these figures is :mod:`armbus.hil.adapter`.
+
 The sysfs root is a parameter (default ``/sys``) so that tests run against a real temporary directory tree.
 """
 
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from armbus.bus.wire import NS_PER_MS
+
 #: Linux sysfs mount point; tests pass a temporary directory laid out the same way.
 SYSFS_ROOT = Path("/sys")
 #: Where ftdi_sio publishes each port's attributes, relative to the sysfs root.
@@ -33,6 +42,20 @@ GOOD_LATENCY_MS = 1
 #: The udev rule that sets the timer whenever an FTDI adapter appears (a widely used form of this rule).
 UDEV_RULE = 'ACTION=="add", SUBSYSTEM=="usb-serial", DRIVER=="ftdi_sio", ATTR{latency_timer}="1"'
 UDEV_RULE_FILE = "/etc/udev/rules.d/99-armbus-ftdi.rules"
+#: The FTDI latency timer Linux sets when nobody asks otherwise (ftdi_sio), and the largest value the chips take.
+DEFAULT_LATENCY_MS = 16
+MAX_LATENCY_MS = 255
+#: One USB full-speed frame: the host controller starts a frame every millisecond (USB 2.0, 8.4.3.1), and a
+#: full-speed adapter's bulk packets move at frame starts (armbus.hil.adapter).
+USB_FRAME_NS = NS_PER_MS
+#: The host program's own reaction time on a time-shared machine, added to what its adapter costs.
+HOST_SLACK_NS = NS_PER_MS
+#: What each kind of port adds to the host's reaction time: the adapter holds the joint's answer (an FTDI chip until
+#: its latency timer fires, then until the next frame; other USB adapters until the next frame); an on-board UART
+#: adds nothing. ``unknown``: a URL or a pty, whose far end the host cannot see.
+ADAPTER_KINDS = ("ftdi", "cdc-acm", "usb-serial", "uart", "unknown")
+#: On-board UART device names (no USB between host and line).
+UART_PREFIXES = ("ttyS", "ttyAMA", "ttyTHS", "ttymxc", "ttyO")
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,65 @@ def check_latency(device: str, sysfs_root: Path | str = SYSFS_ROOT) -> LatencyWa
         fix_now=f"echo {GOOD_LATENCY_MS} | sudo tee {system_path}",
         udev_rule=UDEV_RULE,
     )
+
+
+def adapter_delay_ns(kind: str, latency_ms: int | None = None) -> int | None:
+    """What an adapter of ``kind`` adds to the host's reaction time (see :data:`ADAPTER_KINDS`); None if unknown."""
+    if kind == "ftdi":
+        return (latency_ms if latency_ms is not None else DEFAULT_LATENCY_MS) * NS_PER_MS + USB_FRAME_NS
+    if kind in ("cdc-acm", "usb-serial"):
+        return USB_FRAME_NS
+    if kind == "uart":
+        return 0
+    return None
+
+
+#: Host link turnaround where the port does not tell what it is (a URL, a pty): an FTDI adapter at 1 ms assumed.
+PORT_TURNAROUND_NS = HOST_SLACK_NS + (adapter_delay_ns("ftdi", GOOD_LATENCY_MS) or 0)
+
+
+@dataclass(frozen=True)
+class PortAdapter:
+    """What sits between the host and the line on a port, as far as sysfs and the device name tell."""
+
+    kind: str  # one of ADAPTER_KINDS
+    latency_ms: int | None = None  # the FTDI latency timer
+
+    @property
+    def delay_ns(self) -> int | None:
+        """What this adapter adds to the host's reaction time (:func:`adapter_delay_ns`)."""
+        return adapter_delay_ns(self.kind, self.latency_ms)
+
+    @property
+    def turnaround_ns(self) -> int:
+        """The host link's turnaround on this port: the adapter's delay plus :data:`HOST_SLACK_NS`, or
+        :data:`PORT_TURNAROUND_NS` when the adapter is unknown."""
+        delay = self.delay_ns
+        return PORT_TURNAROUND_NS if delay is None else HOST_SLACK_NS + delay
+
+
+def detect_adapter(device: str, sysfs_root: Path | str = SYSFS_ROOT) -> PortAdapter:
+    """What sits behind ``device`` (symlinks such as ``/dev/serial/by-id/...`` resolved): an FTDI chip when sysfs
+    has its latency timer, CDC-ACM for ttyACM*, another USB-serial bridge for ttyUSB*, an on-board UART for
+    ttyS* and kin; ``unknown`` for URLs and anything else (a pty)."""
+    if "://" in device or (os.sep not in device and not device.startswith("tty")):
+        return PortAdapter("unknown")  # a URL, or a name such as "virtual"
+    latency = read_latency_timer(device, sysfs_root)
+    name = tty_name(device)
+    if latency is not None:
+        return PortAdapter("ftdi", latency)
+    if name.startswith("ttyACM"):
+        return PortAdapter("cdc-acm")
+    if name.startswith("ttyUSB"):
+        return PortAdapter("usb-serial")
+    if name.startswith(UART_PREFIXES):
+        return PortAdapter("uart")
+    return PortAdapter("unknown")
+
+
+def port_turnaround_ns(device: str, sysfs_root: Path | str = SYSFS_ROOT) -> int:
+    """The host link's turnaround for ``device`` (:attr:`PortAdapter.turnaround_ns` of :func:`detect_adapter`)."""
+    return detect_adapter(device, sysfs_root).turnaround_ns
 
 
 def _default_comports() -> Iterable[Any]:

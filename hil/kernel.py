@@ -15,7 +15,8 @@ busy stepping. After every call into a node (delivery, timer, :meth:`Kernel.wake
 longer current is skipped.
 
 Sending: the drained bytes go through the fault channel, then the wire model assigns each byte its arrival
-time. There is no event per byte; arrivals are grouped by :class:`Granularity`:
+time. There is no event per byte; arrivals are grouped by :class:`Granularity` (the kernel's, or one link direction's:
+:meth:`Kernel.set_granularity`):
 
 * ``FRAME`` (default): one delivery per frame, at the arrival of its 0x00 delimiter; bytes after the last
   delimiter form one more delivery at the arrival of their last byte. A node that acts on complete frames
@@ -108,7 +109,7 @@ class LinkInfo:
 
 
 class _Route:
-    __slots__ = ("back", "channel", "direction", "dst", "dst_port", "link", "wire")
+    __slots__ = ("back", "channel", "direction", "dst", "dst_port", "granularity", "link", "wire")
 
     def __init__(
         self, link: str, direction: Direction, wire: WireDirection, channel: FaultChannel, dst: _Slot, port: int,
@@ -121,6 +122,7 @@ class _Route:
         self.channel = channel
         self.dst = dst
         self.dst_port = port
+        self.granularity: Granularity | None = None  # None: the kernel's
 
 
 class _Slot:
@@ -253,6 +255,16 @@ class Kernel:
         if route is None:
             raise UsageError(f"port {port} of node {name!r} is not connected")
         return route.wire.baud
+
+    def set_granularity(self, link: str, direction: Direction, granularity: Granularity | str) -> None:
+        """Group the arrivals of one link direction by ``granularity`` instead of the kernel's (a receiver that
+        needs each byte's own arrival time, such as a USB adapter model, asks for ``BYTE``)."""
+        if link not in self.links:
+            raise UsageError(f"no link named {link!r}; links: {', '.join(self.links) or 'none'}")
+        info = self.links[link]
+        sender, _ = info.endpoints(Direction(direction))
+        port = info.a_port if Direction(direction) == Direction.A_TO_B else info.b_port
+        self._slot(sender).out[port].granularity = Granularity(granularity)
 
     def add_tap(self, tap: Tap) -> None:
         """Call ``tap(link_name, direction, t_ns, data)`` on every delivery, in time order."""
@@ -489,7 +501,7 @@ class Kernel:
         origin, first, _, num, baud = burst
         heap = self._heap
         push = heapq.heappush
-        g = self.granularity
+        g = route.granularity or self.granularity
         if g is Granularity.FRAME:
             find = seg.find
             while i < j:

@@ -20,6 +20,12 @@ serial port's rate). Joints use ``link_config`` (:class:`armbus.bus.link.LinkCon
 each port's rate; a real-time arm behind a pty passes a longer turnaround, since its host is a program on a busy
 machine.
 
+Adapter: ``adapter`` (a spec such as ``"ftdi:latency=16ms"``, see :mod:`armbus.hil.adapter`) puts a USB-serial
+adapter model between the host and the host-j1 wire: the kernel node ``host`` is then an
+:class:`armbus.hil.adapter.AdapterNode` around the host, the wire delivers joint 1's bytes to it one by one, and
+the host (``.host``, ``.port``) sees them at the model's instants. :meth:`VirtualArm.add_tap` records those
+instants for the host side. The default, ``ideal``, is no adapter.
+
 Faults: ``faults`` is a :class:`armbus.hil.faults.LinkFaults` applied to every link direction, or a
 :class:`armbus.hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
 """
@@ -32,10 +38,11 @@ from collections.abc import Sequence
 from armbus.bus.errors import UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.wire import DEFAULT_BAUD, Address
+from armbus.hil.adapter import AdapterNode, AdapterSpec, UsbAdapter, parse_adapter
 from armbus.hil.faults import FaultInjector, LinkFaults
-from armbus.hil.kernel import Granularity, Kernel, Node
+from armbus.hil.kernel import Granularity, Kernel, Node, Tap
 from armbus.hil.schedule import FaultSchedule
-from armbus.hil.wire import check_baud
+from armbus.hil.wire import Direction, check_baud
 from armbus.joints.node import DEFAULT_MODEL, DOWN, FORWARD_LATENCY_NS, UP, JointNode
 
 #: Sender turnaround on every wire: a microcontroller's receive-interrupt-to-transmit latency (model choice:
@@ -44,6 +51,8 @@ from armbus.joints.node import DEFAULT_MODEL, DOWN, FORWARD_LATENCY_NS, UP, Join
 DEFAULT_WIRE_TURNAROUND_NS = FORWARD_LATENCY_NS
 #: Most joints a chain can hold: the joint addresses 1..253 (armbus.bus.wire.Address).
 MAX_JOINTS = int(Address.LAST_JOINT)
+#: The link between the host and joint 1.
+HOST_LINK = "host-j1"
 
 
 class HostPort:
@@ -112,11 +121,14 @@ class VirtualArm:
         granularity: Granularity | str = Granularity.FRAME,
         link_config: LinkConfig | None = None,
         chain_baud: int | None = None,
+        adapter: AdapterSpec | str | None = None,
     ) -> None:
         if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
             raise UsageError(f"joints must be an integer 1..{MAX_JOINTS} (the joint addresses), got {joints!r}")
         check_baud(baud)
         chain = baud if chain_baud is None else check_baud(chain_baud)
+        spec = parse_adapter(adapter)
+        spec.check_baud(baud)
         model_list = [models] * joints if isinstance(models, int) else list(models)
         if len(model_list) != joints:
             raise UsageError(f"models lists {len(model_list)} model(s) for {joints} joint(s)")
@@ -136,7 +148,16 @@ class VirtualArm:
         link_config = LinkConfig(baud=baud) if link_config is None else dataclasses.replace(link_config, baud=baud)
         self.joints: list[JointNode] = []
         k = self.kernel
-        k.add_node("host", self.host, ports=(0,))
+        #: The adapter model between the host and joint 1 (None: the ideal link).
+        self.adapter: UsbAdapter | None = None
+        self._adapter_node: AdapterNode | None = None
+        if not spec.ideal:
+            def record(t: int, op: str, detail: str) -> None:
+                k.faults.record(t, HOST_LINK, None, op, detail)
+
+            self.adapter = UsbAdapter(spec, seed=seed, record=record)
+            self._adapter_node = AdapterNode(self.host, self.adapter, HOST_LINK)
+        k.add_node("host", self._adapter_node or self.host, ports=(0,))
         if self.port is not None:
             self.port.attach(k, "host")
         prev, port = "host", 0
@@ -148,6 +169,8 @@ class VirtualArm:
             k.connect(prev, port, f"j{i}", UP, baud=baud if i == 1 else chain, turnaround_ns=turnaround_ns,
                       name=f"{prev}-j{i}")
             prev, port = f"j{i}", DOWN
+        if self.adapter is not None:
+            k.set_granularity(HOST_LINK, Direction.B_TO_A, Granularity.BYTE)  # the model needs each byte's time
         if isinstance(faults, FaultSchedule):
             faults.install(k)
 
@@ -164,6 +187,21 @@ class VirtualArm:
         """The host set its port to ``baud``: bytes it sends from now on go at that rate, and bytes joint 1 sends
         at another rate reach it as garbage."""
         self.kernel.set_port_baud("host", 0, check_baud(baud))
+
+    def add_tap(self, tap: Tap) -> None:
+        """Record every delivery as ``tap(link, direction, t_ns, data)`` (:meth:`armbus.hil.kernel.Kernel.add_tap`);
+        behind an adapter, host-j1 b>a is what the host sees, at the instants it sees it."""
+        node = self._adapter_node
+        if node is None:
+            self.kernel.add_tap(tap)
+            return
+
+        def line_side(link: str, direction: Direction, t: int, data: bytes) -> None:
+            if link != HOST_LINK or direction != Direction.B_TO_A:
+                tap(link, direction, t, data)
+
+        self.kernel.add_tap(line_side)
+        node.add_tap(tap)
 
     def joint(self, address: int) -> JointNode:
         """Joint at chain position ``address`` (1-based)."""

@@ -71,7 +71,7 @@ SANS_IO: tuple[str, ...] = (
     "armbus.controller.trajectory", "armbus.controller.config", "armbus.controller.fanout", "armbus.controller.baud",
     "armbus.hil.kernel", "armbus.hil.wire", "armbus.hil.faults", "armbus.hil.schedule", "armbus.hil.joint_faults",
     "armbus.hil.scheduled_fault", "armbus.hil.link_faults", "armbus.hil.fault_kinds",
-    "armbus.hil.virtual_arm", "armbus.hil.simdrive", "armbus.hil.relaychain",
+    "armbus.hil.virtual_arm", "armbus.hil.simdrive", "armbus.hil.relaychain", "armbus.hil.adapter",
 )
 #: What a sans-I/O module must not import: ports, sockets, threads, event loops and the clock.
 IO_MODULES = frozenset({
