@@ -14,7 +14,9 @@ while no program has the port open, and programs may open and close it as often 
 send meanwhile wait in the pty (a few KiB); beyond that they are dropped and counted, as a UART overruns.
 
 :func:`run_sim` is the body of ``armbus sim``: check the arguments, build the arm (fault schedule, capture),
-print the tty path, run until Ctrl-C or SIGTERM, stop cleanly and return the exit code.
+print the tty path, run until Ctrl-C or SIGTERM, stop cleanly and return the exit code. ``--adapter`` puts a
+USB-serial adapter model (:mod:`armbus.hil.adapter`) between the pty and joint 1: the pty is then the host's
+side of the adapter, and ``--capture`` records the host side at the instants the adapter hands bytes over.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from armbus.bus.errors import ConfigError, ExitCode, PortError, UsageError
 from armbus.bus.wire import DEFAULT_BAUD
+from armbus.hil.adapter import parse_adapter
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
@@ -155,8 +158,9 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
         if not Path(faults).is_file():
             raise ConfigError(f"--faults {faults}: no such file")
         schedule = FaultSchedule.load(faults)
+    adapter = parse_adapter(getattr(args, "adapter", None))
     arm = VirtualArm(joints, baud=baud, seed=seed, faults=schedule, chain_baud=chain_baud,
-                     link_config=realtime_link_config(min(baud, chain_baud)))
+                     link_config=realtime_link_config(min(baud, chain_baud)), adapter=adapter)
     if schedule is not None:
         schedule.check(arm.kernel)
     return arm, schedule
@@ -168,12 +172,13 @@ def _open_capture(arm: VirtualArm, path: str, args: argparse.Namespace) -> Any:
     wire = arm.kernel.links["host-j1"].wire
     meta = {"joints": len(arm.joints), "baud": wire.baud, "chain_baud": arm.joints[0].port_baud(1),
             "turnaround_ns": wire.turnaround_ns,
-            "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim"}  # what `armbus trace replay` rebuilds
+            "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim",  # what `armbus trace replay` rebuilds
+            "adapter": str(arm.adapter.spec) if arm.adapter is not None else "ideal"}
     try:
         writer = TraceWriter(path, meta)
     except OSError as exc:
         raise UsageError(f"--capture {path}: cannot write: {exc.strerror}") from None
-    arm.kernel.add_tap(writer.write)
+    arm.add_tap(writer.write)  # behind an adapter, the host side at the instants the host sees
     return writer
 
 
@@ -189,13 +194,16 @@ def run_sim(args: argparse.Namespace) -> int:
         info = {"tty": server.path, "port": server.port, "joints": len(arm.joints),
                 "baud": arm.kernel.links["host-j1"].wire.baud, "chain_baud": arm.joints[0].port_baud(1),
                 "seed": getattr(args, "seed", 0) or 0,
-                "paced": server.driver.paced, "faults": len(schedule) if schedule else 0}
+                "paced": server.driver.paced, "faults": len(schedule) if schedule else 0,
+                "adapter": str(arm.adapter.spec) if arm.adapter is not None else "ideal"}
         if getattr(args, "json", False):
             print(json.dumps(info), flush=True)
         else:
             mode = "paced" if server.driver.paced else "unpaced"
             chain = f", chain {info['chain_baud']} baud" if info["chain_baud"] != info["baud"] else ""
-            print(f"virtual arm: {info['joints']} joints at {info['baud']} baud{chain} ({mode}) on {server.port}"
+            behind = f", behind {info['adapter']}" if arm.adapter is not None else ""
+            print(f"virtual arm: {info['joints']} joints at {info['baud']} baud{chain} ({mode}{behind}) on "
+                  f"{server.port}"
                   + (f" -> {server.path}" if server.link else ""), flush=True)
             print("stop with Ctrl-C", file=sys.stderr, flush=True)
         while not stop.wait(0.2):
@@ -212,7 +220,7 @@ def run_sim(args: argparse.Namespace) -> int:
     print(f"stopped: {summary['host_bytes_in']} bytes in, {summary['host_bytes_out']} bytes out, "
           f"lag median {summary['lag_median_us']:.0f} us, max {summary['lag_max_us']:.0f} us, "
           f"slipped {summary['slipped_ms']:.1f} ms", file=sys.stderr)
-    if schedule is not None:
+    if schedule is not None or arm.adapter is not None:
         print(arm.kernel.faults.format_log(), file=sys.stderr)
     if error is not None:
         print(f"armbus sim: the simulation stopped on an error: {error}", file=sys.stderr)

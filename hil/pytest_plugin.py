@@ -5,7 +5,7 @@ Theory of operation
 Every fixture and option is named ``armbus_*`` / ``--armbus-*`` so that loading the plugin (it is loaded into every
 pytest run of an environment where armbus is installed) cannot shadow a project's own fixtures; it registers
 nothing else, no pyserial URL handler either. The fixtures: ``armbus_clock``, ``armbus_seed``, ``armbus_target``,
-``armbus_arm`` and ``armbus_virtual_arm`` (:data:`FIXTURES`). A suite that prefers short names aliases them in its
+``armbus_adapter``, ``armbus_arm`` and ``armbus_virtual_arm`` (:data:`FIXTURES`). A suite that prefers short names aliases them in its
 own conftest (``tests/hil/conftest.py`` does).
 
 Simulated time is a fixture (trio's ``MockClock`` idea): a test asks for ``armbus_clock`` and gets a fresh
@@ -19,6 +19,11 @@ defaults to ``loop://``): the ``armbus_arm`` fixture is a connected, enumerated 
   ``--armbus-baud`` (default 1000000), or
 * without ``--armbus-port``, an in-process virtual arm in real time (``armbus://?joints=N&seed=S&baud=B``,
   :mod:`armbus.hil.urlhandler.protocol_armbus`): the same serial code path, reader thread and wall clock as hardware.
+
+``armbus_adapter`` is the USB-serial adapter model the virtual arm sits behind (``--armbus-adapter SPEC``, default
+``ideal``; :mod:`armbus.hil.adapter`); the host's link turnaround covers it, as it would cover a real adapter. A
+suite runs itself behind several models by parametrizing it indirectly (``tests/hil/conftest.py`` does); on a real
+arm only ``ideal`` runs (the real adapter is whatever it is) and the other parameters are skipped.
 
 ``armbus_virtual_arm`` is the :class:`armbus.hil.realtime.RealtimeArm` behind that virtual port (for fault injection and
 looking inside; use its ``call()``); on a real arm a test that asks for it is skipped, saying why. Tests that
@@ -40,7 +45,7 @@ from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.clock import SimClock
 
 #: The fixtures this plugin defines; it defines no other.
-FIXTURES = ("armbus_clock", "armbus_seed", "armbus_target", "armbus_arm", "armbus_virtual_arm")
+FIXTURES = ("armbus_clock", "armbus_seed", "armbus_target", "armbus_adapter", "armbus_arm", "armbus_virtual_arm")
 #: Default reply timeout of the contract suite's arm: generous for a real arm behind a USB adapter with the
 #: default 16 ms latency timer, and for a virtual arm on a busy machine.
 DEFAULT_TIMEOUT_S = 0.5
@@ -69,6 +74,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="baud rate of the arm (default 1000000)")
     group.addoption("--armbus-joints", type=int, default=None, metavar="N",
                     help="joints of the virtual arm (default 6); with --armbus-port, the count the arm must have")
+    group.addoption("--armbus-adapter", default="ideal", metavar="SPEC",
+                    help="USB-serial adapter model of the virtual arm: ideal (default), ftdi:latency=16ms, "
+                         "cdc-acm (docs/hil.md)")
     group.addoption("--armbus-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                     help=f"reply timeout in seconds (default {DEFAULT_TIMEOUT_S})")
 
@@ -119,14 +127,32 @@ def armbus_target(request: pytest.FixtureRequest) -> ArmTarget:
 
 
 @pytest.fixture
-def armbus_arm(armbus_target: ArmTarget) -> Iterator[Any]:
-    """A connected :class:`armbus.controller.arm.Arm`, enumerated. A joint latched before the test fails it at
-    once, named; after the test the arm is put back as it was found (:mod:`armbus.hil.armguard`), and torque is
-    off for every joint unless it was on before."""
+def armbus_adapter(request: pytest.FixtureRequest, armbus_target: ArmTarget) -> str:
+    """The adapter model behind the virtual arm: the indirect parameter if the test has one, else
+    ``--armbus-adapter``. On a real arm, anything but ``ideal`` is skipped."""
+    from armbus.hil.adapter import parse_adapter
+
+    spec = str(parse_adapter(getattr(request, "param", None) or request.config.getoption("--armbus-adapter")))
+    if not armbus_target.virtual and spec != "ideal":
+        pytest.skip(f"adapter model {spec} applies to the virtual arm; this run drives the real arm on "
+                    f"{armbus_target.port} through its own adapter")
+    return spec
+
+
+@pytest.fixture
+def armbus_arm(armbus_target: ArmTarget, armbus_adapter: str) -> Iterator[Any]:
+    """A connected :class:`armbus.controller.arm.Arm`, enumerated, behind ``armbus_adapter`` on a virtual arm. A
+    joint latched before the test fails it at once, named; after the test the arm is put back as it was found
+    (:mod:`armbus.hil.armguard`), and torque is off for every joint unless it was on before."""
     from armbus.controller.arm import Arm
     from armbus.hil import armguard
+    from armbus.hil.adapter import parse_adapter
 
-    a = Arm.open(armbus_target.port, armbus_target.baud, timeout=armbus_target.timeout, on_close="hold")
+    port, spec = armbus_target.port, parse_adapter(armbus_adapter)
+    if armbus_target.virtual and not spec.ideal:
+        port += f"&adapter={spec}"
+    a = Arm.open(port, armbus_target.baud, timeout=armbus_target.timeout, on_close="hold",
+                 turnaround_ns=spec.host_turnaround_ns)
     try:
         a.enumerate()
         latched = armguard.preflight(a)

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the injected faults (default 1)")
 
     p = add("sim", "run a virtual arm in real time behind a pseudo-terminal",
-            "  armbus sim --joints 6 --baud 1000000\n  armbus sim --faults faults.toml --unpaced\n")
+            "  armbus sim --joints 6 --baud 1000000\n  armbus sim --faults faults.toml --unpaced\n"
+            "  armbus sim --adapter ftdi:latency=16ms\n")
     p.add_argument("--joints", type=int, default=6, help="number of joints, 1..253 (default 6)")
     p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS,
                    help="rate of every link, the host link's included (default 1000000)")
@@ -130,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unpaced", action="store_true", help="do not pace bytes at the baud rate")
     p.add_argument("--capture", help="record every link to this pcapng file")
     p.add_argument("--link", help="also create a symlink to the tty at this path")
+    p.add_argument("--adapter", default="ideal",
+                   help="USB-serial adapter model between the tty and joint 1: ideal (default), "
+                        "ftdi[:latency=16ms][,jitter=200us], cdc-acm[:jitter=...] (docs/hil.md)")
 
     add("ports", "list serial ports (VID/PID, description) and USB-serial latency-timer warnings")
 
@@ -227,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joints", type=int, default=3, help="joints of the in-process arm of --port virtual (default 3)")
 
     p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
-    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop (default: all)")
+    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs")
     return parser
 

@@ -11,7 +11,9 @@ behave as with a serial device, and any pyserial-based program can talk to a vir
 
 URL options (all optional): ``joints`` (1..253, default 6), ``seed`` (default 0), ``baud`` (default: the
 port's ``baudrate``, as for pyserial's ``loop://``), ``faults`` (a fault-schedule file, TOML or JSON),
-``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`armbus.hil.realtime`). Unknown options and bad
+``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`armbus.hil.realtime`), ``adapter`` (a
+USB-serial adapter model between the port and joint 1, e.g. ``adapter=ftdi:latency=16ms``; see
+:mod:`armbus.hil.adapter`). Unknown options and bad
 values raise ``serial.SerialException`` (a ``ValueError`` for pyserial callers that expect one is not used:
 pyserial's own handlers raise ``SerialException`` for bad URLs). ``chain_baud`` sets the joint-to-joint
 links' rate (default: ``baud``). The host's end of the host link starts at joint 1's rate; setting ``baudrate``
@@ -36,12 +38,13 @@ from typing import Any
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, Timeout
 
 from armbus.bus.errors import ArmbusError
+from armbus.hil.adapter import parse_adapter
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
 
 #: Options an ``armbus://`` URL may carry.
-OPTIONS = ("joints", "seed", "baud", "chain_baud", "faults", "unpaced")
+OPTIONS = ("joints", "seed", "baud", "chain_baud", "faults", "unpaced", "adapter")
 #: Socket buffer asked for on the host's side: 256 KiB, two seconds of traffic at 1 Mbaud.
 SOCKET_BUFFER = 262_144
 
@@ -64,6 +67,11 @@ def parse_url(url: str) -> dict[str, Any]:
         value = values[-1]
         if key == "faults":
             opts[key] = value
+        elif key == "adapter":
+            try:
+                opts[key] = parse_adapter(value)
+            except ArmbusError as exc:
+                raise SerialException(f"{url!r}: {exc}") from None
         elif key == "unpaced":
             if value.lower() not in ("", "1", "0", "true", "false", "yes", "no"):
                 raise SerialException(f"{url!r}: unpaced must be 1/0 or true/false, got {value!r}")
@@ -99,7 +107,8 @@ class Serial(SerialBase):
             chain_baud = check_realtime_baud(opts.get("chain_baud", baud))
             schedule = FaultSchedule.load(opts["faults"]) if opts.get("faults") else None
             arm = VirtualArm(opts.get("joints", 6), baud=baud, seed=opts.get("seed", 0), faults=schedule,
-                             link_config=realtime_link_config(min(baud, chain_baud)), chain_baud=chain_baud)
+                             link_config=realtime_link_config(min(baud, chain_baud)), chain_baud=chain_baud,
+                             adapter=opts.get("adapter"))
         except ArmbusError as exc:
             raise SerialException(f"{self.portstr}: {exc}") from None
         peer, sock = socket.socketpair()

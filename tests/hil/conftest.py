@@ -10,6 +10,19 @@ from typing import Any
 
 import pytest
 
+#: The adapter models the contract suite runs behind on the virtual arm, each once (docs/hil.md).
+CONTRACT_ADAPTERS = ("ideal", "ftdi:latency=1ms", "ftdi:latency=16ms", "cdc-acm")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the contract suite behind every adapter model of :data:`CONTRACT_ADAPTERS` on the virtual arm (one
+    model when ``--armbus-adapter`` or ``--armbus-port`` chooses)."""
+    config = metafunc.config
+    chosen = config.getoption("--armbus-adapter") != "ideal" or config.getoption("--armbus-port")
+    if metafunc.module.__name__.endswith("test_contract") and "armbus_adapter" in metafunc.fixturenames \
+            and not chosen:
+        metafunc.parametrize("armbus_adapter", CONTRACT_ADAPTERS, indirect=True)
+
 
 @pytest.fixture
 def arm(armbus_arm: Any) -> Any:

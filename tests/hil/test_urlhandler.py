@@ -87,9 +87,29 @@ def test_virtual_shorthand_and_unpaced_option() -> None:
         ("armbus://host:1", "takes only options"),
         ("armbus://?baud=8000000", "faster than the real-time harness can pace"),
         ("armbus://?faults=/nonexistent.toml", "cannot read fault schedule"),
+        ("armbus://?adapter=prolific", "unknown model 'prolific'"),
+        ("armbus://?adapter=ftdi:latency=300ms", "out of range"),
+        ("armbus://?adapter=ftdi:latency=16parsecs", "bad unit 'parsecs'"),
+        ("armbus://?adapter=cdc-acm:latency=1ms", "cdc-acm has no option 'latency'"),
+        ("armbus://?adapter=ftdi&baud=4000000", "above the chip's 3000000 baud"),
     ],
 )
 def test_bad_urls_raise_serial_exception_naming_the_problem(url: str, message: str) -> None:
     resolve_port(url)
     with pytest.raises(serial.SerialException, match=message):
         serial.serial_for_url(url)
+
+
+def test_the_adapter_option_puts_a_model_between_the_port_and_joint_1() -> None:
+    assert parse_url("armbus://?adapter=ftdi:latency=4ms,jitter=100us")["adapter"].latency_ms == 4
+    with open_port("armbus://?joints=1&adapter=ftdi:latency=16ms") as port:
+        rt = port.virtual_arm
+        assert rt is not None
+        probe = LinkProbe(port.fileno())
+        probe.open(timeout=5)
+        t0 = time.monotonic()
+        assert isinstance(probe.request(Ping(), 0xFE, timeout=5), PingReply)
+        rtt = time.monotonic() - t0
+        spec, packets = rt.call(lambda arm: (str(arm.adapter.spec), arm.adapter.packets_in))
+    assert spec == "ftdi:latency=16ms" and packets >= 1
+    assert rtt >= 0.002  # the reply waits in the adapter: at least a USB frame each way (ideal: about 0.5 ms)
