@@ -5,8 +5,8 @@ Theory of operation
 Every fixture and option is named ``armbus_*`` / ``--armbus-*`` so that loading the plugin (it is loaded into every
 pytest run of an environment where armbus is installed) cannot shadow a project's own fixtures; it registers
 nothing else, no pyserial URL handler either. The fixtures: ``armbus_clock``, ``armbus_seed``, ``armbus_target``,
-``armbus_adapter``, ``armbus_arm`` and ``armbus_virtual_arm`` (:data:`FIXTURES`). A suite that prefers short names aliases them in its
-own conftest (``tests/hil/conftest.py`` does).
+``armbus_adapter``, ``armbus_arm`` and ``armbus_virtual_arm`` (:data:`FIXTURES`). A suite that prefers short
+names aliases them in its own conftest (``tests/hil/conftest.py`` does).
 
 Simulated time is a fixture (trio's ``MockClock`` idea): a test asks for ``armbus_clock`` and gets a fresh
 :class:`armbus.hil.clock.SimClock` at t = 0. ``armbus_seed`` is the master seed for seeded fault injection; it

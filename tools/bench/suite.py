@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
     "hil": ("armbus.tools.bench.harness", "pty arm ping round trip vs raw pty echo; paced throughput", ["--quick"]),
     "trace": ("armbus.tools.bench.trace", "trace decode + stats throughput", ["--mb", "10", "--runs", "3"]),
     "loop": ("armbus.tools.bench.loop", "6-joint closed loop against the real-time pty arm", ["--quick"]),
+    "adapter": ("armbus.tools.bench.adapter", "request round trips behind USB-serial adapter models (simulated "
+                "time and the pty arm)", ["--quick"]),
 }
 #: Seconds one benchmark may run before it is stopped and reported as timed out.
 TIMEOUT_S = 900
