@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import signal
 import subprocess
@@ -84,7 +85,8 @@ class Figures:
 def percentile(values: list[int], q: float) -> float:
     """Nearest-rank percentile ``q`` (0..100) of ``values`` (ns), in ms."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * q // 100) - 1))] / NS_PER_MS
+    rank = math.ceil(len(ordered) * q / 100)
+    return ordered[max(0, min(len(ordered) - 1, rank - 1))] / NS_PER_MS
 
 
 def _timed(now: Callable[[], int], call: Callable[[], object], n: int,
