@@ -50,22 +50,28 @@ def default_port(args: argparse.Namespace) -> str:
 
 # ----------------------------------------------------------------------------------------------------- ports
 def cmd_ports(args: argparse.Namespace) -> int:
-    from armbus.controller.ports import check_latency, list_ports
+    from armbus.controller.ports import SYSFS_ROOT, check_latency, detect_adapter, list_ports
+    from armbus.tools.bench.adapter import latency_consequence
 
-    ports = list_ports()
-    warnings = [w for w in (check_latency(p.device) for p in ports) if w is not None]
+    sysfs = getattr(args, "sysfs_root", SYSFS_ROOT)  # tests point it at a tree of their own
+    ports = list_ports(sysfs)
+    warnings = [w for w in (check_latency(p.device, sysfs) for p in ports) if w is not None]
+    effects = {w.device: latency_consequence(w.latency_ms, w.sysfs_path) for w in warnings}
+    adapters = {p.device: detect_adapter(p.device, sysfs) for p in ports}
     if getattr(args, "json", False):
-        emit(args, {"ports": ports, "latency_warnings": [str(w) for w in warnings]}, "")
+        emit(args, {"ports": ports, "adapters": adapters, "latency_warnings": [str(w) for w in warnings],
+                    "latency_effects": effects}, "")
         return 0
     if not ports:
         print("no serial ports found (a USB-serial adapter appears as /dev/ttyUSB* or /dev/ttyACM* on Linux)")
         return 0
     for p in ports:
         usb = p.usb_id or "-"
-        lat = f"{p.latency_timer_ms} ms" if p.latency_timer_ms is not None else "-"
-        print(f"{p.device:24s} {usb:10s} latency {lat:6s} {p.description}")
+        a = adapters[p.device]
+        kind = f"{a.kind} {a.latency_ms} ms" if a.latency_ms is not None else a.kind
+        print(f"{p.device:24s} {usb:10s} {kind:14s} host turnaround {a.turnaround_ns / 1e6:g} ms  {p.description}")
     for w in warnings:
-        print(f"\nwarning: {w}", file=sys.stderr)
+        print(f"\nwarning: {w.device}: {effects[w.device]}\n{w}", file=sys.stderr)
     return 0
 
 

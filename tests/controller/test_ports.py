@@ -7,7 +7,19 @@ from pathlib import Path
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
-from armbus.controller.ports import UDEV_RULE, check_latency, list_ports, read_latency_timer, tty_name
+from armbus.bus.wire import NS_PER_MS
+from armbus.controller.ports import (
+    PORT_TURNAROUND_NS,
+    UDEV_RULE,
+    PortAdapter,
+    check_latency,
+    detect_adapter,
+    list_ports,
+    port_turnaround_ns,
+    read_latency_timer,
+    tty_name,
+)
+from armbus.hil.adapter import AdapterSpec
 
 
 def make_sysfs(root: Path, tty: str, latency: str | None) -> None:
@@ -79,3 +91,80 @@ def test_list_ports_sorted_with_usb_ids_and_latency(tmp_path: Path) -> None:
 def test_list_ports_on_this_machine_does_not_fail() -> None:
     for info in list_ports():
         assert info.device
+
+
+@pytest.mark.parametrize(
+    ("device", "latency", "kind", "turnaround_ms"),
+    [
+        ("/dev/ttyUSB0", "16", "ftdi", 1 + 16 + 1),  # slack + latency timer + one USB frame
+        ("/dev/ttyUSB0", "1", "ftdi", 1 + 1 + 1),
+        ("/dev/ttyACM0", None, "cdc-acm", 1 + 1),  # slack + one USB frame
+        ("/dev/ttyUSB1", None, "usb-serial", 1 + 1),  # a CP210x or CH340: no timer in sysfs
+        ("/dev/ttyS0", None, "uart", 1),
+        ("/dev/pts/3", None, "unknown", 3),  # a pty (armbus sim, armbus tap): its far end is not known
+        ("armbus://?joints=2", None, "unknown", 3),
+        ("virtual", None, "unknown", 3),
+    ],
+)
+def test_the_host_turnaround_follows_the_adapter_sysfs_describes(
+    tmp_path: Path, device: str, latency: str | None, kind: str, turnaround_ms: int
+) -> None:
+    if latency is not None:
+        make_sysfs(tmp_path, "ttyUSB0", latency)
+    adapter = detect_adapter(device, tmp_path)
+    assert adapter.kind == kind
+    assert adapter.latency_ms == (int(latency) if latency else None)
+    assert port_turnaround_ns(device, tmp_path) == turnaround_ms * NS_PER_MS == adapter.turnaround_ns
+    assert PORT_TURNAROUND_NS == 3 * NS_PER_MS  # unknown ports keep the old default: FTDI at 1 ms assumed
+
+
+def test_a_by_id_link_reads_the_latency_timer_of_the_tty_it_points_to(tmp_path: Path) -> None:
+    dev = tmp_path / "dev"
+    (dev / "serial" / "by-id").mkdir(parents=True)
+    (dev / "ttyUSB5").write_text("")
+    link = dev / "serial" / "by-id" / "usb-FTDI_FT232R_USB_UART_A10K-if00-port0"
+    link.symlink_to(dev / "ttyUSB5")
+    make_sysfs(tmp_path / "sys", "ttyUSB5", "16")
+    assert detect_adapter(str(link), tmp_path / "sys") == PortAdapter("ftdi", 16)
+    assert port_turnaround_ns(str(link), tmp_path / "sys") == 18 * NS_PER_MS
+
+
+def test_arm_open_takes_its_turnaround_from_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    import armbus.controller.arm as arm_module
+    from armbus.controller.arm import Arm
+
+    asked: list[str] = []
+
+    def fake(device: str) -> int:
+        asked.append(device)
+        return 18 * NS_PER_MS
+
+    monkeypatch.setattr(arm_module, "port_turnaround_ns", fake)
+    with Arm.open("virtual?joints=1", settle_timeout=0.0) as arm:
+        assert arm.runner.node.link.config.turnaround_ns == 18 * NS_PER_MS
+    with Arm.open("virtual?joints=1", settle_timeout=0.0, turnaround_ns=5 * NS_PER_MS) as arm:
+        assert arm.runner.node.link.config.turnaround_ns == 5 * NS_PER_MS
+    assert asked == ["virtual?joints=1"]
+
+
+def test_armbus_ports_prints_what_the_latency_timer_costs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from serial.tools import list_ports as pyserial_ports
+
+    from armbus.tools.bench.adapter import simulated
+    from armbus.tools.commands import cmd_ports
+
+    make_sysfs(tmp_path, "ttyUSB0", "16")
+    monkeypatch.setattr(pyserial_ports, "comports",
+                        lambda: [port("/dev/ttyUSB0", 0x0403, 0x6001, "FT232R"), port("/dev/ttyACM0", 0x2E8A, 5)])
+    assert cmd_ports(argparse.Namespace(json=False, sysfs_root=tmp_path)) == 0
+    out, err = capsys.readouterr()
+    assert "ftdi 16 ms" in out and "host turnaround 18 ms" in out and "cdc-acm" in out
+    slow = simulated(AdapterSpec("ftdi", 16), False, 20)
+    fast = simulated(AdapterSpec("ftdi", 1), False, 20)
+    assert f"PING to joint 1 takes {slow.ping_p50:.1f} ms (p99 {slow.ping_p99:.1f} ms)" in err  # the model's figures
+    assert f"at 1 ms: {fast.ping_p50:.1f} ms" in err
+    assert "Write 1 to /sys/bus/usb-serial/devices/ttyUSB0/latency_timer" in err and UDEV_RULE in err

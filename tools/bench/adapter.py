@@ -154,6 +154,18 @@ def pty(spec: AdapterSpec, requests: int, label: str = "") -> Figures:
                    percentile(sync, 99), cyclic=cyclic_loop_figure(spec))
 
 
+def latency_consequence(latency_ms: int, sysfs_path: str, requests: int = 20) -> str:
+    """What an FTDI latency timer of ``latency_ms`` does to a host's requests, in the model's figures against
+    those at 1 ms (``armbus ports`` prints it), and the file to write the fix to."""
+    slow = simulated(AdapterSpec("ftdi", latency_ms), False, requests)
+    fast = simulated(AdapterSpec("ftdi", 1), False, requests)
+    return (f"FTDI latency timer {latency_ms} ms: in the adapter model ({JOINTS} joints at {DEFAULT_BAUD} baud) a "
+            f"PING to joint 1 takes {slow.ping_p50:.1f} ms (p99 {slow.ping_p99:.1f} ms) and a SYNC_READ of every "
+            f"joint {slow.sync_p50:.1f} ms, and joint 1 resends {slow.resends or 0:.1f} times per request while "
+            f"its replies wait in the adapter; at 1 ms: {fast.ping_p50:.1f} ms and {fast.sync_p50:.1f} ms. "
+            f"Write 1 to {sysfs_path} to get ~{fast.ping_p50:.0f} ms (docs/performance.md).")
+
+
 def claims(rows: dict[str, Figures], slack_ns: int = 0, sync: bool = True) -> list[tuple[bool, str]]:
     """(holds, statement) of every claim the rows allow (see the module docstring); ``slack_ns`` is added to
     every bound (the host's scheduling slack on the pty arm), ``sync`` includes the SYNC_READ bounds."""
