@@ -260,7 +260,7 @@ class UsbAdapter:
         """The next frame start at which the adapter sends data to the host, or None."""
         if not self._in:
             return None
-        t = self.frame_at_or_after(self._last_in + self._period)  # the timer runs out (arrivals are after it)
+        t = self.frame_at_or_after(self._last_in + self._period)  # the timer runs out (never before the oldest byte)
         if self._in_count >= self.spec.payload:
             need, full_at = self.spec.payload, 0
             for arrival, chunk in self._in:
