@@ -168,3 +168,19 @@ def test_armbus_ports_prints_what_the_latency_timer_costs(
     assert f"PING to joint 1 takes {slow.ping_p50:.1f} ms (p99 {slow.ping_p99:.1f} ms)" in err  # the model's figures
     assert f"at 1 ms: {fast.ping_p50:.1f} ms" in err
     assert "Write 1 to /sys/bus/usb-serial/devices/ttyUSB0/latency_timer" in err and UDEV_RULE in err
+
+
+def test_async_arm_open_takes_its_turnaround_from_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import armbus.controller.aio as aio_module
+    from armbus.controller.aio import AsyncArm
+    from armbus.controller.backends import resolve_port
+
+    monkeypatch.setattr(aio_module, "port_turnaround_ns", lambda device: 19 * NS_PER_MS)
+
+    async def main() -> int:
+        async with await AsyncArm.open(resolve_port("virtual?joints=1"), settle_timeout=0.0) as arm:
+            return arm.node.link.config.turnaround_ns
+
+    assert asyncio.run(main()) == 19 * NS_PER_MS
