@@ -32,6 +32,20 @@ def test_17_byte_frame_at_1_mbaud_arrives_170_us_plus_turnaround(granularity: Gr
         assert [t for t, _ in dst.received] == [1_000 + 2_500 + 10_000 * (i + 1) for i in range(17)]
 
 
+def test_one_link_direction_can_have_its_own_granularity() -> None:
+    k = Kernel()
+    a, b = Sender([(0, frame(1))]), Sender([(0, frame(2))])
+    k.add_node("a", a)
+    k.add_node("b", b)
+    k.connect("a", 0, "b", 0, baud=MBAUD, name="l")
+    k.set_granularity("l", Direction.B_TO_A, Granularity.BYTE)
+    k.run_until_idle()
+    assert [t for t, _ in a.received] == [10_000 * (i + 1) for i in range(17)]  # b -> a: byte by byte
+    assert b.received == [(170_000, frame(1))]  # a -> b: the kernel's FRAME
+    with pytest.raises(UsageError, match="no link named 'm'"):
+        k.set_granularity("m", Direction.A_TO_B, Granularity.BYTE)
+
+
 def test_frames_sent_together_queue_back_to_back() -> None:
     k, _, dst = pair([(0, frame(1) + frame(2)), (10_000, frame(3))], turnaround_ns=1_000)
     k.run_until_idle()
