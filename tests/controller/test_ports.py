@@ -163,10 +163,14 @@ def test_armbus_ports_prints_what_the_latency_timer_costs(
     assert cmd_ports(argparse.Namespace(json=False, sysfs_root=tmp_path)) == 0
     out, err = capsys.readouterr()
     assert "ftdi 16 ms" in out and "host turnaround 18 ms" in out and "cdc-acm" in out
-    slow = simulated(AdapterSpec("ftdi", 16), False, 20)
+    locked = simulated(AdapterSpec("ftdi", 16), True, 20)
+    as_built = simulated(AdapterSpec("ftdi", 16), False, 20)
     fast = simulated(AdapterSpec("ftdi", 1), False, 20)
-    assert f"PING to joint 1 takes {slow.ping_p50:.1f} ms (p99 {slow.ping_p99:.1f} ms)" in err  # the model's figures
-    assert f"at 1 ms: {fast.ping_p50:.1f} ms" in err
+    assert locked.ping_p50 == 16.0  # the model's figures, not text written by hand
+    assert f"a PING to joint 1 takes {locked.ping_p50:.1f} ms and a SYNC_READ of every joint " in err
+    assert f"every joint {locked.sync_p50:.1f} ms" in err
+    assert f"({as_built.ping_p50:.1f} ms, p99 {as_built.ping_p99:.1f} ms)" in err
+    assert f"At 1 ms: {fast.ping_p50:.1f} ms and {fast.sync_p50:.1f} ms" in err
     assert "Write 1 to /sys/bus/usb-serial/devices/ttyUSB0/latency_timer" in err and UDEV_RULE in err
 
 

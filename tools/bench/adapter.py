@@ -47,7 +47,7 @@ from armbus.bus.messages import Ping
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, NS_PER_S
 from armbus.controller.arm import Arm
 from armbus.controller.host import HostConfig, HostNode
-from armbus.controller.ports import HOST_SLACK_NS, USB_FRAME_NS
+from armbus.controller.ports import GOOD_LATENCY_MS, HOST_SLACK_NS, USB_FRAME_NS
 from armbus.hil.adapter import AdapterSpec, parse_adapter
 from armbus.hil.simarm import SimArm
 from armbus.hil.virtual_arm import VirtualArm
@@ -157,13 +157,17 @@ def pty(spec: AdapterSpec, requests: int, label: str = "") -> Figures:
 def latency_consequence(latency_ms: int, sysfs_path: str, requests: int = 20) -> str:
     """What an FTDI latency timer of ``latency_ms`` does to a host's requests, in the model's figures against
     those at 1 ms (``armbus ports`` prints it), and the file to write the fix to."""
-    slow = simulated(AdapterSpec("ftdi", latency_ms), False, requests)
-    fast = simulated(AdapterSpec("ftdi", 1), False, requests)
-    return (f"FTDI latency timer {latency_ms} ms: in the adapter model ({JOINTS} joints at {DEFAULT_BAUD} baud) a "
-            f"PING to joint 1 takes {slow.ping_p50:.1f} ms (p99 {slow.ping_p99:.1f} ms) and a SYNC_READ of every "
-            f"joint {slow.sync_p50:.1f} ms, and joint 1 resends {slow.resends or 0:.1f} times per request while "
-            f"its replies wait in the adapter; at 1 ms: {fast.ping_p50:.1f} ms and {fast.sync_p50:.1f} ms. "
-            f"Write 1 to {sysfs_path} to get ~{fast.ping_p50:.0f} ms (docs/performance.md).")
+    spec = AdapterSpec("ftdi", latency_ms)
+    locked = simulated(spec, True, requests)
+    as_built = simulated(spec, False, requests)
+    fast = simulated(AdapterSpec("ftdi", GOOD_LATENCY_MS), False, requests)
+    return (f"FTDI latency timer {latency_ms} ms: back-to-back requests lock to it; in the adapter model ({JOINTS} "
+            f"joints at {DEFAULT_BAUD} baud) a PING to joint 1 takes {locked.ping_p50:.1f} ms and a SYNC_READ of "
+            f"every joint {locked.sync_p50:.1f} ms. Joints with the default link timers resend each reply "
+            f"{as_built.resends or 0:.1f} times meanwhile, which flushes the chip early and makes round trips "
+            f"erratic ({as_built.ping_p50:.1f} ms, p99 {as_built.ping_p99:.1f} ms). At {GOOD_LATENCY_MS} ms: "
+            f"{fast.ping_p50:.1f} ms and {fast.sync_p50:.1f} ms. Write {GOOD_LATENCY_MS} to {sysfs_path} to get "
+            f"~{fast.ping_p50:.0f} ms (docs/performance.md).")
 
 
 def claims(rows: dict[str, Figures], slack_ns: int = 0, sync: bool = True) -> list[tuple[bool, str]]:
