@@ -14,7 +14,8 @@ starts a frame every millisecond (:data:`armbus.controller.ports.USB_FRAME_NS`).
     when it holds 62 bytes, or when its latency timer (``latency``, 1..255 ms, 16 by default on Linux) has run
     out; sending any packet, a status-only one included, restarts the timer. An idle chip thus sends a status
     packet every ``latency`` ms, and a short reply waits for the next of them: back-to-back requests lock to the
-    timer and take ``latency`` each. Up to 3 Mbaud.
+    timer and take ``latency`` each (unless a joint's resends fill a packet first, docs/performance.md). Up to
+    3 Mbaud.
   - ``cdc-acm`` (a microcontroller's own USB, ttyACM*): 64-byte packets and no timer: whatever is buffered goes at
     the next poll (a short packet ends the transfer, so the host has the bytes at that frame).
 * **host -> line (OUT).** Bytes the host writes leave in packets of up to 64 bytes, one per frame, at the first
@@ -36,8 +37,9 @@ the simulation kernel; :func:`parse_adapter` reads the spec text (``ftdi:latency
 
 Limit: one IN packet per frame caps line -> host throughput at 62 (ftdi) or 64 (cdc-acm) bytes per millisecond.
 A real host controller may poll more than once per frame, so a sustained stream above about 600 kbaud queues in
-the model (:attr:`UsbAdapter.max_backlog` counts it) where a real adapter keeps up; request/reply timing, what the
-model is for, is not affected.
+the model (:attr:`UsbAdapter.max_backlog` counts it) where a real adapter keeps up. A reply of a few packets, the
+traffic the model is for, arrives at the line rate about as fast as the packets leave, and waits at most about a
+frame longer than it would with several polls per frame.
 """
 
 from __future__ import annotations
