@@ -102,7 +102,11 @@ def _timed(now: Callable[[], int], call: Callable[[], object], n: int,
 
 
 def cyclic_loop_figure(spec: AdapterSpec) -> float | None:
-    """A cyclic-loop figure (ms per cycle) behind ``spec``; None until the cyclic loop exists."""
+    """The cyclic loop's figure behind ``spec``, in ms (the ``cyclic`` column), or None while there is none.
+
+    The place for it: build the arm as :func:`simulated` does (the host turnaround from ``spec``), run the cyclic
+    loop on it and return its headline figure (for instance the state age p50 at a fixed rate). It is measured
+    for every row, in simulated time and on the pty arm alike."""
     return None
 
 
