@@ -120,12 +120,15 @@ class AdapterSpec:
         return FT232R_MAX_BAUD if self.model == "ftdi" else None
 
     @property
+    def delay_ns(self) -> int:
+        """What this adapter adds to a reaction across it (:func:`armbus.controller.ports.adapter_delay_ns`)."""
+        return 0 if self.ideal else adapter_delay_ns(self.model, self.latency_ms) or 0
+
+    @property
     def host_turnaround_ns(self) -> int | None:
         """The host link turnaround that covers this adapter (as :mod:`armbus.controller.ports` sets it for a
         real port of this kind); None for the ideal link (the caller's default)."""
-        if self.ideal:
-            return None
-        return HOST_SLACK_NS + (adapter_delay_ns(self.model, self.latency_ms) or 0)
+        return None if self.ideal else HOST_SLACK_NS + self.delay_ns
 
     def check_baud(self, baud: int) -> int:
         top = self.max_baud

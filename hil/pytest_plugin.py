@@ -145,14 +145,16 @@ def armbus_arm(armbus_target: ArmTarget, armbus_adapter: str) -> Iterator[Any]:
     joint latched before the test fails it at once, named; after the test the arm is put back as it was found
     (:mod:`armbus.hil.armguard`), and torque is off for every joint unless it was on before."""
     from armbus.controller.arm import Arm
+    from armbus.controller.ports import PORT_TURNAROUND_NS
     from armbus.hil import armguard
     from armbus.hil.adapter import parse_adapter
 
     port, spec = armbus_target.port, parse_adapter(armbus_adapter)
     if armbus_target.virtual and not spec.ideal:
         port += f"&adapter={spec}"
-    a = Arm.open(port, armbus_target.baud, timeout=armbus_target.timeout, on_close="hold",
-                 turnaround_ns=spec.host_turnaround_ns)
+    # the host in this process shares the machine with the arm: the default slack plus what the model adds
+    turnaround = None if spec.ideal else PORT_TURNAROUND_NS + spec.delay_ns
+    a = Arm.open(port, armbus_target.baud, timeout=armbus_target.timeout, on_close="hold", turnaround_ns=turnaround)
     try:
         a.enumerate()
         latched = armguard.preflight(a)

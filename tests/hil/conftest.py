@@ -14,6 +14,24 @@ import pytest
 CONTRACT_ADAPTERS = ("ideal", "ftdi:latency=1ms", "ftdi:latency=16ms", "cdc-acm")
 
 
+#: (test, adapter) pairs the arm cannot meet behind that adapter, and why: run, and expected to fail.
+BEYOND_THE_ADAPTER = {
+    ("test_cyclic_exchange_at_a_modest_rate_answers_its_cycles", "ftdi:latency=16ms"):
+        "a 100 Hz cyclic exchange does not fit behind a 16 ms latency timer: joint 1's ack of each CYCLE waits in "
+        "the adapter up to 16 ms, and the host link sends the next frame only after it (docs/performance.md); "
+        "it passes only when joint 1's resends happen to fill a packet early",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        adapter = callspec.params.get("armbus_adapter") if callspec is not None else None
+        reason = BEYOND_THE_ADAPTER.get((getattr(item, "originalname", item.name), adapter))
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the contract suite behind every adapter model of :data:`CONTRACT_ADAPTERS` on the virtual arm (one
     model when ``--armbus-adapter`` or ``--armbus-port`` chooses)."""
