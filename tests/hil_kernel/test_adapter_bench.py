@@ -14,15 +14,16 @@ def test_quick_run_prints_every_model_and_its_claims_hold(capsys: pytest.Capture
     out = capsys.readouterr().out
     for label, _, _ in bench.ROWS:
         assert f"\n{label} " in out
-    assert "FAILED" not in out and out.count("[ok]") == 5 and "pty arm" not in out
+    assert "FAILED" not in out and out.count("[ok]") == 7 and "pty arm" not in out  # 2 of them: the cyclic age
     assert BENCHMARKS["adapter"][0] == "armbus.tools.bench.adapter"
 
 
 def test_a_failing_claim_fails_the_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     real = bench.simulated
 
-    def slow_usb(spec: bench.AdapterSpec, joints_wait: bool, requests: int, label: str = "") -> bench.Figures:
-        figures = real(spec, joints_wait, requests, label)
+    def slow_usb(spec: bench.AdapterSpec, joints_wait: bool, requests: int, label: str = "",
+                 cyclic_s: float = 0.3) -> bench.Figures:
+        figures = real(spec, joints_wait, requests, label, 0.3)
         if label == "cdc-acm":
             figures.ping_p50 += 5.0  # as if the adapter held every reply five more frames
         return figures
@@ -40,4 +41,5 @@ def test_claims_bound_each_model_by_the_ideal_link() -> None:
     results = bench.claims({r.label: r for r in (ideal, ok, late, locked)})
     assert [holds for holds, _ in results] == [True, True, False, False, False]
     assert [holds for holds, _ in bench.claims({r.label: r for r in (ideal, late)}, 1_000_000, sync=False)] == [True]
-    assert bench.cyclic_loop_figure(bench.AdapterSpec()) is None
+    age, missed = bench.cyclic_loop_figure(bench.AdapterSpec(), seconds=0.3)
+    assert 0 < age < 10 and missed == 0  # the ideal link carries 500 Hz

@@ -15,8 +15,11 @@ with joints whose link timers allow for the adapter. The host's link turnaround 
 * **The pty arm** (unless ``--quick`` or ``--no-pty``): the same back-to-back requests against
   ``armbus sim --adapter SPEC`` in its own process (paced, wall clock), through the sync
   :class:`armbus.controller.arm.Arm`.
-* **Cyclic loop**: :func:`cyclic_loop_figure` is where a cyclic-loop figure per adapter goes; until the cyclic
-  loop exists it returns None and the column shows ``-``.
+* **Cyclic loop** (simulated time): :func:`cyclic_loop_figure` runs the pipelined cyclic exchange
+  (:meth:`armbus.controller.arm.Arm.cyclic`) at :data:`CYCLIC_HZ` behind the adapter for :data:`CYCLIC_S` and
+  gives its state age p99 and the share of cycles missed. The host link is stop-and-wait: behind USB each reply
+  of joint 1 waits for an IN frame and its ack for the next OUT frame, about two frames plus the reply's wire time
+  per cycle, which bounds the rate below the ideal link's (printed; see docs/performance.md).
 
 Claims (:func:`claims`; the run exits 1 when one fails): in simulated time, FTDI at 1 ms and CDC-ACM keep a PING
 within the ideal link's + 2 USB frames (a frame's wait each way) and a SYNC_READ within + 3 frames (its reply
@@ -79,7 +82,8 @@ class Figures:
     sync_p99: float
     isolated_p50: float | None = None
     resends: float | None = None  # joint 1's retransmissions toward the host per request
-    cyclic: float | None = None
+    cyclic: float | None = None  # the cyclic loop's state age p99 (ms) at CYCLIC_HZ
+    cyclic_missed: float | None = None  # its cycles missed (%)
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -101,16 +105,26 @@ def _timed(now: Callable[[], int], call: Callable[[], object], n: int,
     return out
 
 
-def cyclic_loop_figure(spec: AdapterSpec) -> float | None:
-    """The cyclic loop's figure behind ``spec``, in ms (the ``cyclic`` column), or None while there is none.
-
-    The place for it: build the arm as :func:`simulated` does (the host turnaround from ``spec``), run the cyclic
-    loop on it and return its headline figure (for instance the state age p50 at a fixed rate). It is measured
-    for every row, in simulated time and on the pty arm alike."""
-    return None
+#: The cyclic loop's rate and length behind each adapter (the 6-joint target at 1 Mbaud), in simulated time.
+CYCLIC_HZ, CYCLIC_S, QUICK_CYCLIC_S = 500.0, 2.0, 0.5
 
 
-def simulated(spec: AdapterSpec, joints_wait: bool, requests: int, label: str = "") -> Figures:
+def cyclic_loop_figure(spec: AdapterSpec, seconds: float = CYCLIC_S,
+                       joints_wait: bool = False) -> tuple[float, float]:
+    """(state age p99 ms, cycles missed %) of the cyclic loop at :data:`CYCLIC_HZ` behind ``spec``, simulated."""
+    turnaround = spec.host_turnaround_ns or LinkConfig().turnaround_ns
+    host = HostNode(HostConfig(link=LinkConfig(turnaround_ns=turnaround), reply_timeout_ns=NS_PER_S))
+    joint_links = LinkConfig(turnaround_ns=turnaround) if joints_wait else None
+    arm = SimArm(VirtualArm(JOINTS, host=host, seed=SEED, adapter=spec, link_config=joint_links), timeout=1.0)
+    arm.enumerate()
+    names = list(arm.model.joints)
+    report = arm.cyclic(lambda view: {n: 0.05 * math.sin(view.deadline / NS_PER_S) for n in names},
+                        CYCLIC_HZ).run(seconds)
+    return report.age_p99_ms, report.missed_pct
+
+
+def simulated(spec: AdapterSpec, joints_wait: bool, requests: int, label: str = "",
+              cyclic_s: float = CYCLIC_S) -> Figures:
     """Round trips behind ``spec`` in simulated time (see the module docstring)."""
     turnaround = spec.host_turnaround_ns or LinkConfig().turnaround_ns
     host = HostNode(HostConfig(link=LinkConfig(turnaround_ns=turnaround), reply_timeout_ns=NS_PER_S))
@@ -127,7 +141,8 @@ def simulated(spec: AdapterSpec, joints_wait: bool, requests: int, label: str = 
     sync = _timed(arm.now, arm.read_states, requests)
     resends = (link.retransmits - before) / (3 * requests)
     return Figures(label or str(spec), percentile(ping, 50), percentile(ping, 99), percentile(sync, 50),
-                   percentile(sync, 99), percentile(isolated, 50), resends, cyclic_loop_figure(spec))
+                   percentile(sync, 99), percentile(isolated, 50), resends,
+                   *cyclic_loop_figure(spec, cyclic_s, joints_wait))
 
 
 def pty(spec: AdapterSpec, requests: int, label: str = "") -> Figures:
@@ -155,7 +170,7 @@ def pty(spec: AdapterSpec, requests: int, label: str = "") -> Figures:
         except subprocess.TimeoutExpired:
             proc.kill()
     return Figures(label or str(spec), percentile(ping, 50), percentile(ping, 99), percentile(sync, 50),
-                   percentile(sync, 99), cyclic=cyclic_loop_figure(spec))
+                   percentile(sync, 99))
 
 
 def latency_consequence(latency_ms: int, sysfs_path: str, requests: int = 20) -> str:
@@ -192,6 +207,10 @@ def claims(rows: dict[str, Figures], slack_ns: int = 0, sync: bool = True) -> li
             bound = ideal.sync_p50 + 3 * frame + slack
             out.append((r.sync_p50 <= bound, f"{label}: SYNC_READ p50 {r.sync_p50:.2f} ms <= ideal "
                                              f"{ideal.sync_p50:.2f} ms + 3 USB frames{plus} ({bound:.2f} ms)"))
+        if r.cyclic is not None and ideal.cyclic is not None and not slack_ns:
+            bound = ideal.cyclic + frame
+            out.append((r.cyclic <= bound, f"{label}: cyclic state age p99 {r.cyclic:.2f} ms <= ideal "
+                                           f"{ideal.cyclic:.2f} ms + 1 USB frame ({bound:.2f} ms)"))
     locked = rows.get("ftdi:latency=16ms, joints wait")
     if locked is not None:
         lo = parse_adapter("ftdi:latency=16ms").latency_ms * 1.0
@@ -207,11 +226,12 @@ def table(rows: list[Figures]) -> str:
         return "-" if v is None else f"{v:.2f}"
 
     head = (f"{'adapter':32s} {'PING p50':>9s} {'p99':>7s} {'isolated p50':>13s} {'SYNC_READ p50':>14s} "
-            f"{'p99':>7s} {'j1 resends':>11s} {'cyclic':>7s}")
+            f"{'p99':>7s} {'j1 resends':>11s} {'cyc age p99':>12s} {'cyc missed %':>13s}")
     lines = [head]
     for r in rows:
         lines.append(f"{r.label:32s} {ms(r.ping_p50):>9s} {ms(r.ping_p99):>7s} {ms(r.isolated_p50):>13s} "
-                     f"{ms(r.sync_p50):>14s} {ms(r.sync_p99):>7s} {ms(r.resends):>11s} {ms(r.cyclic):>7s}")
+                     f"{ms(r.sync_p50):>14s} {ms(r.sync_p99):>7s} {ms(r.resends):>11s} {ms(r.cyclic):>12s} "
+                     f"{ms(r.cyclic_missed):>13s}")
     return "\n".join(lines)
 
 
@@ -226,7 +246,8 @@ def run(argv: list[str] | None = None) -> int:
     n = args.requests or (QUICK_REQUESTS if args.quick else REQUESTS)
     if n < 1:
         parser.error("--requests must be at least 1")
-    sim = [simulated(parse_adapter(spec), wait, n, label) for label, spec, wait in ROWS]
+    cyclic_s = QUICK_CYCLIC_S if args.quick or n < QUICK_REQUESTS else CYCLIC_S
+    sim = [simulated(parse_adapter(spec), wait, n, label, cyclic_s) for label, spec, wait in ROWS]
     checks = claims({r.label: r for r in sim})
     real: list[Figures] = []
     if not (args.quick or args.no_pty):
@@ -241,6 +262,9 @@ def run(argv: list[str] | None = None) -> int:
         print("simulated time (seed 1); isolated: each PING after a random 0..20 ms pause; j1 resends: joint 1's "
               "retransmissions toward the host per request")
         print(table(sim))
+        print(f"cyc: the cyclic exchange at {CYCLIC_HZ:g} Hz for {cyclic_s:g} s (state age p99, cycles missed); "
+              "behind USB the stop-and-wait host link waits about two USB frames per reply, which caps the loop "
+              "(docs/performance.md)")
         if real:
             print("\npty arm (armbus sim --adapter SPEC, paced, wall clock; joints allow the real-time 1 ms)")
             print(table(real))
