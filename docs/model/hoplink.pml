@@ -33,14 +33,31 @@
                  flight early and gives it up after two timeouts: an early repeat is a duplicate (the channel
                  makes those), and the early give-up is the give-up modelled here, taken sooner.
 
-   Properties (asserts; plus spin's invalid-end-state check for deadlock):
+   Properties, safety (asserts; plus spin's invalid-end-state check for deadlock; pan compiled -DSAFETY -DNOCLAIM):
    - delivered ids are strictly increasing in the order packets left the queues: no duplicate, no reordering;
    - an ACK closes a packet only if B delivered it (no spurious ack, the MIN bug);
    - when A is done, every packet was acked or reported failed, so none is lost without a report.
 
-   Broken variants, each must fail verification: -DBROKEN_NO_DEDUP (B delivers retransmissions again),
-   -DBROKEN_RESET_COPIES (a copy of a RESET resets again), -DBROKEN_SYNC_ACCEPT (SYNCING accepts DATA),
-   -DBROKEN_NO_BOOT_QUIET with -DREBOOTS=2 (a rebooted B opens on a stale RESET_ACK from an earlier life).
+   Properties, liveness (the ltl blocks at the end; pan -a -f -N NAME, weak fairness):
+   - settled: every packet handed to A is eventually acked or reported failed, whatever the line does
+     (-DLOSSES=255: an adversarial line that may lose every frame) and with timers that may fire early;
+   - delivered: on a line that stops losing, every packet is eventually acked, except a packet that was on the
+     line while B was not OPEN (booting or resynchronising: ghost hit[], it is failed and reported). "Stops
+     losing" is the fairness assumption made finite: at most LOSSES frames lost and REFUSALS frames refused, and
+     LOSSES + REFUSALS + boots of B (the first boot and REBOOTS) <= RETRIES, because each boot silence may
+     swallow one frame. With fewer retries a packet may be given up (reported), which settled covers.
+
+   Line and timer options: MAXRUN bounds the frames lost in a row; REFUSALS lets B's layer above refuse the
+   expected DATA (backpressure: not acked, not delivered, the sender retries); -DEARLY_TIMERS lets every timer
+   expire while frames are still on the line (a retransmission or give-up that is early), which needs CAP >= 4
+   to leave room for the extra frames.
+
+   Broken variants, each must fail: -DBROKEN_NO_DEDUP (B delivers retransmissions again), -DBROKEN_RESET_COPIES
+   (a copy of a RESET resets again), -DBROKEN_SYNC_ACCEPT (SYNCING accepts DATA), -DBROKEN_NO_BOOT_QUIET with
+   -DREBOOTS=2 (a rebooted B opens on a stale RESET_ACK from an earlier life), -DBROKEN_NO_NONCE_CHECK with
+   -DEARLY_TIMERS (any RESET_ACK opens a SYNCING endpoint: an early give-up's new handshake opens on the answer
+   to the old one), -DBROKEN_REFUSAL_ACKS (a refused frame is acked), -DRETRIES=0 (no retransmission: delivered
+   fails), -DBROKEN_RETRY_FOREVER (a frame is never given up: settled fails on an adversarial line).
 */
 
 #ifndef N
@@ -67,7 +84,29 @@
 #ifndef CAP
 #define CAP      2
 #endif
+#ifndef MAXRUN
+#define MAXRUN   255    /* frames the line may lose in a row, both directions together (255: no limit) */
+#endif
+#ifndef REFUSALS
+#define REFUSALS 0      /* DATA frames B's layer above may refuse (backpressure: not acked, not delivered) */
+#endif
 #define NONE     255
+#ifdef EARLY_TIMERS
+#define TIMER        true              /* a timer may expire while frames are still on the line */
+#else
+#define TIMER        timeout           /* a timer expires when nothing else can happen */
+#endif
+#ifdef BROKEN_RETRY_FOREVER
+#define COUNT_TRY    skip              /* DATA retransmissions are not counted: the frame is never given up */
+#else
+#define COUNT_TRY    tries++
+#endif
+#ifdef BROKEN_NO_NONCE_CHECK
+#define NONCE_MATCHES(s, n)  true      /* any RESET_ACK opens a SYNCING endpoint */
+#else
+#define NONCE_MATCHES(s, n)  (s == n)
+#endif
+#define UNLIMITED 255   /* LOSSES or REFUSALS of 255: never spent (an adversarial line, or a full queue) */
 
 #define SYNCING  0
 #define OPEN     1
@@ -79,23 +118,47 @@ chan a2b = [CAP] of { mtype, byte, byte };
 chan b2a = [CAP] of { mtype, byte, byte };
 
 byte losses = LOSSES;
+byte refusals = REFUSALS;
+#if MAXRUN < 255
+byte lost_run = 0;          /* frames lost (or refused) in a row: the channel assumption MAXRUN bounds it */
+#define LOST_OK      (lost_run < MAXRUN)
+#define LOST_ONE     lost_run++
+#define ARRIVED      lost_run = 0
+#else
+#define LOST_OK      true
+#define LOST_ONE     skip
+#define ARRIVED      skip
+#endif
 byte dups = DUPS;
 bool delivered[N];
 bool acked[N];
 bool failed[N];
+byte inflight = NONE;       /* A's frame in flight: global only so that B's reboot can mark it (ghost below) */
+bool hit[N];                /* ghost: on the line at some moment while B was not OPEN (booting, resynchronising) */
+bool b_open = false;        /* ghost: B's state is OPEN */
 byte last_delivered = NONE;
 bool a_done = false;
 
-inline xmit(ch, k, s, m) {
+inline spend(budget) {
   if
-  :: full(ch) -> skip
-  :: nfull(ch) ->
-     if
-     :: ch!k,s,m
-     :: losses > 0 -> losses--
-     :: dups > 0 && len(ch) < CAP - 1 -> dups--; ch!k,s,m; ch!k,s,m
-     fi
+  :: budget != UNLIMITED -> budget--
+  :: else -> skip
   fi
+}
+
+inline xmit(ch, k, s, m) {   /* one indivisible step: the budgets are shared by A and B */
+  atomic {
+    if
+    :: full(ch) && losses > 0 && LOST_OK -> spend(losses); LOST_ONE    /* a full channel loses the frame */
+    :: full(ch) && a_done -> skip                 /* ... or the sender waits; once A is done nobody reads */
+    :: nfull(ch) ->
+       if
+       :: ch!k,s,m; ARRIVED
+       :: losses > 0 && LOST_OK -> spend(losses); LOST_ONE
+       :: dups > 0 && len(ch) < CAP - 1 -> dups--; ch!k,s,m; ch!k,s,m; ARRIVED
+       fi
+    fi
+  }
 }
 
 inline deliver(m) {
@@ -109,7 +172,7 @@ byte a_peer_nonce = NONE;   /* A's _peer_nonce: global only so that B's reboot c
 proctype A() {
   byte state = SYNCING, tx = 0, nonce = 0, tries = 0;
   bool heard = false;
-  byte next = 0, inflight = NONE, k, s, m;
+  byte next = 0, k, s, m;
 
   xmit(a2b, RESET, nonce, 0);
   do
@@ -144,21 +207,21 @@ proctype A() {
         xmit(a2b, RESET_ACK, s, 0)
      :: k == RESET_ACK ->
         if
-        :: state != OPEN && s == nonce -> state = OPEN; tries = 0
+        :: state != OPEN && NONCE_MATCHES(s, nonce) -> state = OPEN; tries = 0
         :: else -> skip
         fi
      fi }
   :: state == OPEN && inflight == NONE && next < N ->
-     inflight = next; next++; tries = 0;
+     inflight = next; next++; tries = 0; hit[inflight] = !b_open;
      xmit(a2b, DATA, tx, inflight)
-  :: timeout && state == OPEN && inflight != NONE && tries < RETRIES ->
-     tries++; xmit(a2b, DATA, tx, inflight)
-  :: timeout && state == OPEN && inflight != NONE && tries == RETRIES ->
+  :: TIMER && state == OPEN && inflight != NONE && tries < RETRIES ->
+     COUNT_TRY; xmit(a2b, DATA, tx, inflight)
+  :: TIMER && state == OPEN && inflight != NONE && tries == RETRIES ->
      failed[inflight] = true; inflight = NONE;                /* DeliveryFailed(RETRIES), then reset */
      state = SYNCING; tx = 0; tries = 0; nonce = (nonce + 1) % NONCES;
      xmit(a2b, RESET, nonce, 0)
-  :: timeout && state == SYNCING && tries < RETRIES -> tries++; xmit(a2b, RESET, nonce, 0)
-  :: timeout && state == SYNCING && tries == RETRIES -> state = DOWN
+  :: TIMER && state == SYNCING && tries < RETRIES -> tries++; xmit(a2b, RESET, nonce, 0)
+  :: TIMER && state == SYNCING && tries == RETRIES -> state = DOWN
   :: state == DOWN && next < N -> failed[next] = true; next++
   :: (state == DOWN || (state == OPEN && inflight == NONE)) && next == N -> break
   od;
@@ -168,6 +231,16 @@ proctype A() {
   :: i < N -> assert(acked[i] || failed[i]); i++
   :: else -> break
   od
+}
+
+inline b_leaves_open() {    /* ghost: B stops being OPEN; the frame A has on the line is hit */
+  d_step {
+    b_open = false;
+    if
+    :: inflight != NONE -> hit[inflight] = true
+    :: else -> skip
+    fi
+  }
 }
 
 proctype B() {
@@ -192,6 +265,10 @@ end:
         heard = true;
         if
         :: state == OPEN && s == rx -> deliver(m); xmit(b2a, ACK, s, 0); rx = (rx + 1) % SEQ
+        :: state == OPEN && s == rx && refusals > 0 && LOST_OK -> spend(refusals); LOST_ONE  /* no room above */
+#ifdef BROKEN_REFUSAL_ACKS
+           xmit(b2a, ACK, s, 0); rx = (rx + 1) % SEQ
+#endif
         :: state == OPEN && s == (rx + SEQ - 1) % SEQ ->
 #ifdef BROKEN_NO_DEDUP
            deliver(m);
@@ -199,6 +276,7 @@ end:
            xmit(b2a, ACK, s, 0)
         :: state == OPEN && s != rx && s != (rx + SEQ - 1) % SEQ ->
            state = SYNCING; rx = 0; tries = 0; nonce = (nonce + 1) % NONCES;   /* out of window: reset */
+           b_leaves_open();
            xmit(b2a, RESET, nonce, 0)
 #ifdef BROKEN_SYNC_ACCEPT
         :: state != OPEN && s == rx -> deliver(m); xmit(b2a, ACK, s, 0); rx = (rx + 1) % SEQ
@@ -220,25 +298,46 @@ end:
         xmit(b2a, RESET_ACK, s, 0)
      :: k == RESET_ACK ->
         if
-        :: state != OPEN && s == nonce -> state = OPEN; tries = 0
+        :: state != OPEN && NONCE_MATCHES(s, nonce) -> state = OPEN; tries = 0; b_open = true
         :: else -> skip
         fi
      fi }
-  :: timeout && state == SYNCING && tries < RETRIES -> tries++; xmit(b2a, RESET, nonce, 0)
-  :: timeout && state == SYNCING && tries == RETRIES -> state = DOWN
+  :: TIMER && state == SYNCING && tries < RETRIES -> tries++; xmit(b2a, RESET, nonce, 0)
+  :: TIMER && state == SYNCING && tries == RETRIES -> state = DOWN
   :: reboots > 0 && (nempty(a2b) || timeout) ->                                   /* power cycle: all link state is lost */
      reboots--;
-pick:
+     b_leaves_open();
+#ifdef NONCE_MAY_REPEAT
      select (nonce : 0 .. NONCES - 1);
-#ifndef NONCE_MAY_REPEAT
-     if
-     :: nonce == a_peer_nonce -> goto pick   /* the assumption: not the nonce A answered last */
-     :: else -> skip
+#else
+     if      /* the assumption: not the nonce A answered last (picked without a retry loop: no spurious cycle) */
+     :: a_peer_nonce == NONE -> select (nonce : 0 .. NONCES - 1)
+     :: else -> select (nonce : 1 .. NONCES - 1); nonce = (a_peer_nonce + nonce) % NONCES
      fi;
 #endif
      goto boot
   od
 }
+
+/* Liveness (spin -a; pan -a -f -N NAME; see the header). Every packet is handed to A's queue at the start. */
+#define SETTLED(i)   (acked[i] || failed[i])
+#define DONE(i)      (acked[i] || hit[i])
+#if N == 1
+#define ALL(P)       P(0)
+#elif N == 2
+#define ALL(P)       (P(0) && P(1))
+#else
+#define ALL(P)       (P(0) && P(1) && P(2))
+#endif
+
+/* settled: whatever the line does, every packet is eventually acked or reported failed (no packet waits
+   forever, no livelock in the reset handshake). */
+ltl settled { <> ALL(SETTLED) }
+
+/* delivered: on a line that stops losing (at most LOSSES frames lost and REFUSALS frames refused in all, with
+   LOSSES + REFUSALS <= RETRIES), every packet is eventually acked, except one in flight while the peer had lost
+   its session to a reboot (that one is failed and reported, maybe delivered: settled and the asserts cover it). */
+ltl delivered { <> ALL(DONE) }
 
 init {
   atomic { run A(); run B() }
