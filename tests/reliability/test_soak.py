@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from armbus.bus.messages import Enumerate, Undeliverable, make_packet
 from armbus.bus.wire import NS_PER_MS as MS
+from armbus.bus.wire import Address
+from armbus.controller import ops
 from armbus.hil.faults import LinkFaults
-from armbus.tools.campaigns.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent, main
+from armbus.tools.campaigns.soak import SETTLE_NS, SOAK_FAULTS, Ledger, Soak, _Sent, held_sync_writes, main
 
 
 def test_short_soak_no_duplicates_no_reorders_no_silent_loss() -> None:
@@ -51,20 +56,41 @@ def test_soak_faults_are_mixed() -> None:
     assert SOAK_FAULTS.drop_frame and SOAK_FAULTS.flip_bit and SOAK_FAULTS.dup_frame and SOAK_FAULTS.delay
 
 
-def test_ledger_keeps_a_reboot_until_the_messages_after_it_are_judged() -> None:
-    """A message sent just after a reboot is judged up to 2 * SETTLE_NS after the reboot (settle runs once a
-    simulated second): the reboot must still be on file then, or the loss it caused is counted silent."""
+def test_a_loss_counts_as_lost_in_a_reboot_only_if_a_joint_above_held_it() -> None:
+    """Exact attribution: what the rebooted joint held, by msg_id, and only for the joints below it."""
+    g = Ledger(4)
+    for msg_id in (7, 8, 9):
+        g.on_send(msg_id, 0)
+    for msg_id in (7, 8, 9):
+        g.on_delivery(0, msg_id)
+        g.on_delivery(1, msg_id)
+    g.on_reboot(1, [7])  # joint index 1 held 7 (queued toward index 2) when it rebooted
+    g.on_reboot(2, [8])  # index 2 "held" 8, which index 2 itself never got: not an excuse
+    g.on_reboot(3, [99])  # an unknown msg_id is ignored
+    g.settle(SETTLE_NS + MS)
+    assert (g.lost_in_reboot, g.lost_silent) == (1, 2)  # 8 and 9: a reboot at the same time excuses nothing
+
+
+def test_a_report_from_an_unassigned_joint_covers_every_joint() -> None:
+    """A joint that rebooted reports as UNASSIGNED until it is enumerated again: the host cannot place it."""
     g = Ledger(3)
-    g.reboots.append((400 * MS, 1))  # joint index 1 reboots ...
-    g.on_send(7, 450 * MS)  # ... and the next goal reaches joint index 0 only
-    g.on_delivery(0, 7)
-    g.settle(500 * MS)  # too early to judge it
-    assert g.pending
-    g.settle(1500 * MS)  # judged now, 1.1 s after the reboot
-    assert (g.lost_in_reboot, g.lost_silent) == (1, 0)
-    g.on_send(8, 1600 * MS)  # long after the reboot: a loss is silent
-    g.settle(3000 * MS)
-    assert (g.lost_in_reboot, g.lost_silent) == (1, 1) and not g.reboots
+    g.on_send(5, 0)
+    g.on_delivery(0, 5)
+    g.on_report(5, int(Address.UNASSIGNED))
+    g.settle(SETTLE_NS + MS)
+    assert (g.lost_reported, g.lost_silent) == (1, 0)
+
+
+def test_held_sync_writes_reads_the_queues_the_flight_and_the_reports_of_a_joint() -> None:
+    goal = ops.sync_write_goals({1: 0.1})
+    sw = [make_packet(goal, src=0, dst=int(Address.BROADCAST), msg_id=i) for i in (11, 12, 13)]
+    other = make_packet(Enumerate(), src=0, dst=int(Address.BROADCAST), msg_id=14)
+    report = make_packet(Undeliverable(reporter=3, next_hop=4, orig_src=0, orig_dst=255, orig_type=int(sw[0].type),
+                                       orig_msg_id=15, reason=1), src=3, dst=0, msg_id=15)
+    up = SimpleNamespace(queued=(report,), inflight=None)
+    down = SimpleNamespace(queued=(sw[1], other), inflight=sw[0])
+    joint = SimpleNamespace(links=[up, down], router=SimpleNamespace(backlog=[sw[2]]))
+    assert sorted(held_sync_writes(joint)) == [11, 12, 13, 15]  # type: ignore[arg-type]
 
 
 def test_trace_silent_prints_what_happened_around_a_loss_and_forgets_the_rest(

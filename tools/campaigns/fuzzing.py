@@ -217,7 +217,21 @@ def run_target(name: str, inputs: int, seed: int, hang_s: float = DEFAULT_HANG_S
 
 
 def replay(path: Path) -> int:
-    """Replay a saved finding's session; prints the traceback it ends with. Exit 1 if it still fails."""
+    """Replay a saved finding's session, or every finding saved in a directory (as ``--findings DIR`` writes
+    them; none is a clean run); prints the traceback each ends with. Exit 1 if one still fails."""
+    if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            print(f"no findings to replay in {path}")
+            return ExitCode.OK
+        failing = [f for f in files if _replay_one(f) != ExitCode.OK]
+        print(f"{len(files) - len(failing)} of {len(files)} finding(s) run clean now")
+        return ExitCode.FAILED if failing else ExitCode.OK
+    return _replay_one(path)
+
+
+def _replay_one(path: Path) -> int:
+    print(f"replaying {path}")
     doc = json.loads(path.read_text())
     target = TARGETS[doc["target"]]()
     for hexdata in doc["session"]:
@@ -253,7 +267,8 @@ def _run_atheris(name: str, inputs: int, seed: int) -> int:
     try:
         import atheris
     except ImportError:
-        print("atheris is not installed (pip install atheris); use the default engine", file=sys.stderr)
+        print("atheris is not installed: pip install -e '.[fuzz]' (or make fuzz-atheris); or use the default "
+              "engine", file=sys.stderr)
         return ExitCode.USAGE
     target = TARGETS[name]()
     count = [0]
@@ -279,10 +294,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="targets run in parallel processes (default 1)")
     ap.add_argument("--hang-s", type=float, default=DEFAULT_HANG_S, help="seconds before an input is a hang")
     ap.add_argument("--findings", type=Path, help="directory to save findings as replayable JSON")
-    ap.add_argument("--replay", type=Path, help="replay a saved finding and exit")
+    ap.add_argument("--replay", type=Path, metavar="FILE_OR_DIR",
+                    help="replay a saved finding, or every finding in a --findings directory, and exit")
     ap.add_argument("--engine", choices=("mutate", "atheris"), default="mutate")
     args = ap.parse_args(argv)
     if args.replay is not None:
+        if not args.replay.exists():
+            ap.error(f"--replay: {args.replay} does not exist")
         return replay(args.replay)
     names = list(TARGETS) if args.harness == "all" else [args.harness]
     for n in names:
@@ -308,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _save(r, args.findings)
     total = sum(len(r.findings) for r in results)
     print(f"total: {sum(r.inputs for r in results):,} inputs, {total} distinct finding(s)")
+    if total:
+        where = ", ".join(f"{r.target} {len(r.findings)}" for r in results if r.findings)
+        print(f"FAILED claim: no finding (every input parsed or raised the counted error, every invariant held): "
+              f"{where}")
     return ExitCode.FAILED if total else ExitCode.OK
 
 
