@@ -20,9 +20,10 @@ from collections.abc import Callable
 
 from armbus.bus.codec import Packet
 from armbus.bus.errors import ArmTimeoutError, PeerError
+from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Enumerate, Message, Write
 from armbus.bus.router import Delivered, RouterEvent
-from armbus.bus.wire import NS_PER_MS, Address
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, Address
 from armbus.controller.events import HostEvent, ReplyReceived, RequestFailed, RequestTimedOut
 from armbus.controller.fanout import REPLY_OUTCOMES
 from armbus.controller.host import HostConfig, HostNode
@@ -42,9 +43,9 @@ class SimDrive:
     """Host node + virtual arm in simulated time."""
 
     def __init__(self, joints: int = 6, *, seed: int = 0, faults: LinkFaults | FaultSchedule | None = None,
-                 host_config: HostConfig | None = None) -> None:
-        self.host = HostNode(host_config or HostConfig(seed=seed))
-        self.arm = VirtualArm(joints, host=self.host, faults=faults, seed=seed)
+                 host_config: HostConfig | None = None, baud: int = DEFAULT_BAUD) -> None:
+        self.host = HostNode(host_config or HostConfig(link=LinkConfig(baud=baud), seed=seed))
+        self.arm = VirtualArm(joints, host=self.host, faults=faults, seed=seed, baud=baud)
         self.kernel = self.arm.kernel
         self.on_event: Callable[[HostEvent], None] = lambda ev: None
         self._waiting: dict[int, HostEvent | None] = {}

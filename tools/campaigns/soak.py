@@ -12,16 +12,14 @@ joints again, without pausing the 1 kHz loop. An enumeration that found fewer jo
 below was itself booting) is asked again 50 ms later (counted as "short enumerations"). ``--reboot-at`` replaces
 the random reboots by fixed ones, to replay a case.
 
-Accounting (:class:`Ledger`): every SYNC_WRITE gets a sequence number; its msg_id maps back to it. An observer
-on every joint (:func:`armbus.hil.simdrive.observe_deliveries`) sees the packet arrive, so each joint checks that the
-sequence only grows: a number seen before is a duplicate, a smaller new one is reordered (both must be 0). A
-message is settled :data:`SETTLE_NS` after it was sent: delivered to all joints, or lost and reported (the
-host's SendFailed or an UNDELIVERABLE naming its msg_id covers the joints past the reporter), or lost in a
-reboot (a joint above every joint that missed it held it, or a report naming it, in its link queues, in flight
-or in its report backlog at the instant it rebooted: :func:`held_sync_writes`, no time window), or lost
-silently. :func:`verdict` turns the claims into the exit status: no silent loss, no duplicate, no reordering,
-and a delivery rate of at least :data:`MIN_DELIVERY_PERCENT`. Settled messages are dropped from the ledger, so
-memory stays flat; the fault decision log is folded into counters every simulated second for the same reason.
+Accounting (:class:`~armbus.tools.campaigns.soakledger.Ledger`, its own module): every SYNC_WRITE (or CYCLE with
+``--cyclic``) is numbered and followed to every joint; it is settled as delivered to all, lost and reported, lost
+in a reboot (only what the rebooted joint held at that instant, no time window), or lost silently; each joint
+checks that the numbers only grow (no duplicate, no reordering). :func:`verdict` turns the claims into the exit
+status: no silent loss, no duplicate, no reordering, one outcome per cycle, and a delivery rate of at least
+:data:`MIN_DELIVERY_PERCENT`. The fault decision log is folded into counters every simulated second, so memory
+stays flat. With ``--cyclic`` the arm runs at :data:`CYCLIC_BAUD` and the loop sends a CYCLE each tick (goals for
+every joint, each joint's motion record back) instead of the SYNC_WRITE and the SYNC_READs.
 Memory is sampled (peak and current RSS) at the end of each quarter of the run; wall time over simulated time is
 the speed figure.
 """
@@ -38,15 +36,18 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from armbus.bus.codec import Packet
 from armbus.bus.errors import ExitCode
-from armbus.bus.messages import Enumerate, EnumerateReply, Undeliverable, Write
+from armbus.bus.messages import Enumerate, EnumerateReply, Write
 from armbus.bus.router import UP
-from armbus.bus.wire import NS_PER_MS, Address, FaultCode, MsgType, UndeliverableReason
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, Address, FaultCode, GoalMode, MsgType, UndeliverableReason
 from armbus.controller import ops
+from armbus.controller.cyclic import READ_SPANS
 from armbus.controller.events import (
+    CycleMissed,
+    CycleReplied,
     FaultReported,
     HostEvent,
     ReplyReceived,
@@ -58,7 +59,7 @@ from armbus.controller.events import (
 from armbus.controller.host import HostNode
 from armbus.hil.faults import LinkFaults
 from armbus.hil.simdrive import ENUMERATE_TIMEOUT_NS, SimDrive, observe_deliveries
-from armbus.joints.node import JointNode
+from armbus.tools.campaigns.soakledger import SETTLE_NS, TRACKED, Ledger, Sent, held_sync_writes
 
 S = 1000 * NS_PER_MS
 #: Mixed faults on every link direction: ~1 bit flip per 50 kB (a noisy cable), 0.2 % frames dropped and
@@ -67,142 +68,14 @@ SOAK_FAULTS = LinkFaults(flip_bit=2e-5, drop_frame=0.002, dup_frame=0.001, delay
                          jitter_ns=50_000)
 SYNC_READ_EVERY = 10
 HEARTBEAT_NS = 50 * NS_PER_MS
-#: A message is judged this long after it was sent: longer than a hop's whole retry budget (~0.1 s at 1 Mbaud).
-SETTLE_NS = 500 * NS_PER_MS
 #: An enumeration that found fewer joints than the arm has (one below was booting) is asked again this much later.
 REENUMERATE_RETRY_NS = 50 * NS_PER_MS
-#: Sequence numbers each joint remembers to tell a duplicate from a reordered message.
-RECENT = 4096
 _SYNC_WRITE = int(MsgType.SYNC_WRITE)
-_UNDELIVERABLE = int(MsgType.UNDELIVERABLE)
+#: The cyclic exchange at 1 kHz needs 3 Mbaud: an exchange through 6 joints takes 2.2 ms there, 6.3 ms at 1 Mbaud.
+CYCLIC_BAUD = 3_000_000
+#: A CYCLE is given up (CycleMissed) this long after it was sent: 8 cycles in flight at 1 kHz, as Arm.cyclic does.
+CYCLE_TIMEOUT_NS = 8 * NS_PER_MS
 _TORQUE_ON = Write(ops.register("torque_enable").address, b"\x01")
-
-
-@dataclass
-class _Sent:
-    seq: int
-    t: int
-    joints: set[int] = field(default_factory=set)
-    host_failed: bool = False
-    reported_from: int | None = None  # lowest reporter address of an UNDELIVERABLE
-    msg_id: int = -1
-    held_by: set[int] = field(default_factory=set)  # joint indexes that held it (or its report) when they rebooted
-
-
-@dataclass
-class Ledger:
-    """Per-message delivery bookkeeping (see the module docstring)."""
-
-    joints: int
-    sent: int = 0
-    deliveries: int = 0
-    delivered_all: int = 0
-    lost_reported: int = 0
-    lost_in_reboot: int = 0
-    lost_silent: int = 0
-    duplicates: int = 0
-    reordered: int = 0
-    pending: dict[int, _Sent] = field(default_factory=dict)  # seq -> record
-    seq_of: dict[int, int] = field(default_factory=dict)  # msg_id -> latest seq
-    last: list[int] = field(default_factory=list)
-    recent: list[deque[int]] = field(default_factory=list)
-    recent_sets: list[set[int]] = field(default_factory=list)
-    #: ``--trace-silent``: called with each silently lost record and its missing joint indexes.
-    on_silent: Callable[[_Sent, set[int]], None] | None = None
-
-    def __post_init__(self) -> None:
-        self.last = [-1] * self.joints
-        self.recent = [deque() for _ in range(self.joints)]
-        self.recent_sets = [set() for _ in range(self.joints)]
-
-    def on_send(self, msg_id: int, now: int) -> None:
-        seq = self.sent
-        self.sent += 1
-        self.pending[seq] = _Sent(seq, now, msg_id=msg_id)
-        self.seq_of[msg_id] = seq
-
-    def on_delivery(self, joint: int, msg_id: int) -> None:
-        seq = self.seq_of.get(msg_id)
-        if seq is None:
-            return
-        seen = self.recent_sets[joint]
-        if seq in seen:
-            self.duplicates += 1
-            return
-        if seq < self.last[joint]:
-            self.reordered += 1
-        self.last[joint] = max(self.last[joint], seq)
-        seen.add(seq)
-        q = self.recent[joint]
-        q.append(seq)
-        if len(q) > RECENT:
-            seen.discard(q.popleft())
-        self.deliveries += 1
-        rec = self.pending.get(seq)
-        if rec is not None:
-            rec.joints.add(joint)
-
-    def on_report(self, msg_id: int, reporter: int | None) -> None:
-        """A report naming ``msg_id``: from the joint at address ``reporter`` (it could not pass the message to the
-        next joint), or the host's own SendFailed (``reporter`` None). A joint that rebooted and has not been
-        enumerated since reports as UNASSIGNED: the host cannot place it in the chain, so its report covers every
-        joint."""
-        seq = self.seq_of.get(msg_id)
-        rec = self.pending.get(seq) if seq is not None else None
-        if rec is None:
-            return
-        if reporter == Address.UNASSIGNED:
-            reporter = 0
-        if reporter is None:
-            rec.host_failed = True
-        elif rec.reported_from is None or reporter < rec.reported_from:
-            rec.reported_from = reporter
-
-    def on_reboot(self, joint: int, msg_ids: list[int]) -> None:
-        """Joint index ``joint`` rebooted holding these SYNC_WRITEs (or reports naming them): in its link queues,
-        in flight, in its router's report backlog."""
-        for msg_id in msg_ids:
-            seq = self.seq_of.get(msg_id)
-            rec = self.pending.get(seq) if seq is not None else None
-            if rec is not None:
-                rec.held_by.add(joint)
-
-    def settle(self, now: int) -> None:
-        for seq in list(self.pending):
-            rec = self.pending[seq]
-            if rec.t > now - SETTLE_NS:
-                break
-            del self.pending[seq]
-            missing = set(range(self.joints)) - rec.joints
-            if not missing:
-                self.delivered_all += 1
-            elif rec.host_failed or (rec.reported_from is not None and min(missing) >= rec.reported_from):
-                self.lost_reported += 1  # reporter at address r could not pass it to r+1 (index r)
-            elif any(j < min(missing) for j in rec.held_by):
-                self.lost_in_reboot += 1  # a joint above every one that missed it held it when it rebooted
-            else:
-                self.lost_silent += 1
-                if self.on_silent is not None:
-                    self.on_silent(rec, missing)
-
-
-def held_sync_writes(joint: JointNode) -> list[int]:
-    """msg_ids of the SYNC_WRITEs ``joint`` holds now: queued or in flight on its links, or named by an
-    UNDELIVERABLE waiting in its links or its router's backlog."""
-    packets: list[Packet] = list(joint.router.backlog)
-    for link in joint.links:
-        packets.extend(link.queued)
-        if link.inflight is not None:
-            packets.append(link.inflight)
-    held = []
-    for p in packets:
-        if p.type == _SYNC_WRITE:
-            held.append(p.msg_id)
-        elif p.type == _UNDELIVERABLE:
-            report = Undeliverable.unpack(p.payload)
-            if report.orig_type == _SYNC_WRITE:
-                held.append(report.orig_msg_id)
-    return held
 
 
 def _rss_now_kb() -> int:
@@ -221,6 +94,8 @@ class SoakResult:
     counts: Counter[str]
     rss_peak_kb: list[int]
     rss_now_kb: list[int]
+    cyclic: bool = False
+    outcomes: int = 0
 
     @property
     def ratio(self) -> float:
@@ -229,7 +104,7 @@ class SoakResult:
 
 class Soak:
     def __init__(self, seconds: float, *, seed: int = 1, joints: int = 6, faults: LinkFaults = SOAK_FAULTS,
-                 reboot_every_s: float = 20.0, trace_silent: bool = False,
+                 reboot_every_s: float = 20.0, trace_silent: bool = False, cyclic: bool = False,
                  reboots: list[tuple[float, int]] | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.duration = int(seconds * S)
@@ -238,9 +113,13 @@ class Soak:
         self.reboot_every_s = reboot_every_s
         #: Fixed reboots (seconds after the loop starts, joint index) instead of the random ones, to replay a case.
         self.planned_reboots = reboots
+        #: Send a CYCLE (goals for every joint, each joint's motion record read back) each tick instead of a
+        #: SYNC_WRITE, and no SYNC_READ: the cyclic exchange (bus/cycle.py) under the same faults and reboots.
+        self.cyclic = cyclic
+        self.outcomes = 0  # CycleReplied (not late) + CycleMissed: one per cycle sent
         #: Called with one line at the end of each quarter of the run (the CLI prints it: a long run shows life).
         self.progress = progress
-        self.sim = SimDrive(joints, seed=seed, faults=faults)
+        self.sim = SimDrive(joints, seed=seed, faults=faults, baud=CYCLIC_BAUD if cyclic else DEFAULT_BAUD)
         self.ledger = Ledger(joints)
         self.counts: Counter[str] = Counter()
         self.reenumerate = False
@@ -257,7 +136,7 @@ class Soak:
 
     def _delivery_at(self, index: int):  # type: ignore[no-untyped-def]
         def seen(port: int, packet: Packet, now: int) -> None:
-            if packet.type == _SYNC_WRITE and port == UP:
+            if packet.type in TRACKED and port == UP:
                 self.ledger.on_delivery(index, packet.msg_id)
 
         return seen
@@ -266,7 +145,7 @@ class Soak:
         if self.history is not None:
             self.history.append((self.sim.now, what))
 
-    def _print_silent(self, rec: _Sent, missing: set[int]) -> None:
+    def _print_silent(self, rec: Sent, missing: set[int]) -> None:
         assert self.history is not None
         near = [f"      {(t - rec.t) / NS_PER_MS:+9.3f} ms  {what}" for t, what in self.history
                 if abs(t - rec.t) <= 2 * SETTLE_NS]
@@ -282,9 +161,21 @@ class Soak:
         if isinstance(ev, SendFailed):
             self.counts[f"event SendFailed / {ev.reason}"] += 1
             self.ledger.on_report(ev.msg_id, None)
-        elif isinstance(ev, UndeliverableReported) and ev.report.orig_type == _SYNC_WRITE:
-            self.counts[f"event UndeliverableReported / SYNC_WRITE {UndeliverableReason(ev.report.reason).name}"] += 1
+        elif isinstance(ev, UndeliverableReported) and ev.report.orig_type in TRACKED:
+            self.counts[f"event UndeliverableReported / {MsgType(ev.report.orig_type).name} "
+                        f"{UndeliverableReason(ev.report.reason).name}"] += 1
             self.ledger.on_report(ev.report.orig_msg_id, ev.report.reporter)
+        elif isinstance(ev, CycleReplied):
+            self.counts["cycles late" if ev.late else "cycles replied"] += 1
+            if not ev.late:
+                self.outcomes += 1
+                if len(ev.samples) < self.joints:  # the reply says which joints did not answer
+                    self.counts["cycles replied partial"] += 1
+                    self.ledger.on_report(ev.msg_id, None)
+        elif isinstance(ev, CycleMissed):
+            self.counts["cycles missed"] += 1
+            self.outcomes += 1
+            self.ledger.on_report(ev.msg_id, None)
         elif isinstance(ev, FaultReported) and ev.code == FaultCode.REBOOTED:
             self.reenumerate = True
         elif isinstance(ev, (ReplyReceived, RequestFailed, RequestTimedOut)) and ev.msg_id == self.enumerating:
@@ -335,9 +226,13 @@ class Soak:
         sim, now = self.sim, self.sim.now
         phase = now / S
         goals = {a: 0.3 * math.sin(2 * math.pi * (0.2 + 0.05 * a) * phase + a) for a in range(1, self.joints + 1)}
-        msg_id = sim.call(lambda h, t: h.send(ops.sync_write_goals(goals), Address.BROADCAST, t))
+        if self.cyclic:
+            cycle = ops.cycle_goals(GoalMode.POSITION, goals, *READ_SPANS["motion"])
+            msg_id = sim.call(lambda h, t: h.cycle(cycle, t, CYCLE_TIMEOUT_NS))
+        else:
+            msg_id = sim.call(lambda h, t: h.send(ops.sync_write_goals(goals), Address.BROADCAST, t))
         self.ledger.on_send(msg_id, now)
-        if k % SYNC_READ_EVERY == 0:
+        if k % SYNC_READ_EVERY == 0 and not self.cyclic:
             sim.call(lambda h, t: h.request(ops.sync_read_states(), Address.BROADCAST, t, 50 * NS_PER_MS))
             self.counts["sync-reads"] += 1
         if self.reenumerate and self.enumerating is None and now >= self.reenumerate_at:  # recover, loop unpaused
@@ -387,7 +282,8 @@ class Soak:
         sim.pump_events()
         self.ledger.settle(sim.now + SETTLE_NS)
         self.counts.update({f"fault {op}": n for op, n in sim.kernel.faults.counts().items()})
-        return SoakResult(sim_s, time.perf_counter() - wall0, self.ledger, self.counts, peaks, nows)
+        return SoakResult(sim_s, time.perf_counter() - wall0, self.ledger, self.counts, peaks, nows, self.cyclic,
+                          self.outcomes)
 
 
 def report(r: SoakResult) -> None:
@@ -395,7 +291,8 @@ def report(r: SoakResult) -> None:
     exp = g.sent * g.joints
     print(f"simulated {r.sim_s:.1f} s in {r.wall_s:.1f} s wall: wall/sim = {r.ratio:.2f}")
     share = 100 * g.deliveries / max(exp, 1)
-    print(f"sync-writes sent {g.sent:,}; deliveries {g.deliveries:,} of {exp:,} ({share:.3f} %)")
+    what = "cycles" if r.cyclic else "sync-writes"
+    print(f"{what} sent {g.sent:,}; deliveries {g.deliveries:,} of {exp:,} ({share:.3f} %)")
     print(f"  delivered to all joints {g.delivered_all:,}; lost and reported {g.lost_reported:,}; lost in a joint "
           f"reboot {g.lost_in_reboot:,}; lost silently {g.lost_silent:,}")
     print(f"  duplicates {g.duplicates} (must be 0); reordered {g.reordered} (must be 0)")
@@ -424,6 +321,8 @@ def verdict(r: SoakResult, min_delivery_percent: float = MIN_DELIVERY_PERCENT) -
         broken.append(f"no duplicate: {g.duplicates:,} deliveries repeated a SYNC_WRITE at a joint")
     if g.reordered:
         broken.append(f"no reordering: {g.reordered:,} SYNC_WRITEs arrived after a newer one at a joint")
+    if r.cyclic and r.outcomes != g.sent:
+        broken.append(f"one outcome per cycle: {r.outcomes:,} CycleReplied or CycleMissed for {g.sent:,} cycles")
     share = 100 * g.deliveries / max(g.sent * g.joints, 1)
     if share < min_delivery_percent:
         broken.append(f"delivery rate: {share:.3f} % of deliveries arrived, below the bound of "
@@ -454,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reboot-every-s", type=float, default=20.0, help="mean simulated seconds between reboots")
     ap.add_argument("--loss", type=float, default=None, metavar="FRACTION",
                     help=f"frames dropped on every link direction instead of {SOAK_FAULTS.drop_frame}")
+    ap.add_argument("--cyclic", action="store_true",
+                    help="send a CYCLE each tick (the cyclic exchange, goals and a motion record per joint) instead "
+                         "of a SYNC_WRITE and the SYNC_READs")
     ap.add_argument("--min-delivery", type=float, default=MIN_DELIVERY_PERCENT, metavar="PERCENT",
                     help=f"fail below this share of deliveries (default {MIN_DELIVERY_PERCENT})")
     ap.add_argument("--reboot-at", action="append", type=_reboot_at, metavar="SECONDS:INDEX",
@@ -467,9 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.loss is not None and not 0 <= args.loss < 1:
         ap.error("--loss must be a fraction in [0, 1)")
     faults = SOAK_FAULTS if args.loss is None else dataclasses.replace(SOAK_FAULTS, drop_frame=args.loss)
-    print(f"soak: 6 joints, 1 kHz sync-write, {seconds:g} simulated s, seed {args.seed}, faults {faults}")
+    print(f"soak: 6 joints, 1 kHz {'cycle' if args.cyclic else 'sync-write'}, {seconds:g} simulated s, "
+          f"seed {args.seed}, faults {faults}")
     result = Soak(seconds, seed=args.seed, faults=faults, reboot_every_s=args.reboot_every_s,
-                  trace_silent=args.trace_silent, reboots=args.reboot_at,
+                  trace_silent=args.trace_silent, reboots=args.reboot_at, cyclic=args.cyclic,
                   progress=lambda line: print(line, flush=True)).run()
     report(result)
     broken = verdict(result, args.min_delivery)
