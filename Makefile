@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench coverage clean venv
+.PHONY: demo test lint typecheck bench coverage clean venv reliability reliability-quick fuzz-atheris
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 2; }
@@ -35,6 +35,16 @@ coverage: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/armbus bench
+
+reliability: $(STAMP)
+	$(BIN)/python -m armbus.tools.campaigns.report
+
+reliability-quick: $(STAMP)
+	$(BIN)/python -m armbus.tools.campaigns.report --quick
+
+fuzz-atheris: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	$(BIN)/python -m pytest tests/fuzz/test_atheris.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage
