@@ -169,3 +169,15 @@ def test_a_frame_never_given_up_is_never_settled(tmp_path: Path) -> None:
     defines = ("-DLOSSES=255", "-DBROKEN_RETRY_FOREVER")
     errors, out = verify_ltl(tmp_path, ("settled",), *defines)["settled"]
     assert errors > 0 and "acceptance cycle" in out, out
+
+
+def test_modelcheck_runs_a_check_and_says_when_an_outcome_is_not_the_expected_one(tmp_path: Path) -> None:
+    """The command behind the reliability page's model block (python -m armbus.tools.campaigns.modelcheck)."""
+    from armbus.tools.campaigns.modelcheck import CHECKS, Check, describe, run_check
+
+    defines = ("-DLOSSES=1", "-DDUPS=1", "-DREBOOTS=0", "-DRETRIES=0")
+    assert Check(defines, "delivered", False) in CHECKS
+    outcome = run_check(Check(defines, "delivered", False), tmp_path / "a")
+    assert outcome.ok and outcome.errors > 0 and "FAILS: acceptance cycle" in describe(outcome)
+    wrong = run_check(Check(defines, "delivered", True), tmp_path / "b")
+    assert not wrong.ok and "<-- expected it to hold" in describe(wrong)
