@@ -8,10 +8,11 @@
                  _do_reack, _do_resync (out of window), the same RESET/RESET_ACK handling, SYNCING drops.
    a2b, b2a      the two directions of the wire: FIFO channels. xmit() loses a frame (LOSSES times at most: a
                  lost or corrupted frame, since the CRC turns corruption into loss), duplicates it (DUPS times),
-                 or delivers it. A full channel loses the frame.
+                 or delivers it. A full channel loses the frame while the loss budget lasts, else the sender
+                 waits (a UART queues). The budgets are spent in the same indivisible step as the send.
    timers        fire when nothing else can happen (spin's timeout): a real timer is set longer than a round trip.
-                 A retransmission that went out early anyway looks to the receiver like a duplicated frame, which
-                 the channel produces. RETRIES retransmissions, then the frame is given up (DeliveryFailed) and the
+                 -DEARLY_TIMERS lets them fire at any moment instead (a timer that expired early, a slow peer).
+                 RETRIES retransmissions, then the frame is given up (DeliveryFailed) and the
                  link resets; a RESET given up leads to DOWN, where the remaining packets fail at once.
    reboots       B may reboot whenever a frame is on its way to it, or when the system is idle. After a reboot it
                  drops everything until both directions are empty (the boot silence, LinkConfig.boot_quiet_ns),
@@ -21,6 +22,12 @@
    heard         _heard_since_reset: a DATA/ACK arrived since the last RESET we answered (copy detection).
    open on RESET an endpoint that is SYNCING or DOWN and answers a new RESET opens at once (_do_accept_reset):
                  the peer's handshake has zeroed both sides, and its own RESET, withdrawn, is not sent again.
+   refusals      REFUSALS: B's layer above may refuse the expected DATA (accepting False, backpressure): no ack,
+                 no delivery, the sender retries.
+   ghosts        hit[], b_open: bookkeeping for the delivered property only (which packet was on the line while
+                 B was not OPEN); the protocol never reads them.
+   not modelled  data from B to A (the reverse direction runs the same code with the roles swapped, but a
+                 rebooting sender, which loses its own queue, is not checked here).
    reboot nonce  a rebooted B draws any nonce except the one A answered last (the assumption stated in
                  docs/hoplink.md: with random 8-bit nonces it fails once in 256 reboots; -DNONCE_MAY_REPEAT drops
                  it, and spin then finds the residual risk described there).
