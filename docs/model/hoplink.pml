@@ -26,8 +26,10 @@
                  no delivery, the sender retries.
    ghosts        hit[], b_open: bookkeeping for the delivered property only (which packet was on the line while
                  B was not OPEN); the protocol never reads them.
-   not modelled  data from B to A (the reverse direction runs the same code with the roles swapped, but a
-                 rebooting sender, which loses its own queue, is not checked here).
+   B_SENDS       -DB_SENDS (NB packets, default 1): B sends data to A too, so both directions of the link carry
+                 data and the side that reboots is also a sender: its queue and frame in flight die with its
+                 memory (blost[]). Asserts: B's packets reach A in order, once, and an ACK closes only a delivered
+                 one; ltl settled_b: each is eventually acked, reported failed, or lost in B's reboot.
    reboot nonce  a rebooted B draws any nonce except the one A answered last (the assumption stated in
                  docs/hoplink.md: with random 8-bit nonces it fails once in 256 reboots; -DNONCE_MAY_REPEAT drops
                  it, and spin then finds the residual risk described there).
@@ -64,7 +66,8 @@
    -DREBOOTS=2 (a rebooted B opens on a stale RESET_ACK from an earlier life), -DBROKEN_NO_NONCE_CHECK with
    -DEARLY_TIMERS (any RESET_ACK opens a SYNCING endpoint: an early give-up's new handshake opens on the answer
    to the old one), -DBROKEN_REFUSAL_ACKS (a refused frame is acked), -DRETRIES=0 (no retransmission: delivered
-   fails), -DBROKEN_RETRY_FOREVER (a frame is never given up: settled fails on an adversarial line).
+   fails), -DBROKEN_RETRY_FOREVER (a frame is never given up: settled fails on an adversarial line),
+   -DBROKEN_A_NO_DEDUP with -DB_SENDS (A delivers B's retransmissions again).
 */
 
 #ifndef N
@@ -145,6 +148,21 @@ bool hit[N];                /* ghost: on the line at some moment while B was not
 bool b_open = false;        /* ghost: B's state is OPEN */
 byte last_delivered = NONE;
 bool a_done = false;
+#ifdef B_SENDS
+#ifndef NB
+#define NB       1      /* packets B sends to A (the reverse direction, from the side that reboots) */
+#endif
+bool bdelivered[NB];
+bool backed[NB];
+bool bfailed[NB];
+bool blost[NB];             /* queued or in flight at B when it rebooted: lost with its memory */
+byte b_last = NONE;
+byte b_inflight = NONE;
+byte b_next = 0;
+#define B_IDLE       (b_inflight == NONE && b_next == NB)
+#else
+#define B_IDLE       true
+#endif
 
 inline spend(budget) {
   if
@@ -176,8 +194,16 @@ inline deliver(m) {
 
 byte a_peer_nonce = NONE;   /* A's _peer_nonce: global only so that B's reboot can state the nonce assumption */
 
+#ifdef B_SENDS
+#define A_RX_ZERO    arx = 0
+#define B_FAIL_INFLIGHT  if :: b_inflight != NONE -> bfailed[b_inflight] = true; b_inflight = NONE :: else -> skip fi; btx = 0; btries = 0
+#else
+#define A_RX_ZERO    skip
+#define B_FAIL_INFLIGHT  skip
+#endif
+
 proctype A() {
-  byte state = SYNCING, tx = 0, nonce = 0, tries = 0;
+  byte state = SYNCING, tx = 0, nonce = 0, tries = 0, arx = 0;
   bool heard = false;
   byte next = 0, k, s, m;
 
@@ -194,6 +220,26 @@ proctype A() {
         :: else -> skip
         fi
      :: k == DATA -> heard = true
+#ifdef B_SENDS
+        ; if
+        :: state == OPEN && s == arx ->
+           d_step { assert(b_last == NONE || m > b_last); b_last = m; bdelivered[m] = true };
+           xmit(a2b, ACK, s, 0); arx = (arx + 1) % SEQ
+        :: state == OPEN && s == (arx + SEQ - 1) % SEQ ->
+#ifdef BROKEN_A_NO_DEDUP
+           d_step { assert(b_last == NONE || m > b_last); b_last = m; bdelivered[m] = true };
+#endif
+           xmit(a2b, ACK, s, 0)
+        :: state == OPEN && s != arx && s != (arx + SEQ - 1) % SEQ ->           /* out of window: reset */
+           if
+           :: inflight != NONE -> failed[inflight] = true; inflight = NONE
+           :: else -> skip
+           fi;
+           state = SYNCING; tx = 0; arx = 0; tries = 0; nonce = (nonce + 1) % NONCES;
+           xmit(a2b, RESET, nonce, 0)
+        :: state != OPEN -> skip
+        fi
+#endif
      :: k == RESET ->
         if
 #ifndef BROKEN_RESET_COPIES
@@ -207,7 +253,7 @@ proctype A() {
               :: inflight != NONE -> failed[inflight] = true; inflight = NONE
               :: else -> skip
               fi;
-              tx = 0; tries = 0
+              tx = 0; tries = 0; A_RX_ZERO
            :: else -> state = OPEN; tries = 0     /* SYNCING/DOWN: the peer's handshake opens us too */
            fi
         fi;
@@ -225,19 +271,26 @@ proctype A() {
      COUNT_TRY; xmit(a2b, DATA, tx, inflight)
   :: TIMER && state == OPEN && inflight != NONE && tries == RETRIES ->
      failed[inflight] = true; inflight = NONE;                /* DeliveryFailed(RETRIES), then reset */
-     state = SYNCING; tx = 0; tries = 0; nonce = (nonce + 1) % NONCES;
+     state = SYNCING; tx = 0; tries = 0; nonce = (nonce + 1) % NONCES; A_RX_ZERO;
      xmit(a2b, RESET, nonce, 0)
   :: TIMER && state == SYNCING && tries < RETRIES -> tries++; xmit(a2b, RESET, nonce, 0)
   :: TIMER && state == SYNCING && tries == RETRIES -> state = DOWN
   :: state == DOWN && next < N -> failed[next] = true; next++
-  :: (state == DOWN || (state == OPEN && inflight == NONE)) && next == N -> break
+  :: (state == DOWN || (state == OPEN && inflight == NONE)) && next == N && B_IDLE -> break
   od;
   a_done = true;
   byte i = 0;
   do
   :: i < N -> assert(acked[i] || failed[i]); i++
   :: else -> break
+  od;
+#ifdef B_SENDS
+  i = 0;
+  do
+  :: i < NB -> assert(backed[i] || bfailed[i] || blost[i]); i++
+  :: else -> break
   od
+#endif
 }
 
 inline b_leaves_open() {    /* ghost: B stops being OPEN; the frame A has on the line is hit */
@@ -251,12 +304,12 @@ inline b_leaves_open() {    /* ghost: B stops being OPEN; the frame A has on the
 }
 
 proctype B() {
-  byte state, rx, nonce = 1, peer_nonce, tries, k, s, m;
+  byte state, rx, nonce = 1, peer_nonce, tries, k, s, m, btx, btries;
   bool heard;
   byte reboots = REBOOTS;
 
 boot:
-  state = SYNCING; rx = 0; peer_nonce = NONE; heard = false; tries = 0;
+  state = SYNCING; rx = 0; peer_nonce = NONE; heard = false; tries = 0; btx = 0; btries = 0;
 #ifndef BROKEN_NO_BOOT_QUIET
   do          /* boot silence (boot_quiet_ns): every frame of the previous life leaves the line */
   :: a2b?k,s,m -> skip
@@ -283,6 +336,7 @@ end:
            xmit(b2a, ACK, s, 0)
         :: state == OPEN && s != rx && s != (rx + SEQ - 1) % SEQ ->
            state = SYNCING; rx = 0; tries = 0; nonce = (nonce + 1) % NONCES;   /* out of window: reset */
+           B_FAIL_INFLIGHT;
            b_leaves_open();
            xmit(b2a, RESET, nonce, 0)
 #ifdef BROKEN_SYNC_ACCEPT
@@ -291,6 +345,14 @@ end:
         :: state != OPEN -> skip
         fi
      :: k == ACK -> heard = true
+#ifdef B_SENDS
+        ; if
+        :: state == OPEN && b_inflight != NONE && s == btx ->
+           assert(bdelivered[b_inflight]);
+           backed[b_inflight] = true; b_inflight = NONE; btx = (btx + 1) % SEQ; btries = 0
+        :: else -> skip
+        fi
+#endif
      :: k == RESET ->
         if
 #ifndef BROKEN_RESET_COPIES
@@ -298,8 +360,8 @@ end:
 #endif
         :: else -> peer_nonce = s; heard = false;
            if
-           :: state == OPEN -> rx = 0
-           :: else -> state = OPEN; tries = 0     /* SYNCING/DOWN: the peer's handshake opens us too */
+           :: state == OPEN -> rx = 0; B_FAIL_INFLIGHT
+           :: else -> state = OPEN; tries = 0; b_open = true     /* SYNCING/DOWN: the peer's handshake opens us too */
            fi
         fi;
         xmit(b2a, RESET_ACK, s, 0)
@@ -311,9 +373,31 @@ end:
      fi }
   :: TIMER && state == SYNCING && tries < RETRIES -> tries++; xmit(b2a, RESET, nonce, 0)
   :: TIMER && state == SYNCING && tries == RETRIES -> state = DOWN
+#ifdef B_SENDS
+  :: state == OPEN && b_inflight == NONE && b_next < NB ->
+     b_inflight = b_next; b_next++; btries = 0;
+     xmit(b2a, DATA, btx, b_inflight)
+  :: TIMER && state == OPEN && b_inflight != NONE && btries < RETRIES -> btries++; xmit(b2a, DATA, btx, b_inflight)
+  :: TIMER && state == OPEN && b_inflight != NONE && btries == RETRIES ->
+     B_FAIL_INFLIGHT;                                       /* DeliveryFailed(RETRIES), then reset */
+     state = SYNCING; rx = 0; tries = 0; nonce = (nonce + 1) % NONCES; b_leaves_open();
+     xmit(b2a, RESET, nonce, 0)
+  :: state == DOWN && b_next < NB -> bfailed[b_next] = true; b_next++
+#endif
   :: reboots > 0 && (nempty(a2b) || timeout) ->                                   /* power cycle: all link state is lost */
      reboots--;
      b_leaves_open();
+#ifdef B_SENDS
+     d_step {                          /* B's queue and frame in flight die with its memory */
+       byte j = 0;
+       do
+       :: j < NB && !backed[j] && !bfailed[j] -> blost[j] = true; j++
+       :: j < NB && (backed[j] || bfailed[j]) -> j++
+       :: j == NB -> break
+       od;
+       b_next = NB; b_inflight = NONE
+     };
+#endif
 #ifdef NONCE_MAY_REPEAT
      select (nonce : 0 .. NONCES - 1);
 #else
@@ -345,6 +429,17 @@ ltl settled { <> ALL(SETTLED) }
    LOSSES + REFUSALS <= RETRIES), every packet is eventually acked, except one in flight while the peer had lost
    its session to a reboot (that one is failed and reported, maybe delivered: settled and the asserts cover it). */
 ltl delivered { <> ALL(DONE) }
+
+#ifdef B_SENDS
+/* settled_b: every packet handed to B (the side that reboots) is eventually acked, reported failed, or lost with
+   B's memory in a reboot (the reboot is announced: the host's re-enumeration covers it). */
+#define BSETTLED(i)  (backed[i] || bfailed[i] || blost[i])
+#if NB == 1
+ltl settled_b { <> BSETTLED(0) }
+#else
+ltl settled_b { <> (BSETTLED(0) && BSETTLED(1)) }
+#endif
+#endif
 
 init {
   atomic { run A(); run B() }

@@ -72,6 +72,9 @@ CONFIGS = [
     (),  # full: 2 packets, 2 losses, 1 duplicate, 1 reboot, 1 retry
     ("-DEARLY_TIMERS", "-DCAP=4", "-DLOSSES=1", "-DDUPS=0"),  # timers that expire with frames still on the line
     ("-DREFUSALS=1", "-DLOSSES=1"),  # backpressure: B's layer above refuses a frame
+    ("-DB_SENDS",),  # both directions carry data: the side that reboots sends too
+    ("-DB_SENDS", "-DNB=2", "-DDUPS=0"),
+    ("-DB_SENDS", "-DREBOOTS=2", "-DLOSSES=1", "-DDUPS=0"),
 ]
 if LONG:
     CONFIGS.append(("-DEARLY_TIMERS", "-DCAP=4"))
@@ -96,6 +99,7 @@ BROKEN = [
      "assertion violated delivered[inflight]"),
     (("-DBROKEN_REFUSAL_ACKS", "-DREFUSALS=1", "-DLOSSES=0", "-DDUPS=0", "-DREBOOTS=0"),
      "assertion violated delivered[inflight]"),
+    (("-DBROKEN_A_NO_DEDUP", "-DB_SENDS", "-DNB=2", "-DDUPS=0"), "assertion violated ((b_last==255)||(m>b_last))"),
 ]
 
 
@@ -181,3 +185,12 @@ def test_modelcheck_runs_a_check_and_says_when_an_outcome_is_not_the_expected_on
     assert outcome.ok and outcome.errors > 0 and "FAILS: acceptance cycle" in describe(outcome)
     wrong = run_check(Check(defines, "delivered", True), tmp_path / "b")
     assert not wrong.ok and "<-- expected it to hold" in describe(wrong)
+
+
+@pytest.mark.parametrize("defines", [("-DB_SENDS", "-DLOSSES=1", "-DDUPS=0", "-DREBOOTS=1", "-DRETRIES=3"),
+                                     ("-DB_SENDS", "-DLOSSES=255", "-DDUPS=0")], ids=" ".join)
+def test_the_rebooting_side_s_packets_are_settled_too(tmp_path: Path, defines: tuple[str, ...]) -> None:
+    """Data both ways: every packet B sends is acked, reported failed, or lost with B's memory in its reboot."""
+    claims = ("settled", "settled_b") + (("delivered",) if "-DRETRIES=3" in defines else ())
+    for claim, (errors, out) in verify_ltl(tmp_path, claims, *defines).items():
+        assert errors == 0, f"{claim}: {out}"

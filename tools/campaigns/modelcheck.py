@@ -52,6 +52,11 @@ CHECKS = [
     Check(("-DLOSSES=255",), "settled", True),
     Check(("-DLOSSES=255", "-DREFUSALS=255", "-DDUPS=0"), "settled", True),
     Check(("-DEARLY_TIMERS", "-DCAP=4", "-DLOSSES=1", "-DDUPS=0", "-DREBOOTS=0"), "settled", True),
+    Check(("-DB_SENDS",), "safety", True),
+    Check(("-DB_SENDS", "-DNB=2", "-DDUPS=0"), "safety", True),
+    Check(("-DB_SENDS", "-DREBOOTS=2", "-DLOSSES=1", "-DDUPS=0"), "safety", True),
+    *(Check(("-DB_SENDS", *_L2), claim, True) for claim in ("settled", "settled_b", "delivered")),
+    Check(("-DB_SENDS", "-DLOSSES=255", "-DDUPS=0"), "settled_b", True),
     Check(("-DBROKEN_NO_DEDUP", "-DDUPS=0"), "safety", False),
     Check(("-DBROKEN_RESET_COPIES",), "safety", False),
     Check(("-DBROKEN_NO_BOOT_QUIET", "-DREBOOTS=2", "-DLOSSES=1"), "safety", False),
@@ -64,6 +69,7 @@ CHECKS = [
     Check(("-DLOSSES=1", "-DDUPS=0", "-DREBOOTS=0", "-DRETRIES=1"), "delivered", False),
     Check(("-DLOSSES=255", "-DBROKEN_RETRY_FOREVER"), "safety", True),
     Check(("-DLOSSES=255", "-DBROKEN_RETRY_FOREVER"), "settled", False),
+    Check(("-DB_SENDS", "-DNB=2", "-DBROKEN_A_NO_DEDUP", "-DDUPS=0"), "safety", False),
 ]
 
 
