@@ -53,8 +53,10 @@
    - delivered: on a line that stops losing, every packet is eventually acked, except a packet that was on the
      line while B was not OPEN (booting or resynchronising: ghost hit[], it is failed and reported). "Stops
      losing" is the fairness assumption made finite: at most LOSSES frames lost and REFUSALS frames refused, and
-     LOSSES + REFUSALS + boots of B (the first boot and REBOOTS) <= RETRIES, because each boot silence may
-     swallow one frame. With fewer retries a packet may be given up (reported), which settled covers.
+     the configurations checked keep LOSSES + REFUSALS + boots of B (the first boot and REBOOTS) <= RETRIES (a
+     boot silence may swallow a frame; since a SYNCING endpoint opens on its peer's RESET, 1 loss + 1 reboot
+     against 1 retry also holds). 2 losses against 1 retry fail: a packet may then be given up (reported),
+     which settled covers.
 
    Line and timer options: MAXRUN bounds the frames lost in a row; REFUSALS lets B's layer above refuse the
    expected DATA (backpressure: not acked, not delivered, the sender retries); -DEARLY_TIMERS lets every timer

@@ -66,7 +66,7 @@ CHECKS = [
     Check(("-DBROKEN_REFUSAL_ACKS", "-DREFUSALS=1", "-DLOSSES=0", "-DDUPS=0", "-DREBOOTS=0"), "safety", False),
     Check(("-DLOSSES=1", "-DDUPS=1", "-DREBOOTS=0", "-DRETRIES=0"), "safety", True),
     Check(("-DLOSSES=1", "-DDUPS=1", "-DREBOOTS=0", "-DRETRIES=0"), "delivered", False),
-    Check(("-DLOSSES=1", "-DDUPS=0", "-DREBOOTS=0", "-DRETRIES=1"), "delivered", False),
+    Check(("-DLOSSES=2", "-DDUPS=0", "-DREBOOTS=0", "-DRETRIES=1"), "delivered", False),
     Check(("-DLOSSES=255", "-DBROKEN_RETRY_FOREVER"), "safety", True),
     Check(("-DLOSSES=255", "-DBROKEN_RETRY_FOREVER"), "settled", False),
     Check(("-DB_SENDS", "-DNB=2", "-DBROKEN_A_NO_DEDUP", "-DDUPS=0"), "safety", False),
