@@ -28,7 +28,8 @@ BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
     "link": ("armbus.tools.bench.link", "hop link CPU per message and 6-hop simulated chain speed", ["--quick"]),
     "hil": ("armbus.tools.bench.harness", "pty arm ping round trip vs raw pty echo; paced throughput", ["--quick"]),
     "trace": ("armbus.tools.bench.trace", "trace decode + stats throughput", ["--mb", "10", "--runs", "3"]),
-    "loop": ("armbus.tools.bench.loop", "6-joint closed loop against the real-time pty arm", ["--quick"]),
+    "loop": ("armbus.tools.bench.loop", "cyclic exchange vs sync-write + sync-read loop, pty arm and simulated time",
+             ["--quick"]),
     "adapter": ("armbus.tools.bench.adapter", "request round trips behind USB-serial adapter models (simulated "
                 "time and the pty arm)", ["--quick"]),
 }
