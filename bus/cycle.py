@@ -18,12 +18,20 @@ One control cycle is one CYCLE broadcast and one CYCLE_REPLY (docs/protocol.md, 
 
 Decoding is strict, like every payload: a short header, slices that are not whole i32s, goals with mode
 :data:`NO_GOALS`, or records that are not whole ``5 + length``-byte units are DecodeError LENGTH.
+
+The joints' per-frame path: every joint edits both frames on their way, a thousand times a second each, so it
+works on the payload bytes instead of building the message objects and packing them again. :func:`cycle_head`
+and :func:`reply_head` check a payload exactly as :meth:`Cycle.unpack` and :meth:`CycleReply.unpack` do and return
+its header; :func:`rest_payload` is ``Cycle.rest_after(address).pack()`` and :func:`append_record` is
+``CycleReply.with_record(record).pack()``, byte for byte, with the same checks and errors (the payload being one
+that decoded).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from armbus.bus.errors import DecodeError, EncodeError
 from armbus.bus.payload import Message, check_u, fit, need
@@ -45,6 +53,9 @@ GOAL_TAKEN, GOAL_NONE = 0x0, 0xF
 READ_OK = 0x0
 #: The largest age a record can say; older samples say this.
 AGE_MAX_US = 0xFFFF
+_CYCLE_HEAD, _GOAL, _REPLY_HEAD, _RECORD_HEAD = CYCLE_HEADER.size, GOAL.size, REPLY_HEADER.size, RECORD_HEAD.size
+_unpack_cycle_head, _pack_cycle_head, _unpack_goal = CYCLE_HEADER.unpack_from, CYCLE_HEADER.pack, GOAL.unpack_from
+_unpack_reply_head, _pack_record_head = REPLY_HEADER.unpack_from, RECORD_HEAD.pack
 
 
 def result_byte(read: int, goal: int) -> int:
@@ -98,6 +109,69 @@ class Cycle(Message):
         """What joint ``address`` forwards: the slices for the joints below it only."""
         skip = max(0, address - self.first + 1)
         return Cycle(self.reg, self.length, self.mode, max(self.first, address + 1), self.goals[skip:])
+
+
+class CycleHead(NamedTuple):
+    """A checked CYCLE payload's header and slice count (see :func:`cycle_head`)."""
+
+    reg: int
+    length: int
+    mode: int
+    first: int
+    slices: int
+
+
+def cycle_head(payload: bytes) -> CycleHead:
+    """The header of a CYCLE payload, checked as :meth:`Cycle.unpack` checks it (DecodeError LENGTH)."""
+    size = len(payload)
+    if size < _CYCLE_HEAD:
+        raise DecodeError(LineErrorKind.LENGTH, f"CYCLE payload is {size} bytes, need >= {_CYCLE_HEAD}")
+    reg, length, mode, first = _unpack_cycle_head(payload)
+    body = size - _CYCLE_HEAD
+    if body % _GOAL:
+        raise DecodeError(LineErrorKind.LENGTH, f"CYCLE: {body} bytes of goals is not n x 4")
+    if mode == NO_GOALS and body:
+        raise DecodeError(LineErrorKind.LENGTH, "CYCLE: goals with mode 0 (no goals)")
+    return CycleHead(reg, length, mode, first, body // _GOAL)
+
+
+def slice_at(payload: bytes, head: CycleHead, address: int) -> int | None:
+    """``Cycle.slice_for(address)`` of a checked payload."""
+    i = address - head.first
+    return _unpack_goal(payload, _CYCLE_HEAD + _GOAL * i)[0] if 0 <= i < head.slices else None
+
+
+def rest_payload(payload: bytes, head: CycleHead, address: int) -> tuple[bytes, int]:
+    """What joint ``address`` forwards (``Cycle.rest_after(address).pack()``) and how many slices it keeps."""
+    skip = min(max(0, address - head.first + 1), head.slices)
+    rest = _pack_cycle_head(head.reg, head.length, head.mode, max(head.first, address + 1))
+    return rest + payload[_CYCLE_HEAD + _GOAL * skip:], head.slices - skip
+
+
+def reply_head(payload: bytes) -> tuple[int, int]:
+    """``(reg, length)`` of a CYCLE_REPLY payload, checked as :meth:`CycleReply.unpack` checks it."""
+    size = len(payload)
+    if size < _REPLY_HEAD:
+        raise DecodeError(LineErrorKind.LENGTH, f"CYCLE_REPLY payload is {size} bytes, need >= {_REPLY_HEAD}")
+    reg, length = _unpack_reply_head(payload)
+    if (size - _REPLY_HEAD) % (_RECORD_HEAD + length):
+        raise DecodeError(LineErrorKind.LENGTH,
+                          f"CYCLE_REPLY: records are not whole {_RECORD_HEAD + length}-byte units")
+    return reg, length
+
+
+def append_record(payload: bytes, length: int, address: int, status: int, result: int, age_us: int,
+                  data: bytes) -> bytes:
+    """A checked CYCLE_REPLY payload with one more record (``CycleReply.with_record(...).pack()``): EncodeError,
+    as there, for a record that does not fit its fields or a payload that no longer fits one frame."""
+    i = (len(payload) - _REPLY_HEAD) // (_RECORD_HEAD + length)
+    if len(data) != length:
+        raise EncodeError(f"records[{i}].data", f"{len(data)} bytes, expected {length}")
+    if not (0 <= address <= 0xFF and 0 <= status <= 0xFF and 0 <= result <= 0xFF and 0 <= age_us <= AGE_MAX_US):
+        for name, value, hi in (("address", address, 0xFF), ("status", status, 0xFF), ("result", result, 0xFF),
+                                ("age_us", age_us, AGE_MAX_US)):
+            check_u(f"records[{i}].{name}", value, hi)
+    return fit("records", payload + _pack_record_head(address, status, result, age_us) + data)
 
 
 @dataclass(frozen=True)

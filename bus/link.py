@@ -128,6 +128,8 @@ class LinkEndpoint:
         self._deadline: int | None = None
         self._arm_on_drain = False  # (re)start the timer when the pending frame is drained
         self._timeout = 0  # base timeout of the frame in flight
+        self._timeouts_of: LinkConfig | None = None  # the config _timeouts_by_size belongs to
+        self._timeouts_by_size: dict[int, tuple[int, int]] = {}
         self._nonce = self._rng.randrange(256)
         self._peer_nonce: int | None = None
         self._heard_since_reset = False  # a DATA/ACK arrived since we answered _peer_nonce
@@ -352,6 +354,17 @@ class LinkEndpoint:
         """An e-stop is in flight or waits behind the frame in flight: repeat it at the fast timeout."""
         return self._inflight is not None and (self._inflight_urgent or bool(self._urgent))
 
+    def _timeouts(self, nbytes: int) -> tuple[int, int]:
+        """``config.timeout_ns`` and ``config.fast_timeout_ns`` of an ``nbytes`` frame, remembered per size for
+        the config in use (a frame's size takes a handful of values; the config may be replaced)."""
+        config = self.config
+        if config is not self._timeouts_of:
+            self._timeouts_of, self._timeouts_by_size = config, {}
+        pair = self._timeouts_by_size.get(nbytes)
+        if pair is None:
+            pair = self._timeouts_by_size[nbytes] = (config.timeout_ns(nbytes), config.fast_timeout_ns(nbytes))
+        return pair
+
     def _current_timeout(self) -> int:
         if self._urgent_mode():
             return self._fast_timeout
@@ -372,8 +385,7 @@ class LinkEndpoint:
         self._inflight_urgent = urgent
         self._inflight_wire = wire
         self._attempts = 0
-        self._timeout = self.config.timeout_ns(len(wire))
-        self._fast_timeout = self.config.fast_timeout_ns(len(wire))
+        self._timeout, self._fast_timeout = self._timeouts(len(wire))
         self._counted_at = now
         c = self.counters
         c.data_sent += 1

@@ -33,6 +33,7 @@ INSTRUCTION, like any request a joint does not support, and changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -45,13 +46,18 @@ from armbus.bus.cycle import (
     GOAL_TAKEN,
     NO_GOALS,
     READ_OK,
-    Cycle,
+    REPLY_HEADER,
+    CycleHead,
     CycleRecord,
-    CycleReply,
+    append_record,
+    cycle_head,
+    reply_head,
+    rest_payload,
     result_byte,
+    slice_at,
 )
 from armbus.bus.errors import EncodeError
-from armbus.bus.messages import Error, Message, decode_packet
+from armbus.bus.messages import Error
 from armbus.bus.router import DOWN, UP
 from armbus.bus.wire import (
     DEFAULT_TTL,
@@ -77,11 +83,18 @@ _GOAL_REGISTER = {int(GoalMode.POSITION): "goal_position", int(GoalMode.VELOCITY
                   int(GoalMode.CURRENT): "goal_current"}
 _GOAL_RANGE = {m: (BY_NAME[n].minimum, BY_NAME[n].maximum) for m, n in _GOAL_REGISTER.items()}
 _UNASSIGNED, _BROADCAST = int(Address.UNASSIGNED), int(Address.BROADCAST)
+_HOST, _CYCLE_REPLY = int(Address.HOST), int(MsgType.CYCLE_REPLY)
+_REPLY_HEADER_PACK = REPLY_HEADER.pack
+#: How each payload the joint edits is checked before its handler runs (joints/handlers.py ``dispatch``): the
+#: header the handler needs, checked as the message class's ``unpack`` checks the payload.
+HEADS = {int(MsgType.CYCLE): cycle_head, int(MsgType.CYCLE_REPLY): reply_head}
 
 
+@functools.lru_cache(maxsize=1024)
 def lead_ns(slices_below: int, baud: int, forward_latency_ns: int) -> int:
     """Time from now until the last of ``slices_below`` joints below has received its frame: each hop sends the
-    frame with one slice fewer (k slices, then k - 1, ... down to 1) after its forwarding latency."""
+    frame with one slice fewer (k slices, then k - 1, ... down to 1) after its forwarding latency. A pure function
+    of its arguments, remembered (a joint sees the same few values every cycle)."""
     return sum(wire_time_ns(data_wire_size(CYCLE_HEADER.size + GOAL.size * k), baud) + forward_latency_ns
                for k in range(1, slices_below + 1))
 
@@ -96,8 +109,8 @@ def check_goal(node: JointNode, mode: int, value: int) -> int:
     return GOAL_TAKEN
 
 
-def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
-    assert isinstance(msg, Cycle)
+def on_cycle(node: JointNode, port: int, packet: Packet, head: CycleHead, now: int) -> None:
+    """A CYCLE (``head``: its checked header, :func:`armbus.bus.cycle.cycle_head`) came in on ``port``."""
     if port != UP:
         return
     if packet.dst != _BROADCAST:  # a whole-chain exchange only: refused, nothing taken or forwarded
@@ -105,17 +118,21 @@ def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int)
         node.reply(packet, Error(int(MsgType.CYCLE), int(ErrorKind.INSTRUCTION), 0), now)
         return
     addr = node.address
-    rest = msg if addr == _UNASSIGNED else msg.rest_after(addr)
-    forwarded = node.pass_down(packet._replace(payload=rest.pack()), now)
-    goal = None if msg.mode == NO_GOALS or addr == _UNASSIGNED else msg.slice_for(addr)
+    payload = packet.payload
+    if addr == _UNASSIGNED:
+        rest, kept = payload, head.slices
+    else:
+        rest, kept = rest_payload(payload, head, addr)
+    forwarded = node.pass_down(packet._replace(payload=rest), now)
+    goal = None if head.mode == NO_GOALS or addr == _UNASSIGNED else slice_at(payload, head, addr)
     outcome = GOAL_NONE
     if goal is not None:
-        outcome = check_goal(node, msg.mode, goal)
+        outcome = check_goal(node, head.mode, goal)
         if outcome == GOAL_TAKEN:
-            lead = lead_ns(len(rest.goals), node.port_baud(DOWN), node.forward_latency_ns) if forwarded else 0
-            node.registers.set(_GOAL_REGISTER[msg.mode], goal)  # as SET_GOAL: the registers say the goal
-            node.registers.set("goal_mode", msg.mode)
-            node.control.post_goal(msg.mode, goal, now + lead, packet.msg_id)
+            lead = lead_ns(kept, node.port_baud(DOWN), node.forward_latency_ns) if forwarded else 0
+            node.registers.set(_GOAL_REGISTER[head.mode], goal)  # as SET_GOAL: the registers say the goal
+            node.registers.set("goal_mode", head.mode)
+            node.control.post_goal(head.mode, goal, now + lead, packet.msg_id)
             node.counters.cycle_goals += 1
         else:
             node.counters.cycle_refused += 1
@@ -124,49 +141,59 @@ def on_cycle(node: JointNode, port: int, packet: Packet, msg: Message, now: int)
     while len(results) > RESULTS_KEPT:
         results.popitem(last=False)
     if not forwarded:
-        start_reply(node, packet, now)
+        _start_reply(node, packet, head.reg, head.length, now)
 
 
-def record(node: JointNode, reg: int, length: int, msg_id: int, now: int) -> CycleRecord:
-    """This joint's record for cycle ``msg_id``, sampled now. ``length`` 0 reads nothing and cannot fail: a cycle
-    that only wants status, goal outcomes and ages."""
+def _record_fields(node: JointNode, reg: int, length: int, msg_id: int, now: int
+                   ) -> tuple[int, int, int, int, bytes]:
+    """This joint's record for cycle ``msg_id``, sampled now: (address, status, result, age_us, data). ``length``
+    0 reads nothing and cannot fail: a cycle that only wants status, goal outcomes and ages."""
     err, data = node.registers.read(reg, length) if length else (None, b"")
     read = READ_OK
     if err is not None:
         read, data = int(err), bytes(length)
     goal = node.cycle_results.get(msg_id, GOAL_NONE)
-    age = min(AGE_MAX_US, max(0, now - node.control.sampled_at) // NS_PER_US)
+    control = node.control
+    age = min(AGE_MAX_US, max(0, now - control.sampled_at) // NS_PER_US)
     # the flags of the latest tick, plus a stop taken since (an e-stop acts at once, between ticks): a goal refused
     # BUSY always comes with the flag that says why
-    status = node.control.state.status | (node.control.flags & BLOCKING)
-    return CycleRecord(node.address & 0xFF, status, result_byte(read, goal), age, data)
+    status = control.state.status | (control.flags & BLOCKING)
+    return node.address & 0xFF, status, result_byte(read, goal), age, data
+
+
+def record(node: JointNode, reg: int, length: int, msg_id: int, now: int) -> CycleRecord:
+    """This joint's record for cycle ``msg_id``, sampled now."""
+    return CycleRecord(*_record_fields(node, reg, length, msg_id, now))
 
 
 def start_reply(node: JointNode, packet: Packet, now: int) -> None:
     """Start the CYCLE_REPLY for ``packet`` (a CYCLE) with this joint's record: at the chain end, or where the
     CYCLE could go no further."""
-    msg = decode_packet(packet)
-    assert isinstance(msg, Cycle)
-    reply = CycleReply(msg.reg, msg.length, (record(node, msg.reg, msg.length, packet.msg_id, now),))
+    head = cycle_head(packet.payload)
+    _start_reply(node, packet, head.reg, head.length, now)
+
+
+def _start_reply(node: JointNode, packet: Packet, reg: int, length: int, now: int) -> None:
     try:
-        payload = reply.pack()
+        payload = append_record(_REPLY_HEADER_PACK(reg, length), length,
+                                *_record_fields(node, reg, length, packet.msg_id, now))
     except EncodeError:  # one record longer than a frame: nothing can be said but that it failed
         node.router.report(packet, DOWN, UndeliverableReason.NO_ROUTE, now)
         return
     node.counters.cycle_replies += 1
-    node.send(Packet(node.address & 0xFF, int(Address.HOST), int(reply.TYPE), packet.msg_id, DEFAULT_TTL, payload),
-              now)
+    node.send(Packet(node.address & 0xFF, _HOST, _CYCLE_REPLY, packet.msg_id, DEFAULT_TTL, payload), now)
 
 
-def on_cycle_reply(node: JointNode, port: int, packet: Packet, msg: Message, now: int) -> None:
-    assert isinstance(msg, CycleReply)
+def on_cycle_reply(node: JointNode, port: int, packet: Packet, head: tuple[int, int], now: int) -> None:
+    """A CYCLE_REPLY (``head``: its checked ``(reg, length)``, :func:`armbus.bus.cycle.reply_head`) came in."""
     if port != DOWN:
         return
     if packet.ttl == 0:
         node.router.report(packet, UP, UndeliverableReason.TTL, now)
         return
+    reg, length = head
     try:
-        payload = msg.with_record(record(node, msg.reg, msg.length, packet.msg_id, now)).pack()
+        payload = append_record(packet.payload, length, *_record_fields(node, reg, length, packet.msg_id, now))
     except EncodeError:  # full: the host sees this joint's record missing
         node.counters.cycle_overflow += 1
         payload = packet.payload

@@ -29,7 +29,7 @@ broadcast (see joints/node.py, "The chain end").
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from armbus.bus.codec import Packet
 from armbus.bus.errors import DecodeError, EncodeError
@@ -57,6 +57,7 @@ from armbus.bus.router import DOWN, UP
 from armbus.bus.wire import Address, ErrorKind, GoalMode, MsgType, StatusFlag, UndeliverableReason
 from armbus.joints import rates
 from armbus.joints.control import BLOCKING, Command, CommandKind
+from armbus.joints.cyclic import HEADS as CYCLIC_HEADS
 from armbus.joints.cyclic import on_cycle, on_cycle_reply, start_reply
 from armbus.joints.registers import BY_NAME, PERSISTENT_END
 
@@ -68,7 +69,9 @@ GOAL_REGISTER = {GoalMode.POSITION: "goal_position", GoalMode.VELOCITY: "goal_ve
 _GOAL_NAMES = {"goal_mode", *GOAL_REGISTER.values()}
 _ESTOPPED = int(StatusFlag.ESTOPPED)
 
-Handler = Callable[["JointNode", int, Packet, Message, int], None]
+#: A handler gets the decoded message, or for the frames the joint edits on their way (CYCLE, CYCLE_REPLY) the
+#: checked header of their payload (joints/cyclic.py HEADS).
+Handler = Callable[["JointNode", int, Packet, Any, int], None]
 
 
 def error(node: JointNode, request: Packet, kind: ErrorKind, detail: int = 0, now: int = 0,
@@ -303,8 +306,9 @@ def dispatch(node: JointNode, port: int, packet: Packet, now: int) -> None:
     if handler is None:
         node.counters.ignored += 1
         return
+    head = CYCLIC_HEADS.get(packet.type)
     try:
-        msg = decode_packet(packet)
+        msg = decode_packet(packet) if head is None else head(packet.payload)
     except DecodeError:
         error(node, packet, ErrorKind.LENGTH, len(packet.payload), now)
         return

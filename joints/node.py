@@ -102,6 +102,8 @@ _NOTHING_DOWN = frozenset(int(t) for t in MsgType)
 ENUMERATE_PROBES = 3
 HANDLER_FORWARDED_TYPES = frozenset(int(t) for t in HANDLER_FORWARDED)
 _TORQUE_ENABLE, _ESTOP = BY_NAME["torque_enable"].address, BY_NAME["estop"].address
+_BUS_ADDRESS = BY_NAME["bus_address"].address
+assert BY_NAME["bus_address"].size == 1 and not BY_NAME["bus_address"].signed
 _ESTOPPED = int(StatusFlag.ESTOPPED)
 _ESTOP_TYPE = int(MsgType.ESTOP)
 _CYCLE_REPLY = int(MsgType.CYCLE_REPLY)
@@ -243,7 +245,7 @@ class JointNode:
 
     @property
     def address(self) -> int:
-        return self.registers.get("bus_address")
+        return self.registers.mem[_BUS_ADDRESS]  # u8: registers.get("bus_address") without the name lookup
 
     def set_address(self, address: int) -> None:
         """Take the address assigned at enumeration."""
@@ -402,7 +404,7 @@ class JointNode:
                 reason = (UndeliverableReason.TTL if packet.ttl == 0 else UndeliverableReason.LINK_DOWN)
                 self.router.report(packet, DOWN, reason, now)
             return False
-        out = packet._replace(src=self.address, ttl=packet.ttl - 1)
+        out = Packet(self.address, packet.dst, packet.type, packet.msg_id, packet.ttl - 1, packet.payload)
         if not self.links[DOWN].send(out, now, urgent=urgent):
             self.counters.tx_refused += 1
             if urgent or missed_below:
