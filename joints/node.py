@@ -273,12 +273,12 @@ class JointNode:
     def next_deadline(self) -> int | None:
         if self._booting_until is not None:
             return self._booting_until
-        times = [self.control.next_deadline()]
-        for t in (self._reboot_at, self._telemetry_at, self.links[UP].next_deadline(),
-                  self.links[DOWN].next_deadline(), self.rates.deadline):
-            if t is not None:
-                times.append(t)
-        return min(times)
+        first = self.control.next_deadline()
+        up, down = self.links
+        for t in (self._reboot_at, self._telemetry_at, up.next_deadline(), down.next_deadline(), self.rates.deadline):
+            if t is not None and t < first:
+                first = t
+        return first
 
     def handle_timer(self, now: int) -> None:
         if self._booting_until is not None:
