@@ -23,6 +23,7 @@ that has not left is stale once a newer one exists), so a bus slower than the lo
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
@@ -72,11 +73,16 @@ class CycleTiming:
         """Time the record at ``index`` (0: chain end, first) of a ``records``-record reply spent going up. The
         first record's joint started the reply right after acking the CYCLE on the same link: the ACK goes first.
         (A reply started where a forward failed has no ACK before it: that record's age comes out one ACK's wire
-        time too large.)"""
-        transit = self.reply_ns(records, length, records - index)
-        if index == 0:
-            transit += wire_time_ns(CONTROL_WIRE_SIZE, self.host_baud if records == 1 else self.chain_baud)
-        return transit
+        time too large.) Asked for every record of every reply: remembered per timing and arguments."""
+        return _transit_ns(self, index, records, length)
+
+
+@functools.lru_cache(maxsize=1024)
+def _transit_ns(timing: CycleTiming, index: int, records: int, length: int) -> int:
+    transit = timing.reply_ns(records, length, records - index)
+    if index == 0:
+        transit += wire_time_ns(CONTROL_WIRE_SIZE, timing.host_baud if records == 1 else timing.chain_baud)
+    return transit
 
 
 @dataclass
