@@ -29,6 +29,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -79,6 +80,18 @@ def run(configs: Sequence[tuple[int, float]] = CONFIGS, seconds: float = DURATIO
     return out
 
 
+def yardstick_us() -> float:
+    """A fixed pure-Python workload (``sum(range(1000))``, best of five batches): how fast this machine runs
+    Python right now. The wall-clock figures depend on it; the simulated-time ones do not."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(200):
+            sum(range(1000))
+        best = min(best, (time.perf_counter() - t0) / 200 * 1e6)
+    return best
+
+
 def _label(baud: int, rate: float) -> str:
     return f"{baud / 1e6:g} Mbaud {rate:g} Hz"
 
@@ -123,6 +136,8 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("pty arm lag p50 / p99 (us)", "{lag_p50_us:.0f} / {lag_p99_us:.0f}"),
     ("pty arm lag max (us), slipped (ms)", "{lag_max_us:.0f}, {slipped_ms:.1f}"),
     ("pty arm CPU (% of a core)", "{arm_cpu_pct:.0f}"),
+    ("pty arm CPU per simulated s (s)", "{arm_cpu_per_sim_s:.2f}"),
+    ("pty arm simulated / wall time", "{sim_over_wall:.3f}"),
 )
 
 
@@ -189,14 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds must be positive")
     configs = args.config or list(CONFIGS)
     clocks = [args.only] if args.only else list(CLOCKS)
+    before = yardstick_us()
     figs = run(configs, seconds, clocks=clocks, loops=loops, joints=args.joints, seed=args.seed)
+    after = yardstick_us()
     targets = check(figs, args.joints)
     missed = [t for t in targets if not t.met]
     if args.json:
-        print(json.dumps({"runs": [asdict(f) for f in figs], "targets": [asdict(t) for t in targets]}, indent=1))
+        print(json.dumps({"runs": [asdict(f) for f in figs], "targets": [asdict(t) for t in targets],
+                          "yardstick_us": [before, after]}, indent=1))
     else:
         print(f"loop benchmark, {args.joints} joints, host pid {os.getpid()}, load average "
-              f"{os.getloadavg()[0]:.2f} at the end")
+              f"{os.getloadavg()[0]:.2f} at the end; machine yardstick sum(range(1000)): {before:.1f} us before, "
+              f"{after:.1f} us after the runs (about 10 us on a recent desktop CPU)")
         for baud, rate in configs:
             print()
             print(table(figs, baud, rate, args.joints))

@@ -72,6 +72,8 @@ class LoopFigures:
     lag_max_us: float = NAN
     slipped_ms: float = NAN
     arm_cpu_pct: float = NAN
+    arm_cpu_per_sim_s: float = NAN  # the pty arm's CPU seconds per simulated second
+    sim_over_wall: float = NAN  # the pty arm's simulated time over wall time (1: it kept pace)
     failures: int = 0  # sync: set_goals / read_states that raised
 
     def absorb(self, figures: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ line with the tty path, then reads commands on stdin, one per line:
 
 * ``start``: a measured window begins: the lag samples so far are dropped, CPU time and slips are noted;
 * ``stop``: the window ends: one JSON line with the window's figures (lag p50/p99/max from every sample of the
-  window, slips, the server process's CPU share, the goal skew of the cycles in it, bytes in and out).
+  window, slips, the server process's CPU share and its CPU per simulated second -- above 1 s it cannot keep up
+  on any share of a core --, simulated over wall time, the goal skew of the cycles in it, bytes in and out).
 
 The driver keeps only its last :data:`armbus.hil.realtime.LAG_SAMPLES` lag samples, fewer than a minute's
 worth, so the main thread collects them every :data:`COLLECT_S` through :meth:`RealtimeArm.call` (run in the
@@ -49,7 +50,8 @@ ANSWER_TIMEOUT_S = 30.0
 class _Window:
     """Lag histogram and counters of one measured window."""
 
-    def __init__(self, stats: RealtimeStats) -> None:
+    def __init__(self, stats: RealtimeStats, sim_now: int) -> None:
+        self.sim0 = sim_now
         self.hist: Counter[int] = Counter()
         self.max_ns = 0
         self.cpu0, self.wall0 = time.process_time(), time.monotonic()
@@ -72,12 +74,15 @@ class _Window:
                 return (bucket + 1) * LAG_BUCKET_NS / 1e3  # the bucket's upper edge: never flattering
         return self.max_ns / 1e3  # pragma: no cover
 
-    def figures(self, stats: RealtimeStats) -> dict[str, float]:
+    def figures(self, stats: RealtimeStats, sim_now: int) -> dict[str, float]:
         wall = time.monotonic() - self.wall0
+        cpu = time.process_time() - self.cpu0
+        sim = (sim_now - self.sim0) / 1e9
         return {"lag_p50_us": self.quantile_us(0.50), "lag_p99_us": self.quantile_us(0.99),
                 "lag_max_us": self.max_ns / 1e3, "lag_samples": sum(self.hist.values()),
                 "slipped_ms": (stats.slipped_ns - self.slipped0) / 1e6,
-                "arm_cpu_pct": 100.0 * (time.process_time() - self.cpu0) / max(wall, 1e-9),
+                "arm_cpu_pct": 100.0 * cpu / max(wall, 1e-9),
+                "arm_cpu_per_sim_s": cpu / sim if sim > 0 else float("nan"), "sim_over_wall": sim / max(wall, 1e-9),
                 "bytes_in": stats.host_bytes_in - self.in0, "bytes_out": stats.host_bytes_out - self.out0}
 
 
@@ -117,10 +122,11 @@ def serve(joints: int, baud: int, seed: int, skew: str) -> int:
                 window.add(lags)
             if command == "start":
                 driver.call(lambda a: meter.reset())
-                window = _Window(stats)
+                window = _Window(stats, driver.call(lambda a: a.kernel.now))
             elif command == "stop" and window is not None:
                 skews = driver.call(lambda a: meter.figures())
-                print(json.dumps({**window.figures(stats), **skews}), flush=True)
+                sim_now = driver.call(lambda a: a.kernel.now)
+                print(json.dumps({**window.figures(stats, sim_now), **skews}), flush=True)
                 window = None
             elif command == "quit":
                 break
