@@ -64,6 +64,14 @@ def test_link_bound_is_hop_one_up_and_floor_is_the_host_timing() -> None:
     assert cyclic_budget(6, 3_000_000, 10).max_rate_hz == pytest.approx(3 * b.max_rate_hz)
 
 
+def test_hop_one_stop_and_wait_is_reply_ack_cycle_and_turnaround() -> None:
+    b = cyclic_budget(6, 1_000_000, 10)
+    down, up = b.hops[0], b.hops[1]
+    assert b.hop1_round_ns(0, worst=False) == (up.data_bytes + down.ack_bytes) * 10_000
+    assert b.hop1_round_ns(400_000) == (up.data_bytes + down.ack_bytes + down.data_bytes) * 10_000 + 400_000
+    assert b.hop1_rate_hz(400_000) < 550 < b.max_rate_hz  # why 500 Hz behind a pty has no slack at 1 Mbaud
+
+
 def _core() -> SimpleNamespace:
     return SimpleNamespace(goal=0, latch_hooks=[], tick_hooks=[])
 

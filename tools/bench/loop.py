@@ -51,6 +51,10 @@ MAX_HOST_CPU_PCT = 25.0
 CPU_TARGET_HZ = 1000.0
 #: The pty arm keeps up when its lag p99 stays within one control period and it never slips.
 MAX_LAG_P99_US = DEFAULT_PERIOD_NS / 1e3
+#: Turnaround per reply on hop 1 behind a pty (the host's reader and the pty arm's driver each waking and
+#: answering): a round figure for the table's stop-and-wait line, of the order of the 0.1 ms wake-up latency
+#: measured in docs/hil.md plus each side's processing of a frame.
+PTY_TURNAROUND_NS = 400_000
 #: A rate counts as reached within this fraction (the achieved rate is measured over a window of deadlines).
 RATE_TOLERANCE = 0.99
 
@@ -128,6 +132,7 @@ def check(figs: Sequence[LoopFigures], joints: int = JOINTS) -> list[Target]:
 ROWS: tuple[tuple[str, str], ...] = (
     ("achieved rate (Hz)", "{achieved_hz:.1f}"),
     ("missed (%)", "{missed_pct:.2f}"),
+    ("cycles superseded / no reply / late", "{superseded} / {no_reply} / {late}"),
     ("state age p50 / p99 (ms)", "{age_p50_ms:.2f} / {age_p99_ms:.2f}"),
     ("latency p50 / p99 (ms)", "{latency_p50_ms:.2f} / {latency_p99_ms:.2f}"),
     ("goal skew p50 / p99 / max (us)", "{skew_p50_us:.1f} / {skew_p99_us:.1f} / {skew_max_us:.1f}"),
@@ -168,6 +173,11 @@ def table(figs: Sequence[LoopFigures], baud: int, rate: float, joints: int = JOI
     lines.append(f"cyclic exchange: latency floor {budget.floor_ns / 1e6:.2f} ms; link bound "
                  f"{budget.max_rate_hz:.0f} Hz (busiest: {budget.busiest.describe()}; "
                  f"{100 * budget.utilisation(rate):.0f} % used at {rate:g} Hz)")
+    pty_hz = budget.hop1_rate_hz(PTY_TURNAROUND_NS)
+    lines.append(f"hop 1 stop-and-wait (one frame in flight): reply + ACK {budget.hop1_round_ns(0, False) / 1e6:.2f} "
+                 f"ms per cycle, {budget.hop1_round_ns(0) / 1e6:.2f} ms with a CYCLE ahead of the ACK -> at most "
+                 f"{budget.hop1_rate_hz(0):.0f} Hz with an instant turnaround, {pty_hz:.0f} Hz with "
+                 f"{PTY_TURNAROUND_NS / 1e3:.0f} us (host and pty arm waking and answering)")
     lines.append(f"sync loop: wire floor {ms['floor_s']:.2f} ms per cycle ({floor['bytes']:.0f} bytes: sync-write "
                  f"{ms['sync_write_s']:.2f} ms, sync-read down {ms['sync_read_down_s']:.2f} ms, reply up "
                  f"{ms['reply_up_s']:.2f} ms) -> at most {floor_rate_hz(floor['floor_s']):.0f} Hz")

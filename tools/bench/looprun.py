@@ -23,6 +23,7 @@ process runs the arm.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, fields
@@ -75,6 +76,9 @@ class LoopFigures:
     arm_cpu_per_sim_s: float = NAN  # the pty arm's CPU seconds per simulated second
     sim_over_wall: float = NAN  # the pty arm's simulated time over wall time (1: it kept pace)
     failures: int = 0  # sync: set_goals / read_states that raised
+    superseded: int = 0  # cyclic: cycles taken back unsent (the host link still carried the one before)
+    no_reply: int = 0  # cyclic: cycles sent and given up without a reply in time
+    late: int = 0  # cyclic: replies that came after their cycle was given up
 
     def absorb(self, figures: dict[str, Any]) -> None:
         """Take the figures of ``figures`` whose names are fields of this class."""
@@ -96,9 +100,12 @@ def run_cyclic(arm: Arm, rate_hz: float, seconds: float, fig: LoopFigures) -> No
         g = goal_at(view.index / rate_hz)
         return {n: g for n in names}
 
+    c0 = arm.runner.call(lambda node, now: dataclasses.replace(node.cycles.counters))
     cpu0, wall0 = time.process_time(), time.monotonic()
     report = arm.cyclic(callback, rate_hz).run(seconds)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    c1 = arm.runner.call(lambda node, now: dataclasses.replace(node.cycles.counters))
+    fig.superseded, fig.no_reply, fig.late = c1.superseded - c0.superseded, c1.missed - c0.missed, c1.late - c0.late
     fig.cycles, fig.achieved_hz, fig.missed_pct = report.cycles, report.achieved_hz, report.missed_pct
     fig.age_p50_ms, fig.age_p99_ms = report.age_p50_ms, report.age_p99_ms
     fig.latency_p50_ms, fig.latency_p99_ms = report.latency_p50_ms, report.latency_p99_ms

@@ -17,6 +17,12 @@ the 7-byte ACK, :data:`armbus.bus.link.CONTROL_WIRE_SIZE`); nothing is measured.
   down the CYCLE with the slices of joints ``h..n`` plus the ACK of the reply on that hop; hop ``h`` up the reply
   with the records of joints ``h..n`` plus the ACK of the CYCLE. Hop 1 up (the full reply plus an ACK) is the
   busiest; its bytes per cycle over the line's bytes per second is the highest rate the chain can carry.
+* The link bound assumes every ACK comes at once. A hop link is stop-and-wait (one frame in flight), so hop 1 up
+  sends the next reply only when the host's ACK of the last one is back, and the host's ACK may wait behind a
+  CYCLE on hop 1 down: per cycle hop 1 up is busy for the reply, the ACK, at worst one CYCLE, and the *turnaround*
+  (the host reading the reply and writing its ACK, joint 1 taking the ACK): :meth:`CyclicBudget.hop1_round_ns`.
+  In simulated time the host answers at once; behind a pty each side adds its wake-up and its processing, a few
+  hundred microseconds, which at 1 Mbaud is what separates a 2 ms cycle from the bound.
 """
 
 from __future__ import annotations
@@ -92,6 +98,18 @@ class CyclicBudget:
     @property
     def max_rate_hz(self) -> float:
         return self.busiest.max_rate_hz
+
+    def hop1_round_ns(self, turnaround_ns: int = 0, worst: bool = True) -> int:
+        """Hop 1 up under stop-and-wait, per cycle: the reply, the host's ACK (behind one CYCLE on hop 1 down
+        when ``worst``) and ``turnaround_ns`` (see the module docstring)."""
+        down, up = self.hops[0], self.hops[1]
+        ns_per_byte = BITS_PER_BYTE * 1_000_000_000 / self.baud
+        wire = up.data_bytes + down.ack_bytes + (down.data_bytes if worst else 0)
+        return round(wire * ns_per_byte) + turnaround_ns
+
+    def hop1_rate_hz(self, turnaround_ns: int = 0, worst: bool = True) -> float:
+        """Cycles per second hop 1 can carry under stop-and-wait with ``turnaround_ns`` per reply."""
+        return 1e9 / self.hop1_round_ns(turnaround_ns, worst)
 
     def utilisation(self, rate_hz: float) -> float:
         """Share of the busiest link direction's capacity a loop at ``rate_hz`` uses."""
