@@ -19,7 +19,7 @@ figure; the exit code is 1 when one is missed (``--no-check``: 0 anyway, for exp
 whatever its cause; the figures printed next to it (the arm's CPU, its lag) say which resource ran out.
 
 ``python -m armbus.tools.bench.loop [--quick] [--seconds S] [--only pty|sim] [--loops cyclic,sync]
-[--config BAUD:HZ ...] [--json] [--no-check]``; :func:`run` and :func:`check` for tests.
+[--config BAUD:HZ ...] [--json] [--save FILE] [--no-check]``; :func:`run` and :func:`check` for tests.
 """
 
 from __future__ import annotations
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--joints", type=int, default=JOINTS)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON document to FILE")
     parser.add_argument("--no-check", action="store_true", help="exit 0 even when a target is missed")
     args = parser.parse_args(argv)
     loops = [x.strip() for x in args.loops.split(",") if x.strip()]
@@ -219,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     after = yardstick_us()
     targets = check(figs, args.joints)
     missed = [t for t in targets if not t.met]
+    document = json.dumps({"runs": [asdict(f) for f in figs], "targets": [asdict(t) for t in targets],
+                           "yardstick_us": [before, after]}, indent=1)
+    if args.save:
+        with open(args.save, "w", encoding="utf-8") as out:
+            out.write(document + "\n")
     if args.json:
-        print(json.dumps({"runs": [asdict(f) for f in figs], "targets": [asdict(t) for t in targets],
-                          "yardstick_us": [before, after]}, indent=1))
+        print(document)
     else:
         print(f"loop benchmark, {args.joints} joints, host pid {os.getpid()}, load average "
               f"{os.getloadavg()[0]:.2f} at the end; machine yardstick sum(range(1000)): {before:.1f} us before, "
