@@ -12,7 +12,7 @@ from armbus.bus.link import CONTROL_WIRE_SIZE
 from armbus.bus.wire import data_wire_size
 from armbus.controller.cycles import CycleTiming
 from armbus.tools.bench import loop
-from armbus.tools.bench.looprun import LoopFigures, run_sim
+from armbus.tools.bench.looprun import LoopFigures, run_pty, run_sim
 from armbus.tools.bench.loopskew import SkewMeter
 from armbus.tools.bench.loopwire import cyclic_budget, wire_floor
 
@@ -87,3 +87,13 @@ def test_skew_meter_spreads_latches_by_tag_and_matches_ticks_by_value() -> None:
         cores[i].goal = 5
         cores[i].tick_hooks[0](t)
     assert ticks.figures()["skew_p50_us"] == 2000.0
+
+
+@pytest.mark.realtime
+def test_pty_run_reports_the_arms_figures_from_its_own_process() -> None:
+    fig = run_pty("cyclic", 6, 1_000_000, 200.0, 0.5)
+    assert fig.cycles > 0 and fig.clock == "pty"
+    for name in ("cpu_core_pct", "lag_p50_us", "lag_p99_us", "arm_cpu_pct", "arm_cpu_per_sim_s", "sim_over_wall"):
+        value = getattr(fig, name)
+        assert math.isfinite(value) and value >= 0, name  # measured, whatever the machine's load
+    assert fig.lag_p50_us <= fig.lag_p99_us <= fig.lag_max_us + 10  # quantiles are 10 us buckets' upper edges
