@@ -34,7 +34,9 @@ INSTRUCTION, like any request a joint does not support, and changes nothing.
 from __future__ import annotations
 
 import functools
+import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from armbus.bus.codec import Packet
@@ -82,6 +84,19 @@ RESULTS_KEPT = 16
 _GOAL_REGISTER = {int(GoalMode.POSITION): "goal_position", int(GoalMode.VELOCITY): "goal_velocity",
                   int(GoalMode.CURRENT): "goal_current"}
 _GOAL_RANGE = {m: (BY_NAME[n].minimum, BY_NAME[n].maximum) for m, n in _GOAL_REGISTER.items()}
+
+
+def _writer(name: str) -> tuple[Callable[[bytearray, int, int], None], int]:
+    """``struct.pack_into`` for register ``name`` and its address: what ``RegisterFile.set`` stores, for a value
+    already inside the register's range (so there is nothing to saturate)."""
+    r = BY_NAME[name]
+    code = {1: "b", 2: "h", 4: "i"}[r.size]
+    return struct.Struct("<" + (code if r.signed else code.upper())).pack_into, r.address
+
+
+_GOAL_WRITE = {m: _writer(n) for m, n in _GOAL_REGISTER.items()}
+_MODE_WRITE, _MODE_AT = _writer("goal_mode")
+assert all(BY_NAME["goal_mode"].minimum <= m <= BY_NAME["goal_mode"].maximum for m in _GOAL_REGISTER)
 _UNASSIGNED, _BROADCAST = int(Address.UNASSIGNED), int(Address.BROADCAST)
 _HOST, _CYCLE_REPLY = int(Address.HOST), int(MsgType.CYCLE_REPLY)
 _REPLY_HEADER_PACK = REPLY_HEADER.pack
@@ -123,15 +138,17 @@ def on_cycle(node: JointNode, port: int, packet: Packet, head: CycleHead, now: i
         rest, kept = payload, head.slices
     else:
         rest, kept = rest_payload(payload, head, addr)
-    forwarded = node.pass_down(packet._replace(payload=rest), now)
+    forwarded = node.pass_down(Packet(packet.src, packet.dst, packet.type, packet.msg_id, packet.ttl, rest), now)
     goal = None if head.mode == NO_GOALS or addr == _UNASSIGNED else slice_at(payload, head, addr)
     outcome = GOAL_NONE
     if goal is not None:
         outcome = check_goal(node, head.mode, goal)
         if outcome == GOAL_TAKEN:
             lead = lead_ns(kept, node.port_baud(DOWN), node.forward_latency_ns) if forwarded else 0
-            node.registers.set(_GOAL_REGISTER[head.mode], goal)  # as SET_GOAL: the registers say the goal
-            node.registers.set("goal_mode", head.mode)
+            mem = node.registers.mem  # as SET_GOAL: the registers say the goal (checked against their ranges)
+            write, at = _GOAL_WRITE[head.mode]
+            write(mem, at, goal)
+            _MODE_WRITE(mem, _MODE_AT, head.mode)
             node.control.post_goal(head.mode, goal, now + lead, packet.msg_id)
             node.counters.cycle_goals += 1
         else:
@@ -197,7 +214,7 @@ def on_cycle_reply(node: JointNode, port: int, packet: Packet, head: tuple[int, 
     except EncodeError:  # full: the host sees this joint's record missing
         node.counters.cycle_overflow += 1
         payload = packet.payload
-    node.send(packet._replace(src=node.address & 0xFF, ttl=packet.ttl - 1, payload=payload), now)
+    node.send(Packet(node.address & 0xFF, packet.dst, packet.type, packet.msg_id, packet.ttl - 1, payload), now)
 
 
 def new_results() -> OrderedDict[int, int]:
