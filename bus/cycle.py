@@ -144,7 +144,10 @@ def slice_at(payload: bytes, head: CycleHead, address: int) -> int | None:
 def rest_payload(payload: bytes, head: CycleHead, address: int) -> tuple[bytes, int]:
     """What joint ``address`` forwards (``Cycle.rest_after(address).pack()``) and how many slices it keeps."""
     skip = min(max(0, address - head.first + 1), head.slices)
-    rest = _pack_cycle_head(head.reg, head.length, head.mode, max(head.first, address + 1))
+    first = max(head.first, address + 1)
+    if first > 0xFF:  # no joint has such an address; refused as packing the message refuses it
+        check_u("first", first, 0xFF)
+    rest = _pack_cycle_head(head.reg, head.length, head.mode, first)
     return rest + payload[_CYCLE_HEAD + _GOAL * skip:], head.slices - skip
 
 
