@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -97,3 +98,13 @@ def test_pty_run_reports_the_arms_figures_from_its_own_process() -> None:
         value = getattr(fig, name)
         assert math.isfinite(value) and value >= 0, name  # measured, whatever the machine's load
     assert fig.lag_p50_us <= fig.lag_p99_us <= fig.lag_max_us + 10  # quantiles are 10 us buckets' upper edges
+
+
+def test_a_pty_miss_is_explained_by_what_ran_out() -> None:
+    fig = LoopFigures("cyclic", "pty", 3_000_000, 1000.0, 1.0, cycles=1000, achieved_hz=900.0, missed_pct=40.0,
+                      age_p99_ms=9.0, cpu_core_pct=28.0, cpu_per_cycle_us=280.0, lag_p50_us=900.0,
+                      lag_p99_us=9000.0, lag_max_us=20000.0, slipped_ms=300.0, arm_cpu_pct=60.0,
+                      arm_cpu_per_sim_s=0.7, sim_over_wall=0.9, superseded=400)
+    text = "\n".join(loop.limits([fig]))
+    assert "fell behind real time" in text and "400 of 1000 cycles superseded" in text and "spun" in text
+    assert loop.limits([dataclasses.replace(fig, loop="sync")]) == []  # the old loop has no targets

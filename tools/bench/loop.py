@@ -146,6 +146,33 @@ ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
+def limits(figs: Sequence[LoopFigures], joints: int = JOINTS) -> list[str]:
+    """For each cyclic run on the pty arm that missed a target, what the measured figures say ran out."""
+    out = []
+    load = os.getloadavg()[0]
+    for f in figs:
+        if f.loop != "cyclic" or f.clock != "pty" or all(t.met for t in check([f], joints)):
+            continue
+        cfg = f"{_label(f.baud, f.rate_hz)} pty"
+        if f.slipped_ms > 0 or f.sim_over_wall < 0.99:
+            out.append(f"{cfg}: the pty arm fell behind real time (simulated/wall {f.sim_over_wall:.3f}, slipped "
+                       f"{f.slipped_ms:.0f} ms) using {f.arm_cpu_pct:.0f} % of a core, {f.arm_cpu_per_sim_s:.2f} s of "
+                       f"CPU per simulated second: it did not get the CPU it needed (load average {load:.1f} on "
+                       f"{os.cpu_count()} cores)")
+        elif f.lag_p99_us > MAX_LAG_P99_US:
+            out.append(f"{cfg}: the pty arm kept pace on average but ran late in bursts (lag p50 "
+                       f"{f.lag_p50_us:.0f} us, p99 {f.lag_p99_us:.0f} us) using {f.arm_cpu_pct:.0f} % of a core")
+        if f.superseded > 0.01 * max(1, f.cycles):
+            hop1 = cyclic_budget(joints, f.baud, READ_SPANS["motion"][1]).hop1_rate_hz(PTY_TURNAROUND_NS)
+            out.append(f"{cfg}: {f.superseded} of {f.cycles} cycles superseded: a CYCLE's ACK took longer than a "
+                       f"period to come back over hop 1 (stop-and-wait; {hop1:.0f} Hz at most with "
+                       f"{PTY_TURNAROUND_NS / 1e3:.0f} us turnaround)")
+        if f.rate_hz >= CPU_TARGET_HZ and f.cpu_core_pct > MAX_HOST_CPU_PCT:
+            out.append(f"{cfg}: host CPU {f.cpu_core_pct:.1f} % includes the last 100 us of each wait spun on the "
+                       f"clock (NodeRunner.sleep_until), up to 10 % of a core at 1 kHz")
+    return out
+
+
 def _cell(fmt: str, f: LoopFigures) -> str:
     values = {k: (_NanSafe(v) if isinstance(v, float) else v) for k, v in asdict(f).items()}
     return fmt.format(**values)
@@ -238,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         for t in targets:
             print(t.line())
         print(f"{len(targets) - len(missed)} of {len(targets)} targets met")
+        reasons = limits(figs, args.joints)
+        if reasons:
+            print("what ran out (measured):")
+            for line in reasons:
+                print(f"  {line}")
     if missed and not args.no_check:
         return ExitCode.FAILED
     return ExitCode.OK
