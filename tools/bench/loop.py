@@ -16,7 +16,8 @@ Targets (:func:`check`) apply to the cyclic exchange, in both clocks: rate reach
 age p99 within 1.3x the latency floor; on the pty arm also host CPU within 25 % of a core at 1 kHz and the pty
 arm keeping up (no slip, lag p99 within one control period). Each is printed as met or missed with its measured
 figure; the exit code is 1 when one is missed (``--no-check``: 0 anyway, for exploring). A miss is a miss
-whatever its cause; the figures printed next to it (the arm's CPU, its lag) say which resource ran out.
+whatever its cause; :func:`limits` then says from the measured figures what ran out (the pty arm's CPU and slips,
+cycles superseded behind hop 1's stop-and-wait, the host's spinning).
 
 ``python -m armbus.tools.bench.loop [--quick] [--seconds S] [--only pty|sim] [--loops cyclic,sync]
 [--config BAUD:HZ ...] [--json] [--save FILE] [--no-check]``; :func:`run` and :func:`check` for tests.
@@ -39,7 +40,7 @@ from armbus.joints.control import DEFAULT_PERIOD_NS
 from armbus.tools.bench.looprun import CLOCKS, LOOPS, LoopFigures, run_pty, run_sim
 from armbus.tools.bench.loopwire import cyclic_budget, floor_rate_hz, wire_floor
 
-#: (baud, rate) pairs: the brief's two operating points.
+#: (baud, rate) pairs: the two operating points the targets name.
 CONFIGS: tuple[tuple[int, float], ...] = ((1_000_000, 500.0), (3_000_000, 1000.0))
 JOINTS = 6
 #: Window of a full run (a minute: over a thousand cycles above the p99) and of --quick.
