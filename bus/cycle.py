@@ -58,6 +58,16 @@ _unpack_cycle_head, _pack_cycle_head, _unpack_goal = CYCLE_HEADER.unpack_from, C
 _unpack_reply_head, _pack_record_head = REPLY_HEADER.unpack_from, RECORD_HEAD.pack
 
 
+def cycle_size(slices: int) -> int:
+    """Payload bytes of a CYCLE carrying ``slices`` goals."""
+    return CYCLE_HEADER.size + GOAL.size * slices
+
+
+def reply_size(records: int, length: int) -> int:
+    """Payload bytes of a CYCLE_REPLY carrying ``records`` records of ``length`` register bytes."""
+    return REPLY_HEADER.size + (RECORD_HEAD.size + length) * records
+
+
 def result_byte(read: int, goal: int) -> int:
     """The record's ``result`` byte from a read outcome and a goal outcome (each 0..15)."""
     return (read & 0xF) << 4 | (goal & 0xF)

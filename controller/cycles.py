@@ -27,7 +27,7 @@ import functools
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from armbus.bus.cycle import CYCLE_HEADER, GOAL, RECORD_HEAD, REPLY_HEADER, CycleReply
+from armbus.bus.cycle import CycleReply, cycle_size, reply_size
 from armbus.bus.linkconfig import CONTROL_WIRE_SIZE
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_US, StatusFlag, data_wire_size, wire_time_ns
 from armbus.controller.events import CycleMissed, CycleReplied, CycleSample, HostEvent
@@ -55,14 +55,13 @@ class CycleTiming:
     def down_ns(self, joints: int, goals: int) -> int:
         """The CYCLE's way from the host to joint ``joints``, ``goals`` slices at the start, one fewer per hop;
         every joint but the last forwards it after its latency."""
-        wire = sum(self._hop(h, CYCLE_HEADER.size + GOAL.size * max(0, goals - h + 1)) for h in range(1, joints + 1))
+        wire = sum(self._hop(h, cycle_size(max(0, goals - h + 1))) for h in range(1, joints + 1))
         return wire + (joints - 1) * self.forward_latency_ns
 
     def reply_ns(self, records: int, length: int, hops: int) -> int:
         """The reply's way over the last ``hops`` hops toward the host, arriving with ``records`` records; each
         hop's sender is a joint, which adds its latency."""
-        size = RECORD_HEAD.size + length
-        wire = sum(self._hop(h, REPLY_HEADER.size + size * (records - h + 1)) for h in range(1, hops + 1))
+        wire = sum(self._hop(h, reply_size(records - h + 1, length)) for h in range(1, hops + 1))
         return wire + hops * self.forward_latency_ns
 
     def floor_ns(self, joints: int, length: int, goals: int) -> int:

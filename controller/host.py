@@ -48,6 +48,7 @@ are internal and not reported.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from armbus.bus import link as hoplink
@@ -183,15 +184,12 @@ class HostNode:
         A cycle still queued here is taken back first."""
         if timeout_ns <= 0:
             raise UsageError(f"cycle timeout must be positive, got {timeout_ns} ns")
-        waiting = self.link.withdraw(_is_cycle) + [p for p in self._backlog if _is_cycle(p)]
-        if waiting:
-            self._backlog = deque(p for p in self._backlog if not _is_cycle(p))
-            for p in waiting:
-                self._internal.discard(p.msg_id)
-                ev = self.cycles.withdrawn(p.msg_id, now, "superseded: still queued when the next cycle was sent",
-                                           superseded=True)
-                if ev is not None:
-                    self._events.append(ev)
+        for p in self._take_back(_is_cycle):
+            self._internal.discard(p.msg_id)
+            ev = self.cycles.withdrawn(p.msg_id, now, "superseded: still queued when the next cycle was sent",
+                                       superseded=True)
+            if ev is not None:
+                self._events.append(ev)
         msg_id = self._correlator.allocate()
         self._internal.add(msg_id)  # its ack is not reported: the reply or the miss is the cycle's outcome
         self._events.extend(self.cycles.sent(msg_id, now, timeout_ns))
@@ -294,12 +292,18 @@ class HostNode:
                 return
             self._urgent_backlog.append(packet)
 
+    def _take_back(self, which: Callable[[Packet], bool]) -> list[Packet]:
+        """Packets matching ``which`` not yet sent, taken out of the link's queue and then the backlog (oldest
+        first)."""
+        taken = self.link.withdraw(which)
+        if any(which(p) for p in self._backlog):
+            taken += [p for p in self._backlog if which(p)]
+            self._backlog = deque(p for p in self._backlog if not which(p))
+        return taken
+
     def _drop_stale_goals(self, now: int) -> None:
         """Take back goal SYNC_WRITEs and CYCLEs not yet sent (link queue first: they are older), report each."""
-        stale = self.link.withdraw(_is_goal)
-        if any(_is_goal(p) for p in self._backlog):
-            stale += [p for p in self._backlog if _is_goal(p)]
-            self._backlog = deque(p for p in self._backlog if not _is_goal(p))
+        stale = self._take_back(_is_goal)
         self.counters.goals_dropped += len(stale)
         for packet in stale:
             self._send_failed(packet, STALE_GOAL_REASON, now)

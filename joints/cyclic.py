@@ -42,8 +42,6 @@ from typing import TYPE_CHECKING
 from armbus.bus.codec import Packet
 from armbus.bus.cycle import (
     AGE_MAX_US,
-    CYCLE_HEADER,
-    GOAL,
     GOAL_NONE,
     GOAL_TAKEN,
     NO_GOALS,
@@ -53,6 +51,7 @@ from armbus.bus.cycle import (
     CycleRecord,
     append_record,
     cycle_head,
+    cycle_size,
     reply_head,
     rest_payload,
     result_byte,
@@ -110,7 +109,7 @@ def lead_ns(slices_below: int, baud: int, forward_latency_ns: int) -> int:
     """Time from now until the last of ``slices_below`` joints below has received its frame: each hop sends the
     frame with one slice fewer (k slices, then k - 1, ... down to 1) after its forwarding latency. A pure function
     of its arguments, remembered (a joint sees the same few values every cycle)."""
-    return sum(wire_time_ns(data_wire_size(CYCLE_HEADER.size + GOAL.size * k), baud) + forward_latency_ns
+    return sum(wire_time_ns(data_wire_size(cycle_size(k)), baud) + forward_latency_ns
                for k in range(1, slices_below + 1))
 
 

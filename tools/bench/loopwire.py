@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from armbus.bus.codec import encode_data
-from armbus.bus.cycle import CYCLE_HEADER, GOAL, RECORD_HEAD, REPLY_HEADER
+from armbus.bus.cycle import cycle_size, reply_size
 from armbus.bus.link import CONTROL_WIRE_SIZE
 from armbus.bus.messages import SyncRead, SyncReadReply, SyncRecord, make_packet
 from armbus.bus.wire import BITS_PER_BYTE, Address, data_wire_size
@@ -126,11 +126,10 @@ def cyclic_budget(joints: int, baud: int, length: int, goals: int | None = None)
     default one per joint; ``length`` bytes read back per joint)."""
     goals = joints if goals is None else goals
     timing = CycleTiming(host_baud=baud, chain_baud=baud)
-    record = RECORD_HEAD.size + length
     hops = []
     for h in range(1, joints + 1):
-        down = data_wire_size(CYCLE_HEADER.size + GOAL.size * max(0, goals - h + 1))
-        up = data_wire_size(REPLY_HEADER.size + record * (joints - h + 1))
+        down = data_wire_size(cycle_size(max(0, goals - h + 1)))
+        up = data_wire_size(reply_size(joints - h + 1, length))
         hops.append(HopLoad(h, "down", down, CONTROL_WIRE_SIZE, baud))
         hops.append(HopLoad(h, "up", up, CONTROL_WIRE_SIZE, baud))
     return CyclicBudget(joints, baud, length, timing.floor_ns(joints, length, goals), tuple(hops))
