@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,plot,mqtt,mcap]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
