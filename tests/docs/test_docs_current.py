@@ -19,3 +19,9 @@ def test_readme_links_resolve() -> None:
     for name in ("architecture.md", "protocol.md", "hil.md", "traces.md", "porting-firmware.md", "registers.md"):
         assert f"docs/{name}" in readme
         assert (DOCS / name).exists(), f"README links docs/{name}, which does not exist"
+
+
+def test_firmware_headers_are_current() -> None:
+    from armbus.tools.gen.firmware import GEN_DIR, stale
+
+    assert not stale(), f"{GEN_DIR} is stale: run python -m armbus.tools.gen.firmware"

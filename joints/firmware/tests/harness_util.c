@@ -1,0 +1,3 @@
+#include "test_util.h"
+
+int test_failures = 0;
