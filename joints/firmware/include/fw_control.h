@@ -31,60 +31,28 @@
 
 #include "fw_hal_motor.h"
 #include "fw_mailbox.h"
+#include "fw_wire_gen.h"
 
 struct fw_regs; /* the register file (comm core) */
 
-#define CTL_DEFAULT_PERIOD_NS 1000000
-#define CTL_COMMAND_CAPACITY 16u
-#define CTL_EVENT_CAPACITY 8u
-
-/* Status flags (bus/wire.py StatusFlag). */
-#define CTL_TORQUE_ON 0x01u
-#define CTL_MOVING 0x02u
-#define CTL_AT_LIMIT 0x04u
-#define CTL_FAULT 0x08u
-#define CTL_ESTOPPED 0x10u
-#define CTL_WATCHDOG 0x20u
-#define CTL_OVERHEAT 0x40u
-#define CTL_REBOOTED 0x80u
-/* Latched flags that keep the bridge off (or the joint stopped) until the host clears them. */
-#define CTL_BLOCKING (CTL_FAULT | CTL_ESTOPPED | CTL_WATCHDOG)
-
-/* Goal modes (bus/wire.py GoalMode). */
-#define CTL_MODE_POSITION 1u
-#define CTL_MODE_VELOCITY 2u
-#define CTL_MODE_CURRENT 3u
-
-/* Fault codes (bus/wire.py FaultCode). */
-#define CTL_FAULT_OVER_TEMPERATURE 1u
-#define CTL_FAULT_OVER_CURRENT 2u
-#define CTL_FAULT_POSITION_LIMIT 3u
-#define CTL_FAULT_VELOCITY_LIMIT 4u
-#define CTL_FAULT_STALL 5u
-#define CTL_FAULT_WATCHDOG 6u
-#define CTL_FAULT_ESTOP 7u
-#define CTL_FAULT_UNDERVOLTAGE 8u
-
-/* CommandKind: comm core -> control core. */
-enum {
-    CTL_CMD_SET_GOAL = 1,      /* a = goal mode, b = value (urad, urad/s or mA) */
-    CTL_CMD_TORQUE = 2,        /* a = 0/1 */
-    CTL_CMD_HEARTBEAT = 3,     /* a = host time (ms), for traces only */
-    CTL_CMD_WATCHDOG = 4,      /* a = period in ms (0 = off); restarts the timer */
-    CTL_CMD_CLEAR = 5,         /* a = status flag bits to clear */
-    CTL_CMD_RELEASE_ESTOP = 6,
-    CTL_CMD_RELOAD = 7         /* persistent registers changed: reload limits and gains */
-};
+/* The wire constants (status flags FW_STATUS_*, fault codes FW_FAULT_*, goal modes FW_GOAL_*, command kinds
+ * FW_CMD_*, mailbox sizes, FW_BLOCKING_FLAGS) come from the generated gen/fw_wire_gen.h. */
+#define CTL_COMMAND_CAPACITY ((uint32_t)FW_COMMAND_MAILBOX_SIZE)
+#define CTL_EVENT_CAPACITY ((uint32_t)FW_EVENT_MAILBOX_SIZE)
+/* the rings wrap their indices with a mask: capacities must be powers of two */
+typedef char ctl_command_capacity_is_a_power_of_two[(FW_COMMAND_MAILBOX_SIZE & (FW_COMMAND_MAILBOX_SIZE - 1)) ? -1 : 1];
+typedef char ctl_event_capacity_is_a_power_of_two[(FW_EVENT_MAILBOX_SIZE & (FW_EVENT_MAILBOX_SIZE - 1)) ? -1 : 1];
 
 typedef struct ctl_command {
-    uint8_t kind; /* CTL_CMD_* */
+    uint8_t kind; /* FW_CMD_*: SET_GOAL a = goal mode, b = value (urad, urad/s or mA); TORQUE a = 0/1;
+                     * HEARTBEAT; WATCHDOG a = period ms (0 off); CLEAR a = status bits; RELEASE_ESTOP; RELOAD */
     int32_t a;
     int32_t b;
 } ctl_command_t;
 
 /* FaultEvent: a fault became active or cleared; value in register units. */
 typedef struct ctl_event {
-    uint8_t code;   /* CTL_FAULT_* */
+    uint8_t code;   /* FW_FAULT_* */
     uint8_t active; /* 1 active, 0 cleared */
     int32_t value;
 } ctl_event_t;
@@ -96,7 +64,7 @@ typedef struct ctl_state {
     int16_t current;     /* mA */
     int16_t temperature; /* 0.1 degC */
     uint16_t voltage;    /* mV */
-    uint8_t status;      /* CTL_* flags */
+    uint8_t status;      /* FW_STATUS_* flags */
 } ctl_state_t;
 
 /* Observers (measurement only: they read the core and must not change it). */
