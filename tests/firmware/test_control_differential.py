@@ -255,3 +255,11 @@ def test_random_scripts(ctl_lib: ctypes.CDLL) -> None:
                 p.inject(load_torque=rng.uniform(-6.0, 6.0))
             p.run(rng.randint(1, 60), step_ns=rng.choice([MS, 250_000, 1_700_000, 5 * MS]))
         assert p.checks > 100
+
+
+def test_register_units_round_half_to_even(ctl_lib: ctypes.CDLL) -> None:
+    """Python's round() sends a tie to the even neighbour (12062.5 mV -> 12062, 252.5 -> 252): so must C."""
+    p = Pair(ctl_lib)
+    p.inject(supply_voltage=12.0625, temperature=25.25, ambient_temperature=25.25)
+    p.run(3)
+    assert p.py.state.voltage == 12062 and p.py.state.temperature == 252
