@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from armbus.bus.wire import FaultCode
 from armbus.hil.firmware.cboard import CBoard, bind
 from armbus.joints.actuator import Actuator, ActuatorParams
 from armbus.joints.control import Command, CommandKind, ControlCore, FaultEvent
@@ -123,7 +124,7 @@ class CCore:
     def events(self) -> list[FaultEvent]:
         out, ev = [], CEvent()
         while self.lib.ctl_next_event(self.ptr, ctypes.byref(ev)):
-            out.append(FaultEvent(ev.code, bool(ev.active), ev.value))
+            out.append(FaultEvent(FaultCode(ev.code), bool(ev.active), ev.value))
         return out
 
     def state(self) -> tuple[int, ...]:
@@ -212,7 +213,7 @@ class Pair:
         assert py.events.refused == c.lib.ctl_events_refused(c.ptr), where
         ev_py, ev_c = [], c.events()
         while (ev := py.events.get()) is not None:
-            ev_py.append(FaultEvent(int(ev.code), bool(ev.active), ev.value))
+            ev_py.append(FaultEvent(FaultCode(ev.code), bool(ev.active), ev.value))
         assert ev_py == ev_c, (where, ev_py, ev_c)
         self.events += ev_py
         a = self.act

@@ -41,7 +41,7 @@ def test_board_equals_actuator(ctl_lib: ctypes.CDLL, params: ActuatorParams) -> 
     same(act, board)
     now = 0
     moved = False
-    for step in range(3000):
+    for _ in range(3000):
         r = rng.random()
         if r < 0.5:
             v = rng.uniform(-15.0, 15.0)  # beyond the supply too: clipped

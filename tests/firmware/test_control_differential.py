@@ -233,7 +233,7 @@ def test_random_scripts(ctl_lib: ctypes.CDLL) -> None:
     """Seeded random scripts of every action, on the C board: still equal after every step."""
     rng = random.Random(2026)
     kinds = [K.SET_GOAL, K.SET_GOAL, K.SET_GOAL, K.TORQUE, K.HEARTBEAT, K.WATCHDOG, K.CLEAR, K.RELEASE_ESTOP]
-    for script in range(3):
+    for _ in range(3):
         p = Pair(ctl_lib, params=ActuatorParams(load_inertia=rng.uniform(1e-3, 6e-3)),
                  current_limit=rng.choice([300, 1500, 2500]))
         for _ in range(120):
