@@ -1,0 +1,112 @@
+/* The hop link: reliable, in-order, exactly-once delivery over one wire, e-stops first (bus/link.py).
+ *
+ * Theory of operation: a line-by-line port of LinkEndpoint. Every received frame or timer expiry is classified
+ * into an input (FW_IN_*), looked up in the generated state table (gen/fw_linktable_gen.h, from
+ * bus/linktable.py) and the action it names is run. Stop-and-wait per direction: one DATA frame in flight, an
+ * ordinary queue of config.queue_limit packets and an urgent queue of config.urgent_limit packets served first.
+ * Events for the layer above go into a fixed ring (fw_link_event_t, FW_LINK_EVENTS entries): the router drains
+ * it in place. Bytes to send collect in a transmit buffer drained by fw_link_take_output. Everything is fixed
+ * size; limits that the configuration could exceed are refused by fw_link_config_ok.
+ */
+#ifndef FW_LINK_H
+#define FW_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fw_frame.h"
+#include "fw_linktable_gen.h"
+
+#define FW_LINK_QUEUE_MAX FW_LINK_QUEUE_LIMIT
+#define FW_LINK_URGENT_MAX FW_LINK_URGENT_LIMIT
+/* Events waiting for the router: two per received frame at most, drained after every call. */
+#define FW_LINK_EVENTS 32
+/* Transmit buffer: acks and frames waiting for the UART (drained after every call). */
+#define FW_LINK_OUT_SIZE 2048
+#define FW_NO_DEADLINE INT64_MAX
+
+enum { FW_EV_RECEIVED = 1, FW_EV_ACKED, FW_EV_FAILED, FW_EV_RESET, FW_EV_DOWN, FW_EV_LINE_ERROR };
+
+typedef struct fw_link_event {
+    uint8_t kind;
+    uint8_t reason;   /* FAILED: UndeliverableReason; LINE_ERROR: LineErrorKind */
+    uint8_t flag;     /* FAILED: maybe_delivered; RESET: by_peer */
+    fw_packet_t packet;
+} fw_link_event_t;
+
+typedef struct fw_link_config {
+    int64_t baud;
+    int64_t turnaround_ns;
+    int32_t queue_limit;
+    int32_t urgent_limit;
+    int32_t max_retries;
+    int64_t backoff_cap_ns;
+    int64_t reverse_bytes;
+    int64_t quiet_ns;
+} fw_link_config_t;
+
+typedef struct fw_link_counters {
+    uint32_t frames_sent, frames_received, data_sent, urgent, data_delivered, acked, retransmits, duplicates,
+        refused, out_of_window, stray_acks, dropped_syncing, stale_reset_acks, crc_errors, framing_errors,
+        failures, resets_sent, resets_accepted, reset_answers, link_down, bytes_sent, bytes_received;
+} fw_link_counters_t;
+
+/* May this packet be delivered now (acked)? The router's backpressure check. */
+typedef bool (*fw_accept_fn)(void *ctx, int role, const fw_packet_t *p);
+
+typedef struct fw_link {
+    fw_link_config_t config;
+    fw_link_counters_t counters;
+    fw_accept_fn accept;
+    void *accept_ctx;
+    int accept_role;
+    fw_deframer_t deframer;
+    uint8_t state;
+    fw_packet_t queue[FW_LINK_QUEUE_MAX];
+    uint8_t q_head, q_len;
+    fw_packet_t urgent[FW_LINK_URGENT_MAX];
+    uint8_t u_head, u_len;
+    fw_link_event_t events[FW_LINK_EVENTS];
+    uint16_t ev_head, ev_len;
+    uint32_t ev_overflow;
+    uint8_t out[FW_LINK_OUT_SIZE];
+    uint16_t out_len;
+    uint32_t out_overflow;
+    uint8_t tx_seq, rx_expected;
+    bool has_inflight, inflight_urgent;
+    fw_packet_t inflight;
+    int64_t fast_timeout, counted_at, urgent_since;
+    int32_t attempts;
+    int64_t deadline; /* FW_NO_DEADLINE: none */
+    bool arm_on_drain;
+    int64_t timeout;
+    uint8_t nonce;
+    int16_t peer_nonce; /* -1: none */
+    bool heard_since_reset, nonce_live, booting;
+    fw_frame_t scratch;
+} fw_link_t;
+
+void fw_link_config_default(fw_link_config_t *c);
+bool fw_link_config_ok(const fw_link_config_t *c);
+int64_t fw_wire_time_ns(int64_t nbytes, int64_t baud);
+int64_t fw_link_timeout_ns(const fw_link_config_t *c, int64_t frame_bytes);
+
+void fw_link_init(fw_link_t *l, const fw_link_config_t *c, uint8_t random_byte);
+bool fw_link_send(fw_link_t *l, const fw_packet_t *p, int64_t now, bool urgent);
+void fw_link_rx_byte(fw_link_t *l, uint8_t byte, int64_t now);
+void fw_link_handle_timer(fw_link_t *l, int64_t now);
+/* Drain the transmit buffer into out (cap bytes at most); returns the count. */
+uint16_t fw_link_take_output(fw_link_t *l, int64_t now, uint8_t *out, uint16_t cap);
+/* The boot silence: call when any input arrives (receive or drain) before anything else. */
+void fw_link_touch(fw_link_t *l, int64_t now);
+void fw_link_reset(fw_link_t *l, int64_t now);
+
+static inline int64_t fw_link_next_deadline(const fw_link_t *l) { return l->deadline; }
+static inline int fw_link_queue_space(const fw_link_t *l) { return l->config.queue_limit - l->q_len; }
+static inline bool fw_link_is_open(const fw_link_t *l) { return l->state == FW_LS_OPEN; }
+/* Events: the oldest, and pop it. */
+static inline fw_link_event_t *fw_link_event_at(fw_link_t *l, uint16_t k) {
+    return &l->events[(l->ev_head + k) % FW_LINK_EVENTS];
+}
+
+#endif
