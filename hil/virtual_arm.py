@@ -26,6 +26,10 @@ adapter model between the host and the host-j1 wire: the kernel node ``host`` is
 the host (``.host``, ``.port``) sees them at the model's instants. :meth:`VirtualArm.add_tap` records those
 instants for the host side. The default, ``ideal``, is no adapter.
 
+Firmware: ``firmware`` chooses what each joint runs (:mod:`armbus.hil.firmware.choice`): ``"python"`` (the
+default, :class:`armbus.joints.node.JointNode`), ``"c"`` (the C firmware, :class:`armbus.hil.firmware.cjoint.CJoint`)
+or one of them per joint (``"c,python,c"``). Either gives the same bytes on every link for the same seed.
+
 Faults: ``faults`` is a :class:`armbus.hil.faults.LinkFaults` applied to every link direction, or a
 :class:`armbus.hil.schedule.FaultSchedule`, or None; all random decisions derive from ``seed``.
 """
@@ -43,6 +47,7 @@ from armbus.hil.faults import FaultInjector, LinkFaults
 from armbus.hil.kernel import Granularity, Kernel, Node, Tap
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.wire import Direction, check_baud
+from armbus.hil.firmware.choice import joint_class, parse_firmware
 from armbus.joints.node import DEFAULT_MODEL, DOWN, FORWARD_LATENCY_NS, UP, JointNode
 
 #: Sender turnaround on every wire: a microcontroller's receive-interrupt-to-transmit latency (model choice:
@@ -122,6 +127,7 @@ class VirtualArm:
         link_config: LinkConfig | None = None,
         chain_baud: int | None = None,
         adapter: AdapterSpec | str | None = None,
+        firmware: str | Sequence[str] | None = None,
     ) -> None:
         if isinstance(joints, bool) or not isinstance(joints, int) or not 1 <= joints <= MAX_JOINTS:
             raise UsageError(f"joints must be an integer 1..{MAX_JOINTS} (the joint addresses), got {joints!r}")
@@ -137,6 +143,9 @@ class VirtualArm:
                 raise UsageError(f"model numbers are u16 (0..65535), got {m!r}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise UsageError(f"seed must be an integer, got {seed!r}")
+        kinds = parse_firmware(firmware, joints)
+        #: The firmware each joint runs ("python" or "c"), in chain order.
+        self.firmware = kinds
         if faults is not None and not isinstance(faults, (LinkFaults, FaultSchedule)):
             raise UsageError(f"faults must be LinkFaults, FaultSchedule or None, got {type(faults).__name__}")
         default = faults if isinstance(faults, LinkFaults) else None
@@ -162,7 +171,7 @@ class VirtualArm:
             self.port.attach(k, "host")
         prev, port = "host", 0
         for i in range(1, joints + 1):
-            node = JointNode(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i, link_config=link_config,
+            node = joint_class(kinds[i - 1])(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i, link_config=link_config,
                              port_bauds=(baud if i == 1 else chain, chain))
             self.joints.append(node)
             k.add_node(f"j{i}", node, ports=(UP, DOWN))
