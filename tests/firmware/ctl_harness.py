@@ -9,7 +9,6 @@ the last check and the actuator's state (positions, currents and temperatures as
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,6 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "joints" / "firmware"
 MS = 1_000_000
 REG_ID = {r.name: k for k, r in enumerate(REGISTERS)}
 REG_TABLE_SIZE = REGISTERS[-1].end
-
-
-def build(out: Path) -> Path:
-    """Compile the control core, the register file and the board into a shared library in ``out``."""
-    srcs = sorted(str(p) for p in [*(FIRMWARE / "src").glob("*.c"), *(FIRMWARE / "gen").glob("*.c")])
-    srcs.append(str(FIRMWARE / "sil" / "sil_board.c"))
-    lib = out / "libctl.so"
-    cmd = ["cc", "-std=c99", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
-           "-Wall", "-Wextra", "-Werror", f"-I{FIRMWARE / 'include'}", f"-I{FIRMWARE / 'gen'}",
-           f"-I{FIRMWARE / 'sil'}", "-o", str(lib), *srcs, "-lm"]
-    subprocess.run(cmd, check=True)
-    return lib
 
 
 class CState(ctypes.Structure):
