@@ -249,7 +249,7 @@ def test_random_scripts(ctl_lib: ctypes.CDLL) -> None:
     the fault events."""
     rng = random.Random(2026)
     kinds = [K.SET_GOAL, K.SET_GOAL, K.SET_GOAL, K.TORQUE, K.TORQUE, K.HEARTBEAT, K.WATCHDOG, K.CLEAR,
-             K.RELEASE_ESTOP, K.RELOAD, 9]
+             K.RELEASE_ESTOP, K.RELOAD]
     for _ in range(4):
         p = Pair(ctl_lib, params=ActuatorParams(load_inertia=rng.uniform(1e-3, 6e-3)),
                  current_limit=rng.choice([0, 300, 1500, 2500]), pos_kp=rng.choice([0, 2000, 9000]),
