@@ -19,6 +19,8 @@ defaults to ``loop://``): the ``armbus_arm`` fixture is a connected, enumerated 
   ``--armbus-baud`` (default 1000000), or
 * without ``--armbus-port``, an in-process virtual arm in real time (``armbus://?joints=N&seed=S&baud=B``,
   :mod:`armbus.hil.urlhandler.protocol_armbus`): the same serial code path, reader thread and wall clock as hardware.
+  ``--armbus-firmware c`` runs the virtual arm's joints on the C firmware (``python`` by default, or one kind per
+  joint such as ``c,python,c``).
 
 ``armbus_adapter`` is the USB-serial adapter model the virtual arm sits behind (``--armbus-adapter SPEC``, default
 ``ideal``; :mod:`armbus.hil.adapter`); the host's link turnaround covers it, as it would cover a real adapter. A
@@ -77,6 +79,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--armbus-adapter", default="ideal", metavar="SPEC",
                     help="USB-serial adapter model of the virtual arm: ideal (default), ftdi:latency=16ms, "
                          "cdc-acm (docs/hil.md)")
+    group.addoption("--armbus-firmware", default=None, metavar="KIND",
+                    help="what the virtual arm's joints run: python (default), c (the C firmware) or one per "
+                         "joint, e.g. c,python,c")
     group.addoption("--armbus-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                     help=f"reply timeout in seconds (default {DEFAULT_TIMEOUT_S})")
 
@@ -95,7 +100,9 @@ def _target(config: pytest.Config) -> ArmTarget:
     if port:
         return ArmTarget(port, baud, False, joints, seed, timeout)
     n = joints if joints is not None else 6
-    return ArmTarget(f"armbus://?joints={n}&seed={seed}&baud={baud}", baud, True, n, seed, timeout)
+    firmware = config.getoption("--armbus-firmware")
+    url = f"armbus://?joints={n}&seed={seed}&baud={baud}" + (f"&firmware={firmware}" if firmware else "")
+    return ArmTarget(url, baud, True, n, seed, timeout)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
