@@ -45,6 +45,7 @@ class Campaign:
 CAMPAIGNS: dict[str, Campaign] = {
     "model": Campaign("modelcheck", (), ()),
     "fuzz": Campaign("fuzzing", ("--inputs", "1000000", "--harness", "all", "--jobs", "2"), ("--quick", "--jobs", "2")),
+    "c-fuzz": Campaign("cfuzz", ("--runs", "10000000", "--seed", "1"), ("--quick",)),
     "lossy-chain": Campaign("lossychain", ("--messages", "1000000", "--seed", "1"), ("--quick",)),
     "lossy-chain-20": Campaign("lossychain", ("--messages", "1000000", "--loss", "0.2", "--seed", "1"),
                                ("--quick", "--loss", "0.2")),
