@@ -215,3 +215,23 @@ def test_link_cut_and_reboots() -> None:
 
 def decode_all(data: bytes) -> list[Frame]:
     return [f for f in Deframer().feed(data) if isinstance(f, Frame)]
+
+
+def test_c_board_chain_without_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unseeded joints have noise-free actuators: the C joint then runs on the C board (all C, no callback), and
+    its traffic still equals the Python joints'."""
+    import armbus.hil.virtual_arm as va
+    from armbus.hil.firmware.choice import joint_class
+
+    def quiet(kind: str) -> object:
+        cls = joint_class(kind)
+
+        def make(*args: object, **kwargs: object) -> object:
+            kwargs["seed"] = None
+            return cls(*args, **kwargs)
+
+        return make
+
+    monkeypatch.setattr(va, "joint_class", quiet)
+    got = seen(assert_same(_session))
+    assert (MsgType.CYCLE_REPLY,) in got
