@@ -96,7 +96,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-class _HookList(list):  # type: ignore[type-arg]
+class _HookList(list):
     """A list of observers that tells its owner when it changes (the C side calls back only when it is not empty)."""
 
     def __init__(self, changed: Callable[[], None]) -> None:
@@ -124,7 +124,7 @@ class _CRegisters(RegisterFile):
     """The C joint's register memory, with RegisterFile's rules (the firmware applies the same ones)."""
 
     def __init__(self, mem: Any) -> None:  # no super().__init__: the firmware initialised the memory
-        self.mem = mem  # type: ignore[assignment]
+        self.mem = mem
 
 
 class _Mailbox:

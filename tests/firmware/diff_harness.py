@@ -14,9 +14,8 @@ from typing import Any
 
 from armbus.bus.codec import Frame
 from armbus.bus.deframer import Deframer
-from armbus.bus.wire import MsgType
 from armbus.bus.link import LinkConfig
-from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, MsgType
 from armbus.controller.host import HostConfig, HostNode
 from armbus.hil.simarm import SimArm
 from armbus.hil.virtual_arm import VirtualArm

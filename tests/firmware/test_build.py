@@ -35,7 +35,7 @@ def test_no_compiler_is_one_clear_error_and_python_joints_still_run(monkeypatch:
 def test_no_compiler_on_the_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CC", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(build.FirmwareUnavailable, match="no C compiler .* install one"):
+    with pytest.raises(build.FirmwareUnavailable, match=r"no C compiler .* install one"):
         build.compiler()
 
 

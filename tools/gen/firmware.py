@@ -51,7 +51,7 @@ def _enum(prefix: str, members: Iterable[tuple[str, int]], comment: str) -> list
 
 
 def _int_enum(prefix: str, cls: type[enum.Enum], comment: str) -> list[str]:
-    return _enum(prefix, ((m.name, int(m.value)) for m in cls), comment)  # type: ignore[arg-type]
+    return _enum(prefix, ((m.name, int(m.value)) for m in cls), comment)
 
 
 def _type_set(name: str, types: Iterable[int], comment: str) -> list[str]:
@@ -200,7 +200,8 @@ def vectors_header() -> str:
     lines = [_HEAD, "#ifndef TEST_VECTORS_GEN_H", "#define TEST_VECTORS_GEN_H", "", "#include <stdint.h>", "",
              "typedef struct {", "    const char *name;", "    uint16_t wire_len;", "    const uint8_t *wire;",
              "    uint8_t line_error, kind, seq, flags, src, dst, type, ttl;", "    uint16_t msg_id, payload_len;",
-             "    const uint8_t *payload;", "    uint8_t canonical; /* the encoder makes these bytes */", "} test_vector_t;", ""]
+             "    const uint8_t *payload;", "    uint8_t canonical; /* the encoder makes these bytes */",
+             "} test_vector_t;", ""]
     rows = []
     for k, v in enumerate(vectors):
         wire = bytes.fromhex(v["wire"])
