@@ -24,7 +24,9 @@ see its result: measurement campaigns watch limits and stops there without touch
    the reference as an error: a proportional kick plus integrator wind-up drove the current ~30 % over its
    reference for several ticks and the joint past its velocity limit.) The velocity loop likewise compares the
    measured velocity (an encoder difference over the last tick, filtered) with the reference passed through
-   the same tick mean and filter, so it does not push the joint ahead of the slew plan.
+   the same tick mean and filter, so it does not push the joint ahead of the slew plan. A joint powered while it
+   still coasts faster than the envelope allows is braked back inside it without integrating (the braking
+   error, integrated, once swung it to 4x its velocity limit the other way), and the plan restarts there.
    Whatever the host asked, the goal is clamped to the configured limits, and a velocity envelope
    ``v_hi = min(v_lim, k (p_max - p), sqrt(2 a_brake (p_max - p)))`` (and its mirror ``v_lo``) keeps every mode
    (current mode too) from running into a position limit; any clamping sets ``StatusFlag.AT_LIMIT``;
@@ -183,6 +185,9 @@ class ControlCore:
         self._t_overcurrent = self._t_stall = self._t_undervoltage = 0.0  # seconds a condition has lasted
         self._v_int = 0.0
         self._i_int = 0.0
+        #: Powered while faster than the velocity envelope allows (torque-on while the joint still coasts): the
+        #: loop brings it back inside at the current limit without integrating (see :meth:`_velocity_loop`).
+        self._recovering = False
         self._v_cmd = 0.0  # slew-limited velocity reference
         self._v_prev = 0.0  # the reference of the previous tick (the measured velocity answers both)
         self._v_seen = 0.0  # the reference as the velocity measurement sees it (tick mean, then the same filter)
@@ -332,6 +337,7 @@ class ControlCore:
                 self._v_int = self._i_int = 0.0
                 self._v_cmd = self._v_prev = self._v_seen = self.velocity
                 self.holding, self.braking, self.hold_position = True, False, self.position
+                self._recovering = abs(self.velocity) > self.v_lim
             elif not cmd.a:
                 self.torque = False
         elif kind is CommandKind.HEARTBEAT:
@@ -452,6 +458,12 @@ class ControlCore:
             v_ref = self.goal * 1e-6
         else:
             v_ref = None
+        if self._recovering and v_lo <= vel <= v_hi:
+            # back inside the envelope: the plan starts again from here with an empty integrator (what it
+            # integrated while the joint was being slowed down belonged to that, and pushed it past its limit)
+            self._recovering = False
+            self._v_cmd = self._v_prev = self._v_seen = vel
+            self._v_int = 0.0
         if v_ref is not None:
             if v_ref > v_hi or v_ref < v_lo:
                 v_ref, limited = min(max(v_ref, v_lo), v_hi), True
@@ -502,6 +514,8 @@ class ControlCore:
         err = v_ref - self.velocity
         i = self.kp_v * err + self._v_int
         lim = self.i_lim
+        if self._recovering:  # slowing a joint powered while too fast: integrate nothing (see _control)
+            return i
         if -lim < i < lim or (i >= lim and err < 0) or (i <= -lim and err > 0):
             self._v_int = min(max(self._v_int + self.ki_v * err * self.dt, -lim), lim)  # conditional integration
         return i

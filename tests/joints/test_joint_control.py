@@ -295,3 +295,28 @@ def test_a_weak_drive_settles_at_its_goal_without_swinging(current_limit_ma: int
     out = stress({}, Condition(4_000_000, current_limit_ma), stop_early=False)
     assert out.ok, out.first
     assert out.ripple < HOLD_RIPPLE
+
+
+def test_powered_while_coasting_fast_the_joint_slows_into_its_limit_without_overshooting_it() -> None:
+    """Torque-on while the joint still coasts far faster than a velocity limit lowered meanwhile: the loop brakes
+    it at the current limit and then holds it within the limit (it once integrated the whole braking error and
+    swung to 4x the limit the other way)."""
+    r = Rig(seed=None)
+    r.cmd(CommandKind.TORQUE, 1)
+    r.cmd(CommandKind.SET_GOAL, GoalMode.VELOCITY, -4_200_000)
+    r.run(400)
+    r.cmd(CommandKind.TORQUE, 0)
+    r.run(5)
+    assert r.core.velocity < -3.5  # coasting, away from the goal ahead
+    r.regs.set("velocity_limit", 90_568)
+    r.cmd(CommandKind.TORQUE, 1)
+    r.cmd(CommandKind.SET_GOAL, GoalMode.POSITION, 30_400_236)
+    v_lim = 0.090568
+    inside, peak = False, 0.0
+    for _ in range(300):
+        r.run(1)
+        inside = inside or abs(r.core.velocity) <= v_lim
+        if inside:
+            peak = max(peak, abs(r.core.velocity))
+    assert inside
+    assert peak <= 1.2 * v_lim + 0.05, f"{peak:.3f} rad/s after coming inside the {v_lim} rad/s limit"
