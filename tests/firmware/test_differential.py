@@ -13,7 +13,7 @@ from diff_harness import assert_same, seen
 from armbus.bus.codec import Frame, decode_wire, encode_control, encode_data
 from armbus.bus.deframer import Deframer
 from armbus.bus.errors import ArmbusError
-from armbus.bus.wire import FaultCode, FrameKind, MsgType
+from armbus.bus.wire import ErrorKind, FaultCode, FrameKind, MsgType
 from armbus.hil.faults import LinkFaults
 from armbus.hil.firmware.build import available
 from armbus.hil.joint_faults import Overheat, Reboot, Stall
@@ -234,3 +234,79 @@ def test_c_board_chain_without_noise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(va, "joint_class", quiet)
     got = seen(assert_same(_session))
     assert (MsgType.CYCLE_REPLY,) in got
+
+
+def _errors_and_edges(arm: SimArm) -> None:
+    from armbus.bus.messages import Read, SetGoal, Torque, Write
+
+    arm.enumerate()
+    j = names(arm)
+    for msg in (Read(1, 1), Read(0, 1), Read(200, 2), Write(0, b"\x01\x02"), Write(37, b"\x05"), SetGoal(9, 0),
+                SetGoal(1, 10**9), Torque(1), Write(79, (1).to_bytes(4, "little"))):
+        with contextlib.suppress(ArmbusError):
+            arm.request(msg, 2)
+    arm.set_heartbeat(0.01)
+    arm.write(j[0], "watchdog_period", 50)
+    arm.torque(True)
+    wait(arm, 40)
+    arm.estop()
+    with contextlib.suppress(ArmbusError):
+        arm.set_goal(j[1], position=0.1)  # refused: e-stopped
+    for _ in range(3):
+        with contextlib.suppress(ArmbusError):
+            arm.exchange({j[0]: 0.1, j[1]: 0.2})  # refused in the records: e-stopped
+    for n in j:
+        arm.write(n, "estop", 0)
+    arm.set_heartbeat(None)
+    arm.exchange(None)
+
+
+def test_error_replies_heartbeats_and_refused_goals() -> None:
+    got = seen(assert_same(_errors_and_edges))
+    for kind in (ErrorKind.RANGE, ErrorKind.LENGTH, ErrorKind.ACCESS, ErrorKind.LIMIT):
+        assert (MsgType.ERROR, kind) in got, kind.name
+    assert (MsgType.HEARTBEAT,) in got
+
+
+def test_line_rate_switch() -> None:
+    def scenario(arm: SimArm) -> None:
+        arm.enumerate()
+        arm.set_baud(2_000_000)
+        arm.read_states()
+        arm.set_baud(1_000_000, 3_000_000)
+        arm.read_states()
+
+    assert (MsgType.WRITE,) in seen(assert_same(scenario))
+
+
+@pytest.mark.parametrize("granularity", ["byte", "chunk"])
+def test_delivery_granularity(granularity: str) -> None:
+    """Bytes one at a time (the UART interrupt path) and whole drained chunks (several frames a block)."""
+    assert_same(_traffic, granularity=granularity, kinds=("c",))
+
+
+def test_six_joint_mixed_chain_on_lossy_links() -> None:
+    assert_same(_traffic, joints=6, seed=21, kinds=("python,c", "c,c,python"),
+                faults=LinkFaults(drop_byte=0.002, flip_bit=0.0005, dup_frame=0.01))
+
+
+def test_enumerate_while_a_neighbour_boots() -> None:
+    """ENUMERATE held while the DOWN neighbour reboots (no answer yet), then passed on; a cut cable makes the
+    joint before it the chain end for a while (the ENUMERATE and SYNC_READ turn around there)."""
+    sched = FaultSchedule((Reboot(30 * MS, 2), Reboot(30 * MS, 3), CutLink(200 * MS, "j2-j3", 400 * MS)))
+
+    def scenario(arm: SimArm) -> None:
+        arm.enumerate()
+        wait(arm, 25)
+        arm.enumerate()
+        wait(arm, 200)
+        for _ in range(3):
+            with contextlib.suppress(ArmbusError):
+                arm.enumerate()
+            with contextlib.suppress(ArmbusError):
+                arm.read_states(timeout=0.05)
+        wait(arm, 400)
+        arm.enumerate()
+
+    got = seen(assert_same(scenario, faults=sched))
+    assert (MsgType.ENUMERATE_REPLY,) in got and (MsgType.SYNC_READ_REPLY,) in got
