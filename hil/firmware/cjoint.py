@@ -149,7 +149,7 @@ class _ControlView:
         self.tick_hooks: list[Callable[[int], None]] = _HookList(joint._install_hooks)
 
     def _info(self) -> list[int]:
-        buf = (_I64 * 14)()
+        buf = (_I64 * 16)()
         self._joint._lib.sil_joint_control_info(self._joint._ptr, buf)
         return list(buf)
 
@@ -172,6 +172,15 @@ class _ControlView:
     @property
     def goals_latched(self) -> int:
         return self._info()[13]
+
+    @property
+    def goal(self) -> int:
+        """The goal the loop follows (register units of its mode)."""
+        return self._info()[14]
+
+    @property
+    def mode(self) -> int:
+        return self._info()[15]
 
     @property
     def commands(self) -> _Mailbox:

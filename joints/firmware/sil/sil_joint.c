@@ -113,7 +113,7 @@ uint32_t sil_joint_backlog(const fw_joint_t *j) { return j->router.b_len; }
 /* The control core as the comm core sees it. */
 ctl_core_t *sil_joint_control(fw_joint_t *j) { return &j->control; }
 /* position, velocity, current, temperature, voltage, status, flags, torque, sampled_at, commands len, posted,
-   taken, events pending, goals latched */
+   taken, events pending, goals latched, goal, mode */
 void sil_joint_control_info(const fw_joint_t *j, int64_t *out) {
     const ctl_core_t *c = &j->control;
     const ctl_state_t *s = ctl_state(c);
@@ -131,6 +131,8 @@ void sil_joint_control_info(const fw_joint_t *j, int64_t *out) {
     out[11] = ctl_commands_taken(c);
     out[12] = ctl_events_pending(c);
     out[13] = c->goals_latched;
+    out[14] = c->goal;
+    out[15] = c->mode;
 }
 void sil_joint_set_latch_hook(fw_joint_t *j, ctl_latch_hook_fn fn, void *ctx) { ctl_set_latch_hook(&j->control, fn, ctx); }
 void sil_joint_set_tick_hook(fw_joint_t *j, ctl_tick_hook_fn fn, void *ctx) { ctl_set_tick_hook(&j->control, fn, ctx); }
