@@ -78,3 +78,16 @@ def test_generator_check_mode(tmp_path: Path) -> None:
     assert firmware.main(["--check"]) == 0
     assert firmware.main(["--check", "--root", str(tmp_path)]) == 1
     assert firmware.main(["--root", str(tmp_path)]) == 0 and firmware.main(["--check", "--root", str(tmp_path)]) == 0
+
+
+@pytest.mark.skipif(build.available() is not None, reason=str(build.available()))
+def test_armbus_sim_and_the_url_take_the_firmware() -> None:
+    import argparse
+
+    from armbus.hil.firmware.cjoint import CJoint
+    from armbus.hil.ptyserver import build_arm
+    from armbus.hil.urlhandler.protocol_armbus import parse_url
+
+    arm, _ = build_arm(argparse.Namespace(joints=3, firmware="c,python,c"))
+    assert [type(j) for j in arm.joints] == [CJoint, JointNode, CJoint]
+    assert parse_url("armbus://?joints=2&firmware=c")["firmware"] == "c"
