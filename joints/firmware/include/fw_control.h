@@ -112,6 +112,7 @@ typedef struct ctl_core {
     uint32_t active_bits;       /* 1 << code of the active faults */
     double t_overcurrent, t_stall, t_undervoltage;
     double v_int, i_int, v_cmd, v_prev, v_seen;
+    bool recovering;            /* powered while faster than the velocity envelope: braking without integrating */
     double i_ref, i_applied;
     double position, velocity, current, temperature, voltage;
     double counts_per_rad;
