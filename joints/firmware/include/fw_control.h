@@ -158,5 +158,7 @@ uint32_t ctl_commands_len(const ctl_core_t *c);
 uint32_t ctl_commands_free(const ctl_core_t *c);
 uint32_t ctl_commands_refused(const ctl_core_t *c);
 uint32_t ctl_events_refused(const ctl_core_t *c);
+uint32_t ctl_goals_latched(const ctl_core_t *c);   /* cyclic goals latched (ControlCore.goals_latched) */
+uint32_t ctl_stale_releases(const ctl_core_t *c);  /* releases queued before an e-stop, dropped */
 
 #endif /* FW_CONTROL_H */

@@ -725,3 +725,13 @@ uint32_t ctl_events_refused(const ctl_core_t *c)
 {
     return c->events.refused;
 }
+
+uint32_t ctl_goals_latched(const ctl_core_t *c)
+{
+    return c->goals_latched;
+}
+
+uint32_t ctl_stale_releases(const ctl_core_t *c)
+{
+    return c->stale_releases;
+}
