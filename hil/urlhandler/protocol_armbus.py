@@ -13,7 +13,8 @@ URL options (all optional): ``joints`` (1..253, default 6), ``seed`` (default 0)
 port's ``baudrate``, as for pyserial's ``loop://``), ``faults`` (a fault-schedule file, TOML or JSON),
 ``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`armbus.hil.realtime`), ``adapter`` (a
 USB-serial adapter model between the port and joint 1, e.g. ``adapter=ftdi:latency=16ms``; see
-:mod:`armbus.hil.adapter`). Unknown options and bad
+:mod:`armbus.hil.adapter`), ``firmware`` (``python``, the default; ``c``, the C joint firmware; or one per joint,
+``c,python,c``: :mod:`armbus.hil.firmware.choice`). Unknown options and bad
 values raise ``serial.SerialException`` (a ``ValueError`` for pyserial callers that expect one is not used:
 pyserial's own handlers raise ``SerialException`` for bad URLs). ``chain_baud`` sets the joint-to-joint
 links' rate (default: ``baud``). The host's end of the host link starts at joint 1's rate; setting ``baudrate``
@@ -44,7 +45,7 @@ from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
 
 #: Options an ``armbus://`` URL may carry.
-OPTIONS = ("joints", "seed", "baud", "chain_baud", "faults", "unpaced", "adapter")
+OPTIONS = ("joints", "seed", "baud", "chain_baud", "faults", "unpaced", "adapter", "firmware")
 #: Socket buffer asked for on the host's side: 256 KiB, two seconds of traffic at 1 Mbaud.
 SOCKET_BUFFER = 262_144
 
@@ -65,7 +66,7 @@ def parse_url(url: str) -> dict[str, Any]:
         if key not in OPTIONS:
             raise SerialException(f"{url!r}: unknown option {key!r}; known: {', '.join(OPTIONS)}")
         value = values[-1]
-        if key == "faults":
+        if key in ("faults", "firmware"):
             opts[key] = value
         elif key == "adapter":
             try:
@@ -108,7 +109,7 @@ class Serial(SerialBase):
             schedule = FaultSchedule.load(opts["faults"]) if opts.get("faults") else None
             arm = VirtualArm(opts.get("joints", 6), baud=baud, seed=opts.get("seed", 0), faults=schedule,
                              link_config=realtime_link_config(min(baud, chain_baud)), chain_baud=chain_baud,
-                             adapter=opts.get("adapter"))
+                             adapter=opts.get("adapter"), firmware=opts.get("firmware"))
         except ArmbusError as exc:
             raise SerialException(f"{self.portstr}: {exc}") from None
         peer, sock = socket.socketpair()
