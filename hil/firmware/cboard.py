@@ -177,6 +177,16 @@ class CBoard:
         return float(self.lib.sil_board_sensed_voltage(self.ptr))
 
     # --- the Actuator's public fields (fault injection) -----------------------------------------------
+    @property
+    def noisy(self) -> bool:
+        """The C physics has noise-free sensors (the callback mode has the Actuator's)."""
+        return False
+
+    def set_noise(self, **_levels: Any) -> None:
+        """Sensor noise needs the Python Actuator's seeded stream: a UsageError that says how to get it."""
+        raise UsageError("the C board's sensors are noise-free: put a seeded Actuator behind it "
+                         "(CBoard(lib, actuator=Actuator(seed=...)))")
+
     def __getattr__(self, name: str) -> Any:
         if name in CBoard._STATE_FIELDS:
             value = getattr(self.state, name)

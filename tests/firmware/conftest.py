@@ -1,16 +1,25 @@
-"""Fixtures of the firmware tests: the SIL library with the C control core, built once per session."""
+"""Fixtures of the firmware tests: the SIL library (hil/firmware/build.py) with the control core's signatures.
+
+``CTL_LIB=path`` loads a library built elsewhere instead (e.g. with --coverage, or with sanitizers and the
+runtime preloaded)."""
 
 from __future__ import annotations
 
 import ctypes
-import shutil
+import os
+from pathlib import Path
 
 import pytest
-from ctl_harness import build, load
+from ctl_harness import load
+
+from armbus.hil.firmware import build
 
 
 @pytest.fixture(scope="session")
-def ctl_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
-    if shutil.which("cc") is None:
-        pytest.skip("no C compiler (cc) on this machine")
-    return load(build(tmp_path_factory.mktemp("ctl")))
+def ctl_lib() -> ctypes.CDLL:
+    if os.environ.get("CTL_LIB"):
+        return load(Path(os.environ["CTL_LIB"]))
+    try:
+        return load(build.library())
+    except build.FirmwareUnavailable as exc:
+        pytest.skip(str(exc))

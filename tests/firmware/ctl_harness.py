@@ -9,10 +9,10 @@ the last check and the actuator's state (positions, currents and temperatures as
 from __future__ import annotations
 
 import ctypes
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from armbus.bus.wire import FaultCode
 from armbus.hil.firmware.cboard import CBoard, bind
 from armbus.joints.actuator import Actuator, ActuatorParams
 from armbus.joints.control import Command, CommandKind, ControlCore, FaultEvent
@@ -22,18 +22,6 @@ FIRMWARE = Path(__file__).resolve().parents[2] / "joints" / "firmware"
 MS = 1_000_000
 REG_ID = {r.name: k for k, r in enumerate(REGISTERS)}
 REG_TABLE_SIZE = REGISTERS[-1].end
-
-
-def build(out: Path) -> Path:
-    """Compile the control core, the register file and the board into a shared library in ``out``."""
-    srcs = sorted(str(p) for p in [*(FIRMWARE / "src").glob("*.c"), *(FIRMWARE / "gen").glob("*.c")])
-    srcs.append(str(FIRMWARE / "sil" / "sil_board.c"))
-    lib = out / "libctl.so"
-    cmd = ["cc", "-std=c99", "-O2", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared",
-           "-Wall", "-Wextra", "-Werror", f"-I{FIRMWARE / 'include'}", f"-I{FIRMWARE / 'gen'}",
-           f"-I{FIRMWARE / 'sil'}", "-o", str(lib), *srcs, "-lm"]
-    subprocess.run(cmd, check=True)
-    return lib
 
 
 class CState(ctypes.Structure):
@@ -82,6 +70,8 @@ def load(path: Path) -> ctypes.CDLL:
         "ctl_commands_len": (ctypes.c_uint32, [_VP]),
         "ctl_commands_refused": (ctypes.c_uint32, [_VP]),
         "ctl_events_refused": (ctypes.c_uint32, [_VP]),
+        "ctl_goals_latched": (ctypes.c_uint32, [_VP]),
+        "ctl_stale_releases": (ctypes.c_uint32, [_VP]),
         "fw_regs_init": (None, [_VP, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint8, ctypes.c_uint8]),
         "fw_regs_set": (None, [_VP, ctypes.c_uint, ctypes.c_int64]),
         "fw_regs_get": (ctypes.c_int64, [_VP, ctypes.c_uint]),
@@ -123,7 +113,7 @@ class CCore:
     def events(self) -> list[FaultEvent]:
         out, ev = [], CEvent()
         while self.lib.ctl_next_event(self.ptr, ctypes.byref(ev)):
-            out.append(FaultEvent(ev.code, bool(ev.active), ev.value))
+            out.append(FaultEvent(FaultCode(ev.code), bool(ev.active), ev.value))
         return out
 
     def state(self) -> tuple[int, ...]:
@@ -183,21 +173,23 @@ class Pair:
             setattr(self.act, name, value)
             setattr(self.c_act if self.c_act is not None else self.c.board, name, value)
 
-    def timer(self, now: int) -> None:
-        """handle_timer at ``now`` on both (when due), then compare."""
+    def timer(self, now: int, check: bool = True) -> None:
+        """handle_timer at ``now`` on both (when due), then compare (``check``: else the events pile up)."""
         self.now = now
         d_py, d_c = self.py.next_deadline(), self.c.lib.ctl_next_deadline(self.c.ptr)
         assert d_py == d_c, (now, d_py, d_c)
         if d_py <= now:
             self.py.handle_timer(now)
             self.c.lib.ctl_handle_timer(self.c.ptr, now)
-        self.check()
+        if check:
+            self.check()
 
-    def run(self, ms: float, step_ns: int = MS) -> None:
-        """Step both by ``step_ns`` for ``ms`` milliseconds, comparing after every step."""
+    def run(self, ms: float, step_ns: int = MS, check: bool = True) -> None:
+        """Step both by ``step_ns`` for ``ms`` milliseconds, comparing after every step (``check``: else only the
+        ticks run, and the fault events wait in their rings: a full ring refuses more)."""
         end = self.now + int(ms * MS)
         while self.now < end:
-            self.timer(min(self.now + step_ns, end))
+            self.timer(min(self.now + step_ns, end), check)
 
     # --- the comparison ------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -210,9 +202,11 @@ class Pair:
         assert (py.commands.posted, py.commands.taken, py.commands.refused) == (
             c.lib.ctl_commands_posted(c.ptr), c.lib.ctl_commands_taken(c.ptr), c.lib.ctl_commands_refused(c.ptr)), where
         assert py.events.refused == c.lib.ctl_events_refused(c.ptr), where
+        assert (py.goals_latched, py.stale_releases) == (
+            c.lib.ctl_goals_latched(c.ptr), c.lib.ctl_stale_releases(c.ptr)), where
         ev_py, ev_c = [], c.events()
         while (ev := py.events.get()) is not None:
-            ev_py.append(FaultEvent(int(ev.code), bool(ev.active), ev.value))
+            ev_py.append(FaultEvent(FaultCode(ev.code), bool(ev.active), ev.value))
         assert ev_py == ev_c, (where, ev_py, ev_c)
         self.events += ev_py
         a = self.act

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from armbus.bus.errors import UsageError
 from armbus.hil.firmware.cboard import CBoard, HalMotor, MotorParams
 from armbus.joints.actuator import Actuator, ActuatorParams
 
@@ -41,7 +42,7 @@ def test_board_equals_actuator(ctl_lib: ctypes.CDLL, params: ActuatorParams) -> 
     same(act, board)
     now = 0
     moved = False
-    for step in range(3000):
+    for _ in range(3000):
         r = rng.random()
         if r < 0.5:
             v = rng.uniform(-15.0, 15.0)  # beyond the supply too: clipped
@@ -97,3 +98,10 @@ def test_callback_mode_forwards_to_a_python_actuator(ctl_lib: ctypes.CDLL) -> No
     board.use_physics()
     hal.advance(hal.ctx, 5 * MS)
     assert board.time == 5 * MS and act.time == 5 * MS and board.actuator is None
+
+
+def test_noise_on_the_c_board_is_a_usage_error(ctl_lib: ctypes.CDLL) -> None:
+    board = CBoard(ctl_lib)
+    assert not board.noisy
+    with pytest.raises(UsageError, match="actuator=Actuator"):
+        board.set_noise(current=0.1, seed=1)

@@ -37,4 +37,5 @@ def test_default_motor_params_are_actuator_params(ctl_lib: ctypes.CDLL) -> None:
     c = MotorParams()
     ctl_lib.fw_motor_params_default(ctypes.byref(c))
     want = MotorParams.from_params(ActuatorParams())
-    assert [getattr(c, f) for f, _ in MotorParams._fields_] == [getattr(want, f) for f, _ in MotorParams._fields_]
+    names = [f[0] for f in MotorParams._fields_]
+    assert [getattr(c, n) for n in names] == [getattr(want, n) for n in names]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import time
 
-from ctl_harness import MS, CCore
+from ctl_harness import MS, TICK_HOOK, CCore
 
 from armbus.bus.wire import GoalMode
 from armbus.joints.actuator import Actuator
@@ -22,7 +22,7 @@ def rate(run: object, ticks: int) -> float:
 
 def test_c_control_core_ticks_faster(ctl_lib: ctypes.CDLL) -> None:
     c = CCore(ctl_lib)
-    ctl_lib.ctl_set_tick_hook(c.ptr, ctypes.cast(None, type(c._hooks[0])), None)
+    ctl_lib.ctl_set_tick_hook(c.ptr, TICK_HOOK(), None)  # no hook: the bare loop
     c.command(int(CommandKind.TORQUE), 1)
     c.command(int(CommandKind.SET_GOAL), int(GoalMode.VELOCITY), 1_000_000)
     py = ControlCore(Actuator(), RegisterFile())
