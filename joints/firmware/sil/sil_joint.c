@@ -130,7 +130,7 @@ void sil_joint_control_info(const fw_joint_t *j, int64_t *out) {
     out[10] = ctl_commands_posted(c);
     out[11] = ctl_commands_taken(c);
     out[12] = ctl_events_pending(c);
-    out[13] = c->goals_latched;
+    out[13] = ctl_goals_latched(c);
     out[14] = c->goal;
     out[15] = c->mode;
 }
