@@ -267,10 +267,11 @@ class _RouterView:
 
     @property
     def counters(self) -> RouterCounters:
-        fields = [f for f in RouterCounters.__slots__ if f != "reserved"]
-        buf = (_U32 * len(fields))()
-        self._joint._lib.sil_joint_router_counters(self._joint._ptr, buf, len(fields))
-        return RouterCounters(*buf)
+        n = len(RouterCounters.__slots__) + 1  # reserved: two int32 at the end
+        buf = (_U32 * n)()
+        self._joint._lib.sil_joint_router_counters(self._joint._ptr, buf, n)
+        reserved = [v - (1 << 32) if v >= 1 << 31 else v for v in buf[n - 2:]]
+        return RouterCounters(*buf[:n - 2], reserved=reserved)
 
 
 class CJoint:

@@ -58,14 +58,20 @@ def assert_same(scenario: Scenario, kinds: tuple[str, ...] = ("c", "c,python,c")
     """Run ``scenario`` on the Python chain and on each of ``kinds``; assert identical traffic. Returns the
     reference deliveries."""
     joints = options.pop("joints", 3)
-    ref, _ = capture("python", scenario, joints=joints, **options)
+    ref, ref_arm = capture("python", scenario, joints=joints, **options)
     for kind in kinds:
         spec = kind if "," not in kind else ",".join((kind.split(",") * joints)[:joints])
         got, arm = capture(spec, scenario, joints=joints, **options)
         diff = first_difference(ref, got)
         assert diff is None, f"firmware {spec!r} against python: {diff}"
-        for joint in arm.virtual_arm.joints:  # the fixed C buffers held everything
-            assert all(getattr(link, "overflows", 0) == 0 for link in joint.links)
+        for k, (joint, twin) in enumerate(zip(arm.virtual_arm.joints, ref_arm.virtual_arm.joints, strict=True)):
+            assert all(getattr(link, "overflows", 0) == 0 for link in joint.links)  # the fixed C buffers held
+            where = f"firmware {spec!r}, joint {k + 1}"
+            assert bytes(joint.registers.mem) == bytes(twin.registers.mem), f"{where}: registers differ"
+            assert joint.counters == twin.counters, f"{where}: {joint.counters} != {twin.counters}"
+            for port in (0, 1):
+                assert joint.links[port].counters == twin.links[port].counters, f"{where} port {port}: link counters"
+            assert joint.router.counters == twin.router.counters, f"{where}: router counters"
     return ref
 
 

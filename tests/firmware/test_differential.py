@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -310,3 +311,64 @@ def test_enumerate_while_a_neighbour_boots() -> None:
 
     got = seen(assert_same(scenario, faults=sched))
     assert (MsgType.ENUMERATE_REPLY,) in got and (MsgType.SYNC_READ_REPLY,) in got
+
+
+def _random_script(seed: int) -> Callable[[SimArm], None]:
+    """A seeded random session: every kind of request, valid and not, faults and pauses."""
+    import random
+
+    from armbus.bus.messages import Read, SetGoal, Write
+    from armbus.joints.registers import REGISTERS
+
+    def scenario(arm: SimArm) -> None:
+        rng = random.Random(seed)
+        arm.enumerate()
+        j = names(arm)
+        varm = arm.virtual_arm
+        for _ in range(60):
+            op = rng.randrange(12)
+            n = rng.choice(j)
+            addr = 1 + j.index(n)
+            with contextlib.suppress(ArmbusError):
+                if op == 0:
+                    r = rng.choice(REGISTERS)
+                    arm.request(Read(r.address + rng.choice((0, 0, 1)), r.size * rng.choice((1, 1, 2))), addr)
+                elif op == 1:
+                    r = rng.choice(REGISTERS)
+                    value = rng.randint(r.minimum - 2, r.maximum + 2) if rng.random() < 0.3 else r.default
+                    data = (value & ((1 << 8 * r.size) - 1)).to_bytes(r.size, "little")
+                    arm.request(Write(r.address, data), addr)
+                elif op == 2:
+                    arm.torque(rng.random() < 0.7)
+                elif op == 3:
+                    arm.request(SetGoal(rng.randint(0, 4), rng.randint(-3_000_000, 3_000_000)), addr)
+                elif op == 4:
+                    arm.sync_write("goal_position", {m: rng.randint(-500_000, 500_000) for m in j})
+                elif op == 5:
+                    arm.read_states(timeout=0.05)
+                elif op == 6:
+                    for _ in range(rng.randint(1, 8)):
+                        arm.exchange({m: rng.uniform(-0.5, 0.5) for m in j if rng.random() < 0.8})
+                elif op == 7:
+                    arm.estop()
+                elif op == 8:
+                    for m in j:
+                        arm.write(m, "estop", 0)
+                    arm.write(n, "clear_flags", 0xFF)
+                elif op == 9:
+                    act = varm.joint(addr).actuator
+                    act.supply_voltage = rng.choice((12.0, 12.0, 9.0))
+                    act.load_torque = rng.choice((0.0, 0.0, 2.0, -4.0))
+                elif op == 10 and rng.random() < 0.3:
+                    arm.reboot(n)
+                else:
+                    arm.write(n, rng.choice(("state_period", "watchdog_period")), rng.choice((0, 0, 10, 40)))
+            wait(arm, rng.choice((0.5, 2, 5, 20)))
+
+    return scenario
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_random_sessions(seed: int) -> None:
+    faults = LinkFaults(drop_byte=0.002, flip_bit=0.0005, dup_frame=0.01) if seed % 2 else None
+    assert_same(_random_script(seed), joints=2 + seed % 3, seed=seed, faults=faults)

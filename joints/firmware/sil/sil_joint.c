@@ -87,7 +87,7 @@ uint32_t sil_joint_link_counters(const fw_joint_t *j, uint32_t port, uint32_t *o
     return copy(out, cap, &j->links[port & 1].counters, sizeof j->links[0].counters);
 }
 uint32_t sil_joint_router_counters(const fw_joint_t *j, uint32_t *out, uint32_t cap) {
-    return copy(out, cap, &j->router.counters, offsetof(fw_router_counters_t, reserved));
+    return copy(out, cap, &j->router.counters, sizeof j->router.counters); /* reserved[2] last, as int32 */
 }
 /* Deframer counters: frames, bytes, then errors by LineErrorKind 1..8. */
 uint32_t sil_joint_deframer_counters(const fw_joint_t *j, uint32_t port, uint32_t *out, uint32_t cap) {
