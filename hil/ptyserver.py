@@ -160,7 +160,8 @@ def build_arm(args: argparse.Namespace) -> tuple[VirtualArm, FaultSchedule | Non
         schedule = FaultSchedule.load(faults)
     adapter = parse_adapter(getattr(args, "adapter", None))
     arm = VirtualArm(joints, baud=baud, seed=seed, faults=schedule, chain_baud=chain_baud,
-                     link_config=realtime_link_config(min(baud, chain_baud)), adapter=adapter)
+                     link_config=realtime_link_config(min(baud, chain_baud)), adapter=adapter,
+                     firmware=getattr(args, "firmware", None))
     if schedule is not None:
         schedule.check(arm.kernel)
     return arm, schedule

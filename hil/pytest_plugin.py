@@ -19,13 +19,15 @@ defaults to ``loop://``): the ``armbus_arm`` fixture is a connected, enumerated 
   ``--armbus-baud`` (default 1000000), or
 * without ``--armbus-port``, an in-process virtual arm in real time (``armbus://?joints=N&seed=S&baud=B``,
   :mod:`armbus.hil.urlhandler.protocol_armbus`): the same serial code path, reader thread and wall clock as hardware.
-  ``--armbus-firmware c`` runs the virtual arm's joints on the C firmware (``python`` by default, or one kind per
-  joint such as ``c,python,c``).
 
 ``armbus_adapter`` is the USB-serial adapter model the virtual arm sits behind (``--armbus-adapter SPEC``, default
 ``ideal``; :mod:`armbus.hil.adapter`); the host's link turnaround covers it, as it would cover a real adapter. A
 suite runs itself behind several models by parametrizing it indirectly (``tests/hil/conftest.py`` does); on a real
 arm only ``ideal`` runs (the real adapter is whatever it is) and the other parameters are skipped.
+
+``armbus_firmware`` is what the virtual arm's joints run (``--armbus-firmware KIND``: ``python``, the default;
+``c``, the C joint firmware, :mod:`armbus.hil.firmware`; or one per joint); a suite parametrizes it indirectly like
+the adapter (``tests/hil/conftest.py`` adds one run on the C firmware).
 
 ``armbus_virtual_arm`` is the :class:`armbus.hil.realtime.RealtimeArm` behind that virtual port (for fault injection and
 looking inside; use its ``call()``); on a real arm a test that asks for it is skipped, saying why. Tests that
@@ -47,7 +49,8 @@ from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.clock import SimClock
 
 #: The fixtures this plugin defines; it defines no other.
-FIXTURES = ("armbus_clock", "armbus_seed", "armbus_target", "armbus_adapter", "armbus_arm", "armbus_virtual_arm")
+FIXTURES = ("armbus_clock", "armbus_seed", "armbus_target", "armbus_adapter", "armbus_firmware", "armbus_arm",
+            "armbus_virtual_arm")
 #: Default reply timeout of the contract suite's arm: generous for a real arm behind a USB adapter with the
 #: default 16 ms latency timer, and for a virtual arm on a busy machine.
 DEFAULT_TIMEOUT_S = 0.5
@@ -79,9 +82,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--armbus-adapter", default="ideal", metavar="SPEC",
                     help="USB-serial adapter model of the virtual arm: ideal (default), ftdi:latency=16ms, "
                          "cdc-acm (docs/hil.md)")
-    group.addoption("--armbus-firmware", default=None, metavar="KIND",
-                    help="what the virtual arm's joints run: python (default), c (the C firmware) or one per "
-                         "joint, e.g. c,python,c")
+    group.addoption("--armbus-firmware", default="python", metavar="KIND",
+                    help="what the virtual arm's joints run: python (default), c (the C joint firmware), or one "
+                         "per joint, e.g. c,python,c")
     group.addoption("--armbus-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
                     help=f"reply timeout in seconds (default {DEFAULT_TIMEOUT_S})")
 
@@ -100,9 +103,7 @@ def _target(config: pytest.Config) -> ArmTarget:
     if port:
         return ArmTarget(port, baud, False, joints, seed, timeout)
     n = joints if joints is not None else 6
-    firmware = config.getoption("--armbus-firmware")
-    url = f"armbus://?joints={n}&seed={seed}&baud={baud}" + (f"&firmware={firmware}" if firmware else "")
-    return ArmTarget(url, baud, True, n, seed, timeout)
+    return ArmTarget(f"armbus://?joints={n}&seed={seed}&baud={baud}", baud, True, n, seed, timeout)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -147,7 +148,24 @@ def armbus_adapter(request: pytest.FixtureRequest, armbus_target: ArmTarget) -> 
 
 
 @pytest.fixture
-def armbus_arm(armbus_target: ArmTarget, armbus_adapter: str) -> Iterator[Any]:
+def armbus_firmware(request: pytest.FixtureRequest, armbus_target: ArmTarget) -> str:
+    """What the virtual arm's joints run: the indirect parameter if the test has one, else ``--armbus-firmware``.
+    On a real arm anything but ``python`` is skipped; without a C compiler the C firmware is skipped, saying so."""
+    kind = str(getattr(request, "param", None) or request.config.getoption("--armbus-firmware"))
+    if kind == "python":
+        return kind
+    if not armbus_target.virtual:
+        pytest.skip(f"firmware {kind} applies to the virtual arm; this run drives the real arm on {armbus_target.port}")
+    from armbus.hil.firmware.build import available
+
+    reason = available()
+    if reason is not None:
+        pytest.skip(reason)
+    return kind
+
+
+@pytest.fixture
+def armbus_arm(armbus_target: ArmTarget, armbus_adapter: str, armbus_firmware: str) -> Iterator[Any]:
     """A connected :class:`armbus.controller.arm.Arm`, enumerated, behind ``armbus_adapter`` on a virtual arm. A
     joint latched before the test fails it at once, named; after the test the arm is put back as it was found
     (:mod:`armbus.hil.armguard`), and torque is off for every joint unless it was on before."""
@@ -159,6 +177,8 @@ def armbus_arm(armbus_target: ArmTarget, armbus_adapter: str) -> Iterator[Any]:
     port, spec = armbus_target.port, parse_adapter(armbus_adapter)
     if armbus_target.virtual and not spec.ideal:
         port += f"&adapter={spec}"
+    if armbus_target.virtual and armbus_firmware != "python":
+        port += f"&firmware={armbus_firmware}"
     # the host in this process shares the machine with the arm: the default slack plus what the model adds
     turnaround = None if spec.ideal else PORT_TURNAROUND_NS + spec.delay_ns
     a = Arm.open(port, armbus_target.baud, timeout=armbus_target.timeout, on_close="hold", turnaround_ns=turnaround)

@@ -44,10 +44,10 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.hil.adapter import AdapterNode, AdapterSpec, UsbAdapter, parse_adapter
 from armbus.hil.faults import FaultInjector, LinkFaults
+from armbus.hil.firmware.choice import joint_class, parse_firmware
 from armbus.hil.kernel import Granularity, Kernel, Node, Tap
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.wire import Direction, check_baud
-from armbus.hil.firmware.choice import joint_class, parse_firmware
 from armbus.joints.node import DEFAULT_MODEL, DOWN, FORWARD_LATENCY_NS, UP, JointNode
 
 #: Sender turnaround on every wire: a microcontroller's receive-interrupt-to-transmit latency (model choice:
@@ -171,8 +171,8 @@ class VirtualArm:
             self.port.attach(k, "host")
         prev, port = "host", 0
         for i in range(1, joints + 1):
-            node = joint_class(kinds[i - 1])(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i, link_config=link_config,
-                             port_bauds=(baud if i == 1 else chain, chain))
+            node = joint_class(kinds[i - 1])(model_list[i - 1], serial=0x1000 + i, seed=seed * 1000 + i,
+                                             link_config=link_config, port_bauds=(baud if i == 1 else chain, chain))
             self.joints.append(node)
             k.add_node(f"j{i}", node, ports=(UP, DOWN))
             k.connect(prev, port, f"j{i}", UP, baud=baud if i == 1 else chain, turnaround_ns=turnaround_ns,

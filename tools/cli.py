@@ -120,13 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sim", "run a virtual arm in real time behind a pseudo-terminal",
             "  armbus sim --joints 6 --baud 1000000\n  armbus sim --faults faults.toml --unpaced\n"
-            "  armbus sim --adapter ftdi:latency=16ms\n")
+            "  armbus sim --adapter ftdi:latency=16ms\n  armbus sim --firmware c\n")
     p.add_argument("--joints", type=int, default=6, help="number of joints, 1..253 (default 6)")
     p.add_argument("--baud", type=_positive_int("baud"), default=argparse.SUPPRESS,
                    help="rate of every link, the host link's included (default 1000000)")
     p.add_argument("--chain-baud", type=_positive_int("chain baud"), default=None,
                    help="rate of the joint-to-joint links (default: --baud)")
     p.add_argument("--seed", type=int, default=0, help="seed for faults and sensor noise")
+    p.add_argument("--firmware", default="python",
+                   help="what the joints run: python (default), c (the C firmware, built with the system C "
+                        "compiler), or one per joint, e.g. c,python,c")
     p.add_argument("--faults", help="TOML fault schedule")
     p.add_argument("--unpaced", action="store_true", help="do not pace bytes at the baud rate")
     p.add_argument("--capture", help="record every link to this pcapng file")

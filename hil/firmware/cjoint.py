@@ -96,7 +96,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-class _HookList(list):  # type: ignore[type-arg]
+class _HookList(list):
     """A list of observers that tells its owner when it changes (the C side calls back only when it is not empty)."""
 
     def __init__(self, changed: Callable[[], None]) -> None:
@@ -124,7 +124,7 @@ class _CRegisters(RegisterFile):
     """The C joint's register memory, with RegisterFile's rules (the firmware applies the same ones)."""
 
     def __init__(self, mem: Any) -> None:  # no super().__init__: the firmware initialised the memory
-        self.mem = mem  # type: ignore[assignment]
+        self.mem = mem
 
 
 class _Mailbox:
@@ -149,7 +149,7 @@ class _ControlView:
         self.tick_hooks: list[Callable[[int], None]] = _HookList(joint._install_hooks)
 
     def _info(self) -> list[int]:
-        buf = (_I64 * 14)()
+        buf = (_I64 * 16)()
         self._joint._lib.sil_joint_control_info(self._joint._ptr, buf)
         return list(buf)
 
@@ -172,6 +172,15 @@ class _ControlView:
     @property
     def goals_latched(self) -> int:
         return self._info()[13]
+
+    @property
+    def goal(self) -> int:
+        """The goal the loop follows (register units of its mode)."""
+        return self._info()[14]
+
+    @property
+    def mode(self) -> int:
+        return self._info()[15]
 
     @property
     def commands(self) -> _Mailbox:
@@ -258,10 +267,11 @@ class _RouterView:
 
     @property
     def counters(self) -> RouterCounters:
-        fields = [f for f in RouterCounters.__slots__ if f != "reserved"]
-        buf = (_U32 * len(fields))()
-        self._joint._lib.sil_joint_router_counters(self._joint._ptr, buf, len(fields))
-        return RouterCounters(*buf)
+        n = len(RouterCounters.__slots__) + 1  # reserved: two int32 at the end
+        buf = (_U32 * n)()
+        self._joint._lib.sil_joint_router_counters(self._joint._ptr, buf, n)
+        reserved = [v - (1 << 32) if v >= 1 << 31 else v for v in buf[n - 2:]]
+        return RouterCounters(*buf[:n - 2], reserved=reserved)
 
 
 class CJoint:

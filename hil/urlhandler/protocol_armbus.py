@@ -13,8 +13,8 @@ URL options (all optional): ``joints`` (1..253, default 6), ``seed`` (default 0)
 port's ``baudrate``, as for pyserial's ``loop://``), ``faults`` (a fault-schedule file, TOML or JSON),
 ``unpaced`` (``1``/``true``: answers as soon as computed, see :mod:`armbus.hil.realtime`), ``adapter`` (a
 USB-serial adapter model between the port and joint 1, e.g. ``adapter=ftdi:latency=16ms``; see
-:mod:`armbus.hil.adapter`), ``firmware`` (what the joints run: ``python``, ``c`` or one per joint such as
-``c,python,c``; :mod:`armbus.hil.firmware.choice`). Unknown options and bad
+:mod:`armbus.hil.adapter`), ``firmware`` (``python``, the default; ``c``, the C joint firmware; or one per joint,
+``c,python,c``: :mod:`armbus.hil.firmware.choice`). Unknown options and bad
 values raise ``serial.SerialException`` (a ``ValueError`` for pyserial callers that expect one is not used:
 pyserial's own handlers raise ``SerialException`` for bad URLs). ``chain_baud`` sets the joint-to-joint
 links' rate (default: ``baud``). The host's end of the host link starts at joint 1's rate; setting ``baudrate``

@@ -70,6 +70,8 @@ def load(path: Path) -> ctypes.CDLL:
         "ctl_commands_len": (ctypes.c_uint32, [_VP]),
         "ctl_commands_refused": (ctypes.c_uint32, [_VP]),
         "ctl_events_refused": (ctypes.c_uint32, [_VP]),
+        "ctl_goals_latched": (ctypes.c_uint32, [_VP]),
+        "ctl_stale_releases": (ctypes.c_uint32, [_VP]),
         "fw_regs_init": (None, [_VP, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint8, ctypes.c_uint8]),
         "fw_regs_set": (None, [_VP, ctypes.c_uint, ctypes.c_int64]),
         "fw_regs_get": (ctypes.c_int64, [_VP, ctypes.c_uint]),
@@ -200,6 +202,8 @@ class Pair:
         assert (py.commands.posted, py.commands.taken, py.commands.refused) == (
             c.lib.ctl_commands_posted(c.ptr), c.lib.ctl_commands_taken(c.ptr), c.lib.ctl_commands_refused(c.ptr)), where
         assert py.events.refused == c.lib.ctl_events_refused(c.ptr), where
+        assert (py.goals_latched, py.stale_releases) == (
+            c.lib.ctl_goals_latched(c.ptr), c.lib.ctl_stale_releases(c.ptr)), where
         ev_py, ev_c = [], c.events()
         while (ev := py.events.get()) is not None:
             ev_py.append(FaultEvent(FaultCode(ev.code), bool(ev.active), ev.value))

@@ -14,9 +14,8 @@ from typing import Any
 
 from armbus.bus.codec import Frame
 from armbus.bus.deframer import Deframer
-from armbus.bus.wire import MsgType
 from armbus.bus.link import LinkConfig
-from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS
+from armbus.bus.wire import DEFAULT_BAUD, NS_PER_MS, MsgType
 from armbus.controller.host import HostConfig, HostNode
 from armbus.hil.simarm import SimArm
 from armbus.hil.virtual_arm import VirtualArm
@@ -59,12 +58,20 @@ def assert_same(scenario: Scenario, kinds: tuple[str, ...] = ("c", "c,python,c")
     """Run ``scenario`` on the Python chain and on each of ``kinds``; assert identical traffic. Returns the
     reference deliveries."""
     joints = options.pop("joints", 3)
-    ref, _ = capture("python", scenario, joints=joints, **options)
+    ref, ref_arm = capture("python", scenario, joints=joints, **options)
     for kind in kinds:
         spec = kind if "," not in kind else ",".join((kind.split(",") * joints)[:joints])
-        got, _ = capture(spec, scenario, joints=joints, **options)
+        got, arm = capture(spec, scenario, joints=joints, **options)
         diff = first_difference(ref, got)
         assert diff is None, f"firmware {spec!r} against python: {diff}"
+        for k, (joint, twin) in enumerate(zip(arm.virtual_arm.joints, ref_arm.virtual_arm.joints, strict=True)):
+            assert all(getattr(link, "overflows", 0) == 0 for link in joint.links)  # the fixed C buffers held
+            where = f"firmware {spec!r}, joint {k + 1}"
+            assert bytes(joint.registers.mem) == bytes(twin.registers.mem), f"{where}: registers differ"
+            assert joint.counters == twin.counters, f"{where}: {joint.counters} != {twin.counters}"
+            for port in (0, 1):
+                assert joint.links[port].counters == twin.links[port].counters, f"{where} port {port}: link counters"
+            assert joint.router.counters == twin.router.counters, f"{where}: router counters"
     return ref
 
 

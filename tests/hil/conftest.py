@@ -23,6 +23,10 @@ BEYOND_THE_ADAPTER = {
 }
 
 
+#: The firmware the contract suite runs on besides the Python joints: once, behind the ideal adapter.
+CONTRACT_FIRMWARE = ("c",)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -33,13 +37,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Run the contract suite behind every adapter model of :data:`CONTRACT_ADAPTERS` on the virtual arm (one
-    model when ``--armbus-adapter`` or ``--armbus-port`` chooses)."""
+    """Run the contract suite behind every adapter model of :data:`CONTRACT_ADAPTERS` on the virtual arm with Python
+    joints, and once more on the C firmware (:data:`CONTRACT_FIRMWARE`) behind the ideal adapter (one model and one
+    firmware when ``--armbus-adapter``, ``--armbus-firmware`` or ``--armbus-port`` chooses)."""
     config = metafunc.config
-    chosen = config.getoption("--armbus-adapter") != "ideal" or config.getoption("--armbus-port")
+    chosen = (config.getoption("--armbus-adapter") != "ideal" or config.getoption("--armbus-port")
+              or config.getoption("--armbus-firmware") != "python")
     if metafunc.module.__name__.endswith("test_contract") and "armbus_adapter" in metafunc.fixturenames \
             and not chosen:
-        metafunc.parametrize("armbus_adapter", CONTRACT_ADAPTERS, indirect=True)
+        runs = [(a, "python") for a in CONTRACT_ADAPTERS] + [("ideal", f) for f in CONTRACT_FIRMWARE]
+        metafunc.parametrize(("armbus_adapter", "armbus_firmware"), runs, indirect=True,
+                             ids=[a if f == "python" else f"{a}-firmware-{f}" for a, f in runs])
 
 
 @pytest.fixture

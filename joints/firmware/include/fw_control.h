@@ -112,6 +112,7 @@ typedef struct ctl_core {
     uint32_t active_bits;       /* 1 << code of the active faults */
     double t_overcurrent, t_stall, t_undervoltage;
     double v_int, i_int, v_cmd, v_prev, v_seen;
+    bool recovering;            /* powered while faster than the velocity envelope: braking without integrating */
     double i_ref, i_applied;
     double position, velocity, current, temperature, voltage;
     double counts_per_rad;
@@ -157,5 +158,7 @@ uint32_t ctl_commands_len(const ctl_core_t *c);
 uint32_t ctl_commands_free(const ctl_core_t *c);
 uint32_t ctl_commands_refused(const ctl_core_t *c);
 uint32_t ctl_events_refused(const ctl_core_t *c);
+uint32_t ctl_goals_latched(const ctl_core_t *c);   /* cyclic goals latched (ControlCore.goals_latched) */
+uint32_t ctl_stale_releases(const ctl_core_t *c);  /* releases queued before an e-stop, dropped */
 
 #endif /* FW_CONTROL_H */

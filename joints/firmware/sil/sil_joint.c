@@ -87,7 +87,7 @@ uint32_t sil_joint_link_counters(const fw_joint_t *j, uint32_t port, uint32_t *o
     return copy(out, cap, &j->links[port & 1].counters, sizeof j->links[0].counters);
 }
 uint32_t sil_joint_router_counters(const fw_joint_t *j, uint32_t *out, uint32_t cap) {
-    return copy(out, cap, &j->router.counters, offsetof(fw_router_counters_t, reserved));
+    return copy(out, cap, &j->router.counters, sizeof j->router.counters); /* reserved[2] last, as int32 */
 }
 /* Deframer counters: frames, bytes, then errors by LineErrorKind 1..8. */
 uint32_t sil_joint_deframer_counters(const fw_joint_t *j, uint32_t port, uint32_t *out, uint32_t cap) {
@@ -113,7 +113,7 @@ uint32_t sil_joint_backlog(const fw_joint_t *j) { return j->router.b_len; }
 /* The control core as the comm core sees it. */
 ctl_core_t *sil_joint_control(fw_joint_t *j) { return &j->control; }
 /* position, velocity, current, temperature, voltage, status, flags, torque, sampled_at, commands len, posted,
-   taken, events pending, goals latched */
+   taken, events pending, goals latched, goal, mode */
 void sil_joint_control_info(const fw_joint_t *j, int64_t *out) {
     const ctl_core_t *c = &j->control;
     const ctl_state_t *s = ctl_state(c);
@@ -130,7 +130,9 @@ void sil_joint_control_info(const fw_joint_t *j, int64_t *out) {
     out[10] = ctl_commands_posted(c);
     out[11] = ctl_commands_taken(c);
     out[12] = ctl_events_pending(c);
-    out[13] = c->goals_latched;
+    out[13] = ctl_goals_latched(c);
+    out[14] = c->goal;
+    out[15] = c->mode;
 }
 void sil_joint_set_latch_hook(fw_joint_t *j, ctl_latch_hook_fn fn, void *ctx) { ctl_set_latch_hook(&j->control, fn, ctx); }
 void sil_joint_set_tick_hook(fw_joint_t *j, ctl_tick_hook_fn fn, void *ctx) { ctl_set_tick_hook(&j->control, fn, ctx); }

@@ -249,6 +249,7 @@ void ctl_init(ctl_core_t *c, struct fw_regs *regs, const fw_hal_motor_t *motor, 
     c->t_overcurrent = c->t_stall = c->t_undervoltage = 0.0;
     c->v_int = 0.0;
     c->i_int = 0.0;
+    c->recovering = false;
     c->v_cmd = 0.0;
     c->v_prev = 0.0;
     c->v_seen = 0.0;
@@ -402,6 +403,7 @@ static void command(ctl_core_t *c, const ctl_command_t *cmd, int64_t t)
             c->holding = true;
             c->braking = false;
             c->hold_position = c->position;
+            c->recovering = py_abs(c->velocity) > c->v_lim;
         } else if (!cmd->a) {
             c->torque = false;
         }
@@ -509,6 +511,9 @@ static double velocity_loop(ctl_core_t *c, double v_ref)
     double err = v_ref - c->velocity;
     double i = c->kp_v * err + c->v_int;
     double lim = c->i_lim;
+    if (c->recovering) { /* slowing a joint powered while too fast: integrate nothing (see control) */
+        return i;
+    }
     if ((-lim < i && i < lim) || (i >= lim && err < 0) || (i <= -lim && err > 0)) {
         c->v_int = py_min(py_max(c->v_int + c->ki_v * err * c->dt, -lim), lim); /* conditional integration */
     }
@@ -572,6 +577,12 @@ static double control(ctl_core_t *c)
         v_ref = (double)c->goal * 1e-6;
     } else {
         have_ref = false;
+    }
+    if (c->recovering && v_lo <= vel && vel <= v_hi) {
+        /* back inside the envelope: the plan starts again from here with an empty integrator */
+        c->recovering = false;
+        c->v_cmd = c->v_prev = c->v_seen = vel;
+        c->v_int = 0.0;
     }
     if (have_ref) {
         double step, now_ref, nxt, seen;
@@ -713,4 +724,14 @@ uint32_t ctl_commands_refused(const ctl_core_t *c)
 uint32_t ctl_events_refused(const ctl_core_t *c)
 {
     return c->events.refused;
+}
+
+uint32_t ctl_goals_latched(const ctl_core_t *c)
+{
+    return c->goals_latched;
+}
+
+uint32_t ctl_stale_releases(const ctl_core_t *c)
+{
+    return c->stale_releases;
 }
