@@ -56,7 +56,7 @@ def test_differential_and_contract_tests_on_the_sanitized_sil() -> None:
     chains) and the contract suite on a C arm (ideal adapter): all pass and no sanitizer reports."""
     env = _env()
     tests = [str(p) for p in sorted((REPO / "tests" / "firmware").glob("test_*differential.py"))]
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-x", *tests,
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-x", *tests,
            str(REPO / "tests" / "hil" / "test_contract.py"), "--armbus-firmware", "c"]
     run = _run(cmd, env, 600)
     out = run.stdout + run.stderr
