@@ -169,8 +169,10 @@ class _Stream:
                                 f"retx {retransmits}{noisy}")
 
 
-def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = None) -> dict[str, Any]:
-    """Run the demo; return the summary as a dict (also printed)."""
+def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = None, firmware: str | None = None,
+             plot: bool = True) -> dict[str, Any]:
+    """Run the demo; return the summary as a dict (also printed). ``firmware`` is what the joints run (``python``,
+    ``c``: :mod:`armbus.hil.firmware.choice`); ``plot=False`` skips the plot (benchmarks time the run alone)."""
     from armbus.hil.trace.pcapng import TraceWriter
 
     wall0 = time.perf_counter()
@@ -179,7 +181,7 @@ def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = No
     trace_path = out / "demo.pcapng"
     faults_seen: list[str] = []
 
-    arm = SimArm(joints=JOINTS, seed=seed, timeout=0.2)
+    arm = SimArm(joints=JOINTS, seed=seed, timeout=0.2, firmware=firmware)
     varm = arm.virtual_arm
     writer = TraceWriter(trace_path, metadata={"joints": JOINTS, "baud": DEFAULT_BAUD, "seed": seed})
     varm.kernel.add_tap(writer)
@@ -302,8 +304,9 @@ def run_demo(out_dir: str = "armbus-demo", seed: int = 1, live: bool | None = No
         "trace": str(trace_path),
         "plot": None,
     }
-    summary["plot"] = _plot(trace_path, out)
-    summary["wall_s"] = time.perf_counter() - wall0
+    if plot:
+        summary["plot"] = _plot(trace_path, out)
+        summary["wall_s"] = time.perf_counter() - wall0
     _print_summary(summary)
     return summary
 

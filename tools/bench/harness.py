@@ -101,11 +101,11 @@ def _median_block(fn: Callable[[], int], n: int) -> float:
     return statistics.median(fn() for _ in range(n))
 
 
-def _sim_process(joints: int, unpaced: bool) -> tuple[subprocess.Popen[str], str]:
+def _sim_process(joints: int, unpaced: bool, firmware: str = "python") -> tuple[subprocess.Popen[str], str]:
     """``armbus sim`` in its own process (as a user runs it): no GIL shared with the host under test."""
     code = ("import argparse, sys; from armbus.hil.ptyserver import run_sim; sys.exit(run_sim(argparse.Namespace("
             f"joints={joints}, baud=1000000, seed=1, faults=None, unpaced={unpaced}, capture=None, link=None, "
-            "json=True)))")
+            f"json=True, firmware={firmware!r})))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert proc.stdout is not None

@@ -30,6 +30,8 @@ BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
     "trace": ("armbus.tools.bench.trace", "trace decode + stats throughput", ["--mb", "10", "--runs", "3"]),
     "loop": ("armbus.tools.bench.loop", "cyclic exchange vs sync-write + sync-read loop, pty arm and simulated time",
              ["--quick"]),
+    "firmware": ("armbus.tools.bench.firmware", "C joint firmware vs Python joints: pty ping round trip vs raw echo, "
+                 "simulated-time speed of the 6-hop chain and the demo", ["--quick"]),
     "adapter": ("armbus.tools.bench.adapter", "request round trips behind USB-serial adapter models (simulated "
                 "time and the pty arm)", ["--quick"]),
 }
