@@ -115,11 +115,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import importlib
 
     module = importlib.import_module(_TRACE_ACTIONS[args.action])
-    if args.action == "export":
-        capture = args.mcap or args.file
-        if not capture:
-            raise UsageError("trace export needs a capture: armbus trace export --mcap CAPTURE.pcapng --out run.mcap")
-        return int(module.main([capture, *(["--out", args.out] if args.out else []), *args.rest]))
+    if args.action == "export":  # argparse leaves the options after the action in rest: export parses them
+        return int(module.main([*([args.file] if args.file else []), *(["--mcap", args.mcap] if args.mcap else []),
+                                *(["--out", args.out] if args.out else []), *args.rest]))
     if not args.file or args.mcap or args.out:
         raise UsageError(f"armbus trace {args.action} FILE: give the capture file (--mcap and --out are for export)")
     argv = [args.file, *args.rest]

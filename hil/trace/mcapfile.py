@@ -81,13 +81,13 @@ def _schema(name: str, title: str, properties: dict[str, Any], required: Sequenc
             "title": title, "type": "object", "properties": properties, "required": list(required)}
 
 
-_JOINT = {"joint": {"type": "string", "description": "joint name (joint<address> without a config)"},
-          "address": {"type": "integer", "minimum": 1, "maximum": 253}}
+_JOINT = {"joint": {"type": "string", "description": "joint name (joint<address> without a config; all: broadcast)"},
+          "address": {"type": "integer", "minimum": 0, "maximum": 255}}
 #: The JSON channels: topic -> (schema name, schema). Bump the version in the name when a field changes.
 JSON_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
     GOALS: ("armbus.goal.v1", _schema("armbus.goal.v1", "a joint's goal", {
         **_JOINT,
-        "source": {"type": "string", "enum": ["register", "SET_GOAL", "WRITE", "SYNC_WRITE", "CYCLE"],
+        "source": {"type": "string", "enum": ["register", "SET_GOAL", "TORQUE", "WRITE", "SYNC_WRITE", "CYCLE"],
                    "description": "register: the goal registers as the joint held them (a recording); otherwise "
                                   "the command that set it (a capture)"},
         "mode": {"type": ["string", "null"], "enum": [*(m.name for m in GoalMode), None]},
