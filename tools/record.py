@@ -219,7 +219,8 @@ class Recorder:
             self.report.seconds = max(0, runner.now() - start) / NS_PER_S
         finally:
             runner.remove_listener(self.on_event)
-            self.drain()
+            if not self.sink.closed:  # after a write error the file is given up: nothing more goes in
+                self.drain()
             self.report.counts = dict(self.sink.counts)
         return self.report
 

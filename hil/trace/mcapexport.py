@@ -14,8 +14,10 @@ the rows are then walked once, in time order, and written with :class:`armbus.hi
   with the register table, :func:`~armbus.hil.trace.mcapfile.span_values`). ``header.stamp`` is the sample instant
   where the message says it (a CYCLE_REPLY record's age: the earliest record), else the message's time. Positions
   are raw (the capture holds no calibration); names are ``joint<address>``.
-* ``/armbus/goals``: what the host commanded: SET_GOAL, TORQUE, WRITE and SYNC_WRITE spans holding goal registers
-  (goal_mode, goal_position/velocity/current, torque_enable), and CYCLE goal slices, one message per joint.
+* ``/armbus/goals``: what the host commanded (messages from address 0): SET_GOAL, TORQUE, WRITE and SYNC_WRITE spans
+  holding goal registers (goal_mode, goal_position/velocity/current, torque_enable), and CYCLE goal slices, one
+  message per joint. The copies of a SYNC_WRITE or CYCLE that each joint forwards, minus its own slice, are not
+  commands of their own; nor are the partial CYCLE_REPLY copies below joint 1 (states come from the whole one).
 * ``/armbus/faults``: FAULT messages. ``/armbus/link``: every link-level record on every link, with the link and
   direction: RESET, RESET_ACK, line errors, retransmitted DATA frames, UNDELIVERABLE reports.
 
@@ -70,6 +72,12 @@ from armbus.hil.trace.mcapfile import (
 from armbus.hil.trace.reader import read_trace
 from armbus.hil.trace.stats import INSTANCE_WINDOW_NS
 
+#: The host's address: commands count as goals only as the host sent them. A broadcast that each joint forwards
+#: (SYNC_WRITE, CYCLE) leaves a shrinking copy on every hop, sent by that joint.
+HOST = 0
+#: A CYCLE_REPLY grows by one record per hop; the copy joint 1 hands the host holds every record.
+FIRST_JOINT = 1
+_COMMANDS = (SetGoal, Torque, Write, SyncWrite, Cycle)
 _GOAL_FIELD = {GoalMode.POSITION: ("position", units.from_wire_position),
                GoalMode.VELOCITY: ("velocity", units.from_wire_velocity),
                GoalMode.CURRENT: ("current", units.from_wire_current)}
@@ -139,6 +147,9 @@ class _Exporter:
         self.sink.json(LINK, t, {"link": link, "what": what, "detail": detail})
 
     def _message(self, t: int, link: str, src: int, dst: int, m: Message) -> None:
+        if src == HOST and isinstance(m, _COMMANDS):
+            self._command(t, dst, m)
+            return
         states: list[tuple[int, int, bytes, int]] = []  # (address, reg, data, sampled at)
         if isinstance(m, State):
             self._states(t, t, [(src, (units.from_wire_position(m.position), units.from_wire_velocity(m.velocity),
@@ -147,7 +158,7 @@ class _Exporter:
             states = [(src, m.reg, m.data, t)]
         elif isinstance(m, SyncReadReply):
             states = [(r.address, m.reg, r.data, t) for r in m.records]
-        elif isinstance(m, CycleReply):
+        elif isinstance(m, CycleReply) and src == FIRST_JOINT:
             states = [(r.address, m.reg, r.data, t - r.age_us * NS_PER_US) for r in m.records]
         elif isinstance(m, Fault):
             code = _enum(FaultCode, m.code)
@@ -156,7 +167,19 @@ class _Exporter:
         elif isinstance(m, Undeliverable):
             self._link(t, link, "undeliverable", f"reported by {m.reporter}: {_enum(MsgType, m.orig_type)} "
                                                  f"{m.orig_src}->{m.orig_dst} id={m.orig_msg_id}")
-        elif isinstance(m, SetGoal):
+        if states:
+            picked = []
+            stamps = []
+            for address, reg, data, sampled in sorted(states):  # address order (a CYCLE_REPLY is chain end first)
+                state = state_of(span_values(reg, data))
+                if state is not None:
+                    picked.append((address, state))
+                    stamps.append(sampled)
+            if picked:
+                self._states(t, min(stamps), picked)
+
+    def _command(self, t: int, dst: int, m: Message) -> None:
+        if isinstance(m, SetGoal):
             fields: dict[str, Any] = {"mode": mode_name(m.mode)}
             if m.mode in _GOAL_FIELD:
                 name, convert = _GOAL_FIELD[GoalMode(m.mode)]
@@ -177,16 +200,6 @@ class _Exporter:
             name, convert = _GOAL_FIELD[GoalMode(m.mode)]
             for i, value in enumerate(m.goals):
                 self._goal(t, m.first + i, "CYCLE", {"mode": GoalMode(m.mode).name, name: convert(value)})
-        if states:
-            picked = []
-            stamps = []
-            for address, reg, data, sampled in states:
-                state = state_of(span_values(reg, data))
-                if state is not None:
-                    picked.append((address, state))
-                    stamps.append(sampled)
-            if picked:
-                self._states(t, min(stamps), picked)
 
     def _states(self, t: int, stamp: int, picked: Sequence[tuple[int, tuple[float, float, float]]]) -> None:
         self.sink.joint_states(t, stamp, [_name(a) for a, _ in picked], [s[0] for _, s in picked],

@@ -73,6 +73,10 @@ JOINT_STATE_MSGDEF = "\n".join((
     "uint32 nanosec",
 )) + "\n"
 
+#: Chunk size: a chunk reaches the file when it is full, so a recording killed without closing loses at most
+#: this much (``mcap recover`` rebuilds the rest). 64 KiB: about 6 s of a 3-joint arm at 100 Hz.
+CHUNK_BYTES = 64 * 1024
+
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 
 
@@ -186,7 +190,7 @@ class McapSink:
         self.counts: dict[str, int] = dict.fromkeys(TOPICS, 0)
         self._closed = False
         self._encode = serialize_dynamic(JOINT_STATE_TYPE, JOINT_STATE_MSGDEF)[JOINT_STATE_TYPE]
-        self._writer = Writer(self._file, compression=CompressionType.ZSTD)
+        self._writer = Writer(self._file, chunk_size=CHUNK_BYTES, compression=CompressionType.ZSTD)
         self._channels: dict[str, int] = {}
         self._guard(self._start, metadata or {})
 
