@@ -33,6 +33,7 @@ and never jump when the wall clock is adjusted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -266,7 +267,5 @@ def cmd_record(args: argparse.Namespace) -> int:
 def _remove(path: str) -> None:
     import os
 
-    try:
+    with contextlib.suppress(OSError):
         os.remove(path)
-    except OSError:
-        pass

@@ -35,6 +35,7 @@ and index, which makes the file a complete MCAP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -220,10 +221,8 @@ class McapSink:
 
     def _abandon(self) -> None:
         self._closed = True
-        try:
+        with contextlib.suppress(OSError):
             self._file.close()
-        except OSError:
-            pass
 
     def _add(self, topic: str, log_ns: int, data: bytes) -> None:
         if self._closed:

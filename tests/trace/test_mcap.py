@@ -3,6 +3,7 @@ and the ROS 2 decoder."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -51,7 +52,7 @@ def read_mcap(path: Path) -> tuple[Any, list[tuple[str, int, int, Any]]]:
     with open(path, "rb") as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         summary = reader.get_summary()
-        for schema, channel, message in reader.iter_messages(log_time_order=False):
+        for _schema, channel, message in reader.iter_messages(log_time_order=False):
             if channel.message_encoding == "json":
                 value: Any = json.loads(message.data)
             else:
@@ -121,7 +122,7 @@ def test_a_recording_has_duration_times_rate_states_with_monotonic_times(recorde
     assert all(lt == pt for _, lt, pt, _ in messages)
     stamps = [m.header.stamp.sec * NS_PER_S + m.header.stamp.nanosec for _, m in states]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
-    period = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    period = [b - a for a, b in itertools.pairwise(stamps)]
     assert all(abs(p - 10 * MS) < MS for p in period)  # a steady 100 Hz
     assert all(0 < lt - s < 5 * MS for (lt, _), s in zip(states, stamps, strict=True))  # sampled before received
     assert stamps[0] // NS_PER_S >= 1_700_000_000  # the epoch offset applies to both
@@ -195,7 +196,7 @@ def _expected(path: Path, complete: bool = True) -> dict[str, int]:
             continue
         f, typ = r["fields"], r["type"]
         # states: the state-block sync-reads, STATE, and each cycle reply as joint 1 hands it to the host
-        if typ == "SYNC_READ_REPLY" and f["reg"] == 56 or typ == "STATE" or typ == "CYCLE_REPLY" and r["src"] == 1:
+        if (typ == "SYNC_READ_REPLY" and f["reg"] == 56) or typ == "STATE" or (typ == "CYCLE_REPLY" and r["src"] == 1):
             states += 1
         if r["src"] != 0:  # goals: what the host sent, not the copies the joints forward
             continue
@@ -233,7 +234,8 @@ def test_an_export_holds_what_the_trace_decodes_to(tmp_path: Path) -> None:
     log_times = [lt for _, lt, _, _ in messages]
     assert log_times == sorted(log_times)
     faults = [f for _, f in of(messages, FAULTS)]
-    assert faults[0]["code"] == FaultCode.OVER_TEMPERATURE.name and faults[0]["active"] and faults[0]["joint"] == "joint2"
+    assert (faults[0]["code"], faults[0]["active"], faults[0]["joint"]) == (FaultCode.OVER_TEMPERATURE.name, True,
+                                                                             "joint2")
     sources = {g["source"] for _, g in of(messages, GOALS)}
     assert sources == {"SET_GOAL", "TORQUE", "SYNC_WRITE", "CYCLE"}
     cyc = [g for _, g in of(messages, GOALS) if g["source"] == "CYCLE"]
@@ -259,7 +261,7 @@ def test_a_truncated_capture_converts_everything_before_the_cut(tmp_path: Path, 
     expected.pop("messages")
     summary, _ = read_mcap(tmp_path / "cut.mcap")  # a complete MCAP file, with its summary
     counts = {c.topic: summary.statistics.channel_message_counts.get(c.id, 0) for c in summary.channels.values()}
-    assert counts == expected and 0 < counts[JOINT_STATES]
+    assert counts == expected and counts[JOINT_STATES] > 0
     full = export(str(cap), str(tmp_path / "full.mcap")).counts
     assert counts[JOINT_STATES] < full[JOINT_STATES]
 
