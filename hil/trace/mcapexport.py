@@ -26,7 +26,8 @@ ran on), so a recording and an export of the same session line up when their clo
 
 Damage: a truncated or corrupt capture is read up to the damage (:mod:`armbus.hil.trace.reader`), everything
 before it is converted and the MCAP file is complete; each problem (the damage, a payload that does not decode,
-an unfinished frame at the end) is one ``warning:`` line, and the exit status is 2 so that scripts notice. A file
+an unfinished frame at the end) is one ``warning:`` line naming what was not converted, and the exit status is 2
+so that scripts notice. A file
 that is not an armbus capture at all is one ``error:`` line and no output file.
 """
 
@@ -239,7 +240,8 @@ def export(capture: str, out: str) -> ExportReport:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``armbus trace export CAPTURE [--out FILE] [--json]``. 0: converted; 2: a bad or damaged capture."""
+    """``armbus trace export --mcap CAPTURE [--out FILE] [--json]``. 0: all converted; 2: a bad capture, or a
+    damaged one of which something was not converted (each problem is a warning line)."""
     p = argparse.ArgumentParser(prog="armbus trace export --mcap",
                                 description="Convert an armbus pcapng capture into an MCAP recording.")
     p.add_argument("capture", nargs="?", help="the pcapng capture (or --mcap CAPTURE)")
@@ -262,4 +264,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in report.skipped:
         print(f"warning: {line}", file=sys.stderr)
     print(json.dumps(asdict(report)) if args.json else report.summary())
-    return ExitCode.USAGE if report.damaged else ExitCode.OK
+    return ExitCode.USAGE if report.skipped else ExitCode.OK

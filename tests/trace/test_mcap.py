@@ -275,3 +275,24 @@ def test_not_a_capture_is_one_error_line_and_no_output(tmp_path: Path, capsys: A
     assert not (tmp_path / "x.mcap").exists()
     assert export_main([]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_payload_that_does_not_decode_is_named_and_the_rest_converted(tmp_path: Path, capsys: Any) -> None:
+    """A frame whose CRC is good but whose payload is not a valid message: skipped, and said so exactly."""
+    from armbus.bus.codec import Packet, encode_data
+    from armbus.bus.messages import State
+    from armbus.bus.wire import MsgType
+
+    good = State(0x01, 500_000, 0, 120, 250, 12_000).pack()
+    cap = tmp_path / "hand.pcapng"
+    with TraceWriter(cap, {"joints": 1}) as writer:
+        writer.write("host-j1", "b>a", 1 * MS, encode_data(0, 0, Packet(1, 0, MsgType.STATE, 1, 32, good)))
+        writer.write("host-j1", "b>a", 2 * MS, encode_data(1, 0, Packet(1, 0, MsgType.STATE, 2, 32, good[:5])))
+        writer.write("host-j1", "b>a", 3 * MS, encode_data(2, 0, Packet(1, 0, MsgType.STATE, 3, 32, good)))
+    assert export_main(["--mcap", str(cap), "--out", str(tmp_path / "hand.mcap")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: 2000000 ns host-j1:b>a: STATE 1->0 id=2 not converted:")
+    _, messages = read_mcap(tmp_path / "hand.mcap")
+    states = of(messages, JOINT_STATES)
+    assert [t for t, _ in states] == [1 * MS, 3 * MS]
+    assert states[0][1].position[0] == 0.5 and states[0][1].effort[0] == 0.12
