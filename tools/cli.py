@@ -234,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection(p)
     p.add_argument("--out", required=True, help="MCAP file to write (docs/recording.md)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
-    p.add_argument("--rate", type=float, default=100.0,
-                   help="joint-state samples per second, read with cyclic exchanges (default 100)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="joint-state samples per second, read with cyclic exchanges (default 100, or what half "
+                        "the bus carries for a long chain)")
 
     p = add("conform", "check an arm's wire behaviour against the spec, rule by rule (pass/fail per rule)",
             "  armbus conform --port /dev/ttyUSB0\n  armbus conform --port virtual\n")

@@ -10,6 +10,11 @@ the rate stays steady whatever the chain's round trip, and every record says how
 the sample on the host's clock (:class:`~armbus.controller.events.CycleSample`). Every joint reads back one span,
 :data:`SPAN` = ``torque_enable .. status``: the goal registers and the state block in one record.
 
+Rate: at most what fills :data:`BUS_SHARE` of the busiest link with the replies (:func:`rate_limit`: 355 Hz for
+3 joints at 1 Mbaud, 194 Hz for 6, three times that at 3 Mbaud, never above 1 kHz); the default is 100 Hz or
+that limit if lower. A reply counts as missing after :data:`IN_FLIGHT` periods or twice the exchange's latency
+floor (:class:`~armbus.controller.cycles.CycleTiming`), whichever is longer.
+
 Alternatives, and why not: STATE telemetry (``state_period``) would change the joints' configuration under the
 other clients and comes joint by joint at each joint's own phase; a SYNC_READ per period waits for each reply, so
 its rate falls with the round trip, and it tells only when the reply arrived, not when the joints sampled.
@@ -41,9 +46,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from armbus.bus.cycle import Cycle
+from armbus.bus.cycle import Cycle, reply_size
 from armbus.bus.errors import ArmbusError, UsageError
-from armbus.bus.wire import NS_PER_S
+from armbus.bus.linkconfig import CONTROL_WIRE_SIZE
+from armbus.bus.wire import NS_PER_S, data_wire_size, wire_time_ns
+from armbus.controller.cycles import CycleTiming
 from armbus.controller.events import (
     CycleMissed,
     CycleReplied,
@@ -69,8 +76,21 @@ SPAN = (BY_NAME["torque_enable"].address, BY_NAME["status"].end - BY_NAME["torqu
 #: (a 6-joint record cycle is about 270 bytes each way); 1 kHz: the cyclic exchange's own ceiling.
 DEFAULT_RATE_HZ = 100.0
 MAX_RATE_HZ = 1000.0
-#: Cycles on the chain at once; a reply later than this many periods counts as a missed cycle.
+#: A reply may take this many periods (or twice the exchange's latency floor, if longer) before its cycle counts
+#: as missed.
 IN_FLIGHT = 4
+#: Share of the busiest link's time the recorder's replies may take: the rest is for the other clients.
+BUS_SHARE = 0.5
+
+
+def rate_limit(timing: CycleTiming, joints: int) -> float:
+    """The highest recording rate (Hz) whose replies fill at most :data:`BUS_SHARE` of the busiest link: the host
+    link, which carries every record, or joint 1 -> 2 at the chain's rate, which carries all but one."""
+    up = wire_time_ns(data_wire_size(reply_size(joints, SPAN[1])) + CONTROL_WIRE_SIZE, timing.host_baud)
+    if joints > 1:
+        up = max(up, wire_time_ns(data_wire_size(reply_size(joints - 1, SPAN[1])) + CONTROL_WIRE_SIZE,
+                                  timing.chain_baud))
+    return min(MAX_RATE_HZ, BUS_SHARE * NS_PER_S / up)
 
 
 @dataclass
@@ -96,13 +116,20 @@ class RecordReport:
 class Recorder:
     """Records ``arm`` into ``sink`` at ``rate_hz``; see the module docstring. ``run()`` once."""
 
-    def __init__(self, arm: Arm, sink: McapSink, rate_hz: float = DEFAULT_RATE_HZ, *,
+    def __init__(self, arm: Arm, sink: McapSink, rate_hz: float | None = None, *,
                  epoch_offset_ns: int = 0) -> None:
-        if not (0 < rate_hz <= MAX_RATE_HZ):
-            raise UsageError(f"rate {rate_hz:g} Hz: choose more than 0 and at most {MAX_RATE_HZ:g} Hz")
         if not arm.model.joints:
             raise UsageError("no joints known: enumerate the arm (or give a config) before recording")
+        timing: CycleTiming = arm.runner.call(lambda node, now: node.cycles.timing)
+        joints = max(cfg.address for cfg in arm.model.joints.values())
+        limit = rate_limit(timing, joints)
+        if rate_hz is None:
+            rate_hz = min(DEFAULT_RATE_HZ, limit)
+        if not (0 < rate_hz <= limit):
+            raise UsageError(f"rate {rate_hz:g} Hz: choose more than 0 and at most {limit:.0f} Hz (the replies of "
+                             f"{joints} joints at {timing.host_baud} baud may take {BUS_SHARE:.0%} of the bus)")
         self.arm, self.sink, self.rate_hz = arm, sink, rate_hz
+        self.timeout_ns = max(IN_FLIGHT * int(NS_PER_S / rate_hz), 2 * timing.floor_ns(joints, SPAN[1], 0))
         self.offset = epoch_offset_ns
         self._joints = {cfg.address: (name, cfg) for name, cfg in arm.model.joints.items()}
         self._goals: dict[int, tuple[Any, ...]] = {}
@@ -186,7 +213,7 @@ class Recorder:
         the recording normally: ``report.interrupted``). The sink is left open: the caller closes it."""
         runner = self.arm.runner
         message = Cycle(*SPAN)
-        timeout_ns = IN_FLIGHT * self.period_ns
+        timeout_ns = self.timeout_ns
         keeper = RateKeeper(self.rate_hz, start=runner.now() + self.period_ns, policy="skip")
         start = keeper.next_deadline()
         end = None if seconds is None else start + int(seconds * NS_PER_S)
@@ -217,7 +244,8 @@ class Recorder:
                     runner.sleep_until(min(stop_at, runner.now() + self.period_ns))
             except KeyboardInterrupt:
                 self.report.interrupted = True
-            self.report.seconds = max(0, runner.now() - start) / NS_PER_S
+            now = runner.now() if end is None or self.report.interrupted else min(runner.now(), end)
+            self.report.seconds = max(0, now - start) / NS_PER_S
         finally:
             runner.remove_listener(self.on_event)
             if not self.sink.closed:  # after a write error the file is given up: nothing more goes in
@@ -233,7 +261,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     if args.duration is not None and not (0 < args.duration <= 7 * 86400):
         raise UsageError(f"--duration {args.duration:g}: choose more than 0 s and at most a week")
-    if not (0 < args.rate <= MAX_RATE_HZ):
+    if args.rate is not None and not (0 < args.rate <= MAX_RATE_HZ):
         raise UsageError(f"--rate {args.rate:g}: choose more than 0 and at most {MAX_RATE_HZ:g} Hz")
     port = default_port(args)
     sink = McapSink(args.out)  # a bad path fails here, before the arm is opened
@@ -245,14 +273,17 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise
     try:
         offset = time.time_ns() - arm.now()
-        recorder = Recorder(arm, sink, args.rate, epoch_offset_ns=offset)
-        sink.metadata({"port": port, "rate_hz": f"{args.rate:g}", "joints": ",".join(arm.model.joints),
+        try:
+            recorder = Recorder(arm, sink, args.rate, epoch_offset_ns=offset)
+        except UsageError as exc:
+            raise UsageError(f"--{exc}") from None
+        sink.metadata({"port": port, "rate_hz": f"{recorder.rate_hz:g}", "joints": ",".join(arm.model.joints),
                        "source": "armbus record: read-only cycles of torque_enable..status",
                        "clock": "host monotonic clock + offset to the UNIX epoch taken at the start",
                        "epoch_offset_ns": str(offset), "effort": "motor current, A",
                        "position": "calibrated, rad", "armbus": __version__})
         if sys.stderr.isatty():
-            print(f"armbus: recording {port} into {args.out} at {args.rate:g} Hz (Ctrl-C to stop)",
+            print(f"armbus: recording {port} into {args.out} at {recorder.rate_hz:g} Hz (Ctrl-C to stop)",
                   file=sys.stderr, flush=True)
         report = recorder.run(args.duration)
     finally:

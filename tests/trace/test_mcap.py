@@ -296,3 +296,16 @@ def test_a_payload_that_does_not_decode_is_named_and_the_rest_converted(tmp_path
     states = of(messages, JOINT_STATES)
     assert [t for t, _ in states] == [1 * MS, 3 * MS]
     assert states[0][1].position[0] == 0.5 and states[0][1].effort[0] == 0.12
+
+
+def test_the_rate_limits_quoted_in_the_docs_are_current() -> None:
+    from armbus.controller.cycles import CycleTiming
+    from armbus.tools.record import rate_limit
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "recording.md").read_text(encoding="utf-8")
+    one, three = CycleTiming(), CycleTiming(3_000_000, 3_000_000)
+    quoted = (f"{rate_limit(one, 3):.0f} Hz for 3 joints at 1 Mbaud, {rate_limit(one, 6):.0f} Hz for 6, "
+              f"{rate_limit(one, 12):.0f} Hz for 12")
+    assert quoted in page.replace("\n", " ")
+    assert rate_limit(three, 6) == pytest.approx(3 * rate_limit(one, 6), rel=0.01)  # "three times that"
+    assert rate_limit(three, 3) == 1000.0  # "never above 1000 Hz"
