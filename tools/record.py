@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from armbus.bus.cycle import Cycle, reply_size
-from armbus.bus.errors import ArmbusError, UsageError
+from armbus.bus.errors import PeerError, PortError, UsageError
 from armbus.bus.linkconfig import CONTROL_WIRE_SIZE
 from armbus.bus.wire import NS_PER_S, data_wire_size, wire_time_ns
 from armbus.controller.cycles import CycleTiming
@@ -235,7 +235,7 @@ class Recorder:
                     try:
                         runner.call(send)
                         self.report.cycles += 1
-                    except ArmbusError:  # the port is gone for now: the runner reopens it, a link event says so
+                    except (PortError, PeerError):  # the port is gone for now: it comes back, a link event says so
                         self.report.send_errors += 1
                     keeper.end(runner.now())
                     self.drain()

@@ -309,3 +309,23 @@ def test_the_rate_limits_quoted_in_the_docs_are_current() -> None:
     assert quoted in page.replace("\n", " ")
     assert rate_limit(three, 6) == pytest.approx(3 * rate_limit(one, 6), rel=0.01)  # "three times that"
     assert rate_limit(three, 3) == 1000.0  # "never above 1000 Hz"
+
+
+def test_a_recording_holds_the_faults_and_link_events_of_the_arm(tmp_path: Path) -> None:
+    host = HostNode(HostConfig(link=LinkConfig(baud=1_000_000)))
+    schedule = FaultSchedule((SetLinkFaults(300 * MS, link="host-j1", faults=LinkFaults(flip_bit=1e-3)),
+                              Overheat(500 * MS, joint=2, winding_c=95.0, ambient_c=70.0, duration_ns=20 * MS)))
+    arm = SimArm(VirtualArm(3, host=host, seed=4, faults=schedule))
+    arm.enumerate()
+    faults: list[HostEvent] = []
+    arm.add_listener(lambda ev: faults.append(ev) if type(ev).__name__ in ("FaultReported", "LinkEvent") else None)
+    with McapSink(tmp_path / "f.mcap") as sink:
+        report = Recorder(arm, sink, 50.0).run(1.0)
+    _, messages = read_mcap(tmp_path / "f.mcap")
+    got = [f for _, f in of(messages, FAULTS)]
+    assert got and (got[0]["joint"], got[0]["code"], got[0]["active"]) == ("joint2", "OVER_TEMPERATURE", True)
+    link = [e for _, e in of(messages, LINK)]
+    assert any(e["what"] == "line error" for e in link) and all(e["link"] == "host" for e in link)
+    # every fault and link event the host reported, and the cycles that got no reply, are in the file
+    assert len(got) + len(link) == len(faults) + report.missed
+    assert abs(report.counts[JOINT_STATES] + report.missed - 50) <= 1
