@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from mcap.reader import make_reader
@@ -47,14 +48,16 @@ MS = 1_000_000
 
 
 def read_mcap(path: Path) -> tuple[Any, list[tuple[str, int, int, Any]]]:
-    """(summary, [(topic, log_time, publish_time, decoded)]) in file order; JSON channels decoded with json."""
+    """(summary, [(topic, log_time, publish_time, decoded)]) in file order; JSON channels decoded with json, and
+    each JSON message validated against the JSON Schema its channel carries in the file."""
     out = []
     with open(path, "rb") as f:
         reader = make_reader(f, decoder_factories=[DecoderFactory()])
         summary = reader.get_summary()
-        for _schema, channel, message in reader.iter_messages(log_time_order=False):
+        for schema, channel, message in reader.iter_messages(log_time_order=False):
             if channel.message_encoding == "json":
                 value: Any = json.loads(message.data)
+                jsonschema.validate(value, json.loads(schema.data), cls=jsonschema.Draft7Validator)
             else:
                 value = None
             out.append((channel.topic, message.log_time, message.publish_time, value))
@@ -108,6 +111,14 @@ def test_a_recording_holds_the_four_channels_with_their_schemas(recorded: Any) -
         schema = summary.schemas[topics[topic].schema_id]
         assert (schema.name, schema.encoding, topics[topic].message_encoding) == (name, "jsonschema", "json")
         assert json.loads(schema.data) == body and name.endswith(".v1") and body["$id"].endswith(name)
+        jsonschema.Draft7Validator.check_schema(body)
+    goal = JSON_SCHEMAS[GOALS][1]
+    jsonschema.validate({"joint": "joint1", "address": 1, "source": "CYCLE", "mode": "POSITION", "position": 0.1},
+                        goal)
+    for bad in ({"joint": "joint1", "address": 1}, {"joint": "joint1", "address": 1, "source": "CYCLE", "mode": "X"},
+                {"joint": "joint1", "address": 300, "source": "register"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, goal)
     assert summary.statistics.message_count == sum(report.counts.values())
 
 
