@@ -340,3 +340,28 @@ def test_a_recording_holds_the_faults_and_link_events_of_the_arm(tmp_path: Path)
     # every fault and link event the host reported, and the cycles that got no reply, are in the file
     assert len(got) + len(link) == len(faults) + report.missed
     assert abs(report.counts[JOINT_STATES] + report.missed - 50) <= 1
+
+
+def test_a_recording_uses_the_configured_names_and_calibration(tmp_path: Path) -> None:
+    from armbus.controller.config import parse_config
+
+    limits = {"min": "-90deg", "max": "90deg", "max_velocity": "180deg/s", "max_current": "2A",
+              "max_step": "30deg"}
+    config = parse_config({"bus": {"port": "virtual"},
+                           "joints": {"base": {"address": 1, "offset": "10deg", **limits},
+                                      "elbow": {"address": 2, "offset": "-5deg", **limits}}})
+    arm = SimArm(joints=2, seed=1, config=config)
+    arm.enumerate()
+    arm.torque(True)
+    arm.set_goals({"base": 0.2, "elbow": -0.1})  # calibrated
+    arm.sleep_until(arm.now() + 500 * MS)
+    with McapSink(tmp_path / "c.mcap") as sink:
+        Recorder(arm, sink, 50.0).run(0.2)
+    _, messages = read_mcap(tmp_path / "c.mcap")
+    last = of(messages, JOINT_STATES)[-1][1]
+    assert list(last.name) == ["base", "elbow"]
+    assert last.position[0] == pytest.approx(0.2, abs=0.01) and last.position[1] == pytest.approx(-0.1, abs=0.01)
+    goals = {g["joint"]: g["position"] for _, g in of(messages, GOALS)}
+    assert goals == pytest.approx({"base": 0.2, "elbow": -0.1}, abs=1e-6)
+    states = arm.read_states()  # the arm API reports the same calibrated positions
+    assert states["base"].position == pytest.approx(last.position[0], abs=0.005)
