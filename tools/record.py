@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +144,15 @@ class Recorder:
     def stop(self) -> None:
         """Ask :meth:`run` to end after the current cycle (from another thread or a signal handler)."""
         self._stop.set()
+
+    def interrupt(self) -> None:
+        """:meth:`stop`, reported as interrupted (what Ctrl-C does)."""
+        self.report.interrupted = True
+        self._stop.set()
+
+    @property
+    def interrupted(self) -> bool:
+        return self.report.interrupted
 
     # --- events: queued by the listener, written by the recording thread ----------------------------------------
     def on_event(self, event: HostEvent) -> None:
@@ -267,16 +278,21 @@ def cmd_record(args: argparse.Namespace) -> int:
     sink = McapSink(args.out)  # a bad path fails here, before the arm is opened
     try:
         arm = open_arm(args)
+        try:
+            offset = time.time_ns() - arm.now()
+            recorder = Recorder(arm, sink, args.rate, epoch_offset_ns=offset)
+        except BaseException:
+            arm.close()
+            raise
+    except UsageError as exc:  # nothing was recorded: leave no file behind
+        sink.close()
+        _remove(args.out)
+        raise UsageError(f"--{exc}" if str(exc).startswith("rate ") else str(exc)) from None
     except BaseException:
         sink.close()
         _remove(args.out)
         raise
     try:
-        offset = time.time_ns() - arm.now()
-        try:
-            recorder = Recorder(arm, sink, args.rate, epoch_offset_ns=offset)
-        except UsageError as exc:
-            raise UsageError(f"--{exc}") from None
         sink.metadata({"port": port, "rate_hz": f"{recorder.rate_hz:g}", "joints": ",".join(arm.model.joints),
                        "source": "armbus record: read-only cycles of torque_enable..status",
                        "clock": "host monotonic clock + offset to the UNIX epoch taken at the start",
@@ -285,7 +301,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             print(f"armbus: recording {port} into {args.out} at {recorder.rate_hz:g} Hz (Ctrl-C to stop)",
                   file=sys.stderr, flush=True)
-        report = recorder.run(args.duration)
+        with _ctrl_c_stops(recorder):
+            report = recorder.run(args.duration)
     finally:
         try:
             arm.close()
@@ -293,6 +310,26 @@ def cmd_record(args: argparse.Namespace) -> int:
             sink.close()
     emit(args, report, report.summary())
     return 0
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(recorder: Recorder) -> Iterator[None]:
+    """The first Ctrl-C ends the recording at the end of its cycle (the writer is never cut off mid-message);
+    a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if recorder.interrupted:
+            raise KeyboardInterrupt
+        recorder.interrupt()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _remove(path: str) -> None:

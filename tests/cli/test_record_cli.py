@@ -46,6 +46,8 @@ def test_a_path_that_cannot_be_written_is_one_line_before_the_arm_opens(tmp_path
 
 
 @pytest.mark.parametrize(("option", "value", "says"), [("--rate", "0", "--rate 0"), ("--rate", "5000", "at most"),
+                                                       ("--rate", "900", "--rate 900 Hz: choose more than 0 and at "
+                                                        "most 355 Hz (the replies of 3 joints at 1000000 baud"),
                                                        ("--duration", "-1", "--duration -1")])
 def test_bad_rate_or_duration_is_one_line(tmp_path: Path, option: str, value: str, says: str) -> None:
     proc = run("record", "--port", SIM, "--out", str(tmp_path / "r.mcap"), option, value)
