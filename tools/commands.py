@@ -116,8 +116,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     module = importlib.import_module(_TRACE_ACTIONS[args.action])
     if args.action == "export":  # argparse leaves the options after the action in rest: export parses them
-        return int(module.main([*([args.file] if args.file else []), *(["--mcap", args.mcap] if args.mcap else []),
-                                *(["--out", args.out] if args.out else []), *args.rest]))
+        argv = [*([args.file] if args.file else []), *(["--mcap", args.mcap] if args.mcap else []),
+                *(["--out", args.out] if args.out else []), *args.rest]
+        return int(module.main([*argv, "--json"] if getattr(args, "json", False) and "--json" not in argv else argv))
     if not args.file or args.mcap or args.out:
         raise UsageError(f"armbus trace {args.action} FILE: give the capture file (--mcap and --out are for export)")
     argv = [args.file, *args.rest]
