@@ -18,7 +18,8 @@ topic                  schema (encoding)              messages    one message is
 The JointState schema is the ROS 2 concatenated message definition (the message, then each dependency after a
 line of 80 ``=`` and ``MSG: <type>``), so ``ros2 bag play``, Foxglove and PlotJuggler decode it without armbus.
 The JSON channels carry a JSON Schema each; the schema's name ends with its version (``.v1``) and its ``$id``
-says the same: a reader that meets ``.v2`` knows the fields changed.
+says the same: a reader that meets ``.v2`` knows the fields changed. Every field has one type (Foxglove's JSON
+Schema reader takes no type unions such as ``["number", "null"]``): a field a message cannot fill is left out.
 
 Every message has ``log_time`` = ``publish_time`` = when the host received it, and a JointState's
 ``header.stamp`` is the instant the joints sampled it, all on the one clock the caller chose (the recorder: the
@@ -78,8 +79,6 @@ JOINT_STATE_MSGDEF = "\n".join((
 #: this much (``mcap recover`` rebuilds the rest). 64 KiB: about 6 s of a 3-joint arm at 100 Hz.
 CHUNK_BYTES = 64 * 1024
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-
 
 def _schema(name: str, title: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
     return {"$schema": "http://json-schema.org/draft-07/schema#", "$id": f"urn:armbus:schema:{name}",
@@ -95,11 +94,11 @@ JSON_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
         "source": {"type": "string", "enum": ["register", "SET_GOAL", "TORQUE", "WRITE", "SYNC_WRITE", "CYCLE"],
                    "description": "register: the goal registers as the joint held them (a recording); otherwise "
                                   "the command that set it (a capture)"},
-        "mode": {"type": ["string", "null"], "enum": [*(m.name for m in GoalMode), None]},
-        "position": {**_NUMBER_OR_NULL, "description": "rad"},
-        "velocity": {**_NUMBER_OR_NULL, "description": "rad/s"},
-        "current": {**_NUMBER_OR_NULL, "description": "A"},
-        "torque": {"type": ["boolean", "null"], "description": "torque_enable, where known"},
+        "mode": {"type": "string", "enum": [m.name for m in GoalMode]},
+        "position": {"type": "number", "description": "rad"},
+        "velocity": {"type": "number", "description": "rad/s"},
+        "current": {"type": "number", "description": "A"},
+        "torque": {"type": "boolean", "description": "torque_enable"},
     }, ("joint", "address", "source"))),
     FAULTS: ("armbus.fault.v1", _schema("armbus.fault.v1", "a fault a joint reported", {
         **_JOINT,
@@ -159,10 +158,9 @@ def mode_name(mode: int) -> str | None:
 
 
 def goal_record(joint: str, address: int, source: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A full ``armbus.goal.v1`` message: every field present, null where unknown."""
-    return {"joint": joint, "address": address, "source": source, "mode": fields.get("mode"),
-            "position": fields.get("position"), "velocity": fields.get("velocity"),
-            "current": fields.get("current"), "torque": fields.get("torque")}
+    """An ``armbus.goal.v1`` message: the fields the source says (a field it does not say is absent)."""
+    known = {k: fields.get(k) for k in ("mode", "position", "velocity", "current", "torque")}
+    return {"joint": joint, "address": address, "source": source, **{k: v for k, v in known.items() if v is not None}}
 
 
 GOAL_REGISTERS = ("torque_enable", "goal_mode", *_GOAL_UNITS)
@@ -243,10 +241,12 @@ class McapSink:
         self._add(JOINT_STATES, log_ns, self._encode(message))
 
     def json(self, topic: str, log_ns: int, record: Mapping[str, Any]) -> None:
-        """One message on a JSON channel (GOALS, FAULTS or LINK); non-finite numbers become null."""
+        """One message on a JSON channel (GOALS, FAULTS or LINK); a field that is None or not a finite number is
+        left out (JSON has no NaN, and the schemas give every field one type)."""
         if topic not in JSON_SCHEMAS:
             raise UsageError(f"{topic} is not a JSON channel of a recording ({', '.join(JSON_SCHEMAS)})")
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+        clean = {k: v for k, v in record.items()
+                 if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
         self._add(topic, log_ns, json.dumps(clean, separators=(",", ":")).encode())
 
     @property

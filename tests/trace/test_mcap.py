@@ -112,6 +112,9 @@ def test_a_recording_holds_the_four_channels_with_their_schemas(recorded: Any) -
         assert (schema.name, schema.encoding, topics[topic].message_encoding) == (name, "jsonschema", "json")
         assert json.loads(schema.data) == body and name.endswith(".v1") and body["$id"].endswith(name)
         jsonschema.Draft7Validator.check_schema(body)
+        # what Foxglove's JSON Schema reader takes: an object whose every field has one type it knows
+        assert body["type"] == "object"
+        assert all(f["type"] in ("boolean", "string", "number", "integer") for f in body["properties"].values())
     goal = JSON_SCHEMAS[GOALS][1]
     jsonschema.validate({"joint": "joint1", "address": 1, "source": "CYCLE", "mode": "POSITION", "position": 0.1},
                         goal)
