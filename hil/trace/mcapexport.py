@@ -27,8 +27,7 @@ ran on), so a recording and an export of the same session line up when their clo
 Damage: a truncated or corrupt capture is read up to the damage (:mod:`armbus.hil.trace.reader`), everything
 before it is converted and the MCAP file is complete; each problem (the damage, a payload that does not decode,
 an unfinished frame at the end) is one ``warning:`` line naming what was not converted, and the exit status is 2
-so that scripts notice. A file
-that is not an armbus capture at all is one ``error:`` line and no output file.
+so that scripts notice. A file that is not an armbus capture at all is one ``error:`` line and no output file.
 """
 
 from __future__ import annotations
