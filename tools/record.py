@@ -103,6 +103,7 @@ class RecordReport:
     cycles: int = 0  # cycles sent
     replies: int = 0
     missed: int = 0  # cycles without a reply in time
+    late: int = 0  # of those, replies that came later (recorded all the same)
     send_errors: int = 0  # cycles that could not be sent (port lost)
     counts: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
@@ -112,7 +113,8 @@ class RecordReport:
         stop = " (interrupted)" if self.interrupted else ""
         return (f"recorded {self.seconds:.2f} s{stop} at {self.rate_hz:g} Hz into {self.path}: "
                 f"{c.get('/joint_states', 0)} joint states, {c.get(GOALS, 0)} goals, {c.get(FAULTS, 0)} faults, "
-                f"{c.get(LINK, 0)} link events; {self.cycles} cycles, {self.missed} without a reply")
+                f"{c.get(LINK, 0)} link events; {self.cycles} cycles, {self.missed} without a reply in time"
+                + (f" ({self.late} came later)" if self.late else ""))
 
 
 class Recorder:
@@ -167,6 +169,7 @@ class Recorder:
         if isinstance(ev, CycleReplied):
             if ev.msg_id in self._ours:
                 self._ours.discard(ev.msg_id)
+                self.report.late += ev.late
                 self._replied(ev, t)
         elif isinstance(ev, CycleMissed):
             if ev.msg_id in self._ours:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,9 +69,15 @@ def test_record_on_a_simulated_arm_in_real_time(tmp_path: Path) -> None:
     out = tmp_path / "run.mcap"
     proc = run("record", "--port", SIM, "--out", str(out), "--duration", "1", "--rate", "50")
     assert proc.returncode == 0, proc.stderr
-    assert "recorded 1.00 s at 50 Hz" in proc.stdout
+    said = re.search(r"recorded 1\.00 s at 50 Hz into .*: (\d+) joint states, .*; (\d+) cycles, (\d+) without a "
+                     r"reply in time(?: \((\d+) came later\))?", proc.stdout)
+    assert said, proc.stdout
+    reported, cycles, missed, late = (int(g or 0) for g in said.groups())
     states = joint_states(out)
-    assert 45 <= len(states) <= 51, len(states)  # 1 s at 50 Hz; a loaded machine may skip a deadline or two
+    # 1 s at 50 Hz; the in-process arm runs in real time beside the tests, and a loaded machine makes it late:
+    # deadlines are skipped (not made up) and replies may come too late, but every cycle is accounted for
+    assert 40 <= cycles <= 50 and missed <= cycles // 2, proc.stdout
+    assert len(states) == reported == cycles - missed + late, proc.stdout
     times = [t for t, _ in states]
     assert times == sorted(times)
     assert abs(times[0] / 1e9 - time.time()) < 60  # the wall clock's epoch
