@@ -38,6 +38,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +56,7 @@ from armbus.controller.arm import (
     LINK_SETTLE_TIMEOUT_S,
     NS_PER_S,
     link_settled,
+    process_name,
 )
 from armbus.controller.armmodel import ArmModel, JointGoals
 from armbus.controller.backends import busy_message, resolve_port
@@ -129,6 +131,7 @@ class AsyncArm:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconnect: asyncio.Task[None] | None = None
         self._closed = False
+        self._lease_name: str | None = None  # the lease on a directly opened arm (this program's own)
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -327,6 +330,29 @@ class AsyncArm:
         """Broadcast heartbeats every ``period`` seconds (None stops them), feeding the joints' watchdogs."""
         ns = None if period is None else int(period * NS_PER_S)
         self._call(lambda h, now: h.set_heartbeat(ns, now))
+
+    # ------------------------------------------------------------------ the lease (as Arm)
+    async def acquire_lease(self, holder: str = "", timeout: float = 0.0) -> None:
+        """As :meth:`armbus.controller.arm.Arm.acquire_lease`."""
+        self._lease_name = holder or process_name()
+
+    async def release_lease(self) -> None:
+        """As :meth:`armbus.controller.arm.Arm.release_lease`."""
+        self._lease_name = None
+
+    @property
+    def lease_holder(self) -> str | None:
+        """Who holds the lease now, or None."""
+        return self._lease_name
+
+    @asynccontextmanager
+    async def lease(self, holder: str = "", timeout: float = 0.0) -> AsyncIterator[AsyncArm]:
+        """``async with arm.lease(): ...``: the lease for the block, given back at its end."""
+        await self.acquire_lease(holder, timeout)
+        try:
+            yield self
+        finally:
+            await self.release_lease()
 
     # ------------------------------------------------------------------ operations (as Arm)
     async def enumerate(self, timeout: float = ENUMERATE_TIMEOUT_S) -> list[ops.DiscoveredJoint]:

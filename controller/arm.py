@@ -15,6 +15,11 @@ Names and calibration come from the :class:`armbus.controller.config.ArmConfig` 
 most ``max_step`` from the previous goal (LeRobot's ``max_relative_target``), then sends all goals in one
 SYNC_WRITE frame; :meth:`Arm.read_states` reads every joint's state in one SYNC_READ transaction.
 
+The lease (docs/serve.md): on an arm shared through ``armbus serve`` only the client holding the lease may move
+it (:func:`armbus.controller.lease.needs_lease`); :meth:`Arm.acquire_lease` / :meth:`Arm.release_lease` /
+``with arm.lease():`` take and give it back. On an arm opened directly on a port or a simulator URL this program
+is the only client: acquiring always succeeds at once and costs nothing.
+
 Closing: heartbeats stop; with ``on_close="torque_off"`` every joint gets TORQUE 0 first, with ``"hold"``
 (default) the joints keep holding their last goal (and their watchdog, if enabled, then does its safe stop).
 """
@@ -22,9 +27,11 @@ Closing: heartbeats stop; with ``on_close="torque_off"`` every joint gets TORQUE
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -82,6 +89,16 @@ def link_settled(node: HostNode, now: int, mark: list[int]) -> bool:
     if not mark or mark[0] != resets:
         mark[:] = [resets, now]
     return node.link.is_open and now - mark[1] >= LINK_QUIET_NS
+
+
+def process_name() -> str:
+    """This process as a lease holder's name: ``pid 1234 (python control.py)``."""
+    try:
+        with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f"pid {os.getpid()} ({cmd[:60]})" if cmd else f"pid {os.getpid()}"
 
 
 class Joint:
@@ -151,6 +168,7 @@ class Arm:
         self.on_close = on_close
         self.model = ArmModel(config)
         self._proxies: dict[str, Joint] = {}
+        self._lease_name: str | None = None  # the lease on a directly opened arm (this program's own)
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -265,6 +283,31 @@ class Arm:
         """Broadcast heartbeats every ``period`` seconds (None stops them), feeding the joints' watchdogs."""
         ns = None if period is None else int(period * NS_PER_S)
         self._runner.call(lambda h, now: h.set_heartbeat(ns, now))
+
+    # ------------------------------------------------------------------ the lease
+    def acquire_lease(self, holder: str = "", timeout: float = 0.0) -> None:
+        """Take the arm's lease as ``holder`` (default: this process, "pid N (command)"), waiting up to ``timeout``
+        s for another client to release it; :class:`~armbus.bus.errors.LeaseError` naming the holder if it is
+        still held. Taking a lease this client already holds is a no-op."""
+        self._lease_name = holder or process_name()
+
+    def release_lease(self) -> None:
+        """Give the lease back (a no-op when this client does not hold it)."""
+        self._lease_name = None
+
+    @property
+    def lease_holder(self) -> str | None:
+        """Who holds the lease now, or None."""
+        return self._lease_name
+
+    @contextmanager
+    def lease(self, holder: str = "", timeout: float = 0.0) -> Iterator[Arm]:
+        """``with arm.lease(): ...``: the lease for the block, given back at its end (also on an exception)."""
+        self.acquire_lease(holder, timeout)
+        try:
+            yield self
+        finally:
+            self.release_lease()
 
     # ------------------------------------------------------------------ discovery
     @property
