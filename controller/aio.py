@@ -45,21 +45,21 @@ from typing import Any, TypeVar
 import serial
 import serial_asyncio_fast
 
-from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
+from armbus.bus.errors import ArmTimeoutError, LeaseError, PortError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Cycle, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.controller import ops
 from armbus.controller.arm import (
     ENUMERATE_TIMEOUT_S,
+    LEASE_POLL_NS,
     LINK_POLL_S,
     LINK_SETTLE_TIMEOUT_S,
     NS_PER_S,
     link_settled,
-    process_name,
 )
 from armbus.controller.armmodel import ArmModel, JointGoals
-from armbus.controller.backends import busy_message, resolve_port
+from armbus.controller.backends import busy_message, process_name, resolve_port
 from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
@@ -76,6 +76,7 @@ from armbus.controller.cyclic import CycleView, CyclicReport
 from armbus.controller.events import (
     HostEvent,
     JointState,
+    LeaseAnswered,
     PortLost,
     PortRestored,
     ReplyReceived,
@@ -85,6 +86,8 @@ from armbus.controller.events import (
 from armbus.controller.fanout import Fanout, Listener
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ports import port_turnaround_ns
+from armbus.controller.servelink import ServeLink, host_node, lease_refusal
+from armbus.controller.serveproto import ACQUIRE, RELEASE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -154,9 +157,9 @@ class AsyncArm:
         config = load_config(config) if isinstance(config, (str, Path)) else config
         if turnaround_ns is None:
             turnaround_ns = port_turnaround_ns(url)
-        node = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
-                                   reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
-                        now=time.monotonic_ns())
+        node = host_node(url, HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
+                                         reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
+                         time.monotonic_ns(), process_name())
         arm = cls(url, baud, node, config, timeout, on_close)
         try:
             await arm._connect()
@@ -334,16 +337,43 @@ class AsyncArm:
     # ------------------------------------------------------------------ the lease (as Arm)
     async def acquire_lease(self, holder: str = "", timeout: float = 0.0) -> None:
         """As :meth:`armbus.controller.arm.Arm.acquire_lease`."""
-        self._lease_name = holder or process_name()
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = holder or process_name()
+            return
+        end = self.now() + int(timeout * NS_PER_S)
+        while True:
+            answer = await self._lease_call(link, ACQUIRE, holder)
+            if answer.granted:
+                return
+            if self.now() >= end:
+                raise LeaseError(lease_refusal(answer.holder), holder=answer.holder)
+            await self.sleep_until(min(end, self.now() + LEASE_POLL_NS))
 
     async def release_lease(self) -> None:
         """As :meth:`armbus.controller.arm.Arm.release_lease`."""
-        self._lease_name = None
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = None
+        elif link.lease_mine and self.connected:
+            await self._lease_call(link, RELEASE, "")
 
     @property
     def lease_holder(self) -> str | None:
         """Who holds the lease now, or None."""
-        return self._lease_name
+        link = self._serve_link()
+        return self._lease_name if link is None else link.lease_holder
+
+    def _serve_link(self) -> ServeLink | None:
+        link = self.node.link
+        return link if isinstance(link, ServeLink) else None
+
+    async def _lease_call(self, link: ServeLink, op: int, holder: str) -> LeaseAnswered:
+        token = self._call(lambda h, now: link.lease(op, holder, now))
+        event = await self.wait_for(lambda ev: isinstance(ev, LeaseAnswered) and ev.token == token,
+                                    self.timeout * 1.5 + 1.0)
+        assert isinstance(event, LeaseAnswered)
+        return event
 
     @asynccontextmanager
     async def lease(self, holder: str = "", timeout: float = 0.0) -> AsyncIterator[AsyncArm]:

@@ -27,8 +27,8 @@ Closing: heartbeats stop; with ``on_close="torque_off"`` every joint gets TORQUE
 from __future__ import annotations
 
 import logging
-import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
-from armbus.bus.errors import PeerError
+from armbus.bus.errors import ArmTimeoutError, LeaseError, PeerError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import CycleReply, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
 from armbus.controller import ops
 from armbus.controller.armmodel import ArmModel, JointGoals
-from armbus.controller.backends import resolve_port
+from armbus.controller.backends import process_name, resolve_port
 from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
@@ -56,10 +56,12 @@ from armbus.controller.baud import (
 )
 from armbus.controller.config import ArmConfig, JointConfig, load_config
 from armbus.controller.cyclic import CycleCore, CycleState, CycleView, CyclicLoop
-from armbus.controller.events import CycleReplied, HostEvent, JointState, ReplyReceived
+from armbus.controller.events import CycleReplied, HostEvent, JointState, LeaseAnswered, ReplyReceived
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ports import port_turnaround_ns
 from armbus.controller.runner import POLL_S, NodeRunner
+from armbus.controller.servelink import ServeLink, host_node, lease_refusal
+from armbus.controller.serveproto import ACQUIRE, RELEASE
 
 if TYPE_CHECKING:
     from armbus.controller.stream import CycleInfo, StreamReport
@@ -77,6 +79,8 @@ LINK_QUIET_NS = 30_000_000
 #: How long open() waits for the link to settle before carrying on anyway (the arm may be switched off).
 LINK_SETTLE_TIMEOUT_S = 1.0
 LINK_POLL_S = 0.002
+#: How often acquire_lease(timeout=...) asks again while another client holds the lease.
+LEASE_POLL_NS = 20_000_000
 #: Streaming rate without a config: 200 Hz, the usual rate for research arms (armbus.controller.trajectory).
 DEFAULT_STREAM_RATE_HZ = 200.0
 
@@ -89,16 +93,6 @@ def link_settled(node: HostNode, now: int, mark: list[int]) -> bool:
     if not mark or mark[0] != resets:
         mark[:] = [resets, now]
     return node.link.is_open and now - mark[1] >= LINK_QUIET_NS
-
-
-def process_name() -> str:
-    """This process as a lease holder's name: ``pid 1234 (python control.py)``."""
-    try:
-        with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        cmd = ""
-    return f"pid {os.getpid()} ({cmd[:60]})" if cmd else f"pid {os.getpid()}"
 
 
 class Joint:
@@ -204,9 +198,9 @@ class Arm:
             port.reset_input_buffer()
             return port
 
-        host = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
-                                   reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
-                        now=clock())
+        host = host_node(url, HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
+                                         reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
+                         clock(), process_name())
         runner = NodeRunner(host, open_port, clock, port_or_url)
         arm = cls(runner, config, timeout, on_close)
         arm.wait_link(settle_timeout)
@@ -289,16 +283,55 @@ class Arm:
         """Take the arm's lease as ``holder`` (default: this process, "pid N (command)"), waiting up to ``timeout``
         s for another client to release it; :class:`~armbus.bus.errors.LeaseError` naming the holder if it is
         still held. Taking a lease this client already holds is a no-op."""
-        self._lease_name = holder or process_name()
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = holder or process_name()
+            return
+        end = self.now() + int(timeout * NS_PER_S)
+        while True:
+            answer = self._lease_call(link, ACQUIRE, holder)
+            if answer.granted:
+                return
+            if self.now() >= end:
+                raise LeaseError(lease_refusal(answer.holder), holder=answer.holder)
+            self.sleep_until(min(end, self.now() + LEASE_POLL_NS))
 
     def release_lease(self) -> None:
         """Give the lease back (a no-op when this client does not hold it)."""
-        self._lease_name = None
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = None
+        elif link.lease_mine:
+            self._lease_call(link, RELEASE, "")
 
     @property
     def lease_holder(self) -> str | None:
         """Who holds the lease now, or None."""
-        return self._lease_name
+        link = self._serve_link()
+        return self._lease_name if link is None else link.lease_holder
+
+    def _serve_link(self) -> ServeLink | None:
+        link = self._runner.node.link
+        return link if isinstance(link, ServeLink) else None
+
+    def _lease_call(self, link: ServeLink, op: int, holder: str) -> LeaseAnswered:
+        token: list[int] = []
+        answers: list[LeaseAnswered] = []
+        done = threading.Event()
+
+        def listen(event: HostEvent) -> None:
+            if isinstance(event, LeaseAnswered) and token and event.token == token[0]:
+                answers.append(event)
+                done.set()
+
+        self._runner.add_listener(listen)
+        try:
+            self._runner.call(lambda h, now: token.append(link.lease(op, holder, now)))
+            if not done.wait(self.timeout * 1.5 + 1.0):
+                raise ArmTimeoutError(f"{self._runner.name}: armbus serve did not answer the lease request")
+        finally:
+            self._runner.remove_listener(listen)
+        return answers[0]
 
     @contextmanager
     def lease(self, holder: str = "", timeout: float = 0.0) -> Iterator[Arm]:

@@ -147,6 +147,48 @@ def cmd_tap(args: argparse.Namespace) -> int:
     return int(tap.main(argv))
 
 
+# ----------------------------------------------------------------------------------------------------- serve
+#: What ``armbus serve`` starts in its own process once it listens (``start(info)`` coroutine functions, see
+#: :func:`armbus.controller.server.serve`): options such as ``--mqtt`` append to it through :func:`serve_clients`.
+def serve_clients(args: argparse.Namespace) -> list[Any]:
+    """The in-process clients ``armbus serve`` starts for ``args`` (none yet: the hook for bridges)."""
+    return []
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from armbus.controller.server import ServeInfo, serve
+    from armbus.controller.serveurl.protocol_serve import default_socket
+
+    port = getattr(args, "port", None) or os.environ.get("ARMBUS_PORT")
+    if not port:
+        raise UsageError("serve needs the arm's port: armbus serve --port /dev/ttyUSB0 (or set $ARMBUS_PORT)")
+    if port.startswith("serve://"):
+        raise UsageError(f"{port} is already served: attach to it with --port {port}")
+    baud = getattr(args, "baud", None) or DEFAULT_BAUD
+    path = os.path.abspath(args.socket) if args.socket else default_socket(port)
+
+    def ready(info: ServeInfo) -> None:
+        print(f"armbus serve: {info.port} at {info.baud} baud; clients attach with --port {info.url}", flush=True)
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
+        return await serve(port, baud=baud, socket_path=path, clients=serve_clients(args), ready=ready, stop=stop)
+
+    counters = asyncio.run(main())
+    print(f"armbus serve: stopped; {counters.clients} client(s), {counters.packets} packet(s) to the arm, "
+          f"{counters.dropped} frame(s) dropped for slow clients, {counters.holds} hold(s) after a lease holder left",
+          flush=True)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------------- sim
 def cmd_sim(args: argparse.Namespace) -> int:
     from armbus.hil.ptyserver import run_sim
