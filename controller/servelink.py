@@ -207,6 +207,7 @@ class ServeLink(LinkEndpoint):
         self._away_ordinary += not urgent
         self._outbox += sp.Send(packet, urgent).encode()
         self.counters.data_sent += 1
+        self.counters.frames_sent += 1
 
     def _answered(self, msg_id: int) -> Packet | None:
         away = self._away.pop(msg_id, None)
@@ -220,6 +221,7 @@ class ServeLink(LinkEndpoint):
         self._events.append(DeliveryFailed(packet, reason, maybe))
 
     def _handle(self, m: sp.Message, now: int) -> None:
+        self.counters.frames_received += 1
         if isinstance(m, sp.Received):
             self.counters.data_delivered += 1
             self._events.append(PacketReceived(m.packet))
