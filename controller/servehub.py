@@ -31,9 +31,9 @@ counted (``holds``, ``hold_failures``).
 
 Slow clients: each client's output is a buffer the driver drains when the socket can take more. Telemetry and
 wire bytes (``RECEIVED`` of unsolicited packets, ``LINK`` line errors, ``WIRE``) are dropped for a client whose
-buffer holds :data:`SOFT_LIMIT` bytes or more, counted, and the count is sent (``DROPPED``) once it reads again;
+buffer holds :data:`SOFT_LIMIT` bytes or more (``soft_limit``), counted, and the count is sent (``DROPPED``) once it reads again;
 answers to its own packets and lease news are never dropped, but a client whose buffer reaches
-:data:`HARD_LIMIT` is disconnected (:meth:`ServeHub.closing`). So no client can make the hub wait or grow
+:data:`HARD_LIMIT` (``hard_limit``) is disconnected (:meth:`ServeHub.closing`). So no client can make the hub wait or grow
 without bound, and the arm's traffic never waits for a client.
 """
 
@@ -108,7 +108,9 @@ class HubCounters:
 class ServeHub:
     """See the module docstring. ``link_config`` is the host link's (its baud rate is the port's)."""
 
-    def __init__(self, link_config: hoplink.LinkConfig, *, seed: int = 0) -> None:
+    def __init__(self, link_config: hoplink.LinkConfig, *, seed: int = 0, soft_limit: int = SOFT_LIMIT,
+                 hard_limit: int = HARD_LIMIT) -> None:
+        self.soft_limit, self.hard_limit = soft_limit, hard_limit
         self.link = hoplink.LinkEndpoint(link_config, seed=seed, name="serve")
         self.lease = LeaseTable()
         self.clients: dict[int, Client] = {}
@@ -409,14 +411,14 @@ class ServeHub:
 
     # ------------------------------------------------------------------ output
     def _put(self, client: Client, frame: bytes, droppable: bool = False) -> None:
-        if droppable and len(client.out) >= SOFT_LIMIT:
+        if droppable and len(client.out) >= self.soft_limit:
             client.dropped += 1
             self.counters.dropped += 1
             return
-        if len(client.out) >= HARD_LIMIT:
+        if len(client.out) >= self.hard_limit:
             if not any(k == client.key for k, _ in self._closing):
                 self.counters.disconnected_slow += 1
-                self._closing.append((client.key, f"it read nothing while {HARD_LIMIT} bytes waited for it"))
+                self._closing.append((client.key, f"it read nothing while {self.hard_limit} bytes waited for it"))
             return
         if client.dropped != client.dropped_told:
             client.dropped_told = client.dropped

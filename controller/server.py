@@ -51,7 +51,7 @@ from armbus.bus.link import LinkConfig
 from armbus.bus.wire import NS_PER_S
 from armbus.controller.backends import busy_message, resolve_port
 from armbus.controller.ports import port_turnaround_ns
-from armbus.controller.servehub import HubCounters, ServeHub
+from armbus.controller.servehub import HARD_LIMIT, SOFT_LIMIT, HubCounters, ServeHub
 
 log = logging.getLogger(__name__)
 #: Interval between attempts to reopen a vanished port.
@@ -67,6 +67,7 @@ class ServeInfo:
     port: str
     baud: int
     socket: str
+    counters: HubCounters  # live: the hub's figures so far
 
     @property
     def url(self) -> str:
@@ -266,12 +267,15 @@ class _Server:
 
 async def serve(port: str, *, baud: int, socket_path: str, clients: Sequence[StartClient] = (),
                 ready: Callable[[ServeInfo], None] | None = None, stop: asyncio.Event | None = None,
-                turnaround_ns: int | None = None) -> HubCounters:
+                turnaround_ns: int | None = None, limits: tuple[int, int] | None = None) -> HubCounters:
     """Serve the arm on ``port`` at ``socket_path`` until ``stop`` is set; returns the hub's counters. ``ready``
-    is called once the socket listens (before ``clients`` start); see the module docstring."""
+    is called once the socket listens (before ``clients`` start); ``limits`` are the hub's (soft, hard) output
+    limits per client (:mod:`armbus.controller.servehub`); see the module docstring."""
     if turnaround_ns is None:
         turnaround_ns = port_turnaround_ns(port)
-    hub = ServeHub(LinkConfig(baud=baud, turnaround_ns=turnaround_ns), seed=secrets.randbits(32))
+    soft, hard = limits or (SOFT_LIMIT, HARD_LIMIT)
+    hub = ServeHub(LinkConfig(baud=baud, turnaround_ns=turnaround_ns), seed=secrets.randbits(32), soft_limit=soft,
+                   hard_limit=hard)
     server = _Server(port, baud, hub)
     await server.connect()
     stop = stop or asyncio.Event()
@@ -281,7 +285,7 @@ async def serve(port: str, *, baud: int, socket_path: str, clients: Sequence[Sta
         prepare_socket(socket_path)
         listener = await server.loop.create_unix_server(lambda: _ClientProtocol(server), socket_path)
         os.chmod(socket_path, 0o600)
-        info = ServeInfo(port, baud, socket_path)
+        info = ServeInfo(port, baud, socket_path, hub.counters)
         if ready is not None:
             ready(info)
         for start in clients:

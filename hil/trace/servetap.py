@@ -101,11 +101,11 @@ class ServeTap:
 def run_serve_tap(url: str, out: str, duration: float | None) -> int:
     """``armbus tap --port serve://PATH --out FILE``: record, print a summary line; 0, or 3 if the server went
     away before the end."""
-    from armbus.bus.errors import ExitCode
-
     import signal
     import threading
     from types import FrameType
+
+    from armbus.bus.errors import ExitCode
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

@@ -1,0 +1,223 @@
+"""armbus serve on real unix sockets with an in-process virtual arm in real time (wall clock: short and few)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from armbus.bus.errors import LeaseError, PortError
+from armbus.bus.wire import GoalMode, StatusFlag
+from armbus.controller import serveproto as sp
+from armbus.controller.aio import AsyncArm
+from armbus.controller.arm import Arm
+from armbus.controller.events import HostEvent, JointState, LeaseChanged
+
+from .rig import served
+
+pytestmark = pytest.mark.realtime
+
+
+def test_two_clients_reading_at_once_each_get_their_own_replies(sock_dir: Path) -> None:
+    with served(sock_dir) as info, Arm.open(info.url) as a, Arm.open(info.url) as b:
+        a.enumerate()
+        b.enumerate()
+        wrong: list[tuple[str, int]] = []
+
+        def reader(arm: Arm, joint: str, address: int) -> None:
+            for _ in range(40):
+                value = arm.read(joint, "bus_address")
+                if value != address:
+                    wrong.append((joint, value))
+
+        threads = [threading.Thread(target=reader, args=(a, "joint1", 1)),
+                   threading.Thread(target=reader, args=(b, "joint3", 3))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert wrong == []
+        assert info.counters.packets >= 80 + 4
+        assert info.counters.to_clients >= 80
+
+
+def test_lease_conflicts_name_the_holder_and_estop_is_free(sock_dir: Path) -> None:
+    with served(sock_dir) as info, Arm.open(info.url) as a, Arm.open(info.url) as b:
+        a.enumerate()
+        b.enumerate()
+        assert a.lease_holder is None
+        a.acquire_lease("controller A")
+        assert a.lease_holder == "controller A"
+        deadline = time.monotonic() + 2
+        while b.lease_holder != "controller A" and time.monotonic() < deadline:  # the news reaches B
+            time.sleep(0.01)
+        assert b.lease_holder == "controller A"
+        with pytest.raises(LeaseError, match="held by controller A") as refused:
+            b.torque(True)
+        assert refused.value.holder == "controller A"
+        with pytest.raises(LeaseError, match="controller A"):
+            b.acquire_lease("B")
+        with pytest.raises(LeaseError):
+            b.set_goal("joint1", position=0.1)
+        b.torque(False)  # stopping is free
+        assert b.read("joint1", "bus_address") == 1  # reads are free
+        a.torque(True)
+        a.set_goal("joint2", position=0.2)
+        b.estop()  # any client may stop the arm
+        time.sleep(0.05)
+        states = a.read_states()
+        assert all(s.status & StatusFlag.ESTOPPED for s in states.values())
+        threading.Timer(0.2, a.release_lease).start()
+        t0 = time.monotonic()
+        b.acquire_lease("B", timeout=3.0)  # waits for A's release
+        assert 0.1 < time.monotonic() - t0 < 3.0
+        assert b.lease_holder == "B"
+        assert info.counters.refused_lease == 0  # every refusal happened in the client, before the socket
+
+
+def test_a_raw_client_without_the_lease_is_refused_by_the_server(sock_dir: Path) -> None:
+    from armbus.bus.messages import Torque, make_packet
+    from armbus.bus.wire import Address
+
+    with served(sock_dir) as info, Arm.open(info.url) as a:
+        a.acquire_lease("A")
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.connect(info.socket)
+        packet = make_packet(Torque(1), Address.HOST, 1, 77)
+        raw.sendall(sp.Hello(sp.VERSION, 0, "raw").encode() + sp.Send(packet, False).encode())
+        reader = sp.FrameReader()
+        got: list[sp.Message] = []
+        raw.settimeout(5)
+        while not any(isinstance(m, sp.Failed) for m in got):
+            reader.feed(raw.recv(4096))
+            got += list(reader.frames())
+        raw.close()
+        failed = next(m for m in got if isinstance(m, sp.Failed))
+        assert failed.msg_id == 77 and not failed.maybe_delivered and "held by A" in failed.text
+        assert info.counters.refused_lease == 1
+
+
+def test_async_arm_works_on_a_serve_url_and_telemetry_fans_out(sock_dir: Path) -> None:
+    async def body(url: str) -> None:
+        a = await AsyncArm.open(url)
+        b = await AsyncArm.open(url)
+        async with a, b:
+            await a.enumerate()
+            await b.enumerate()
+            seen: dict[str, set[int]] = {"a": set(), "b": set()}
+
+            def on(key: str):  # type: ignore[no-untyped-def]
+                def listener(ev: HostEvent) -> None:
+                    if isinstance(ev, JointState):
+                        seen[key].add(ev.address)
+                return listener
+
+            a.add_listener(on("a"))
+            b.add_listener(on("b"))
+            async with a.lease("async A"):
+                assert a.lease_holder == "async A"
+                await a.sync_write("state_period", {"joint1": 10, "joint2": 10, "joint3": 10})
+                await asyncio.sleep(0.3)
+            assert seen["a"] == seen["b"] == {1, 2, 3}
+            changes: list[LeaseChanged] = []
+            b.add_listener(lambda ev: changes.append(ev) if isinstance(ev, LeaseChanged) else None)
+            await a.acquire_lease("again")
+            await asyncio.sleep(0.05)
+            assert changes and changes[-1].holder == "again" and not changes[-1].yours
+            with pytest.raises(LeaseError):
+                await b.torque(True)
+
+    with served(sock_dir) as info:
+        asyncio.run(asyncio.wait_for(body(info.url), 30))
+
+
+def test_no_server_is_one_clear_error(sock_dir: Path) -> None:
+    with pytest.raises(PortError, match="no armbus serve at .*armbus serve --port"):
+        Arm.open(f"serve://{sock_dir}/nothing.sock")
+    env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
+    proc = subprocess.run([sys.executable, "-m", "armbus.tools.cli", "--port", f"serve://{sock_dir}/none.sock",
+                           "monitor", "--duration", "1"], capture_output=True, text=True, timeout=60, env=env,
+                          check=False)
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no armbus serve at" in lines[0] and "armbus serve --port" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_stuck_client_cannot_stall_the_others(sock_dir: Path) -> None:
+    """A client that never reads, asking for every packet and every line byte, while telemetry runs at 200 Hz per
+    joint: the others' round trips stay short, and the stuck client's frames are dropped (memory bounded; the
+    limits are small here so that a short run reaches them)."""
+    with served(sock_dir, limits=(8192, 1 << 20)) as info, Arm.open(info.url, timeout=0.5) as a:
+        a.enumerate()
+        stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(info.socket)
+        stuck.sendall(sp.Hello(sp.VERSION, sp.WANT_PACKETS | sp.WANT_WIRE, "stuck").encode())
+        with a.lease():
+            a.sync_write("state_period", {"joint1": 5, "joint2": 5, "joint3": 5})
+        worst = 0.0
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            assert a.read("joint2", "bus_address") == 2
+            worst = max(worst, time.perf_counter() - t0)
+        stuck.close()
+        assert info.counters.dropped > 0
+        assert worst < 0.25, f"a read took {worst * 1e3:.0f} ms while a client was stuck"
+
+
+CONTROL = textwrap.dedent("""
+    import sys, time
+    from armbus import Arm
+    arm = Arm.open(sys.argv[1])
+    arm.enumerate()
+    arm.acquire_lease("control script")
+    arm.torque(True, "joint2")
+    arm.set_goal("joint2", velocity=1.0)  # rad/s, on and on
+    print("moving", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_killing_the_lease_holder_frees_the_lease_and_the_arm_holds(sock_dir: Path) -> None:
+    script = sock_dir / "control.py"
+    script.write_text(CONTROL)
+    with served(sock_dir) as info, Arm.open(info.url) as watcher:
+        watcher.enumerate()
+        proc = subprocess.Popen([sys.executable, str(script), info.url], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "moving"
+            time.sleep(0.2)
+            moving = watcher.read_state("joint2")
+            assert moving.velocity > 0.5 and watcher.lease_holder == "control script"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            proc.kill()
+        deadline = time.monotonic() + 2
+        while watcher.lease_holder is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watcher.lease_holder is None
+        time.sleep(0.3)  # the hold: read, then SET_GOAL(POSITION, where it is)
+        first = watcher.read_state("joint2")
+        time.sleep(0.3)
+        second = watcher.read_state("joint2")
+        assert info.counters.holds == 1
+        assert first.status & StatusFlag.TORQUE_ON, "the joint holds with torque on"
+        assert watcher.read("joint2", "goal_mode") == GoalMode.POSITION
+        assert abs(second.velocity) < 0.05
+        assert abs(second.position - first.position) < math.radians(0.5)
+        held_goal = watcher.read("joint2", "goal_position") / 1e6
+        assert abs(held_goal - second.position) < math.radians(1.0)
+        assert watcher.read_state("joint1").status & StatusFlag.TORQUE_ON == 0  # off stays off
