@@ -31,10 +31,10 @@ counted (``holds``, ``hold_failures``).
 
 Slow clients: each client's output is a buffer the driver drains when the socket can take more. Telemetry and
 wire bytes (``RECEIVED`` of unsolicited packets, ``LINK`` line errors, ``WIRE``) are dropped for a client whose
-buffer holds :data:`SOFT_LIMIT` bytes or more (``soft_limit``), counted, and the count is sent (``DROPPED``) once it reads again;
-answers to its own packets and lease news are never dropped, but a client whose buffer reaches
-:data:`HARD_LIMIT` (``hard_limit``) is disconnected (:meth:`ServeHub.closing`). So no client can make the hub wait or grow
-without bound, and the arm's traffic never waits for a client.
+buffer holds :data:`SOFT_LIMIT` bytes or more (``soft_limit``), counted, and the count is sent (``DROPPED``)
+once it reads again; answers to its own packets and lease news are never dropped, but a client whose buffer
+reaches :data:`HARD_LIMIT` (``hard_limit``) is disconnected (:meth:`ServeHub.closing`). So no client can make
+the hub wait or grow without bound, and the arm's traffic never waits for a client.
 """
 
 from __future__ import annotations

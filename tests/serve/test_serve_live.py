@@ -142,7 +142,7 @@ def test_async_arm_works_on_a_serve_url_and_telemetry_fans_out(sock_dir: Path) -
 
 
 def test_no_server_is_one_clear_error(sock_dir: Path) -> None:
-    with pytest.raises(PortError, match="no armbus serve at .*armbus serve --port"):
+    with pytest.raises(PortError, match=r"no armbus serve at .*armbus serve --port"):
         Arm.open(f"serve://{sock_dir}/nothing.sock")
     env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
     proc = subprocess.run([sys.executable, "-m", "armbus.tools.cli", "--port", f"serve://{sock_dir}/none.sock",
