@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joints", type=int, default=3, help="joints of the in-process arm of --port virtual (default 3)")
 
     p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
-    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter (default: all)")
+    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter, serve (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs")
     return parser
 
