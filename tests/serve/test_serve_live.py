@@ -22,6 +22,7 @@ from armbus.controller import serveproto as sp
 from armbus.controller.aio import AsyncArm
 from armbus.controller.arm import Arm
 from armbus.controller.events import HostEvent, JointState, LeaseChanged
+from armbus.controller.server import ServeInfo
 
 from .rig import served
 
@@ -221,3 +222,27 @@ def test_killing_the_lease_holder_frees_the_lease_and_the_arm_holds(sock_dir: Pa
         held_goal = watcher.read("joint2", "goal_position") / 1e6
         assert abs(held_goal - second.position) < math.radians(1.0)
         assert watcher.read_state("joint1").status & StatusFlag.TORQUE_ON == 0  # off stays off
+
+
+def test_in_process_clients_start_once_serve_listens_and_attach_like_any_other(sock_dir: Path) -> None:
+    """The hook ``armbus serve --mqtt`` uses: a coroutine started in serve's own loop, attached through the socket."""
+    seen: list[object] = []
+
+    async def bridge(info: ServeInfo) -> None:
+        seen.append(info.url)
+        async with await AsyncArm.open(info.url) as arm:
+            await arm.enumerate()
+            seen.append(sorted((await arm.read_states()).keys()))
+            await arm.acquire_lease("bridge")
+            await asyncio.sleep(3600)  # serves until serve stops (cancelled then)
+
+    with served(sock_dir, clients=(bridge,)) as info, Arm.open(info.url) as other:
+        deadline = time.monotonic() + 5
+        while other.lease_holder != "bridge" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert other.lease_holder == "bridge"
+        assert seen == [info.url, ["joint1", "joint2", "joint3"]]
+        other.enumerate()
+        with pytest.raises(LeaseError, match="held by bridge"):
+            other.torque(True)
+    assert info.counters.clients == 2
