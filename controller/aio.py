@@ -364,6 +364,12 @@ class AsyncArm:
         link = self._serve_link()
         return self._lease_name if link is None else link.lease_holder
 
+    def _not_served(self, what: str) -> None:
+        """UsageError when the arm is shared by armbus serve: the port's rate is the server's."""
+        if self._serve_link() is not None:
+            raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
+                             "serve, switch on the port directly (armbus baud), then serve again with --baud")
+
     def _serve_link(self) -> ServeLink | None:
         link = self.node.link
         return link if isinstance(link, ServeLink) else None
@@ -476,6 +482,7 @@ class AsyncArm:
                        trial_ms: int = DEFAULT_TRIAL_MS) -> RateReport:
         """Switch the running chain's rates with fallback; see :meth:`armbus.controller.arm.Arm.set_baud`."""
         check_rate(rate, "rate")
+        self._not_served("switch the line rate")
         chain = rate if chain is None else check_rate(chain, "chain rate")
         joints = len(await self.enumerate())
         plan = switch_plan(joints, rate, chain, self.node.link.config.baud, self.now(),

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
-from armbus.bus.errors import ArmTimeoutError, LeaseError, PeerError
+from armbus.bus.errors import ArmTimeoutError, LeaseError, PeerError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import CycleReply, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
@@ -310,6 +310,12 @@ class Arm:
         link = self._serve_link()
         return self._lease_name if link is None else link.lease_holder
 
+    def _not_served(self, what: str) -> None:
+        """UsageError when the arm is shared by armbus serve: the port's rate is the server's."""
+        if self._serve_link() is not None:
+            raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
+                             "serve, switch on the port directly (armbus baud), then serve again with --baud")
+
     def _serve_link(self) -> ServeLink | None:
         link = self._runner.node.link
         return link if isinstance(link, ServeLink) else None
@@ -432,6 +438,7 @@ class Arm:
         report; raises :class:`~armbus.controller.baud.RateSwitchFailed` (with the report: ``reverted`` or
         ``broken``, or ``refused`` when a joint cannot take the rate) if the chain did not switch."""
         check_rate(rate, "rate")
+        self._not_served("switch the line rate")
         chain = rate if chain is None else check_rate(chain, "chain rate")
         joints = len(self.enumerate())
         plan = switch_plan(joints, rate, chain, self._runner.node.link.config.baud, self.now(),

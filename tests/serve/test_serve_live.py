@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from armbus.bus.errors import LeaseError, PortError
+from armbus.bus.errors import LeaseError, PortError, UsageError
 from armbus.bus.wire import GoalMode, StatusFlag
 from armbus.controller import serveproto as sp
 from armbus.controller.aio import AsyncArm
@@ -78,6 +78,8 @@ def test_lease_conflicts_name_the_holder_and_estop_is_free(sock_dir: Path) -> No
         time.sleep(0.05)
         states = a.read_states()
         assert all(s.status & StatusFlag.ESTOPPED for s in states.values())
+        with pytest.raises(UsageError, match="owns the port and its rate"):
+            a.set_baud(3_000_000)
         threading.Timer(0.2, a.release_lease).start()
         t0 = time.monotonic()
         b.acquire_lease("B", timeout=3.0)  # waits for A's release
