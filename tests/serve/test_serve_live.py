@@ -248,3 +248,35 @@ def test_in_process_clients_start_once_serve_listens_and_attach_like_any_other(s
         with pytest.raises(LeaseError, match="held by bridge"):
             other.torque(True)
     assert info.counters.clients == 2
+
+
+def test_cli_commands_that_move_take_the_lease_or_name_its_holder(sock_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
+    with served(sock_dir) as info, Arm.open(info.url) as holder:
+        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "armbus.tools.cli", "--port", info.url, *argv],
+                                  capture_output=True, text=True, timeout=60, env=env, check=False)
+
+        moved = cli("move", "2", "10deg", "--wait")
+        assert moved.returncode == 0, moved.stderr  # nobody held it: the command took it, and gave it back
+        assert holder.lease_holder is None
+        holder.acquire_lease("lab controller")
+        refused = cli("torque", "on")
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+        assert "held by lab controller" in refused.stderr and "Traceback" not in refused.stderr
+        assert cli("torque", "off").returncode == 0  # stopping is free
+        assert cli("estop").returncode == 0
+
+
+def test_the_cyclic_exchange_runs_through_serve(sock_dir: Path) -> None:
+    with served(sock_dir) as info, Arm.open(info.url, timeout=0.5) as arm:
+        arm.enumerate()
+        states = arm.exchange(timeout=0.5)  # read-only: free
+        assert sorted(states) == ["joint1", "joint2", "joint3"]
+        with pytest.raises(LeaseError):
+            arm.exchange({"joint1": 0.1}, timeout=0.5)
+        with arm.lease():
+            arm.torque(True)
+            report = arm.cyclic(lambda view: {n: 0.05 for n in view.states}, 100).run(seconds=0.5)
+        assert report.replied > 10 and report.goals_refused == 0
