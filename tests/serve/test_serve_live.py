@@ -280,3 +280,32 @@ def test_the_cyclic_exchange_runs_through_serve(sock_dir: Path) -> None:
             arm.torque(True)
             report = arm.cyclic(lambda view: {n: 0.05 for n in view.states}, 100).run(seconds=0.5)
         assert report.replied > 10 and report.goals_refused == 0
+
+
+def test_a_client_outlives_a_restarted_serve_without_its_lease(sock_dir: Path) -> None:
+    from armbus.controller.events import PortLost, PortRestored
+
+    seen: list[str] = []
+    with served(sock_dir) as info:
+        arm = Arm.open(info.url, timeout=0.5)
+        arm.add_listener(lambda ev: seen.append(type(ev).__name__) if isinstance(ev, (PortLost, PortRestored))
+                         else None)
+        arm.enumerate()
+        arm.acquire_lease("x")
+    try:
+        time.sleep(0.2)
+        with pytest.raises(PortError, match="lost"):
+            arm.read("joint1", "bus_address")
+        with served(sock_dir):
+            deadline = time.monotonic() + 5
+            while "PortRestored" not in seen and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert seen == ["PortLost", "PortRestored"]
+            assert arm.lease_holder is None
+            arm.enumerate()
+            with pytest.raises(LeaseError):
+                arm.torque(True)  # a new server: the lease must be taken again
+            arm.acquire_lease("x")
+            arm.torque(True)
+    finally:
+        arm.close()
