@@ -177,7 +177,7 @@ class ServeLink(LinkEndpoint):
         self._away.clear()
         self._away_ordinary = 0
         self._open = False
-        self.lease_mine = False
+        self.lease_mine, self.lease_holder = False, None  # a new server: nothing known until its WELCOME
         self.counters.resets_sent += 1
         self._events.append(LinkReset(by_peer=False))
         self._pump()

@@ -177,7 +177,7 @@ def test_a_stuck_client_cannot_stall_the_others(sock_dir: Path) -> None:
             worst = max(worst, time.perf_counter() - t0)
         stuck.close()
         assert info.counters.dropped > 0
-        assert worst < 0.25, f"a read took {worst * 1e3:.0f} ms while a client was stuck"
+        assert worst < 0.45, f"a read took {worst * 1e3:.0f} ms while a client was stuck"
 
 
 CONTROL = textwrap.dedent("""
@@ -302,6 +302,7 @@ def test_a_client_outlives_a_restarted_serve_without_its_lease(sock_dir: Path) -
                 time.sleep(0.02)
             assert seen == ["PortLost", "PortRestored"]
             assert arm.lease_holder is None
+            assert arm.wait_link(5)
             arm.enumerate()
             with pytest.raises(LeaseError):
                 arm.torque(True)  # a new server: the lease must be taken again
