@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable
 
 from armbus.bus.codec import Packet
+from armbus.bus.deframer import Deframer
 from armbus.bus.errors import LeaseError
 from armbus.bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkEvent, LinkState
 from armbus.bus.linkevents import LineErrorSeen, LinkCounters, LinkDown, LinkReset, PacketAcked, PacketReceived
@@ -80,6 +81,7 @@ class ServeLink(LinkEndpoint):
         self.server_baud: int | None = None
         self.dropped = 0  # frames the server dropped for this client (it read too slowly)
         self._reader = sp.FrameReader()
+        self._deframer = Deframer()  # never fed: the socket carries frames of the serve protocol, not line bytes
         self._outbox = bytearray(sp.Hello(sp.VERSION, flags, name).encode())
         self._events: deque[LinkEvent] = deque()
         self._queue: deque[Packet] = deque()

@@ -200,3 +200,36 @@ def test_the_holder_going_away_frees_the_lease_and_makes_torqued_joints_hold() -
     assert (goal.mode, goal.value) == (int(GoalMode.POSITION), 1_234_567)  # type: ignore[attr-defined]
     assert rig.hub.counters.holds == 1
     assert not any(isinstance(m, sp.Received) for m in rig.heard(2))  # the hub's own reply goes to nobody
+
+
+def test_a_new_cycle_takes_back_the_same_clients_older_one_only() -> None:
+    from armbus.bus.cycle import Cycle
+
+    rig = Rig()
+    rig.client(1)
+    rig.client(2)
+    rig.say(1, sp.Lease(1, sp.ACQUIRE, ""))
+    busy = make_packet(ops.sync_read_states(), 0, Address.BROADCAST, 1)  # keeps the link busy: the rest queue
+    rig.say(2, sp.Send(busy, False), sp.Send(make_packet(Cycle(56, 15), 0, Address.BROADCAST, 2), False))
+    cycle = Cycle(56, 15, int(GoalMode.POSITION), 1, (0, 0, 0))
+    rig.say(1, *(sp.Send(make_packet(cycle, 0, Address.BROADCAST, 10 + i), False) for i in range(3)))
+    rig.run()
+    mine = [m for m in rig.heard(1) if isinstance(m, sp.Failed)]
+    assert [m.msg_id for m in mine] == [10, 11] and all("superseded" in m.text for m in mine)
+    assert not any(isinstance(m, sp.Failed) for m in rig.heard(2))  # the other client's cycle stays
+    assert [p.type for p in rig.on_bus].count(MsgType.CYCLE) == 2
+    assert rig.hub.counters.superseded == 2
+
+
+def test_a_tap_gets_the_line_both_ways_with_times() -> None:
+    rig = Rig()
+    rig.client(1)
+    rig.client(9, flags=sp.WANT_WIRE)
+    rig.heard(9)
+    rig.say(1, sp.Send(read_packet(3), False))
+    rig.run()
+    wire = [m for m in rig.heard(9) if isinstance(m, sp.Wire)]
+    assert {m.direction for m in wire} == {sp.TO_ARM, sp.TO_HOST}
+    assert all(0 < m.time <= rig.now for m in wire)
+    assert [m.time for m in wire] == sorted(m.time for m in wire)
+    assert not any(isinstance(m, sp.Received) for m in rig.heard(9))
