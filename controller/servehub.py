@@ -44,8 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from armbus.bus import link as hoplink
-from armbus.bus.codec import Packet
-from armbus.bus.errors import DecodeError, PeerError
+from armbus.bus.codec import Packet, encode_data
+from armbus.bus.errors import DecodeError, EncodeError, PeerError
 from armbus.bus.messages import Undeliverable, decode_packet, make_packet
 from armbus.bus.router import URGENT_TYPES
 from armbus.bus.wire import REPLY_BIT, Address, GoalMode, MsgType, StatusFlag, UndeliverableReason
@@ -256,8 +256,12 @@ class ServeHub:
                                         f"more than {CLIENT_PACKETS} packets of this client at the server").encode())
             return
         msg_id = self._allocate()
-        self._routes[msg_id] = Route(client.key, packet.msg_id, packet.type, urgent)
         bus_packet = packet._replace(src=Address.HOST, msg_id=msg_id)
+        try:
+            encode_data(0, 0, bus_packet)  # a packet the line cannot carry is refused now, not when it leaves
+        except EncodeError as exc:
+            raise sp.ServeProtocolError(f"a packet the bus cannot carry: {exc}") from None
+        self._routes[msg_id] = Route(client.key, packet.msg_id, packet.type, urgent)
         self.counters.packets += 1
         if urgent:
             self._failed_all(self._take_back(is_goal), STALE_GOAL_REASON)

@@ -233,3 +233,15 @@ def test_a_tap_gets_the_line_both_ways_with_times() -> None:
     assert all(0 < m.time <= rig.now for m in wire)
     assert [m.time for m in wire] == sorted(m.time for m in wire)
     assert not any(isinstance(m, sp.Received) for m in rig.heard(9))
+
+
+def test_a_packet_the_bus_cannot_carry_drops_its_client_not_the_hub() -> None:
+    rig = Rig()
+    rig.client(1)
+    rig.client(2)
+    rig.say(1, sp.Send(Packet(0, 1, MsgType.READ, 5, 16, bytes(1000)), False))
+    [(key, why)] = rig.hub.closing()
+    assert key == 1 and "cannot carry" in why
+    rig.say(2, sp.Send(read_packet(6), False))
+    rig.run()
+    assert [p.msg_id for p in rig.on_bus] != [] and rig.on_bus[-1].type == MsgType.READ
