@@ -144,7 +144,12 @@ class _ClientProtocol(asyncio.Protocol):
         self.key = self.server.add_client(self, peer_name(transport.get_extra_info("socket")))
 
     def data_received(self, data: bytes) -> None:
-        self.server.hub.client_data(self.key, data, time.monotonic_ns())
+        try:
+            self.server.hub.client_data(self.key, data, time.monotonic_ns())
+        except Exception:  # a bug must cost this client, not the server
+            log.exception("client %d: dropped after an internal error", self.key)
+            if self.transport is not None:
+                self.transport.abort()
         self.server.kick()
 
     def connection_lost(self, exc: Exception | None) -> None:
