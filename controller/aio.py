@@ -471,6 +471,7 @@ class AsyncArm:
 
     def set_port_baud(self, baud: int) -> None:
         """Set the host's own port to ``baud`` (kept when the port is reopened); the joints do not follow."""
+        self._not_served("set the port's rate")
         self.baud = check_rate(baud, "baud")
         self.node.link.config = retune_host(self.node.link.config, baud)
         transport = self._transport

@@ -429,6 +429,7 @@ class Arm:
     # ------------------------------------------------------------------ line rate
     def set_port_baud(self, baud: int) -> None:
         """Set the host's own port to ``baud`` (the joints do not follow: that is :meth:`set_baud`)."""
+        self._not_served("set the port's rate")
         self._runner.set_port_baud(check_rate(baud, "baud"))
 
     def set_baud(self, rate: int, chain: int | None = None, *, delay_ms: int = DEFAULT_DELAY_MS,
