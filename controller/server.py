@@ -56,7 +56,8 @@ from armbus.controller.servehub import HARD_LIMIT, SOFT_LIMIT, HubCounters, Serv
 log = logging.getLogger(__name__)
 #: Interval between attempts to reopen a vanished port.
 RECONNECT_S = 0.5
-#: A client transport's write buffer above this pauses it (asyncio's flow control): 64 KiB.
+#: A client transport's write buffer above this pauses it (asyncio's flow control), and the kernel's send buffer
+#: of each client socket: 64 KiB each.
 CLIENT_HIGH_WATER = 65_536
 
 
@@ -141,7 +142,10 @@ class _ClientProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=CLIENT_HIGH_WATER)
-        self.key = self.server.add_client(self, peer_name(transport.get_extra_info("socket")))
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # the kernel's share of what a slow client leaves unread is bounded too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CLIENT_HIGH_WATER)
+        self.key = self.server.add_client(self, peer_name(sock))
 
     def data_received(self, data: bytes) -> None:
         try:

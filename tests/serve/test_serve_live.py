@@ -170,13 +170,13 @@ def test_a_stuck_client_cannot_stall_the_others(sock_dir: Path) -> None:
         with a.lease():
             a.sync_write("state_period", {"joint1": 5, "joint2": 5, "joint3": 5})
         worst = 0.0
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end:
+        start = time.monotonic()
+        while time.monotonic() < start + 1.0 or (info.counters.dropped == 0 and time.monotonic() < start + 10.0):
             t0 = time.perf_counter()
             assert a.read("joint2", "bus_address") == 2
             worst = max(worst, time.perf_counter() - t0)
         stuck.close()
-        assert info.counters.dropped > 0
+        assert info.counters.dropped > 0  # the stuck client's buffers filled up: its frames were dropped
         assert worst < 0.45, f"a read took {worst * 1e3:.0f} ms while a client was stuck"
 
 
