@@ -122,12 +122,15 @@ def prepare_socket(path: str) -> None:
 class _PortProtocol(asyncio.Protocol):
     def __init__(self, server: _Server) -> None:
         self.server = server
+        self.closed: asyncio.Future[None] = server.loop.create_future()  # set once the port is closed
 
     def data_received(self, data: bytes) -> None:
         self.server.hub.receive_data(data, time.monotonic_ns())
         self.server.kick()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
         self.server.port_lost(self, exc)
 
 
@@ -273,6 +276,12 @@ class _Server:
         if self.transport is not None:
             self.transport.close()
 
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until the port is closed (pyserial's close runs in an executor: a virtual arm's thread stops)."""
+        if self._protocol is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._protocol.closed), timeout)
+
 
 async def serve(port: str, *, baud: int, socket_path: str, clients: Sequence[StartClient] = (),
                 ready: Callable[[ServeInfo], None] | None = None, stop: asyncio.Event | None = None,
@@ -312,7 +321,7 @@ async def serve(port: str, *, baud: int, socket_path: str, clients: Sequence[Sta
             with contextlib.suppress(OSError):
                 os.unlink(socket_path)
         server.close()
-        await asyncio.sleep(0)
+        await server.wait_closed(2.0)
     return hub.counters
 
 
