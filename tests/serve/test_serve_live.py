@@ -324,3 +324,39 @@ def test_a_client_outlives_a_restarted_serve_without_its_lease(sock_dir: Path) -
             arm.torque(True)
     finally:
         arm.close()
+
+
+def test_serve_outlives_its_port_and_the_clients_go_on(sock_dir: Path) -> None:
+    """The arm's port vanishes (``armbus sim`` stops) and comes back (a new one on the same path): the clients are
+    told the link went down and carry on once serve has reopened the port."""
+    from armbus.controller.events import LinkEvent
+
+    tty = sock_dir / "arm"
+
+    def sim() -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "armbus.tools.cli", "sim", "--joints", "3", "--link", str(tty)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and "virtual arm" in proc.stdout.readline()
+        return proc
+
+    news: list[str] = []
+    first = sim()
+    second = None
+    try:
+        with served(sock_dir, port=str(tty)) as info, Arm.open(info.url, timeout=0.5) as arm:
+            arm.add_listener(lambda ev: news.append(ev.what) if isinstance(ev, LinkEvent) else None)
+            arm.enumerate()
+            first.send_signal(signal.SIGINT)
+            first.wait(10)
+            second = sim()
+            deadline = time.monotonic() + 10
+            while "reset" not in news and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "down" in news and "reset" in news
+            arm.enumerate()
+            assert arm.read("joint2", "bus_address") == 2
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(10)
