@@ -200,7 +200,8 @@ class AsyncArm:
         return self._transport is not None and not self._closed
 
     async def close(self) -> None:
-        """Stop heartbeats, optionally switch torque off, close the port; idempotent."""
+        """Stop heartbeats, optionally switch torque off, give the lease back (see :meth:`Arm.close`), close the
+        port; idempotent."""
         if self._closed:
             return
         try:
@@ -208,6 +209,9 @@ class AsyncArm:
             if self.on_close == "torque_off" and self.connected:
                 for j in self.model.joints.values():
                     await self.send(Torque(0), j.address)
+            link = self._serve_link()
+            if link is not None and link.lease_mine and self.connected:
+                self._call(lambda h, now: link.lease(RELEASE, "", now))  # written before the transport closes
         except Exception:  # closing must finish: report and go on
             log.exception("while making the joints safe on close")
         self._closed = True

@@ -217,11 +217,16 @@ class Arm:
         return cls.open(cfg.port, cfg.baud, config=cfg, **kwargs)
 
     def close(self) -> None:
+        """Stop heartbeats, optionally switch torque off, give the lease back (a shared arm: the server then leaves
+        the joints' goals alone, as a direct port does), close the port."""
         try:
             self.set_heartbeat(None)
             if self.on_close == "torque_off" and self._runner.connected:
                 for j in self.model.joints.values():
                     self.send(Torque(0), j.address)
+            link = self._serve_link()
+            if link is not None and link.lease_mine and self._runner.connected:
+                self._runner.call(lambda h, now: link.lease(RELEASE, "", now))  # no wait: it precedes the close
         except Exception:  # closing must finish: report and go on
             log.exception("while making the joints safe on close")
         finally:

@@ -23,8 +23,9 @@ e-stop"); a client's new CYCLE takes back its own older CYCLE not yet sent. A cl
 
 The lease (:mod:`armbus.controller.lease`): a ``SEND`` that needs it from a client that does not hold it is
 refused with ``FAILED`` (reason QUEUE_FULL, never sent, the text naming the holder) before it reaches the link.
-When the holder goes away (its socket closed: the process ended or was killed) the lease is free at once, every
-client is told, and the hub makes the arm hold: it reads every joint's state (one SYNC_READ) and sends each
+When the holder goes away without giving the lease back (its socket closed: the process was killed, crashed or
+ended without closing its arm; a client that closes releases first) the lease is free at once, every client is
+told, and the hub makes the arm hold: it reads every joint's state (one SYNC_READ) and sends each
 joint whose torque is on SET_GOAL(POSITION, the position just read). A joint that was moving (in any goal mode)
 stops where it is and holds that position with torque on; a joint with torque off stays off. The outcome is
 counted (``holds``, ``hold_failures``).

@@ -270,9 +270,15 @@ def test_cli_commands_that_move_take_the_lease_or_name_its_holder(sock_dir: Path
             return subprocess.run([sys.executable, "-m", "armbus.tools.cli", "--port", info.url, *argv],
                                   capture_output=True, text=True, timeout=60, env=env, check=False)
 
-        moved = cli("move", "2", "10deg", "--wait")
+        holder.enumerate()
+        moved = cli("move", "2", "10deg")  # no --wait: the command ends while the joint is still on its way
         assert moved.returncode == 0, moved.stderr  # nobody held it: the command took it, and gave it back
         assert holder.lease_holder is None
+        deadline = time.monotonic() + 5
+        while abs(holder.read_state("joint2").position - math.radians(10)) > math.radians(1):
+            assert time.monotonic() < deadline, "the joint did not go on to its goal"
+            time.sleep(0.05)
+        assert info.counters.holds == 0  # a client that closes gives the lease back: its goals stand
         holder.acquire_lease("lab controller")
         refused = cli("torque", "on")
         assert refused.returncode == 1
