@@ -37,6 +37,7 @@ examples:
   armbus scan --port /dev/ttyUSB0           find the arm at any supported baud rate
   armbus --port /dev/ttyUSB0 baud 3000000   switch the running arm to 3 Mbaud (back to the old rate on failure)
   armbus trace decode capture.pcapng --type SYNC_READ
+  armbus record --out run.mcap              joint states, goals, faults, link events as MCAP (ROS 2 JointState)
   armbus bench                              every benchmark, one table
 
 A port is a device path (/dev/ttyUSB0, COM3), any pyserial URL (socket://host:port, rfc2217://...),
@@ -220,12 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--link", help="also create a symlink to the pty at this path")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
 
-    p = add("trace", "decode, summarise, replay or plot a bus trace",
+    p = add("trace", "decode, summarise, replay, plot or export a bus trace",
             "  armbus trace decode cap.pcapng --joint 2\n  armbus trace stats cap.pcapng\n"
-            "  armbus trace replay cap.pcapng --to virtual --fast\n  armbus trace plot cap.pcapng -o cap.png\n")
-    p.add_argument("action", choices=["decode", "stats", "replay", "plot"])
-    p.add_argument("file", help="pcapng capture")
+            "  armbus trace replay cap.pcapng --to virtual --fast\n  armbus trace plot cap.pcapng -o cap.png\n"
+            "  armbus trace export --mcap cap.pcapng --out run.mcap\n")
+    p.add_argument("action", choices=["decode", "stats", "replay", "plot", "export"])
+    p.add_argument("file", nargs="?", help="pcapng capture")
+    p.add_argument("--mcap", metavar="CAPTURE", help="export: the pcapng capture to convert into MCAP")
+    p.add_argument("--out", help="export: the MCAP file to write (default: the capture's name with .mcap)")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of the action (see armbus trace ACTION FILE --help)")
+
+    p = add("record", "record joint states, goals, faults and link events into an MCAP file (Ctrl-C to stop)",
+            "  armbus --port /dev/ttyUSB0 record --out run.mcap\n"
+            "  armbus record --port 'armbus://?joints=3&seed=1' --out run.mcap --duration 2 --rate 200\n")
+    _add_connection(p)
+    p.add_argument("--out", required=True, help="MCAP file to write (docs/recording.md)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="joint-state samples per second, read with cyclic exchanges (default 100, or what half "
+                        "the bus carries for a long chain)")
 
     p = add("conform", "check an arm's wire behaviour against the spec, rule by rule (pass/fail per rule)",
             "  armbus conform --port /dev/ttyUSB0\n  armbus conform --port virtual\n")

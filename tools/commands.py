@@ -107,6 +107,7 @@ _TRACE_ACTIONS = {
     "stats": "armbus.hil.trace.stats",
     "replay": "armbus.hil.trace.replay",
     "plot": "armbus.hil.trace.plot",
+    "export": "armbus.hil.trace.mcapexport",
 }
 
 
@@ -114,10 +115,22 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import importlib
 
     module = importlib.import_module(_TRACE_ACTIONS[args.action])
+    if args.action == "export":  # argparse leaves the options after the action in rest: export parses them
+        argv = [*([args.file] if args.file else []), *(["--mcap", args.mcap] if args.mcap else []),
+                *(["--out", args.out] if args.out else []), *args.rest]
+        return int(module.main([*argv, "--json"] if getattr(args, "json", False) and "--json" not in argv else argv))
+    if not args.file or args.mcap or args.out:
+        raise UsageError(f"armbus trace {args.action} FILE: give the capture file (--mcap and --out are for export)")
     argv = [args.file, *args.rest]
     if getattr(args, "json", False) and "--json" not in argv and args.action in ("decode", "stats"):
         argv.append("--json")
     return int(module.main(argv))
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from armbus.tools.record import cmd_record
+
+    return cmd_record(args)
 
 
 def cmd_tap(args: argparse.Namespace) -> int:

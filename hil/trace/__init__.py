@@ -1,7 +1,8 @@
 """Traces: record every simulated or real link to pcapng, decode, summarise.
 
 See docs/traces.md. ``pcapng`` writes the files, ``reader`` reads them, ``decode`` turns chunks into frames,
-``stats`` computes counts and latencies.
+``stats`` computes counts and latencies. ``mcapfile`` and ``mcapexport`` write MCAP recordings (docs/recording.md;
+the ``mcap`` extra).
 """
 
 from armbus.hil.trace.pcapng import LINKTYPE_ARMBUS, TraceFileError, TraceWriter

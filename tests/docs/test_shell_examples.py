@@ -4,8 +4,8 @@ A shell example is a line of a fenced block (not ```python) that starts with ``a
 spaces is the reader's, not the command's. Synopsis lines (``[--seed N]``, ``decode|stats``, ``FILE``) are reduced
 to a concrete command first: optional parts dropped, the first alternative taken, placeholders filled. Every one
 must then parse (argparse exits 2 on an unknown option or a bad value, so a renamed option fails here). The
-commands that drive an arm run for real against one real-time virtual arm behind a pseudo-terminal that stands in
-for ``/dev/ttyUSB0``, and must exit 0 without a traceback.
+commands that drive an arm (or record one) run for real, in a folder of their own, against one real-time virtual
+arm behind a pseudo-terminal that stands in for ``/dev/ttyUSB0``, and must exit 0 without a traceback.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ FILL = {"FILE": "capture.pcapng", "PORT": "/dev/ttyUSB0", "RATE": "1000000", "N"
         "X": "2", "NAME": "host-j1", "JOINT": "1", "R": "1000000"}
 #: Commands that drive the arm and are run for real (the others only parse: they run for minutes, need a
 #: capture or a CSV of the reader's, or are the demo and the benchmarks that other tests run).
-RUN = {"info", "move", "torque", "estop", "clear", "reg"}
+RUN = {"info", "move", "torque", "estop", "clear", "reg", "record"}
 
 
 def _concrete(line: str) -> list[str]:
@@ -96,9 +96,9 @@ def _command(argv: list[str]) -> str | None:
 @pytest.mark.realtime
 @pytest.mark.parametrize(("where", "argv"), [e for e in EXAMPLES if _command(e[1]) in RUN and "/dev/ttyUSB0" in e[1]],
                          ids=[w for w, a in EXAMPLES if _command(a) in RUN and "/dev/ttyUSB0" in a])
-def test_example_drives_the_arm(where: str, argv: list[str], port: str) -> None:
+def test_example_drives_the_arm(where: str, argv: list[str], port: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
     real = [port if tok == "/dev/ttyUSB0" else tok for tok in argv]
     proc = subprocess.run([sys.executable, "-m", "armbus.tools.cli", *real], capture_output=True, text=True,
-                          timeout=120, check=False, env=env)
+                          timeout=120, check=False, env=env, cwd=tmp_path)  # files it writes land in tmp_path
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, f"{where}: {proc.stderr}"
