@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ConfigError,
         DecodeError,
         EncodeError,
+        LeaseError,
         PeerError,
         PortError,
         RemoteError,
@@ -73,7 +74,8 @@ __version__ = "0.1.0"
 #: Where each export lives: name -> module.
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
-        ("ArmbusError", "ArmTimeoutError", "ConfigError", "DecodeError", "EncodeError", "PeerError", "PortError",
+        ("ArmbusError", "ArmTimeoutError", "ConfigError", "DecodeError", "EncodeError", "LeaseError", "PeerError",
+         "PortError",
          "RemoteError", "TraceError", "UndeliverableError", "UsageError"), "armbus.bus.errors"),
     "Arm": "armbus.controller.arm",
     "AsyncArm": "armbus.controller.aio",
@@ -123,6 +125,7 @@ __all__ = [
     "HostEvent",
     "JointConfig",
     "JointState",
+    "LeaseError",
     "LinkEvent",
     "PacketAcked",
     "PeerError",

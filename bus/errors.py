@@ -12,6 +12,7 @@ Errors are split by whose fault they are (the h11 rule):
      |    +-- UndeliverableError     a hop reported that it could not deliver a request
      +-- ArmTimeoutError(TimeoutError) a reply or ack did not come in time
      +-- PortError(OSError)          a serial port could not be opened or vanished
+     +-- LeaseError                  motion refused: another client of a shared arm holds its lease
      +-- TraceError                  a trace file is unreadable (partial results may still exist)
 
 Line noise seen by a receive loop is never raised: the deframer and the link turn it into counted events.
@@ -72,6 +73,15 @@ class ArmTimeoutError(ArmbusError, TimeoutError):
 
 class PortError(ArmbusError, OSError):
     """A serial port could not be opened, or it vanished."""
+
+
+class LeaseError(ArmbusError):
+    """Motion refused, or a lease not granted, because another client of a shared arm (``armbus serve``) holds
+    the arm's lease; ``holder`` names it (docs/serve.md, "The lease")."""
+
+    def __init__(self, message: str, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class TraceError(ArmbusError):

@@ -38,26 +38,28 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import serial
 import serial_asyncio_fast
 
-from armbus.bus.errors import ArmTimeoutError, PortError, UsageError
+from armbus.bus.errors import ArmTimeoutError, LeaseError, PortError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Cycle, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, Address
 from armbus.controller import ops
 from armbus.controller.arm import (
     ENUMERATE_TIMEOUT_S,
+    LEASE_POLL_NS,
     LINK_POLL_S,
     LINK_SETTLE_TIMEOUT_S,
     NS_PER_S,
     link_settled,
 )
 from armbus.controller.armmodel import ArmModel, JointGoals
-from armbus.controller.backends import busy_message, resolve_port
+from armbus.controller.backends import busy_message, process_name, resolve_port
 from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
@@ -74,6 +76,7 @@ from armbus.controller.cyclic import CycleView, CyclicReport
 from armbus.controller.events import (
     HostEvent,
     JointState,
+    LeaseAnswered,
     PortLost,
     PortRestored,
     ReplyReceived,
@@ -83,6 +86,8 @@ from armbus.controller.events import (
 from armbus.controller.fanout import Fanout, Listener
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ports import port_turnaround_ns
+from armbus.controller.servelink import ServeLink, host_node, lease_refusal
+from armbus.controller.serveproto import ACQUIRE, RELEASE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,6 +134,7 @@ class AsyncArm:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconnect: asyncio.Task[None] | None = None
         self._closed = False
+        self._lease_name: str | None = None  # the lease on a directly opened arm (this program's own)
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -151,9 +157,9 @@ class AsyncArm:
         config = load_config(config) if isinstance(config, (str, Path)) else config
         if turnaround_ns is None:
             turnaround_ns = port_turnaround_ns(url)
-        node = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
-                                   reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
-                        now=time.monotonic_ns())
+        node = host_node(url, HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
+                                         reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
+                         time.monotonic_ns(), process_name())
         arm = cls(url, baud, node, config, timeout, on_close)
         try:
             await arm._connect()
@@ -194,7 +200,8 @@ class AsyncArm:
         return self._transport is not None and not self._closed
 
     async def close(self) -> None:
-        """Stop heartbeats, optionally switch torque off, close the port; idempotent."""
+        """Stop heartbeats, optionally switch torque off, give the lease back (see :meth:`Arm.close`), close the
+        port; idempotent."""
         if self._closed:
             return
         try:
@@ -202,6 +209,9 @@ class AsyncArm:
             if self.on_close == "torque_off" and self.connected:
                 for j in self.model.joints.values():
                     await self.send(Torque(0), j.address)
+            link = self._serve_link()
+            if link is not None and link.lease_mine and self.connected:
+                self._call(lambda h, now: link.lease(RELEASE, "", now))  # written before the transport closes
         except Exception:  # closing must finish: report and go on
             log.exception("while making the joints safe on close")
         self._closed = True
@@ -328,6 +338,62 @@ class AsyncArm:
         ns = None if period is None else int(period * NS_PER_S)
         self._call(lambda h, now: h.set_heartbeat(ns, now))
 
+    # ------------------------------------------------------------------ the lease (as Arm)
+    async def acquire_lease(self, holder: str = "", timeout: float = 0.0) -> None:
+        """As :meth:`armbus.controller.arm.Arm.acquire_lease`."""
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = holder or process_name()
+            return
+        end = self.now() + int(timeout * NS_PER_S)
+        while True:
+            answer = await self._lease_call(link, ACQUIRE, holder)
+            if answer.granted:
+                return
+            if self.now() >= end:
+                raise LeaseError(lease_refusal(answer.holder), holder=answer.holder)
+            await self.sleep_until(min(end, self.now() + LEASE_POLL_NS))
+
+    async def release_lease(self) -> None:
+        """As :meth:`armbus.controller.arm.Arm.release_lease`."""
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = None
+        elif link.lease_mine and self.connected:
+            await self._lease_call(link, RELEASE, "")
+
+    @property
+    def lease_holder(self) -> str | None:
+        """Who holds the lease now, or None."""
+        link = self._serve_link()
+        return self._lease_name if link is None else link.lease_holder
+
+    def _not_served(self, what: str) -> None:
+        """UsageError when the arm is shared by armbus serve: the port's rate is the server's."""
+        if self._serve_link() is not None:
+            raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
+                             "serve, switch on the port directly (armbus baud), then serve again with --baud")
+
+    def _serve_link(self) -> ServeLink | None:
+        link = self.node.link
+        return link if isinstance(link, ServeLink) else None
+
+    async def _lease_call(self, link: ServeLink, op: int, holder: str) -> LeaseAnswered:
+        token = self._call(lambda h, now: link.lease(op, holder, now))
+        event = await self.wait_for(lambda ev: isinstance(ev, LeaseAnswered) and ev.token == token,
+                                    self.timeout * 1.5 + 1.0)
+        assert isinstance(event, LeaseAnswered)
+        return event
+
+    @asynccontextmanager
+    async def lease(self, holder: str = "", timeout: float = 0.0) -> AsyncIterator[AsyncArm]:
+        """``async with arm.lease(): ...``: the lease for the block, given back at its end."""
+        await self.acquire_lease(holder, timeout)
+        try:
+            yield self
+        finally:
+            await self.release_lease()
+
     # ------------------------------------------------------------------ operations (as Arm)
     async def enumerate(self, timeout: float = ENUMERATE_TIMEOUT_S) -> list[ops.DiscoveredJoint]:
         """As :meth:`armbus.controller.arm.Arm.enumerate`: REBOOTED is reported in the result and cleared."""
@@ -409,6 +475,7 @@ class AsyncArm:
 
     def set_port_baud(self, baud: int) -> None:
         """Set the host's own port to ``baud`` (kept when the port is reopened); the joints do not follow."""
+        self._not_served("set the port's rate")
         self.baud = check_rate(baud, "baud")
         self.node.link.config = retune_host(self.node.link.config, baud)
         transport = self._transport
@@ -420,6 +487,7 @@ class AsyncArm:
                        trial_ms: int = DEFAULT_TRIAL_MS) -> RateReport:
         """Switch the running chain's rates with fallback; see :meth:`armbus.controller.arm.Arm.set_baud`."""
         check_rate(rate, "rate")
+        self._not_served("switch the line rate")
         chain = rate if chain is None else check_rate(chain, "chain rate")
         joints = len(await self.enumerate())
         plan = switch_plan(joints, rate, chain, self.node.link.config.baud, self.now(),

@@ -15,6 +15,11 @@ Names and calibration come from the :class:`armbus.controller.config.ArmConfig` 
 most ``max_step`` from the previous goal (LeRobot's ``max_relative_target``), then sends all goals in one
 SYNC_WRITE frame; :meth:`Arm.read_states` reads every joint's state in one SYNC_READ transaction.
 
+The lease (docs/serve.md): on an arm shared through ``armbus serve`` only the client holding the lease may move
+it (:func:`armbus.controller.lease.needs_lease`); :meth:`Arm.acquire_lease` / :meth:`Arm.release_lease` /
+``with arm.lease():`` take and give it back. On an arm opened directly on a port or a simulator URL this program
+is the only client: acquiring always succeeds at once and costs nothing.
+
 Closing: heartbeats stop; with ``on_close="torque_off"`` every joint gets TORQUE 0 first, with ``"hold"``
 (default) the joints keep holding their last goal (and their watchdog, if enabled, then does its safe stop).
 """
@@ -23,20 +28,22 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
-from armbus.bus.errors import PeerError
+from armbus.bus.errors import ArmTimeoutError, LeaseError, PeerError, UsageError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import CycleReply, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
 from armbus.controller import ops
 from armbus.controller.armmodel import ArmModel, JointGoals
-from armbus.controller.backends import resolve_port
+from armbus.controller.backends import process_name, resolve_port
 from armbus.controller.baud import (
     DEFAULT_DELAY_MS,
     DEFAULT_TRIAL_MS,
@@ -49,10 +56,12 @@ from armbus.controller.baud import (
 )
 from armbus.controller.config import ArmConfig, JointConfig, load_config
 from armbus.controller.cyclic import CycleCore, CycleState, CycleView, CyclicLoop
-from armbus.controller.events import CycleReplied, HostEvent, JointState, ReplyReceived
+from armbus.controller.events import CycleReplied, HostEvent, JointState, LeaseAnswered, ReplyReceived
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ports import port_turnaround_ns
 from armbus.controller.runner import POLL_S, NodeRunner
+from armbus.controller.servelink import ServeLink, host_node, lease_refusal
+from armbus.controller.serveproto import ACQUIRE, RELEASE
 
 if TYPE_CHECKING:
     from armbus.controller.stream import CycleInfo, StreamReport
@@ -70,6 +79,8 @@ LINK_QUIET_NS = 30_000_000
 #: How long open() waits for the link to settle before carrying on anyway (the arm may be switched off).
 LINK_SETTLE_TIMEOUT_S = 1.0
 LINK_POLL_S = 0.002
+#: How often acquire_lease(timeout=...) asks again while another client holds the lease.
+LEASE_POLL_NS = 20_000_000
 #: Streaming rate without a config: 200 Hz, the usual rate for research arms (armbus.controller.trajectory).
 DEFAULT_STREAM_RATE_HZ = 200.0
 
@@ -151,6 +162,7 @@ class Arm:
         self.on_close = on_close
         self.model = ArmModel(config)
         self._proxies: dict[str, Joint] = {}
+        self._lease_name: str | None = None  # the lease on a directly opened arm (this program's own)
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -186,9 +198,9 @@ class Arm:
             port.reset_input_buffer()
             return port
 
-        host = HostNode(HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
-                                   reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
-                        now=clock())
+        host = host_node(url, HostConfig(link=LinkConfig(baud=baud, turnaround_ns=turnaround_ns),
+                                         reply_timeout_ns=int(timeout * NS_PER_S), seed=secrets.randbits(32)),
+                         clock(), process_name())
         runner = NodeRunner(host, open_port, clock, port_or_url)
         arm = cls(runner, config, timeout, on_close)
         arm.wait_link(settle_timeout)
@@ -205,11 +217,16 @@ class Arm:
         return cls.open(cfg.port, cfg.baud, config=cfg, **kwargs)
 
     def close(self) -> None:
+        """Stop heartbeats, optionally switch torque off, give the lease back (a shared arm: the server then leaves
+        the joints' goals alone, as a direct port does), close the port."""
         try:
             self.set_heartbeat(None)
             if self.on_close == "torque_off" and self._runner.connected:
                 for j in self.model.joints.values():
                     self.send(Torque(0), j.address)
+            link = self._serve_link()
+            if link is not None and link.lease_mine and self._runner.connected:
+                self._runner.call(lambda h, now: link.lease(RELEASE, "", now))  # no wait: it precedes the close
         except Exception:  # closing must finish: report and go on
             log.exception("while making the joints safe on close")
         finally:
@@ -265,6 +282,76 @@ class Arm:
         """Broadcast heartbeats every ``period`` seconds (None stops them), feeding the joints' watchdogs."""
         ns = None if period is None else int(period * NS_PER_S)
         self._runner.call(lambda h, now: h.set_heartbeat(ns, now))
+
+    # ------------------------------------------------------------------ the lease
+    def acquire_lease(self, holder: str = "", timeout: float = 0.0) -> None:
+        """Take the arm's lease as ``holder`` (default: this process, "pid N (command)"), waiting up to ``timeout``
+        s for another client to release it; :class:`~armbus.bus.errors.LeaseError` naming the holder if it is
+        still held. Taking a lease this client already holds is a no-op."""
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = holder or process_name()
+            return
+        end = self.now() + int(timeout * NS_PER_S)
+        while True:
+            answer = self._lease_call(link, ACQUIRE, holder)
+            if answer.granted:
+                return
+            if self.now() >= end:
+                raise LeaseError(lease_refusal(answer.holder), holder=answer.holder)
+            self.sleep_until(min(end, self.now() + LEASE_POLL_NS))
+
+    def release_lease(self) -> None:
+        """Give the lease back (a no-op when this client does not hold it)."""
+        link = self._serve_link()
+        if link is None:
+            self._lease_name = None
+        elif link.lease_mine:
+            self._lease_call(link, RELEASE, "")
+
+    @property
+    def lease_holder(self) -> str | None:
+        """Who holds the lease now, or None."""
+        link = self._serve_link()
+        return self._lease_name if link is None else link.lease_holder
+
+    def _not_served(self, what: str) -> None:
+        """UsageError when the arm is shared by armbus serve: the port's rate is the server's."""
+        if self._serve_link() is not None:
+            raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
+                             "serve, switch on the port directly (armbus baud), then serve again with --baud")
+
+    def _serve_link(self) -> ServeLink | None:
+        link = self._runner.node.link
+        return link if isinstance(link, ServeLink) else None
+
+    def _lease_call(self, link: ServeLink, op: int, holder: str) -> LeaseAnswered:
+        token: list[int] = []
+        answers: list[LeaseAnswered] = []
+        done = threading.Event()
+
+        def listen(event: HostEvent) -> None:
+            if isinstance(event, LeaseAnswered) and token and event.token == token[0]:
+                answers.append(event)
+                done.set()
+
+        self._runner.add_listener(listen)
+        try:
+            self._runner.call(lambda h, now: token.append(link.lease(op, holder, now)))
+            if not done.wait(self.timeout * 1.5 + 1.0):
+                raise ArmTimeoutError(f"{self._runner.name}: armbus serve did not answer the lease request")
+        finally:
+            self._runner.remove_listener(listen)
+        return answers[0]
+
+    @contextmanager
+    def lease(self, holder: str = "", timeout: float = 0.0) -> Iterator[Arm]:
+        """``with arm.lease(): ...``: the lease for the block, given back at its end (also on an exception)."""
+        self.acquire_lease(holder, timeout)
+        try:
+            yield self
+        finally:
+            self.release_lease()
 
     # ------------------------------------------------------------------ discovery
     @property
@@ -347,6 +434,7 @@ class Arm:
     # ------------------------------------------------------------------ line rate
     def set_port_baud(self, baud: int) -> None:
         """Set the host's own port to ``baud`` (the joints do not follow: that is :meth:`set_baud`)."""
+        self._not_served("set the port's rate")
         self._runner.set_port_baud(check_rate(baud, "baud"))
 
     def set_baud(self, rate: int, chain: int | None = None, *, delay_ms: int = DEFAULT_DELAY_MS,
@@ -356,6 +444,7 @@ class Arm:
         report; raises :class:`~armbus.controller.baud.RateSwitchFailed` (with the report: ``reverted`` or
         ``broken``, or ``refused`` when a joint cannot take the rate) if the chain did not switch."""
         check_rate(rate, "rate")
+        self._not_served("switch the line rate")
         chain = rate if chain is None else check_rate(chain, "chain rate")
         joints = len(self.enumerate())
         plan = switch_plan(joints, rate, chain, self._runner.node.link.config.baud, self.now(),

@@ -15,6 +15,7 @@ keeps its options. :func:`register_backend` adds a scheme of the caller's own.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from armbus.bus.errors import UsageError
@@ -23,6 +24,7 @@ from armbus.bus.wire import DEFAULT_BAUD
 #: URL scheme -> the package that holds pyserial's ``protocol_<scheme>`` module for it.
 BACKENDS: dict[str, str] = {
     "armbus": "armbus.hil.urlhandler",  # an in-process virtual arm in real time (armbus.hil.urlhandler)
+    "serve": "armbus.controller.serveurl",  # a client of armbus serve on its unix socket (docs/serve.md)
 }
 #: The shorthand ``virtual`` and what it stands for: six joints at the bus's nominal 1 Mbaud, seed 0.
 VIRTUAL = "virtual"
@@ -58,8 +60,6 @@ def resolve_port(port_or_url: str) -> str:
 def port_holders(path: str) -> list[str]:
     """The processes holding the lock on device ``path``, as ``"pid 1234 (armbus monitor)"``, where the OS can
     tell (Linux: ``/proc/locks`` names the pid of each lock and the inode it is on)."""
-    import os
-
     try:
         inode = os.stat(os.path.realpath(path)).st_ino
         with open("/proc/locks", encoding="ascii", errors="replace") as f:
@@ -79,6 +79,16 @@ def port_holders(path: str) -> list[str]:
             cmd = "?"
         out.append(f"pid {pid} ({cmd[:80]})")
     return out
+
+
+def process_name() -> str:
+    """This process as a lease holder's name: ``pid 1234 (python control.py)``."""
+    try:
+        with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    return f"pid {os.getpid()} ({cmd[:60]})" if cmd else f"pid {os.getpid()}"
 
 
 def busy_message(name: str, path: str) -> str:

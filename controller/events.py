@@ -168,6 +168,24 @@ class LinkEvent(HostEvent):
 
 
 @dataclass(frozen=True)
+class LeaseAnswered(HostEvent):
+    """``armbus serve`` answered this client's lease request ``token``: ``granted`` or not; ``holder`` is who holds
+    the lease now (None: nobody)."""
+
+    token: int
+    granted: bool
+    holder: str | None
+
+
+@dataclass(frozen=True)
+class LeaseChanged(HostEvent):
+    """The lease of the shared arm changed hands: ``holder`` now (None: nobody); ``yours`` if it is this client."""
+
+    holder: str | None
+    yours: bool
+
+
+@dataclass(frozen=True)
 class PortLost(HostEvent):
     """The serial port vanished (unplugged); the driver tries to reopen it."""
 

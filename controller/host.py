@@ -135,9 +135,13 @@ class HostNode:
 
     PORT = 0
 
-    def __init__(self, config: HostConfig | None = None, now: int = 0) -> None:
+    def __init__(self, config: HostConfig | None = None, now: int = 0, *, link: hoplink.LinkEndpoint | None = None,
+                 guard: Callable[[int, bytes], None] | None = None) -> None:
         self.config = config or HostConfig()
-        self.link = hoplink.LinkEndpoint(self.config.link, seed=self.config.seed, name="host")
+        #: The link to the first hop: joint 1 over a hop link, or a :class:`armbus.controller.servelink.ServeLink`.
+        self.link = link or hoplink.LinkEndpoint(self.config.link, seed=self.config.seed, name="host")
+        #: ``guard(type, payload)`` may refuse a packet before anything is queued, by raising (the lease).
+        self.guard = guard
         self.counters = HostCounters()
         self._correlator = Correlator(self.config.first_msg_id)
         self._events: deque[HostEvent] = deque()
@@ -155,6 +159,7 @@ class HostNode:
     # ------------------------------------------------------------------ API
     def send(self, message: Message, dst: int, now: int) -> int:
         """Send ``message`` to ``dst``; returns its msg_id. PacketAcked / SendFailed follows."""
+        self._check(message)
         msg_id = self._correlator.allocate()
         self._queue(make_packet(message, Address.HOST, dst, msg_id, DEFAULT_TTL), now)
         self.counters.sent += 1
@@ -172,6 +177,7 @@ class HostNode:
         timeout = self.config.reply_timeout_ns if timeout_ns is None else timeout_ns
         if timeout <= 0:
             raise UsageError(f"request timeout must be positive, got {timeout} ns")
+        self._check(message)
         msg_id = self._correlator.allocate()
         self._correlator.add(msg_id, dst, int(message.TYPE), now + timeout)  # before queueing: may fail at once
         self._queue(make_packet(message, Address.HOST, dst, msg_id, DEFAULT_TTL), now)
@@ -184,6 +190,7 @@ class HostNode:
         A cycle still queued here is taken back first."""
         if timeout_ns <= 0:
             raise UsageError(f"cycle timeout must be positive, got {timeout_ns} ns")
+        self._check(message)
         for p in self._take_back(_is_cycle):
             self._internal.discard(p.msg_id)
             ev = self.cycles.withdrawn(p.msg_id, now, "superseded: still queued when the next cycle was sent",
@@ -206,6 +213,10 @@ class HostNode:
 
     def next_event(self) -> HostEvent | None:
         return self._events.popleft() if self._events else None
+
+    def report(self, event: HostEvent) -> None:
+        """Queue ``event`` as the node's own (a link that knows more than packets reports through it)."""
+        self._events.append(event)
 
     @property
     def pending_requests(self) -> int:
@@ -259,6 +270,10 @@ class HostNode:
         self._pump(now)
 
     # ------------------------------------------------------------------ internals
+    def _check(self, message: Message) -> None:
+        if self.guard is not None:
+            self.guard(int(message.TYPE), message.pack())
+
     def _beat(self, now: int) -> None:
         period = self._heartbeat_period
         assert period is not None and self._next_heartbeat is not None
@@ -303,7 +318,7 @@ class HostNode:
 
     def _drop_stale_goals(self, now: int) -> None:
         """Take back goal SYNC_WRITEs and CYCLEs not yet sent (link queue first: they are older), report each."""
-        stale = self._take_back(_is_goal)
+        stale = self._take_back(is_goal)
         self.counters.goals_dropped += len(stale)
         for packet in stale:
             self._send_failed(packet, STALE_GOAL_REASON, now)
@@ -408,7 +423,7 @@ def _is_cycle(packet: Packet) -> bool:
     return packet.type == _CYCLE
 
 
-def _is_goal(packet: Packet) -> bool:
+def is_goal(packet: Packet) -> bool:
     """A SYNC_WRITE that writes goal registers only, or a CYCLE that carries goals (see
     ``HostConfig.estop_drops_goals``)."""
     if packet.type == _CYCLE:

@@ -36,12 +36,14 @@ examples:
   armbus --port /dev/ttyUSB0 move shoulder 30deg
   armbus scan --port /dev/ttyUSB0           find the arm at any supported baud rate
   armbus --port /dev/ttyUSB0 baud 3000000   switch the running arm to 3 Mbaud (back to the old rate on failure)
+  armbus serve --port /dev/ttyUSB0          share one arm with many programs: --port serve://SOCKET
   armbus trace decode capture.pcapng --type SYNC_READ
   armbus record --out run.mcap              joint states, goals, faults, link events as MCAP (ROS 2 JointState)
   armbus bench                              every benchmark, one table
 
 A port is a device path (/dev/ttyUSB0, COM3), any pyserial URL (socket://host:port, rfc2217://...),
-'virtual' for an in-process virtual arm, or armbus://?joints=6&seed=1. ARMBUS_PORT sets the default.
+'virtual' for an in-process virtual arm, armbus://?joints=6&seed=1, or serve://SOCKET (an arm shared by
+armbus serve). ARMBUS_PORT sets the default.
 """
 
 
@@ -213,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=200.0, help="control rate in Hz (default 200)")
     p.add_argument("--profile", choices=["minjerk", "trapezoid"], default="minjerk")
 
+    p = add("serve", "own a port and share its arm with any number of local programs (serve://SOCKET)",
+            "  armbus serve --port /dev/ttyUSB0\n  armbus serve --port /tmp/arm0 --socket /tmp/arm0.sock\n"
+            "  armbus --port serve:///tmp/arm0.sock monitor      # in another terminal\n")
+    p.add_argument("--port", default=argparse.SUPPRESS, help="the arm's port or URL (default: $ARMBUS_PORT)")
+    p.add_argument("--baud", type=_baud, default=argparse.SUPPRESS, help="baud rate (default 1000000)")
+    p.add_argument("--socket", default=None,
+                   help="unix socket to listen on (default: $XDG_RUNTIME_DIR/armbus/NAME.sock, printed)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+
     p = add("tap", "record a real arm's host link while any program uses it through a pty",
             "  armbus tap --port /dev/ttyUSB0 --out arm.pcapng\n")
     p.add_argument("--port", default=argparse.SUPPRESS, help="the real port (required)")
@@ -248,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joints", type=int, default=3, help="joints of the in-process arm of --port virtual (default 3)")
 
     p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
-    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter (default: all)")
+    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter, serve (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs")
     return parser
 

@@ -138,6 +138,10 @@ def cmd_tap(args: argparse.Namespace) -> int:
 
     if not args.port:
         raise UsageError("tap needs the real arm's port: armbus tap --port /dev/ttyUSB0 --out FILE")
+    if args.port.startswith("serve://"):  # a shared arm: the tap is one more client of armbus serve
+        from armbus.hil.trace.servetap import run_serve_tap
+
+        return run_serve_tap(args.port, args.out, args.duration)
     args.baud = args.baud or DEFAULT_BAUD
     argv = ["--port", args.port, "--baud", str(args.baud), "--out", args.out]
     if args.link:
@@ -145,6 +149,48 @@ def cmd_tap(args: argparse.Namespace) -> int:
     if args.duration is not None:
         argv += ["--duration", str(args.duration)]
     return int(tap.main(argv))
+
+
+# ----------------------------------------------------------------------------------------------------- serve
+#: What ``armbus serve`` starts in its own process once it listens (``start(info)`` coroutine functions, see
+#: :func:`armbus.controller.server.serve`): options such as ``--mqtt`` append to it through :func:`serve_clients`.
+def serve_clients(args: argparse.Namespace) -> list[Any]:
+    """The in-process clients ``armbus serve`` starts for ``args`` (none yet: the hook for bridges)."""
+    return []
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from armbus.controller.server import ServeInfo, serve
+    from armbus.controller.serveurl.protocol_serve import default_socket
+
+    port = getattr(args, "port", None) or os.environ.get("ARMBUS_PORT")
+    if not port:
+        raise UsageError("serve needs the arm's port: armbus serve --port /dev/ttyUSB0 (or set $ARMBUS_PORT)")
+    if port.startswith("serve://"):
+        raise UsageError(f"{port} is already served: attach to it with --port {port}")
+    baud = getattr(args, "baud", None) or DEFAULT_BAUD
+    path = os.path.abspath(args.socket) if args.socket else default_socket(port)
+
+    def ready(info: ServeInfo) -> None:
+        print(f"armbus serve: {info.port} at {info.baud} baud; clients attach with --port {info.url}", flush=True)
+
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if args.duration is not None:
+            loop.call_later(args.duration, stop.set)
+        return await serve(port, baud=baud, socket_path=path, clients=serve_clients(args), ready=ready, stop=stop)
+
+    counters = asyncio.run(main())
+    print(f"armbus serve: stopped; {counters.clients} client(s), {counters.packets} packet(s) to the arm, "
+          f"{counters.dropped} frame(s) dropped for slow clients, {counters.holds} hold(s) after a lease holder left",
+          flush=True)
+    return 0
 
 
 # ----------------------------------------------------------------------------------------------------- sim
@@ -163,8 +209,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- arm
-def open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
-    """Open the arm named by --port (or $ARMBUS_PORT, or the in-process virtual arm) and enumerate it."""
+def open_arm(args: argparse.Namespace, enumerate_chain: bool = True, lease: bool = False) -> Any:
+    """Open the arm named by --port (or $ARMBUS_PORT, or the in-process virtual arm) and enumerate it. With
+    ``lease`` (the commands that move) take the arm's lease for the command's duration: on an arm shared by
+    ``armbus serve`` another holder makes the command fail at once, naming it (nothing free on a direct port)."""
     from armbus.bus.errors import ArmTimeoutError, PeerError
     from armbus.controller.arm import Arm
     from armbus.controller.config import load_config
@@ -175,6 +223,12 @@ def open_arm(args: argparse.Namespace, enumerate_chain: bool = True) -> Any:
         port = config.port
     baud = args.baud or (config.baud if config is not None and config.baud else 1_000_000)
     arm = Arm.open(port, baud, config=config, timeout=args.timeout)
+    if lease:
+        try:
+            arm.acquire_lease()
+        except BaseException:
+            arm.close()
+            raise
     if not enumerate_chain:
         return arm
     try:
@@ -274,7 +328,7 @@ def cmd_baud(args: argparse.Namespace) -> int:
     trial_ms = args.trial_ms or DEFAULT_TRIAL_MS
     if not 10 <= trial_ms <= 60_000:
         raise UsageError(f"--trial-ms {trial_ms}: choose 10..60000 ms")
-    arm = open_arm(args)
+    arm = open_arm(args, lease=True)
     try:
         try:
             report = arm.set_baud(rate, chain, trial_ms=trial_ms)
@@ -289,7 +343,7 @@ def cmd_baud(args: argparse.Namespace) -> int:
 
 
 def cmd_torque(args: argparse.Namespace) -> int:
-    arm = open_arm(args)
+    arm = open_arm(args, lease=args.state == "on")  # switching off stops: free for every client
     try:
         name = joint_name(arm, args.joint) if args.joint else None
         arm.torque(args.state == "on", name)
@@ -311,7 +365,7 @@ def cmd_move(args: argparse.Namespace) -> int:
     tolerance = parse_angle(args.tolerance)
     if tolerance <= 0:
         raise UsageError(f"--tolerance {args.tolerance}: must be more than 0 (e.g. 0.5deg)")
-    arm = open_arm(args)
+    arm = open_arm(args, lease=True)
     try:
         name = joint_name(arm, args.joint)
         check_ready(arm, [name])  # an e-stopped or faulted joint says so now, not after a timeout
@@ -341,7 +395,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from armbus.controller.trajectory import load_csv
 
     trajectory = load_csv(args.trajectory)
-    arm = open_arm(args)
+    arm = open_arm(args, lease=True)
     try:
         missing = [n for n in trajectory.names if n not in arm.model.joints]
         if missing:

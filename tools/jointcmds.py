@@ -107,7 +107,7 @@ def cmd_reg(args: argparse.Namespace) -> int:
             raise UsageError("reg write needs a value: a quantity with its unit, a name, or an integer in the "
                              "register's unit")
         value = regview.parse(reg_name, args.value)
-    arm = open_arm(args)
+    arm = open_arm(args, lease=value is not None)
     try:
         rows = []
         for name in _targets(arm, args.joint):
@@ -140,8 +140,9 @@ def _dump(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace, register: str, value: int, joint: str | None, what: str) -> int:
-    """Write ``register`` = ``value`` on the joints named, then say which are still blocked (exit 1 if any)."""
-    arm = open_arm(args)
+    """Write ``register`` = ``value`` on the joints named, then say which are still blocked (exit 1 if any).
+    Releasing re-arms a stopped joint: it takes the lease."""
+    arm = open_arm(args, lease=True)
     try:
         names = _targets(arm, joint)
         for name in names:

@@ -69,6 +69,8 @@ SANS_IO: tuple[str, ...] = (
     "armbus.controller.host", "armbus.controller.correlator", "armbus.controller.events", "armbus.controller.ops",
     "armbus.controller.units", "armbus.controller.armmodel", "armbus.controller.scheduler",
     "armbus.controller.trajectory", "armbus.controller.config", "armbus.controller.fanout", "armbus.controller.baud",
+    "armbus.controller.lease", "armbus.controller.serveproto", "armbus.controller.servelink",
+    "armbus.controller.servehub",
     "armbus.hil.kernel", "armbus.hil.wire", "armbus.hil.faults", "armbus.hil.schedule", "armbus.hil.joint_faults",
     "armbus.hil.scheduled_fault", "armbus.hil.link_faults", "armbus.hil.fault_kinds",
     "armbus.hil.virtual_arm", "armbus.hil.simdrive", "armbus.hil.relaychain", "armbus.hil.adapter",

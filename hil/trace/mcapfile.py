@@ -191,9 +191,9 @@ class McapSink:
         self._encode = serialize_dynamic(JOINT_STATE_TYPE, JOINT_STATE_MSGDEF)[JOINT_STATE_TYPE]
         self._writer = Writer(self._file, chunk_size=CHUNK_BYTES, compression=CompressionType.ZSTD)
         self._channels: dict[str, int] = {}
-        self._guard(self._start, metadata or {})
+        self._guard(self._begin, metadata or {})
 
-    def _start(self, metadata: Mapping[str, str]) -> None:
+    def _begin(self, metadata: Mapping[str, str]) -> None:
         w = self._writer
         w.start(profile="ros2", library="armbus")
         schema = w.register_schema(JOINT_STATE_TYPE, "ros2msg", JOINT_STATE_MSGDEF.encode())

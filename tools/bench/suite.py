@@ -32,6 +32,8 @@ BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
              ["--quick"]),
     "adapter": ("armbus.tools.bench.adapter", "request round trips behind USB-serial adapter models (simulated "
                 "time and the pty arm)", ["--quick"]),
+    "serve": ("armbus.tools.bench.serve", "request round trip through armbus serve vs direct; fan-out to N clients",
+              ["--quick"]),
 }
 #: Seconds one benchmark may run before it is stopped and reported as timed out.
 TIMEOUT_S = 900
