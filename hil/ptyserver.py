@@ -36,6 +36,7 @@ from typing import Any
 from armbus.bus.errors import ConfigError, ExitCode, PortError, UsageError
 from armbus.bus.wire import DEFAULT_BAUD
 from armbus.hil.adapter import parse_adapter
+from armbus.hil.firmware.choice import firmware_spec
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
 from armbus.hil.virtual_arm import MAX_JOINTS, VirtualArm
@@ -174,7 +175,8 @@ def _open_capture(arm: VirtualArm, path: str, args: argparse.Namespace) -> Any:
     meta = {"joints": len(arm.joints), "baud": wire.baud, "chain_baud": arm.joints[0].port_baud(1),
             "turnaround_ns": wire.turnaround_ns,
             "seed": getattr(args, "seed", 0) or 0, "source": "armbus sim",  # what `armbus trace replay` rebuilds
-            "adapter": str(arm.adapter.spec) if arm.adapter is not None else "ideal"}
+            "adapter": str(arm.adapter.spec) if arm.adapter is not None else "ideal",
+            "firmware": firmware_spec(arm.firmware)}
     try:
         writer = TraceWriter(path, meta)
     except OSError as exc:
@@ -196,7 +198,8 @@ def run_sim(args: argparse.Namespace) -> int:
                 "baud": arm.kernel.links["host-j1"].wire.baud, "chain_baud": arm.joints[0].port_baud(1),
                 "seed": getattr(args, "seed", 0) or 0,
                 "paced": server.driver.paced, "faults": len(schedule) if schedule else 0,
-                "adapter": str(arm.adapter.spec) if arm.adapter is not None else "ideal"}
+                "adapter": str(arm.adapter.spec) if arm.adapter is not None else "ideal",
+                "firmware": firmware_spec(arm.firmware)}
         if getattr(args, "json", False):
             print(json.dumps(info), flush=True)
         else:

@@ -46,3 +46,8 @@ def joint_class(kind: str) -> Any:
     from armbus.joints.node import JointNode
 
     return JointNode
+
+
+def firmware_spec(kinds: Sequence[str]) -> str:
+    """The shortest ``firmware`` value that gives ``kinds`` (one word when every joint runs the same)."""
+    return kinds[0] if kinds and all(k == kinds[0] for k in kinds) else ",".join(kinds)

@@ -270,8 +270,11 @@ class _RouterView:
         n = len(RouterCounters.__slots__) + 1  # reserved: two int32 at the end
         buf = (_U32 * n)()
         self._joint._lib.sil_joint_router_counters(self._joint._ptr, buf, n)
-        reserved = [v - (1 << 32) if v >= 1 << 31 else v for v in buf[n - 2:]]
-        return RouterCounters(*buf[:n - 2], reserved=reserved)
+        counts = RouterCounters()
+        for name, value in zip(RouterCounters.__slots__[:n - 2], buf, strict=False):
+            setattr(counts, name, value)
+        counts.reserved = [v - (1 << 32) if v >= 1 << 31 else v for v in buf[n - 2:]]
+        return counts
 
 
 class CJoint:

@@ -15,8 +15,8 @@ sends every chunk at once, back to back (the line's own pace). Deadlines are abs
 offset), never "sleep the recorded gap", so a late chunk does not delay the ones after it.
 
 Targets. ``virtual`` (default): a :class:`armbus.hil.virtual_arm.VirtualArm` in simulated time built from the trace's
-metadata (``joints``, ``baud``, ``chain_baud``, ``seed``, ``turnaround_ns``; options override them; ``--baud``
-sets every link), driven by
+metadata (``joints``, ``baud``, ``chain_baud``, ``seed``, ``turnaround_ns``, ``firmware``; options override them;
+``--baud`` sets every link), driven by
 ``kernel.call_at`` at the send times: deterministic, and as fast as the CPU allows. A simulated capture keeps
 its absolute times (joints boot at 0 in both runs); a wall-clock capture is moved to start
 :data:`BOOT_LEAD_NS` after the arm boots, and the arm's own boot traffic before the first send is not compared.
@@ -222,7 +222,7 @@ def replay_virtual(trace: Trace, *, link: str | None = None, joints: int | None 
     s = meta_int("seed", seed, 0)
     ta = turnaround_ns if turnaround_ns is not None else int(meta.get("turnaround_ns", DEFAULT_WIRE_TURNAROUND_NS))
     p = plan(trace, link, b, ta, ignore_seq)
-    arm = VirtualArm(n, baud=b, seed=s, turnaround_ns=ta, chain_baud=chain)
+    arm = VirtualArm(n, baud=b, seed=s, turnaround_ns=ta, chain_baud=chain, firmware=meta.get("firmware") or None)
     if setup is not None:
         setup(arm)
     port = arm.port

@@ -91,3 +91,10 @@ def test_armbus_sim_and_the_url_take_the_firmware() -> None:
     arm, _ = build_arm(argparse.Namespace(joints=3, firmware="c,python,c"))
     assert [type(j) for j in arm.joints] == [CJoint, JointNode, CJoint]
     assert parse_url("armbus://?joints=2&firmware=c")["firmware"] == "c"
+
+
+def test_firmware_spec_round_trips() -> None:
+    from armbus.hil.firmware.choice import firmware_spec
+
+    assert firmware_spec(["c", "c"]) == "c" and firmware_spec(["c", "python"]) == "c,python"
+    assert parse_firmware(firmware_spec(["python", "c", "c"]), 3) == ["python", "c", "c"]

@@ -75,11 +75,8 @@ static bool append_record(fw_joint_t *j, uint8_t *payload, uint16_t *len, uint16
                           uint16_t msg_id, int64_t now) {
     if (*len + FW_RECORD_HEAD_SIZE + length > FW_MAX_PAYLOAD) return false;
     uint8_t *rec = &payload[*len];
-    uint8_t read = FW_READ_OK;
-    if (length && fw_regs_read(&j->regs, reg, length, &rec[FW_RECORD_HEAD_SIZE]) != 0) {
-        read = fw_regs_read(&j->regs, reg, length, &rec[FW_RECORD_HEAD_SIZE]);
-        memset(&rec[FW_RECORD_HEAD_SIZE], 0, length);
-    }
+    uint8_t read = length ? fw_regs_read(&j->regs, reg, length, &rec[FW_RECORD_HEAD_SIZE]) : FW_READ_OK;
+    if (read != FW_READ_OK) memset(&rec[FW_RECORD_HEAD_SIZE], 0, length);
     uint8_t goal = recalled(j, msg_id);
     const ctl_core_t *c = &j->control;
     int64_t age = now - ctl_sampled_at(c);

@@ -26,7 +26,6 @@ static void start(fw_joint_t *j, int64_t now) {
         uint8_t nonce = j->hal.nonce ? j->hal.nonce(j->hal.ctx, (uint8_t)port, j->boots) : 0;
         fw_link_init(&j->links[port], &lc, nonce);
     }
-    extern bool fw_node_local_accept(void *ctx, const fw_packet_t *p);
     fw_router_init(&j->router, FW_ADDR_UNASSIGNED, &j->links[FW_PORT_UP], &j->links[FW_PORT_DOWN],
                    fw_node_local_accept, j);
     ctl_init(&j->control, &j->regs, &j->motor, j->config.period_ns, now);
@@ -239,7 +238,6 @@ static void newer_than_estop(fw_joint_t *j, const fw_packet_t *p) {
     if (d > 0 && d < HALF_IDS) j->estop_msg_id = -1;
 }
 
-bool fw_node_local_accept(void *ctx, const fw_packet_t *p);
 bool fw_node_local_accept(void *ctx, const fw_packet_t *p) {
     fw_joint_t *j = ctx;
     if (p->type == FW_MSG_ESTOP) return true;

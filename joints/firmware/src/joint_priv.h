@@ -35,6 +35,8 @@ uint8_t fw_node_pending_clears(const fw_joint_t *j);
 void fw_node_took_estop(fw_joint_t *j, uint16_t msg_id, int64_t now);
 bool fw_node_overtaken_by_estop(const fw_joint_t *j, uint16_t msg_id);
 void fw_node_set_telemetry(fw_joint_t *j, int64_t period_ms, int64_t now);
+/* The router's local_accept: is there room for what a packet for this joint will need? */
+bool fw_node_local_accept(void *ctx, const fw_packet_t *p);
 
 /* handlers (handlers.c) */
 void fw_handlers_dispatch(fw_joint_t *j, int port, const fw_packet_t *p, int64_t now);
