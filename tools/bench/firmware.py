@@ -44,7 +44,7 @@ from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S
 from armbus.hil.firmware.build import available
 from armbus.hil.probe import LinkProbe
 from armbus.hil.simarm import SimArm
-from armbus.tools.bench.harness import ECHO_BYTES, _Echo, _median_block, _open_slave, _sim_process
+from armbus.tools.bench.harness import ECHO_BYTES, Echo, median_block, open_slave, sim_process
 
 RTT_RATIO_TARGET = 2.0  # C joints' ping round trip / raw pty echo
 SPEED_TARGET = 20.0  # simulated seconds per wall second with C joints
@@ -54,12 +54,12 @@ KINDS = ("c", "python")
 def bench_round_trip(reps: int, per_block: int) -> dict[str, Any]:
     """Median PING round trips (us) to joint 1 of C and Python pty arms and the raw pty echo, interleaved."""
     procs, probes, fds = [], {}, []
-    echo = _Echo()
+    echo = Echo()
     try:
         for kind in KINDS:
-            proc, path = _sim_process(6, unpaced=True, firmware=kind)
+            proc, path = sim_process(6, unpaced=True, firmware=kind)
             procs.append(proc)
-            fd = _open_slave(path)
+            fd = open_slave(path)
             fds.append(fd)
             probe = LinkProbe(fd, DEFAULT_BAUD)
             probe.open(timeout=5)
@@ -77,8 +77,8 @@ def bench_round_trip(reps: int, per_block: int) -> dict[str, Any]:
         blocks: dict[str, list[float]] = {"c": [], "python": [], "echo": []}
         for _ in range(reps):
             for kind in KINDS:
-                blocks[kind].append(_median_block(lambda p=probes[kind]: ping(p), per_block))  # type: ignore[misc]
-            blocks["echo"].append(_median_block(lambda: echo.round_trip(message), per_block))
+                blocks[kind].append(median_block(lambda p=probes[kind]: ping(p), per_block))  # type: ignore[misc]
+            blocks["echo"].append(median_block(lambda: echo.round_trip(message), per_block))
     finally:
         for fd in fds:
             os.close(fd)

@@ -53,7 +53,7 @@ RTT_RATIO_TARGET = 1.5
 PACING_TOLERANCE = 0.05
 
 
-def _open_slave(path: str) -> int:
+def open_slave(path: str) -> int:
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
     tty.setraw(fd)
     return fd
@@ -64,7 +64,7 @@ def _arm(joints: int, baud: int) -> VirtualArm:
 
 
 # ------------------------------------------------------------------------------------------------ round trip
-class _Echo:
+class Echo:
     """Raw pty echo: a thread copies whatever arrives on the master back to it."""
 
     def __init__(self) -> None:
@@ -97,11 +97,11 @@ class _Echo:
             os.close(fd)
 
 
-def _median_block(fn: Callable[[], int], n: int) -> float:
+def median_block(fn: Callable[[], int], n: int) -> float:
     return statistics.median(fn() for _ in range(n))
 
 
-def _sim_process(joints: int, unpaced: bool, firmware: str = "python") -> tuple[subprocess.Popen[str], str]:
+def sim_process(joints: int, unpaced: bool, firmware: str = "python") -> tuple[subprocess.Popen[str], str]:
     """``armbus sim`` in its own process (as a user runs it): no GIL shared with the host under test."""
     code = ("import argparse, sys; from armbus.hil.ptyserver import run_sim; sys.exit(run_sim(argparse.Namespace("
             f"joints={joints}, baud=1000000, seed=1, faults=None, unpaced={unpaced}, capture=None, link=None, "
@@ -119,9 +119,9 @@ def _sim_process(joints: int, unpaced: bool, firmware: str = "python") -> tuple[
 
 def bench_round_trip(reps: int, per_block: int) -> dict[str, Any]:
     """Median PING round trip to joint 1 (unpaced 6-joint pty arm, own process) vs raw pty echo, in us."""
-    proc, path = _sim_process(6, unpaced=True)
-    echo = _Echo()
-    host_fd = _open_slave(path)
+    proc, path = sim_process(6, unpaced=True)
+    echo = Echo()
+    host_fd = open_slave(path)
     try:
         probe = LinkProbe(host_fd, DEFAULT_BAUD)
         probe.open(timeout=5)
@@ -137,8 +137,8 @@ def bench_round_trip(reps: int, per_block: int) -> dict[str, Any]:
         message = bytes(random.Random(1).randrange(1, 256) for _ in range(ECHO_BYTES))
         arm_blocks, echo_blocks = [], []
         for _ in range(reps):
-            arm_blocks.append(_median_block(ping, per_block))
-            echo_blocks.append(_median_block(lambda: echo.round_trip(message), per_block))
+            arm_blocks.append(median_block(ping, per_block))
+            echo_blocks.append(median_block(lambda: echo.round_trip(message), per_block))
     finally:
         os.close(host_fd)
         echo.close()
@@ -164,7 +164,7 @@ def _pacing_once(baud: int, seconds: float) -> float:
 
     server.arm.kernel.add_tap(tap)
     server.start()
-    host_fd = _open_slave(server.path)
+    host_fd = open_slave(server.path)
     nbytes = int(baud / 10 * seconds)
     rng = random.Random(2)
     frame = bytes(rng.randrange(1, 256) for _ in range(FRAME_BYTES - 1)) + b"\x00"
