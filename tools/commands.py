@@ -88,6 +88,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(args.which, quick=args.quick, as_json=getattr(args, "json", False))
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from armbus.tools.mqtt.run import run_bridge
+
+    return run_bridge(args, open_arm(args))
+
+
 def _not_ready(name: str) -> int:
     raise UsageError(f"'{name}' is not available in this build")
 
