@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
 
     p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
-    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter, serve (default: all)")
+    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter, serve, mqtt (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs")
     return parser
 
@@ -278,6 +278,9 @@ def add_mqtt_options(p: argparse.ArgumentParser, required: bool = False) -> None
                         "$ARMBUS_MQTT_PASSWORD instead")
     p.add_argument("--name", default=None, help="the arm's name in the topic tree: armbus/v1/NAME/... (required)")
     p.add_argument("--rate", type=float, default=20.0, help="state messages per joint per second (default 20)")
+    p.add_argument("--state-topics", choices=["joint", "arm", "both"], default="joint",
+                   help="states as one message per joint (state/JOINT, default), one per reading of the arm "
+                        "(states), or both")
     p.add_argument("--lease-ttl", type=float, default=10.0,
                    help="seconds an MQTT lease lasts unless renewed (default 10)")
     p.add_argument("--ca", default=None, help="CA certificate file for mqtts:// (default: the system's)")

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import queue
+import socket
 import threading
 import time
 import urllib.parse
@@ -57,6 +58,8 @@ PASSWORD_ENV = "ARMBUS_MQTT_PASSWORD"
 #: MQTT keepalive (s): the broker declares the bridge dead, and publishes its will, 1.5 keepalives after silence.
 KEEPALIVE_S = 5
 RECONNECT_DELAY = (0.5, 8.0)
+#: Polls the bridge thread makes up for when it was held up (the core's rate limit lets one late reading through).
+CATCH_UP = 3
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ class Bridge:
     def __init__(self, arm: Any, url: MqttUrl | str, name: str, *, rate_hz: float = DEFAULT_RATE_HZ,
                  telemetry_limit: int = TELEMETRY_LIMIT, event_limit: int = EVENT_LIMIT,
                  inflight_limit: int = INFLIGHT_LIMIT, lease_ttl: float = LEASE_TTL_S, ca_file: str | None = None,
-                 client_id: str | None = None, reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
+                 client_id: str | None = None, layout: str = "joint",
+                 reconnect_delay: tuple[float, float] = RECONNECT_DELAY,
                  keepalive: int = KEEPALIVE_S, clock: Callable[[], int] = time.monotonic_ns,
                  wall: Callable[[], int] = time.time_ns) -> None:
         try:
@@ -114,7 +118,7 @@ class Bridge:
         joints = {cfg.address: joint for joint, cfg in arm.model.joints.items()}
         try:
             self.core = BridgeCore(name, joints, rate_hz=rate_hz, telemetry_limit=telemetry_limit,
-                                   event_limit=event_limit, lease_ttl=lease_ttl)
+                                   event_limit=event_limit, lease_ttl=lease_ttl, layout=layout)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         self.name = name
@@ -221,6 +225,10 @@ class Bridge:
                 log.warning("%s: %s", self.url, self.last_error)
             return
         self.last_error = None
+        sock = client.socket()
+        if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # telemetry is small and wanted now: no waiting for the previous segment's ack (Nagle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe([(f, 1) for f in self.core.topics.command_filters()])
         with self._lock:
             self.core.connection(True, self.clock(), self.wall())
@@ -268,7 +276,8 @@ class Bridge:
         while not self._stopping.is_set():
             now = self.clock()
             if now >= next_poll:
-                next_poll = next_poll + period if now - next_poll < period else now + period
+                # a late poll keeps the schedule (the next one comes sooner); one far behind starts a new one
+                next_poll = next_poll + period if now - next_poll < CATCH_UP * period else now + period
                 self._poll()
             with self._lock:
                 lost = self.core.tick(self.clock(), self.wall())

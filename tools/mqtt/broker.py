@@ -54,6 +54,7 @@ def lab_acl(bridges: Mapping[str, str] | None = None, operators: tuple[str, ...]
     lines = []
     for user, arm in (bridges or {}).items():
         lines += [f"user {user}", f"topic write armbus/v1/{arm}/status", f"topic write armbus/v1/{arm}/state/+",
+                  f"topic write armbus/v1/{arm}/states",
                   f"topic write armbus/v1/{arm}/fault", f"topic write armbus/v1/{arm}/link",
                   f"topic write armbus/v1/{arm}/counters", f"topic write armbus/v1/{arm}/cmd/+/result",
                   f"topic read armbus/v1/{arm}/cmd/+/+", ""]
@@ -63,6 +64,7 @@ def lab_acl(bridges: Mapping[str, str] | None = None, operators: tuple[str, ...]
         lines += [f"topic write armbus/v1/+/cmd/{user}/{verb}" for verb in VERBS] + [""]
     for user in viewers:
         lines += [f"user {user}", "topic read armbus/v1/+/status", "topic read armbus/v1/+/state/+",
+                  "topic read armbus/v1/+/states",
                   "topic read armbus/v1/+/fault", "topic read armbus/v1/+/link", "topic read armbus/v1/+/counters",
                   ""]
     return "\n".join(lines)
@@ -107,7 +109,9 @@ class Mosquitto:
             f"listener {self.port} 127.0.0.1",
             "persistence true", f"persistence_location {self.folder / 'data'}/",
             f"autosave_interval {autosave_interval}", f"max_queued_messages {max_queued}",
-            "max_inflight_messages 100", "log_dest stderr", "log_type error", "log_type warning", "",
+            # small messages at once, not when the previous one is acknowledged (Nagle): telemetry is latency
+            "set_tcp_nodelay true", "max_inflight_messages 100",
+            "log_dest stderr", "log_type error", "log_type warning", "",
         ]), encoding="utf-8")
 
     @property

@@ -7,8 +7,9 @@ monotonic clock, ns) and ``wall`` (the wall clock, ns, for the ``t`` fields); it
 messages in its :class:`Outbox`. The driver (:mod:`armbus.tools.mqtt.bridge`) owns the broker connection, the
 threads and the arm, and does what the core decided.
 
-Telemetry is rate-limited per joint (``rate_hz``; a state arriving sooner than a period after the last one
-published is skipped and counted). Messages wait in two bounded queues until the driver takes them:
+States go out per joint, per arm or both (``layout``, :data:`LAYOUTS`), rate-limited per joint (``rate_hz``, on
+average: a late reading does not delay the next; a faster source is thinned out, the skipped states counted).
+Messages wait in two bounded queues until the driver takes them:
 
 * **telemetry** (states, counters; QoS 0): at most ``telemetry_limit`` messages; when full, the oldest is dropped
   and counted (``telemetry_dropped``): a reader wants the newest state, not a complete history.
@@ -38,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from armbus.bus.wire import NS_PER_S, FaultCode
+from armbus.bus.wire import NS_PER_S, FaultCode, StatusFlag
 from armbus.controller.events import FaultReported, HostEvent, JointState, LinkEvent, PortLost, PortRestored, SendFailed
 from armbus.tools.mqtt.schema import LEVEL, VERSION, Topics, check
 
@@ -51,6 +52,9 @@ EVENT_LIMIT = 10_000
 INFLIGHT_LIMIT = 100
 #: A lease not renewed for this long is lost (seconds); an acquire may ask for 0.5 s .. 1 h.
 LEASE_TTL_S = 10.0
+#: How states go out: one message per joint (``state/JOINT``), one per reading of the whole arm (``states``: every
+#: joint sampled by the same SYNC_READ, a sixth of the messages of a 6-joint arm), or both.
+LAYOUTS = ("joint", "arm", "both")
 #: Counters are published this often (ns).
 COUNTERS_PERIOD_NS = NS_PER_S
 
@@ -132,16 +136,19 @@ class BridgeCore:
 
     def __init__(self, name: str, joints: Mapping[int, str], *, rate_hz: float = DEFAULT_RATE_HZ,
                  telemetry_limit: int = TELEMETRY_LIMIT, event_limit: int = EVENT_LIMIT,
-                 lease_ttl: float = LEASE_TTL_S) -> None:
+                 lease_ttl: float = LEASE_TTL_S, layout: str = "joint") -> None:
         for level in (name, *joints.values()):
             if not LEVEL.match(level):
                 raise ValueError(f"{level!r} cannot be an MQTT topic level (no '/', '+', '#'; 1..64 characters)")
+        if layout not in LAYOUTS:
+            raise ValueError(f"state layout {layout!r}: choose {', '.join(LAYOUTS)}")
         if not 0 < rate_hz <= 1000:
             raise ValueError(f"rate {rate_hz} Hz: choose 0 < rate <= 1000")
         self.name = name
         self.topics = Topics(name)
         self.joints = dict(joints)  # address -> name
         self.rate_hz = rate_hz
+        self.layout = layout
         self.period_ns = int(NS_PER_S / rate_hz)
         self.lease_ttl = lease_ttl
         self.outbox = Outbox(telemetry_limit, event_limit)
@@ -149,8 +156,9 @@ class BridgeCore:
         self.connected = False
         self.holder: str | None = None
         self._lease_until = 0
-        self._last_state: dict[str, int] = {}
-        self._seq = {"state": 0, "fault": 0, "link": 0}
+        self._state_due: dict[str, int] = {}
+        self._flag_names: dict[int, list[str]] = {}
+        self._seq = {"state": 0, "states": 0, "fault": 0, "link": 0}
         self._next_counters = 0
 
     # ------------------------------------------------------------------ telemetry
@@ -169,22 +177,36 @@ class BridgeCore:
         return Outgoing(self.topics.status, encode(body), qos=1, retain=True)
 
     def on_states(self, states: Mapping[str, JointState], now: int, wall: int) -> int:
-        """Queue the states that the rate allows; returns how many were queued."""
-        queued = 0
+        """Queue the states that the rate allows, as :attr:`layout` says; returns how many joints were queued."""
+        taken: dict[str, dict[str, Any]] = {}
         for name, s in states.items():
-            last = self._last_state.get(name)
-            # a reading up to a tenth of a period early still counts as on time (the poller's jitter)
-            if last is not None and now - last < self.period_ns * 9 // 10:
+            # at most rate_hz on average: a late reading does not delay the next one (the poller catches up),
+            # a source faster than the rate is thinned out (a fan-out of every state the arm reports)
+            due = self._state_due.get(name)
+            if due is not None and now < due:
                 self.counters.states_skipped += 1
                 continue
-            self._last_state[name] = now
-            body = {**self._header(wall, "state"), "joint": name, "address": s.address, "position": s.position,
-                    "velocity": s.velocity, "current": s.current, "temperature": s.temperature,
-                    "voltage": s.voltage, "flags": str(s.status).split("|") if s.status else []}
-            self.outbox.put(Outgoing(self.topics.state(name), encode(body)), self.counters)
-            self.counters.states_queued += 1
-            queued += 1
-        return queued
+            self._state_due[name] = max(due or 0, now - self.period_ns) + self.period_ns
+            taken[name] = {"address": s.address, "position": s.position, "velocity": s.velocity,
+                           "current": s.current, "temperature": s.temperature, "voltage": s.voltage,
+                           "flags": self._flags(int(s.status))}
+        if not taken:
+            return 0
+        if self.layout in ("joint", "both"):
+            for name, fields in taken.items():
+                body = {**self._header(wall, "state"), "joint": name, **fields}
+                self.outbox.put(Outgoing(self.topics.state(name), encode(body)), self.counters)
+        if self.layout in ("arm", "both"):
+            body = {**self._header(wall, "states"), "joints": taken}
+            self.outbox.put(Outgoing(self.topics.states, encode(body)), self.counters)
+        self.counters.states_queued += len(taken)
+        return len(taken)
+
+    def _flags(self, status: int) -> list[str]:
+        names = self._flag_names.get(status)
+        if names is None:
+            names = self._flag_names[status] = str(StatusFlag(status)).split("|") if status else []
+        return names
 
     def on_event(self, event: HostEvent, wall: int) -> bool:
         """Queue a fault or link message for ``event``; False when the event is not one the bridge reports."""

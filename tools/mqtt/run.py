@@ -32,7 +32,8 @@ def bridge_from_args(args: argparse.Namespace, arm: Any) -> Bridge:
         raise UsageError(f"--rate {args.rate}: choose 0 < rate <= 1000 state messages per joint per second")
     if not 0.5 <= args.lease_ttl <= 3600:
         raise UsageError(f"--lease-ttl {args.lease_ttl}: choose 0.5 .. 3600 seconds")
-    return Bridge(arm, args.mqtt, args.name, rate_hz=args.rate, lease_ttl=args.lease_ttl, ca_file=args.ca)
+    return Bridge(arm, args.mqtt, args.name, rate_hz=args.rate, lease_ttl=args.lease_ttl, ca_file=args.ca,
+                  layout=args.state_topics)
 
 
 def start_bridge(bridge: Bridge) -> None:

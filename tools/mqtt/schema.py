@@ -10,6 +10,7 @@ topic                                  QoS    retain  message
 =====================================  =====  ======  ==========================================================
 ``armbus/v1/NAME/status``              1      yes     ``status``: online, or offline (the bridge's last will)
 ``armbus/v1/NAME/state/JOINT``         0      no      ``state``: one joint's state, at the bridge's rate
+``armbus/v1/NAME/states``              0      no      ``states``: every joint of one reading (``--state-topics arm``)
 ``armbus/v1/NAME/fault``               1      no      ``fault``: a joint's fault became active or cleared
 ``armbus/v1/NAME/link``                1      no      ``link``: the port was lost or restored, a send failed
 ``armbus/v1/NAME/counters``            0      no      ``counters``: the bridge's counters, once a second
@@ -75,6 +76,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "flags": {"type": "array", "items": {"type": "string"}},
     }, ("t", "seq", "arm", "joint", "address", "position", "velocity", "current", "temperature", "voltage",
         "flags")),
+    "states": _message("states", {
+        "seq": _INT, "arm": _NAME,
+        "joints": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": False,
+            "required": ["address", "position", "velocity", "current", "temperature", "voltage", "flags"],
+            "properties": {"address": _INT, "position": _NUMBER, "velocity": _NUMBER, "current": _NUMBER,
+                           "temperature": _NUMBER, "voltage": _NUMBER,
+                           "flags": {"type": "array", "items": {"type": "string"}}}}},
+    }, ("t", "seq", "arm", "joints")),
     "fault": _message("fault", {
         "seq": _INT, "arm": _NAME, "joint": _NAME, "address": _INT, "code": _NAME, "code_value": _INT,
         "active": {"type": "boolean"}, "value": _INT,
@@ -180,6 +190,7 @@ class Topics:
         self.name = name
         self.base = f"{ROOT}/{name}"
         self.status = f"{self.base}/status"
+        self.states = f"{self.base}/states"
         self.fault = f"{self.base}/fault"
         self.link = f"{self.base}/link"
         self.counters = f"{self.base}/counters"
