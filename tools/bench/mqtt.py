@@ -218,7 +218,7 @@ def run(arms: int = 10, joints: int = 6, rate: float = 100.0, seconds: float = 1
         "telemetry_dropped": sum(c["telemetry_dropped"] + c["telemetry_lost"] for c in counters),
         "states_skipped": sum(c["states_skipped"] for c in counters),
     }
-    worst, p99 = min(shares.values()), _pct(latencies_ms, 0.99)
+    worst, p99 = min(shares.values()), round(_pct(latencies_ms, 0.99), 2)
     print(f"{arms} arms x {joints} joints at {rate:g} Hz, states per {layout}, {window:.1f} s window, one Mosquitto, "
           "one subscriber")
     for key, value in figures.items():
