@@ -217,12 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", "own a port and share its arm with any number of local programs (serve://SOCKET)",
             "  armbus serve --port /dev/ttyUSB0\n  armbus serve --port /tmp/arm0 --socket /tmp/arm0.sock\n"
-            "  armbus --port serve:///tmp/arm0.sock monitor      # in another terminal\n")
+            "  armbus --port serve:///tmp/arm0.sock monitor      # in another terminal\n"
+            "  armbus serve --port /dev/ttyUSB0 --mqtt mqtt://bridge@127.0.0.1:1883 --name arm1   # docs/lab.md\n")
     p.add_argument("--port", default=argparse.SUPPRESS, help="the arm's port or URL (default: $ARMBUS_PORT)")
     p.add_argument("--baud", type=_baud, default=argparse.SUPPRESS, help="baud rate (default 1000000)")
     p.add_argument("--socket", default=None,
                    help="unix socket to listen on (default: $XDG_RUNTIME_DIR/armbus/NAME.sock, printed)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    add_mqtt_options(p)
 
     p = add("tap", "record a real arm's host link while any program uses it through a pty",
             "  armbus tap --port /dev/ttyUSB0 --out arm.pcapng\n")

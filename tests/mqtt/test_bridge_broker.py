@@ -3,8 +3,6 @@ and the ACL, leases between operators, a second machine's e-stop, a broker resta
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import socket
 import subprocess

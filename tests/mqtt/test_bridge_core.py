@@ -112,14 +112,16 @@ def test_commands_need_the_lease_except_estop_and_each_refusal_is_answered() -> 
     c = core()
     assert _command(c, "alice", "goal", goals={"shoulder": 0.1}) is None
     assert _command(c, "alice", "estop") is not None
+    assert _command(c, "alice", "torque", on=False) is not None  # stopping is free
+    assert _command(c, "alice", "torque", on=True) is None
     assert _command(c, "alice", "goal", goals={"shoulder": "up"}) is None
     assert c.on_command("armbus/v1/arm1/cmd/alice/torque", b"{not json", 0, WALL) is None
     assert c.on_command("armbus/v1/arm2/cmd/alice/torque", b"{}", 0, WALL) is None  # another arm's: ignored
     assert c.on_command("armbus/v1/arm1/cmd/alice/result", b"{}", 0, WALL) is None  # not a command
     results = _results(c)
-    assert [r["status"] for r in results] == ["refused"] * 3
-    assert "needs the lease" in results[0]["reason"] and "bad message" in results[1]["reason"]
-    assert "not JSON" in results[2]["reason"]
+    assert [r["status"] for r in results] == ["refused"] * 4
+    assert "needs the lease" in results[0]["reason"] and "needs the lease" in results[1]["reason"]
+    assert "bad message" in results[2]["reason"] and "not JSON" in results[3]["reason"]
     assert all(check("result", r) == [] for r in results)
 
 

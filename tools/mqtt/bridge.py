@@ -344,7 +344,8 @@ class Bridge:
             if command.verb == "lease":
                 return self._lease(command)
             with self._lock:
-                if self.core.holder != command.user:
+                stopping = command.verb == "torque" and not body["on"]
+                if self.core.holder != command.user and not stopping:
                     return False, f"the lease is no longer yours (holder: {self.core.holder})"
             if command.verb == "goal":
                 sent = arm.set_goals({str(k): float(v) for k, v in body["goals"].items()})

@@ -25,8 +25,9 @@ operator's client sets a will that publishes ``{"action": "release"}`` on its le
 loses the broker (nobody can command the arm then). A lost lease is returned by :meth:`BridgeCore.tick` and
 :meth:`BridgeCore.connection`: the driver releases the arm's lease and makes the arm hold where it is.
 
-Commands: ``estop`` is always accepted; ``goal``, ``torque`` (on and off), ``clear`` need the lease; a message
-that does not parse or does not match its schema is refused with the reason. Each command gets exactly one
+Commands: ``estop`` and ``torque`` off (stopping) are accepted from any operator, as ``armbus serve`` has them
+(docs/serve.md, "The lease"); ``goal``, ``torque`` on and ``clear`` (it re-arms a stopped joint) need the lease; a
+message that does not parse or does not match its schema is refused with the reason. Each command gets exactly one
 ``result`` message (QoS 1, to ``cmd/USER/result``): refused here at once, or accepted/refused by the driver after
 it ran (:meth:`BridgeCore.finished`).
 """
@@ -283,8 +284,8 @@ class BridgeCore:
             self._result(user, verb, request_id, False, "bad message: " + "; ".join(problems[:3]), wall)
             return None
         command = Command(user, verb, request_id, body)
-        if verb == "estop":
-            return command
+        if verb == "estop" or (verb == "torque" and not body["on"]):
+            return command  # stopping is always allowed
         if self.holder is not None and now >= self._lease_until:
             self._lose_lease()  # ran out before this tick noticed: the command is judged without it
         if verb == "lease":

@@ -6,19 +6,26 @@ Theory of operation
 :func:`run_bridge` starts it, waits up to :data:`CONNECT_WAIT_S` for the broker (a broker that refuses the user
 or password is an error at once: exit 3 with the broker's reason; one that is merely down is waited for, since
 the bridge reconnects by itself), then runs until the time is up, and prints the counters when it stops.
-``armbus serve --mqtt`` builds the same bridge on the arm it serves.
+``armbus serve --mqtt`` runs the same bridge as one of its in-process clients (:func:`serve_bridge`): in a thread
+of its own it opens the served arm with ``Arm.open(serve://...)`` like any other client, so the lease, the
+fan-out and the hold after a lost lease are serve's; it stops, saying ``offline``, when serve stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from armbus.bus.errors import PortError, UsageError
 from armbus.tools.mqtt.bridge import Bridge
 
+log = logging.getLogger(__name__)
 #: How long the command waits for the first connection before saying that it keeps trying (s).
 CONNECT_WAIT_S = 5.0
 
@@ -69,3 +76,41 @@ def run_bridge(args: argparse.Namespace, arm: Any) -> int:
         print("armbus: bridge stopped: " + ", ".join(f"{k} {v}" for k, v in counters.items() if v),
               file=sys.stderr)
     return 0
+
+
+def serve_bridge(args: argparse.Namespace) -> Callable[[Any], Awaitable[None]]:
+    """The ``start(info)`` of ``armbus serve --mqtt``: checks the options now (a bad one stops serve before it
+    starts), and runs the bridge on ``info.url`` until serve cancels it."""
+    if not args.name:
+        raise UsageError("serve --mqtt needs the arm's name in the topic tree: --name arm1")
+    from armbus.tools.mqtt.bridge import parse_mqtt_url
+
+    parse_mqtt_url(args.mqtt)
+
+    async def start(info: Any) -> None:
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(_bridge_on_serve, args, info.url, stop)
+        finally:
+            stop.set()  # serve stops: the thread says offline and closes its client
+
+    return start
+
+
+def _bridge_on_serve(args: argparse.Namespace, url: str, stop: threading.Event) -> None:
+    from armbus.controller.arm import Arm
+
+    arm = Arm.open(url, timeout=args.timeout if getattr(args, "timeout", None) else 1.0)
+    try:
+        arm.enumerate()
+        bridge = bridge_from_args(args, arm)
+        start_bridge(bridge)
+        print(f"armbus serve: bridging the arm as {bridge.core.topics.base}/# on {bridge.url}", file=sys.stderr,
+              flush=True)
+        try:
+            stop.wait()
+        finally:
+            bridge.stop()
+            log.info("bridge stopped: %s", bridge.counters())
+    finally:
+        arm.close()
