@@ -31,6 +31,6 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 def arm() -> Iterator[Any]:
     from armbus.controller.arm import Arm
 
-    with Arm.open("armbus://?joints=3&seed=1") as a:
+    with Arm.open("armbus://?joints=3&seed=1", timeout=1.0) as a:  # a busy machine answers late
         a.enumerate()
         yield a
