@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mqttpeer import USERS
 
 from armbus.tools.mqtt.broker import Mosquitto, available, lab_acl
-
-USERS = {"bridge": "bridge-secret", "alice": "alice-secret", "bob": "bob-secret", "viewer": "viewer-secret"}
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 _ids = itertools.count()
+#: The test broker's users (tests/mqtt/conftest.py): a bridge, two operators, a viewer.
+USERS = {"bridge": "bridge-secret", "alice": "alice-secret", "bob": "bob-secret", "viewer": "viewer-secret"}
 
 
 class Peer:

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import USERS
-from mqttpeer import Peer
+from mqttpeer import USERS, Peer
 
 from armbus.bus.wire import StatusFlag
 from armbus.tools.mqtt.bridge import Bridge

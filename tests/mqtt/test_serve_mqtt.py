@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import USERS
-from mqttpeer import Peer
+from mqttpeer import USERS, Peer
 
 from armbus.bus.errors import LeaseError
 from armbus.controller.arm import Arm
