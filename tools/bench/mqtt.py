@@ -4,11 +4,12 @@ Theory of operation
 -------------------
 A real Mosquitto (:mod:`armbus.tools.mqtt.broker`, passwords and the lab's ACL) on 127.0.0.1; ``--arms`` bridges
 (:class:`armbus.tools.mqtt.bridge.Bridge`, each with its own broker connection and threads, as ``armbus bridge``
-runs them) in this process, each on a :class:`StateArm`; one subscriber in a separate process takes the state
-topics. The subscriber is ``mosquitto_sub`` (a C client) so that its own speed does not cap the figures (a paho
-subscriber in Python falls behind near 5000 messages/s here); it stamps each message's arrival on the wall clock,
-and this benchmark subtracts the ``t`` the bridge stamped when it read the state: publish-to-receive latency,
-bridge queue, broker and subscriber included. Both ends read the same clock (one machine).
+runs them), each in a process of its own as in a lab, each on a :class:`StateArm`; one subscriber in a process of
+its own takes the state topics. The subscriber is ``mosquitto_sub`` (a C client) so that its own speed does not cap
+the figures (a paho subscriber in Python falls behind near 5000 messages/s here); it stamps each message's arrival
+on the wall clock, and this benchmark subtracts the ``t`` the bridge stamped when it read the state:
+publish-to-receive latency, bridge queue, broker and subscriber included. Both ends read the same clock (one
+machine).
 
 :class:`StateArm` is a simulated arm at the level the bridge sees it: ``read_states()`` returns every joint's state
 (a seeded smooth motion with noise) at once. The bus simulation is left out on purpose: a real-time virtual arm
@@ -19,8 +20,8 @@ It runs once with each state layout (``state/JOINT``, one message per joint, the
 ``states``, one message per reading of the arm) unless ``--layout`` picks one. After a warm-up, the window of
 ``--seconds`` counts the joint states stamped inside it, per arm. Figures: the delivered rate (per joint and per
 arm, and as a share of ``rate`` x joints x seconds; beside it the share the bridge read and queued, which tells a
-slow bridge from a lossy path), latency p50/p99/max, CPU time per second of this process (the bridges and their
-paho threads) and of the broker.
+slow bridge from a lossy path), latency p50/p99/max, CPU time per second of the bridges (their threads and paho's,
+summed over the bridges' processes) and of the broker.
 Claims checked (exit 1 when one fails):
 
 * every arm delivers >= 99 % of ``--rate`` per joint (no arm starved, no message lost on the way);
@@ -141,6 +142,25 @@ def _subscriber(port: int, ready: Any, stop: Any, out: Any) -> None:
     out.put({"samples": samples})
 
 
+def _arm_process(i: int, url: str, joints: int, rate: float, layout: str, ready: Any, stop: Any, out: Any) -> None:
+    """One bridged arm (its own process): reports, when stopped, (wall time, states queued) every 0.1 s and its
+    final counters."""
+    bridge = Bridge(StateArm(joints, seed=i), url, f"arm{i + 1:02d}", rate_hz=rate, client_id=f"bench-arm{i + 1:02d}",
+                    layout=layout).start()
+    ready.put(bridge.wait_connected(30))
+    samples = [(time.time(), bridge.counters()["states_queued"])]
+    while not stop.wait(0.1):
+        samples.append((time.time(), bridge.counters()["states_queued"]))
+    counters = bridge.counters()
+    bridge.stop(flush_timeout=0.5)
+    out.put((i, samples, counters))
+
+
+def _at(samples: list[tuple[float, int]], t: float) -> int:
+    """The count of the last sample taken at or before ``t``."""
+    return max((n for when, n in samples if when <= t), default=0)
+
+
 def _proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) of process ``pid`` so far, from /proc."""
     try:
@@ -173,23 +193,30 @@ def run(arms: int = 10, joints: int = 6, rate: float = 100.0, seconds: float = 1
                 sub.kill()
                 print("bench mqtt: the subscriber did not connect", file=sys.stderr)
                 return 1, {}
-            bridges = [Bridge(StateArm(joints, seed=i), broker.url("bridge"), f"arm{i + 1:02d}", rate_hz=rate,
-                              client_id=f"bench-arm{i + 1:02d}", layout=layout) for i in range(arms)]
-            for b in bridges:
-                b.start()
-            if not all(b.wait_connected(15) for b in bridges):
+            # one process per bridge, as in a lab (one armbus serve or bridge per arm): no bridge waits for
+            # another's turn at the interpreter lock
+            arm_ready, arm_stop, arm_out = ctx.Queue(), ctx.Event(), ctx.Queue()
+            procs = [ctx.Process(target=_arm_process, daemon=True,
+                                 args=(i, broker.url("bridge"), joints, rate, layout, arm_ready, arm_stop, arm_out))
+                     for i in range(arms)]
+            for proc in procs:
+                proc.start()
+            if not all(arm_ready.get(timeout=60) for _ in procs):
                 print("bench mqtt: a bridge did not connect", file=sys.stderr)
             time.sleep(warmup)
             broker_pid = broker.proc.pid if broker.proc is not None else 0
-            t0, cpu0, broker0 = time.time(), time.process_time(), _proc_cpu(broker_pid)
-            queued0 = [b.counters()["states_queued"] for b in bridges]
+            pids = [proc.pid or 0 for proc in procs]
+            t0, cpu0, broker0 = time.time(), sum(map(_proc_cpu, pids)), _proc_cpu(broker_pid)
             time.sleep(seconds)
-            t1, cpu1, broker1 = time.time(), time.process_time(), _proc_cpu(broker_pid)
-            queued1 = [b.counters()["states_queued"] for b in bridges]
+            t1, cpu1, broker1 = time.time(), sum(map(_proc_cpu, pids)), _proc_cpu(broker_pid)
             time.sleep(0.5)  # the last messages of the window arrive
-            counters = [b.counters() for b in bridges]
-            for b in bridges:
-                b.stop(flush_timeout=0.5)
+            arm_stop.set()
+            reports = sorted(arm_out.get(timeout=60) for _ in procs)
+            for proc in procs:
+                proc.join(timeout=10)
+            counters = [counters for _, _, counters in reports]
+            queued0 = [_at(samples, t0) for _, samples, _ in reports]
+            queued1 = [_at(samples, t1) for _, samples, _ in reports]
             stop.set()
             result = out.get(timeout=60)
             sub.join(timeout=10)
