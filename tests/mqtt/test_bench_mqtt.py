@@ -6,7 +6,7 @@ import pytest
 
 from armbus.tools.bench import mqtt
 from armbus.tools.bench.suite import BENCHMARKS
-from armbus.tools.mqtt.broker import available
+from armbus.tools.mqtt.broker import available, clients_available
 
 pytestmark = pytest.mark.realtime
 
@@ -15,7 +15,8 @@ def test_the_benchmark_is_registered() -> None:
     assert BENCHMARKS["mqtt"][0] == "armbus.tools.bench.mqtt"
 
 
-@pytest.mark.skipif(available() is not None, reason=f"no MQTT broker: {available()}")
+@pytest.mark.skipif((available() or clients_available()) is not None,
+                    reason=f"no MQTT broker or clients: {available() or clients_available()}")
 @pytest.mark.parametrize("layout", ["joint", "arm"])
 def test_three_arms_at_100_hz_are_delivered(layout: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, figures = mqtt.run(arms=3, joints=3, rate=100.0, seconds=2.0, warmup=1.0, layout=layout)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mqttpeer import Peer
 
-from armbus.tools.mqtt.broker import MOSQUITTO, available, free_port, lab_acl
+from armbus.tools.mqtt.broker import MOSQUITTO, available, clients_available, free_port, lab_acl
 
 pytestmark = pytest.mark.realtime
 PAGE = (Path(__file__).resolve().parents[2] / "docs" / "lab.md").read_text(encoding="utf-8")
@@ -30,7 +30,8 @@ def test_the_acl_on_the_page_is_the_one_the_code_writes() -> None:
     assert acl.split("\n", 1)[1].strip() == lab_acl({"bridge": "arm1"}, ("alice",), ("viewer",)).strip()
 
 
-@pytest.mark.skipif(available() is not None, reason=f"no MQTT broker: {available()}")
+@pytest.mark.skipif((available() or clients_available()) is not None,
+                    reason=f"no MQTT broker or clients: {available() or clients_available()}")
 def test_try_it_on_one_machine(tmp_path: Path) -> None:
     port = str(free_port())
     conf = next(body for kind, body in BLOCKS if body.startswith("# mosquitto.conf"))

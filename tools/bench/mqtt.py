@@ -53,7 +53,7 @@ from typing import Any
 from armbus.bus.wire import StatusFlag
 from armbus.controller.events import HostEvent, JointState
 from armbus.tools.mqtt.bridge import Bridge
-from armbus.tools.mqtt.broker import Mosquitto, available, lab_acl
+from armbus.tools.mqtt.broker import Mosquitto, available, clients_available, lab_acl
 
 #: The claims (see the module docstring).
 MIN_DELIVERED = 0.99
@@ -178,7 +178,7 @@ def _pct(values: list[float], q: float) -> float:
 def run(arms: int = 10, joints: int = 6, rate: float = 100.0, seconds: float = 10.0, warmup: float = 1.5,
         layout: str = "joint", folder: Path | None = None) -> tuple[int, dict[str, Any]]:
     """Run the benchmark; returns (exit code, figures) and prints the figures and the claims."""
-    why = available()
+    why = available() or clients_available()
     if why is not None:
         print(f"bench mqtt: cannot run: {why}", file=sys.stderr)
         return 2, {}

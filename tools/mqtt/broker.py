@@ -48,6 +48,13 @@ def available() -> str | None:
     return None
 
 
+def clients_available() -> str | None:
+    """Why ``mosquitto_pub``/``mosquitto_sub`` cannot run here, or None when they are installed."""
+    if shutil.which("mosquitto_sub") is None or shutil.which("mosquitto_pub") is None:
+        return "mosquitto_pub and mosquitto_sub are not installed (apt-get install mosquitto-clients)"
+    return None
+
+
 def lab_acl(bridges: Mapping[str, str] | None = None, operators: tuple[str, ...] = (),
             viewers: tuple[str, ...] = ()) -> str:
     """The lab's ACL file. ``bridges``: bridge user -> the arm name it serves ("+" for any arm)."""
