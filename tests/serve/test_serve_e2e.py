@@ -29,7 +29,7 @@ CONTROL = textwrap.dedent("""
         with arm.lease("control script"):
             arm.torque(True, "joint2")
             arm.set_goal("joint2", position=math.radians(25))
-            end = time.monotonic() + 5
+            end = time.monotonic() + 15
             while abs(arm.read_state("joint2").position - math.radians(25)) > math.radians(1):
                 assert time.monotonic() < end, "joint2 did not get there"
                 time.sleep(0.02)
