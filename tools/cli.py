@@ -217,12 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("serve", "own a port and share its arm with any number of local programs (serve://SOCKET)",
             "  armbus serve --port /dev/ttyUSB0\n  armbus serve --port /tmp/arm0 --socket /tmp/arm0.sock\n"
-            "  armbus --port serve:///tmp/arm0.sock monitor      # in another terminal\n")
+            "  armbus --port serve:///tmp/arm0.sock monitor      # in another terminal\n"
+            "  armbus serve --port /dev/ttyUSB0 --mqtt mqtt://bridge@127.0.0.1:1883 --name arm1   # docs/lab.md\n")
     p.add_argument("--port", default=argparse.SUPPRESS, help="the arm's port or URL (default: $ARMBUS_PORT)")
     p.add_argument("--baud", type=_baud, default=argparse.SUPPRESS, help="baud rate (default 1000000)")
     p.add_argument("--socket", default=None,
                    help="unix socket to listen on (default: $XDG_RUNTIME_DIR/armbus/NAME.sock, printed)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    add_mqtt_options(p)
 
     p = add("tap", "record a real arm's host link while any program uses it through a pty",
             "  armbus tap --port /dev/ttyUSB0 --out arm.pcapng\n")
@@ -258,10 +260,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed of the host's first nonce and msg_id")
     p.add_argument("--joints", type=int, default=3, help="joints of the in-process arm of --port virtual (default 3)")
 
+    p = add("bridge", "bridge an arm to an MQTT broker: telemetry, faults, commands (docs/lab.md)",
+            "  armbus bridge --port 'armbus://?joints=3&seed=1' --mqtt mqtt://bridge:secret@127.0.0.1:1883 "
+            "--name arm1\n")
+    _add_connection(p)
+    add_mqtt_options(p, required=True)
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+
     p = add("bench", "run the benchmarks and print a table", "  armbus bench\n  armbus bench codec\n")
-    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter, serve (default: all)")
+    p.add_argument("which", nargs="*", help="codec, link, hil, trace, loop, adapter, serve, mqtt (default: all)")
     p.add_argument("--quick", action="store_true", help="smaller runs")
     return parser
+
+
+def add_mqtt_options(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """The MQTT bridge's options (``armbus bridge``; ``armbus serve`` takes them too)."""
+    p.add_argument("--mqtt", required=required, default=None, metavar="URL",
+                   help="broker: mqtt://USER:PASSWORD@HOST:PORT or mqtts://... (TLS); the password may come from "
+                        "$ARMBUS_MQTT_PASSWORD instead")
+    p.add_argument("--name", default=None, help="the arm's name in the topic tree: armbus/v1/NAME/... (required)")
+    p.add_argument("--rate", type=float, default=20.0, help="state messages per joint per second (default 20)")
+    p.add_argument("--state-topics", choices=["joint", "arm", "both"], default="joint",
+                   help="states as one message per joint (state/JOINT, default), one per reading of the arm "
+                        "(states), or both")
+    p.add_argument("--lease-ttl", type=float, default=10.0,
+                   help="seconds an MQTT lease lasts unless renewed (default 10)")
+    p.add_argument("--ca", default=None, help="CA certificate file for mqtts:// (default: the system's)")
 
 
 #: What argparse must take as a value rather than an option: a negative number with an optional unit

@@ -88,6 +88,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(args.which, quick=args.quick, as_json=getattr(args, "json", False))
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from armbus.tools.mqtt.run import run_bridge
+
+    return run_bridge(args, open_arm(args))
+
+
 def _not_ready(name: str) -> int:
     raise UsageError(f"'{name}' is not available in this build")
 
@@ -155,8 +161,13 @@ def cmd_tap(args: argparse.Namespace) -> int:
 #: What ``armbus serve`` starts in its own process once it listens (``start(info)`` coroutine functions, see
 #: :func:`armbus.controller.server.serve`): options such as ``--mqtt`` append to it through :func:`serve_clients`.
 def serve_clients(args: argparse.Namespace) -> list[Any]:
-    """The in-process clients ``armbus serve`` starts for ``args`` (none yet: the hook for bridges)."""
-    return []
+    """The in-process clients ``armbus serve`` starts for ``args``: the MQTT bridge with ``--mqtt``."""
+    clients: list[Any] = []
+    if getattr(args, "mqtt", None):
+        from armbus.tools.mqtt.run import serve_bridge
+
+        clients.append(serve_bridge(args))
+    return clients
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

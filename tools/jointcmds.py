@@ -34,7 +34,9 @@ BLOCKERS: tuple[tuple[StatusFlag, str, str], ...] = (
      "armbus clear {joint}, then armbus torque on {joint}"),
     (StatusFlag.FAULT, "is faulted", "fix the cause, then armbus clear {joint} and armbus torque on {joint}"),
 )
-_LATCHED = StatusFlag.ESTOPPED | StatusFlag.WATCHDOG | StatusFlag.FAULT | StatusFlag.REBOOTED
+#: The latched flags ``clear`` clears (``clear_flags``): the stops, a fault, the reboot mark.
+LATCHED = StatusFlag.ESTOPPED | StatusFlag.WATCHDOG | StatusFlag.FAULT | StatusFlag.REBOOTED
+_LATCHED = LATCHED
 
 
 class NotReady(PeerError):

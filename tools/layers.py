@@ -74,6 +74,7 @@ SANS_IO: tuple[str, ...] = (
     "armbus.hil.kernel", "armbus.hil.wire", "armbus.hil.faults", "armbus.hil.schedule", "armbus.hil.joint_faults",
     "armbus.hil.scheduled_fault", "armbus.hil.link_faults", "armbus.hil.fault_kinds",
     "armbus.hil.virtual_arm", "armbus.hil.simdrive", "armbus.hil.relaychain", "armbus.hil.adapter",
+    "armbus.tools.mqtt.core", "armbus.tools.mqtt.schema",
 )
 #: What a sans-I/O module must not import: ports, sockets, threads, event loops and the clock.
 IO_MODULES = frozenset({

@@ -29,7 +29,7 @@ CONTROL = textwrap.dedent("""
         with arm.lease("control script"):
             arm.torque(True, "joint2")
             arm.set_goal("joint2", position=math.radians(25))
-            end = time.monotonic() + 5
+            end = time.monotonic() + 15
             while abs(arm.read_state("joint2").position - math.radians(25)) > math.radians(1):
                 assert time.monotonic() < end, "joint2 did not get there"
                 time.sleep(0.02)
@@ -63,9 +63,9 @@ def test_monitor_control_and_tap_share_one_served_arm(sock_dir: Path) -> None:
     url = f"serve://{sock}"
     with process([*CLI, "sim", "--joints", "3", "--link", str(tty)], "virtual arm"), \
             process([*CLI, "serve", "--port", str(tty), "--socket", str(sock)], "clients attach with") as serve:
-        tap = subprocess.Popen([*CLI, "--port", url, "tap", "--out", str(capture), "--duration", "4"],
+        tap = subprocess.Popen([*CLI, "--port", url, "tap", "--out", str(capture), "--duration", "9"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        monitor = subprocess.Popen([*CLI, "--port", url, "monitor", "--duration", "3", "--rate", "4"],
+        monitor = subprocess.Popen([*CLI, "--port", url, "monitor", "--duration", "8", "--rate", "4"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         control = subprocess.run([sys.executable, str(script), url], capture_output=True, text=True, timeout=60,
                                  check=False)

@@ -366,3 +366,28 @@ def test_serve_outlives_its_port_and_the_clients_go_on(sock_dir: Path) -> None:
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(10)
+
+
+def test_armbus_record_runs_as_a_client_of_serve_while_another_client_moves_the_arm(sock_dir: Path) -> None:
+    from mcap.reader import make_reader
+
+    env = {k: v for k, v in os.environ.items() if k != "ARMBUS_PORT"}
+    out = sock_dir / "run.mcap"
+    with served(sock_dir) as info, Arm.open(info.url) as mover:
+        mover.enumerate()
+        with mover.lease("mover"):
+            mover.torque(True, "joint2")
+            mover.set_goal("joint2", position=math.radians(20))
+            rec = subprocess.run([sys.executable, "-m", "armbus.tools.cli", "--port", info.url, "record", "--out",
+                                  str(out), "--duration", "2", "--rate", "20"],
+                                 capture_output=True, text=True, timeout=60, env=env, check=False)
+        assert rec.returncode == 0, rec.stderr
+        assert mover.lease_holder is None  # recording needed no lease and took none
+    with out.open("rb") as f:
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert summary is not None and summary.statistics is not None
+        topics = {ch.topic: summary.statistics.channel_message_counts.get(cid, 0)
+                  for cid, ch in summary.channels.items()}
+    assert topics.get("/joint_states", 0) >= 10, topics  # 2 s at 20 Hz, some lost to a loaded machine at most
+    assert "/armbus/goals" in topics

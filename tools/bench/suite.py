@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
                 "time and the pty arm)", ["--quick"]),
     "serve": ("armbus.tools.bench.serve", "request round trip through armbus serve vs direct; fan-out to N clients",
               ["--quick"]),
+    "mqtt": ("armbus.tools.bench.mqtt", "10 arms bridged to one Mosquitto at 100 Hz: delivered rate, latency, CPU",
+             ["--quick"]),
 }
 #: Seconds one benchmark may run before it is stopped and reported as timed out.
 TIMEOUT_S = 900
