@@ -6,8 +6,8 @@
  * a board one static instance. The entry points are sans-I/O and take the time `now` in integer ns:
  *
  *   fw_joint_rx_byte(j, port, byte, now)     one received byte: what the UART receive interrupt calls
- *   fw_joint_rx_block(j, port, data, n, now) a received block (DMA): the same as its bytes one call each when
- *                                            the block holds fewer frames than a link's event ring
+ *   fw_joint_rx_block(j, port, data, n, now) a received block (DMA): the same as its bytes one call each (each
+ *                                            frame is routed and handled at its delimiter, as JointNode does)
  *   fw_joint_tx(j, port, now, out, cap)      bytes to put on the line now (the transmit interrupt / DMA)
  *   fw_joint_next_deadline(j)                when fw_joint_handle_timer must run next (the timer compare)
  *   fw_joint_handle_timer(j, now)

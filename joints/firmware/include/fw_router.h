@@ -2,8 +2,9 @@
  *
  * Theory of operation: a port of Router for a joint (two links). fw_router_pump drains both links' event rings in
  * place, forwards and reports (UNDELIVERABLE to the host) as Router.pump does, and lists what the joint must
- * handle itself (packets for it, link notices) as references to the events, which stay in the rings until
- * fw_router_release: the joint handles them after the router's pass over every event, in the Python order.
+ * handle itself (packets for it, link notices) as references to the events, which stay in the rings (and their
+ * packets in the links' slots and frame scratch, fw_link_event_packet) until fw_router_release: the joint handles
+ * them after the router's pass over every event, in the Python order.
  * Reports waiting for room in the UP queue sit in a backlog of FW_REPORT_BACKLOG compact entries.
  */
 #ifndef FW_ROUTER_H
