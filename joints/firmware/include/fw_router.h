@@ -30,11 +30,12 @@ typedef struct fw_router_counters {
     int32_t reserved[2];
 } fw_router_counters_t;
 
-/* One thing for the joint: a packet delivered to it (notice false) or a link notice, by role and event. */
+/* One thing for the joint: a packet delivered to it (notice false) or a link notice, by role and the event's
+ * index in that link's ring (fw_router_item_event). */
 typedef struct fw_router_item {
     uint8_t role;
     bool notice;
-    fw_link_event_t *event;
+    uint8_t event;
 } fw_router_item_t;
 
 typedef bool (*fw_local_accept_fn)(void *ctx, const fw_packet_t *p);
@@ -63,5 +64,8 @@ void fw_router_report(fw_router_t *r, const fw_packet_t *p, int role, uint8_t re
 /* Drain both links' events; r->items[0..n_items) are the joint's. Call fw_router_release after handling them. */
 uint16_t fw_router_pump(fw_router_t *r, int64_t now);
 void fw_router_release(fw_router_t *r);
+static inline fw_link_event_t *fw_router_item_event(const fw_router_t *r, const fw_router_item_t *it) {
+    return &r->links[it->role]->events[it->event];
+}
 
 #endif

@@ -263,7 +263,7 @@ static void pump(fw_joint_t *j, int64_t now) {
         }
         for (uint16_t k = 0; k < n; k++) {
             fw_router_item_t *it = &j->router.items[k];
-            fw_link_event_t *ev = it->event;
+            fw_link_event_t *ev = fw_router_item_event(&j->router, it);
             fw_packet_t tmp;
             if (!it->notice) {
                 const fw_packet_t *p = fw_link_event_packet(&j->links[it->role], ev, &tmp);

@@ -48,18 +48,6 @@ static fw_link_event_t *push_event(fw_link_t *l, uint8_t kind) {
     return ev;
 }
 
-static void copy_packet(fw_packet_t *to, const fw_packet_t *from) {
-    if (to == from) return;
-    size_t n = from->len <= FW_MAX_PAYLOAD ? from->len : FW_MAX_PAYLOAD;
-    to->src = from->src;
-    to->dst = from->dst;
-    to->type = from->type;
-    to->ttl = from->ttl;
-    to->msg_id = from->msg_id;
-    to->len = (uint16_t)n;
-    memcpy(to->payload, from->payload, n);
-}
-
 static bool slot_free_exists(const fw_link_t *l) {
     return (l->busy & ((1u << FW_LINK_SLOTS) - 1u)) != ((1u << FW_LINK_SLOTS) - 1u);
 }
@@ -69,7 +57,7 @@ static uint8_t slot_take(fw_link_t *l, const fw_packet_t *p) {
     for (uint8_t s = 0; s < FW_LINK_SLOTS; s++) {
         if (!(l->busy & (1u << s))) {
             l->busy = (uint16_t)(l->busy | (1u << s));
-            copy_packet(&l->pkts[s], p);
+            l->pkts[s] = *p;
             return s;
         }
     }

@@ -153,7 +153,7 @@ static void add_item(fw_router_t *r, int role, bool notice, fw_link_event_t *ev)
     fw_router_item_t *it = &r->items[r->n_items++];
     it->role = (uint8_t)role;
     it->notice = notice;
-    it->event = ev;
+    it->event = (uint8_t)(ev - r->links[role]->events);
 }
 
 static void received(fw_router_t *r, fw_link_event_t *ev, int role, int64_t now) {

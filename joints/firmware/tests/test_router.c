@@ -47,14 +47,14 @@ int main(void) {
     fw_packet_t tmp;
     receive(&up, &mine);
     CHECK(fw_router_pump(&r, 0) == 1); /* the packet for us */
-    CHECK(!r.items[0].notice && fw_link_event_packet(&up, r.items[0].event, &tmp)->dst == 2);
+    CHECK(!r.items[0].notice && fw_link_event_packet(&up, fw_router_item_event(&r, &r.items[0]), &tmp)->dst == 2);
     fw_router_release(&r);
     receive(&up, &below);
     CHECK(fw_router_pump(&r, 0) == 0); /* forwarded */
     fw_router_release(&r);
     receive(&up, &bcast);
     CHECK(fw_router_pump(&r, 0) == 1); /* delivered here and forwarded */
-    CHECK(fw_link_event_packet(&up, r.items[0].event, &tmp)->dst == FW_ADDR_BROADCAST);
+    CHECK(fw_link_event_packet(&up, fw_router_item_event(&r, &r.items[0]), &tmp)->dst == FW_ADDR_BROADCAST);
     fw_router_release(&r);
     receive(&up, &spent);
     CHECK(fw_router_pump(&r, 0) == 0); /* reported */
