@@ -172,8 +172,8 @@ def registers_header() -> str:
               f"#define FW_POSITION_BOUND {registers.POSITION_BOUND}", ""]
     lines += _int_enum("RATECMD", registers.RateCommand, "baud_command values.")
     lines += _int_enum("RATESTATE", registers.RateState, "baud_state values.")
-    lines += ["/* One register's rules. Registers are at most 4 bytes, so the range and the default are kept in 32 bits",
-              " * (two's complement for a signed register): read them with fw_reg_minimum/maximum/default. */",
+    lines += ["/* One register's rules. Registers are at most 4 bytes, so the range and the default are kept in",
+              " * 32 bits (two's complement for a signed register): read them with fw_reg_minimum/maximum/default. */",
               "typedef struct {", "    uint16_t address;", "    uint8_t size;",
               "    uint8_t is_signed;", "    uint8_t writable;", "    uint8_t persistent;", "    uint32_t minimum;",
               "    uint32_t maximum;", "    uint32_t default_value;", "} fw_reg_info_t;", "",
@@ -182,7 +182,8 @@ def registers_header() -> str:
               "    return r->is_signed ? (int64_t)(int32_t)raw : (int64_t)raw;", "}",
               "static inline int64_t fw_reg_minimum(const fw_reg_info_t *r) { return fw_reg_value(r, r->minimum); }",
               "static inline int64_t fw_reg_maximum(const fw_reg_info_t *r) { return fw_reg_value(r, r->maximum); }",
-              "static inline int64_t fw_reg_default(const fw_reg_info_t *r) { return fw_reg_value(r, r->default_value); }",
+              "static inline int64_t fw_reg_default(const fw_reg_info_t *r) {",
+              "    return fw_reg_value(r, r->default_value);", "}",
               "", "#endif", ""]
     return "\n".join(lines)
 

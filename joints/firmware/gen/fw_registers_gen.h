@@ -108,8 +108,8 @@
 #define FW_RATESTATE_TRIAL 2
 #define FW_RATESTATE_REVERTED 3
 
-/* One register's rules. Registers are at most 4 bytes, so the range and the default are kept in 32 bits
- * (two's complement for a signed register): read them with fw_reg_minimum/maximum/default. */
+/* One register's rules. Registers are at most 4 bytes, so the range and the default are kept in
+ * 32 bits (two's complement for a signed register): read them with fw_reg_minimum/maximum/default. */
 typedef struct {
     uint16_t address;
     uint8_t size;
@@ -128,6 +128,8 @@ static inline int64_t fw_reg_value(const fw_reg_info_t *r, uint32_t raw) {
 }
 static inline int64_t fw_reg_minimum(const fw_reg_info_t *r) { return fw_reg_value(r, r->minimum); }
 static inline int64_t fw_reg_maximum(const fw_reg_info_t *r) { return fw_reg_value(r, r->maximum); }
-static inline int64_t fw_reg_default(const fw_reg_info_t *r) { return fw_reg_value(r, r->default_value); }
+static inline int64_t fw_reg_default(const fw_reg_info_t *r) {
+    return fw_reg_value(r, r->default_value);
+}
 
 #endif
