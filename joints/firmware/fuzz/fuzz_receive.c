@@ -120,7 +120,7 @@ static void check_bounds(void) {
             const fw_link_event_t *ev = &l->events[(l->ev_head + k) % FW_LINK_EVENTS];
             held += ev->kind == FW_EV_FAILED && ev->slot != FW_LINK_NO_SLOT;
         }
-        CHECK(used == held && l->held_overflow == 0 && l->ev_overflow == 0);
+        CHECK(used == held && l->slot_refused == 0 && l->ev_overflow == 0);
         CHECK(l->deframer.len <= FW_MAX_CHUNK);
         CHECK(l->state <= 2);
     }

@@ -11,9 +11,10 @@
  *   RECEIVED  refers to the frame scratch (the decoded frame): the joint routes and handles each completed frame
  *             before the next byte is taken (fw_joint_rx_block), so a link holds one received packet at a time;
  *   FAILED    keeps the failed packet's slot until the router releases the event (fw_link_pop_events); a packet
- *             failed at once on a DOWN link (FAIL_NOW) takes a free slot, or keeps its head and first
- *             FW_LINK_HEAD_PAYLOAD payload bytes, all the router needs of it (counted in held_overflow when a
- *             longer packet lost its body: never, see FW_LINK_SLOTS);
+ *             failed at once on a DOWN link (FAIL_NOW) takes a free slot, or else keeps its head and first
+ *             FW_LINK_HEAD_PAYLOAD payload bytes (counted in head_only when the packet was longer): all the router
+ *             needs of it (the head, an UNDELIVERABLE's 8 bytes); the packets whose body the joint needs back
+ *             (its own ENUMERATE, SYNC_READ, CYCLE) are never offered to a DOWN link;
  *   ACKED     keeps the packet's src only (the router's "was it mine?"); the slot is free at once.
  * Bytes to send collect in a transmit buffer drained by fw_link_take_output: one largest frame and the acks and
  * control frames that can wait behind it (an overflow is counted and is a line loss the retransmission repairs).
@@ -81,38 +82,39 @@ typedef struct fw_link_counters {
 /* May this packet be delivered now (acked)? The router's backpressure check. */
 typedef bool (*fw_accept_fn)(void *ctx, int role, const fw_packet_t *p);
 
+/* The small fields first, the buffers last: on Thumb a field near the start is one load away. */
 typedef struct fw_link {
-    fw_link_config_t config;
-    fw_link_counters_t counters;
-    fw_accept_fn accept;
-    void *accept_ctx;
-    int accept_role;
-    fw_deframer_t deframer;
     uint8_t state;
-    fw_packet_t pkts[FW_LINK_SLOTS];
-    uint16_t busy; /* one bit per slot in use */
-    uint8_t queue[FW_LINK_QUEUE_MAX];
-    uint8_t q_head, q_len;
-    uint8_t urgent[FW_LINK_URGENT_MAX];
-    uint8_t u_head, u_len;
-    fw_link_event_t events[FW_LINK_EVENTS];
-    uint16_t ev_head, ev_len;
-    uint32_t ev_overflow, held_overflow;
-    uint8_t out[FW_LINK_OUT_SIZE];
-    uint16_t out_len;
-    uint32_t out_overflow;
     uint8_t tx_seq, rx_expected;
     bool has_inflight, inflight_urgent;
     uint8_t inflight; /* slot of the packet in flight */
-    int64_t fast_timeout, counted_at, urgent_since;
-    int32_t attempts;
-    int64_t deadline; /* FW_NO_DEADLINE: none */
     bool arm_on_drain;
-    int64_t timeout;
     uint8_t nonce;
     int16_t peer_nonce; /* -1: none */
     bool heard_since_reset, nonce_live, booting;
+    uint8_t q_head, q_len;
+    uint8_t u_head, u_len;
+    uint16_t busy; /* one bit per slot in use */
+    uint16_t ev_head, ev_len;
+    uint16_t out_len;
+    int32_t attempts;
+    int64_t deadline; /* FW_NO_DEADLINE: none */
+    int64_t timeout;
+    int64_t fast_timeout, counted_at, urgent_since;
+    fw_accept_fn accept;
+    void *accept_ctx;
+    int accept_role;
+    fw_link_config_t config;
+    fw_link_counters_t counters;
+    uint32_t ev_overflow, out_overflow;
+    uint32_t slot_refused, head_only; /* slot_refused: never (FW_LINK_SLOTS covers the worst case) */
+    uint8_t queue[FW_LINK_QUEUE_MAX];
+    uint8_t urgent[FW_LINK_URGENT_MAX];
+    fw_link_event_t events[FW_LINK_EVENTS];
+    uint8_t out[FW_LINK_OUT_SIZE];
+    fw_deframer_t deframer;
     fw_frame_t scratch; /* the last decoded frame: a RECEIVED event's packet */
+    fw_packet_t pkts[FW_LINK_SLOTS];
 } fw_link_t;
 
 void fw_link_config_default(fw_link_config_t *c);

@@ -47,13 +47,13 @@ typedef struct fw_router {
     bool chain_continues;  /* enumeration found joints below: broadcasts lost below are reported */
     fw_local_accept_fn local_accept;
     void *local_ctx;
+    uint8_t b_head, b_len;
+    uint16_t n_items;
+    uint16_t processed[2];
+    uint32_t items_overflow;
     fw_router_counters_t counters;
     fw_report_t backlog[FW_REPORT_BACKLOG];
-    uint8_t b_head, b_len;
     fw_router_item_t items[FW_ROUTER_ITEMS];
-    uint16_t n_items;
-    uint32_t items_overflow;
-    uint16_t processed[2];
 } fw_router_t;
 
 void fw_router_init(fw_router_t *r, uint8_t address, fw_link_t *up, fw_link_t *down, fw_local_accept_fn accept,

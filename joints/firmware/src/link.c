@@ -181,7 +181,7 @@ static void fail(fw_link_t *l, const fw_packet_t *p, uint8_t slot, uint8_t reaso
         ev->flag = maybe;
         ev->slot = slot;
         set_head(&ev->head, p);
-        if (slot == FW_LINK_NO_SLOT && p->len > FW_LINK_HEAD_PAYLOAD) l->held_overflow++;
+        if (slot == FW_LINK_NO_SLOT && p->len > FW_LINK_HEAD_PAYLOAD) l->head_only++;
     } else {
         slot_release(l, slot);
     }
@@ -381,7 +381,7 @@ bool fw_link_send(fw_link_t *l, const fw_packet_t *p, int64_t now, bool urgent) 
         return false;
     }
     if (l->state != FW_LS_DOWN && !slot_free_exists(l)) { /* never: FW_LINK_SLOTS covers the worst case */
-        l->held_overflow++;
+        l->slot_refused++;
         return false;
     }
     if (l->state == FW_LS_OPEN && !l->has_inflight) {

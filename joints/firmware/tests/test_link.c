@@ -141,12 +141,12 @@ int main(void) {
     CHECK(fw_link_send(&a, &p, now, false) && count_events(&a, FW_EV_FAILED) == 1);
     /* failed at once on a DOWN link: the event keeps the whole packet (a slot is free) */
     const fw_packet_t *f = fw_link_event_packet(&a, fw_link_event_at(&a, 0), &tmp);
-    CHECK(f->msg_id == 31 && f->len == 40 && f->payload[39] == 0x5A && a.held_overflow == 0);
+    CHECK(f->msg_id == 31 && f->len == 40 && f->payload[39] == 0x5A && a.slot_refused == 0 && a.head_only == 0);
     drain(&a);
     /* the queue limit */
     fw_link_init(&a, &c, 1);
     for (int i = 0; i < FW_LINK_QUEUE_LIMIT; i++) CHECK(fw_link_send(&a, &p, now, false));
     CHECK(!fw_link_send(&a, &p, now, false));
-    CHECK(a.q_len == FW_LINK_QUEUE_LIMIT && a.held_overflow == 0);
+    CHECK(a.q_len == FW_LINK_QUEUE_LIMIT && a.slot_refused == 0 && a.head_only == 0);
     TEST_DONE();
 }
