@@ -6,7 +6,9 @@ A joint sits between its upstream neighbour (port ``UP`` = 0, toward the host) a
 (port ``DOWN`` = 1). Each port has a :class:`armbus.bus.link.LinkEndpoint` (framing, acks, retransmission, reset).
 The node implements the node-driving contract (``receive_data`` / ``data_to_send`` / ``next_deadline`` /
 ``handle_timer``, integer ns); :meth:`JointNode.rx_byte` is the shape a UART receive interrupt would feed, and
-``receive_data`` is its DMA-block twin (same result for any chunking: the deframer is chunking-invariant).
+``receive_data`` is its DMA-block twin (same result for any chunking: the deframer is chunking-invariant, and
+the node routes and handles each completed frame before it takes the next one, as the firmware does at each
+delimiter: a link holds at most one received packet at a time).
 
 Routing is :class:`armbus.bus.router.Router`'s (packets for this joint are delivered here, others forwarded by
 address, broadcasts delivered here and forwarded DOWN, UNDELIVERABLE reports for what cannot go on). The
@@ -262,8 +264,21 @@ class JointNode:
             self.counters.rx_while_booting += len(data)
             return
         self._run_control(now)
-        self.links[port].receive_data(data, now)
-        self._pump(now)
+        link = self.links[port]
+        end = data.find(0)
+        if end < 0 or end == len(data) - 1:  # at most one frame in the block: the usual case
+            link.receive_data(data, now)
+            self._pump(now)
+            return
+        start = 0
+        while end >= 0:  # a block of several frames: each is routed and handled before the next is taken
+            link.receive_data(data[start:end + 1], now)
+            self._pump(now)
+            start = end + 1
+            end = data.find(0, start)
+        if start < len(data):
+            link.receive_data(data[start:], now)
+            self._pump(now)
 
     def data_to_send(self, port: int, now: int) -> bytes:
         if self._booting_until is not None or port not in (UP, DOWN):

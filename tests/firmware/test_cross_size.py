@@ -15,11 +15,11 @@ from armbus.tools.firmware import size
 
 #: Budgets missed today, and why (docs/porting-firmware.md, "Memory budget").
 KNOWN_OVER = {
-    "comm core RAM": "the two links' event rings (32 events of a whole packet each, 2 x 8.4 KiB), their packet "
-                     "queues and 2 KiB transmit buffers: about 30 KiB in all",
-    "comm core flash": "16.4 KiB at -Os, a few hundred bytes over",
+    "comm core RAM": "the protocol's own bounds: 8 + 2 queued packets of up to 255 payload bytes per link "
+                     "(a 12-slot pool, 3.1 KiB per link) and the deframer, frame and transmit buffers: "
+                     "11.5 KiB in all; 4 KiB needs a byte budget on the link queue",
     "whole joint flash": "the C runtime: soft-float double arithmetic (libgcc, 9 KiB) and libm's exp/sqrt/pow "
-                         "(5 KiB) next to 24 KiB of firmware",
+                         "(5 KiB) next to 23 KiB of firmware",
 }
 
 
@@ -80,3 +80,10 @@ def test_no_cross_compiler_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: 
     assert size.main([]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "arm-none-eabi-gcc is not installed" in err
+
+
+def test_link_events_are_small_records_and_the_comm_core_stays_under_12_kib(report: size.SizeReport) -> None:
+    # a link event points at its packet (a slot, the decoded frame) instead of carrying one
+    assert report.probes["  per link: events (small records)"] <= 32 * 24
+    assert report.probes["  per link: packet slots (queue, urgent queue, in flight, one failed)"] <= 12 * 264
+    assert report.cores["comm"]["ram"] <= 12 * 1024

@@ -107,6 +107,26 @@ def test_byte_by_byte_equals_block(vector: dict[str, object]) -> None:
     assert outs[0] == outs[1]
 
 
+def test_a_block_of_many_frames_and_a_ragged_tail() -> None:
+    """Forty PINGs in one block, cut mid-frame, then the rest, an oversize chunk and more frames, to a joint whose
+    host never acks: each frame is handled at its delimiter in both joints, so the UP queue fills, later frames are
+    refused (not acked) and the wire traffic is the same."""
+    from armbus.bus.messages import Ping, make_packet
+    from armbus.bus.wire import Address
+
+    pings = b"".join(encode_data(k % 256, 0, make_packet(Ping(), Address.HOST, Address.UNASSIGNED, 500 + k))
+                     for k in range(40))
+    cut = len(pings) // 2 + 3
+    runs = []
+    for kind in ("python", "c"):
+        node = _joint(kind)
+        inputs = [(1 * MS, UP, encode_control(FrameKind.RESET, 0x21)), (2 * MS, UP, pings[:cut]),
+                  (2 * MS + 10, UP, pings[cut:] + b"\x01" * 300 + b"\x00" + pings[:60])]
+        runs.append(_drive(node, inputs, 40 * MS))
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > 3
+
+
 # ------------------------------------------------------------------------------------------------- scenarios
 def _session(arm: SimArm) -> None:
     arm.enumerate()

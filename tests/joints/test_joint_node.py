@@ -335,6 +335,27 @@ def test_byte_at_a_time_equals_whole_chunk() -> None:
     assert results[0] == results[1] == (1, len(frames))
 
 
+def test_a_block_of_frames_is_handled_frame_by_frame_so_a_full_queue_refuses_instead_of_dropping_a_reply() -> None:
+    """Ten PINGs in one block to a joint whose host never acks: each frame is routed and handled at its delimiter,
+    so the replies fill the UP queue (1 in flight + 8) before the tenth frame is checked: it is not acked (the host
+    retries later), and no reply is refused. The same as feeding the frames one call each."""
+    pings = [wire_frame(make_packet(Ping(), Address.HOST, Address.UNASSIGNED, 100 + k), seq=k) for k in range(10)]
+    outcomes = []
+    for together in (True, False):
+        node, now = opened_node()
+        if together:
+            node.receive_data(UP, b"".join(pings), now)
+        else:
+            for frame in pings:
+                node.receive_data(UP, frame, now)
+        up = node.links[UP].counters
+        outcomes.append((up.data_delivered, up.refused, node.counters.tx_refused, node.counters.handled,
+                         node.data_to_send(UP, now)))
+    assert outcomes[0] == outcomes[1]
+    delivered, refused, tx_refused, handled, _ = outcomes[0]
+    assert (delivered, handled, tx_refused) == (9, 9, 0) and refused == 1
+
+
 packets = st.builds(
     Packet,
     src=st.sampled_from([Address.HOST, 1, 7]),

@@ -54,15 +54,14 @@ PROBES = (
     ("fw_joint_t (one joint)", "sizeof(fw_joint_t)"),
     ("ctl_core_t (control core)", "sizeof(ctl_core_t)"),
     ("2 x fw_link_t", "sizeof(((fw_joint_t *)0)->links)"),
-    ("  per link: queue (ordinary packets)", "sizeof(((fw_link_t *)0)->queue)"),
-    ("  per link: urgent queue", "sizeof(((fw_link_t *)0)->urgent)"),
-    ("  per link: in-flight packet", "sizeof(((fw_link_t *)0)->inflight)"),
+    ("  per link: packet slots (queue, urgent queue, in flight, one failed)", "sizeof(((fw_link_t *)0)->pkts)"),
     ("  per link: tx byte buffer", "sizeof(((fw_link_t *)0)->out)"),
     ("  per link: deframer", "sizeof(((fw_link_t *)0)->deframer)"),
-    ("  per link: frame scratch", "sizeof(((fw_link_t *)0)->scratch)"),
-    ("  per link: events", "sizeof(((fw_link_t *)0)->events)"),
+    ("  per link: frame scratch (the received packet)", "sizeof(((fw_link_t *)0)->scratch)"),
+    ("  per link: events (small records)", "sizeof(((fw_link_t *)0)->events)"),
     ("fw_router_t", "sizeof(fw_router_t)"),
     ("  router: report backlog", "sizeof(((fw_router_t *)0)->backlog)"),
+    ("  router: items for the joint (references)", "sizeof(((fw_router_t *)0)->items)"),
     ("packets held by the node (held ENUMERATE, scratch)", "2 * sizeof(fw_packet_t)"),
     ("fw_regs_t", "sizeof(fw_regs_t)"),
     ("fw_packet_t", "sizeof(fw_packet_t)"),
@@ -181,7 +180,7 @@ def _probe_sizes(cc: str, work: Path, includes: list[str]) -> dict[str, int]:
         parts = line.split()
         if len(parts) == 4 and parts[3].startswith("fw_probe_"):
             sizes[PROBES[int(parts[3][len("fw_probe_"):])][0]] = int(parts[1], 16)
-    return sizes
+    return {label: sizes[label] for label, _ in PROBES if label in sizes}  # in the order of PROBES
 
 
 def cross_compiler() -> str:

@@ -172,10 +172,19 @@ def registers_header() -> str:
               f"#define FW_POSITION_BOUND {registers.POSITION_BOUND}", ""]
     lines += _int_enum("RATECMD", registers.RateCommand, "baud_command values.")
     lines += _int_enum("RATESTATE", registers.RateState, "baud_state values.")
-    lines += ["/* One register's rules. */", "typedef struct {", "    uint16_t address;", "    uint8_t size;",
-              "    uint8_t is_signed;", "    uint8_t writable;", "    uint8_t persistent;", "    int64_t minimum;",
-              "    int64_t maximum;", "    int64_t default_value;", "} fw_reg_info_t;", "",
-              "extern const fw_reg_info_t fw_reg_table[FW_REG_COUNT];", "", "#endif", ""]
+    lines += ["/* One register's rules. Registers are at most 4 bytes, so the range and the default are kept in",
+              " * 32 bits (two's complement for a signed register): read them with fw_reg_minimum/maximum/default. */",
+              "typedef struct {", "    uint16_t address;", "    uint8_t size;",
+              "    uint8_t is_signed;", "    uint8_t writable;", "    uint8_t persistent;", "    uint32_t minimum;",
+              "    uint32_t maximum;", "    uint32_t default_value;", "} fw_reg_info_t;", "",
+              "extern const fw_reg_info_t fw_reg_table[FW_REG_COUNT];", "",
+              "static inline int64_t fw_reg_value(const fw_reg_info_t *r, uint32_t raw) {",
+              "    return r->is_signed ? (int64_t)(int32_t)raw : (int64_t)raw;", "}",
+              "static inline int64_t fw_reg_minimum(const fw_reg_info_t *r) { return fw_reg_value(r, r->minimum); }",
+              "static inline int64_t fw_reg_maximum(const fw_reg_info_t *r) { return fw_reg_value(r, r->maximum); }",
+              "static inline int64_t fw_reg_default(const fw_reg_info_t *r) {",
+              "    return fw_reg_value(r, r->default_value);", "}",
+              "", "#endif", ""]
     return "\n".join(lines)
 
 
@@ -183,8 +192,12 @@ def registers_source() -> str:
     lines = [_HEAD, '#include "fw_registers_gen.h"', "", "const fw_reg_info_t fw_reg_table[FW_REG_COUNT] = {"]
     for r in registers.REGISTERS:
         rw = 1 if r.access is registers.Access.RW else 0
-        lines.append(f"    {{{r.address}, {r.size}, {int(r.signed)}, {rw}, {int(r.persistent)}, {r.minimum}LL, "
-                     f"{r.maximum}LL, {r.default}LL}}, /* {r.name} */")
+        lo, hi = (-(1 << 31), (1 << 31) - 1) if r.signed else (0, (1 << 32) - 1)
+        if not all(lo <= v <= hi for v in (r.minimum, r.maximum, r.default)):
+            raise ValueError(f"register {r.name}: a range or default beyond 32 bits")
+        raw = [f"{v & 0xFFFFFFFF:#x}u" for v in (r.minimum, r.maximum, r.default)]
+        lines.append(f"    {{{r.address}, {r.size}, {int(r.signed)}, {rw}, {int(r.persistent)}, {', '.join(raw)}}}, "
+                     f"/* {r.name}: {r.minimum}..{r.maximum}, default {r.default} */")
     lines += ["};", ""]
     return "\n".join(lines)
 

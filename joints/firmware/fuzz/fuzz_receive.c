@@ -113,6 +113,14 @@ static void check_bounds(void) {
         CHECK(l->u_len <= FW_LINK_URGENT_MAX);
         CHECK(l->ev_len <= FW_LINK_EVENTS && l->ev_head < FW_LINK_EVENTS);
         CHECK(l->out_len <= FW_LINK_OUT_SIZE);
+        /* every packet slot in use is accounted for: queued, in flight, or kept by a FAILED event; none run out */
+        unsigned used = 0, held = l->q_len + l->u_len + (l->has_inflight ? 1u : 0u);
+        for (unsigned s = 0; s < FW_LINK_SLOTS; s++) used += (l->busy >> s) & 1u;
+        for (uint16_t k = 0; k < l->ev_len; k++) {
+            const fw_link_event_t *ev = &l->events[(l->ev_head + k) % FW_LINK_EVENTS];
+            held += ev->kind == FW_EV_FAILED && ev->slot != FW_LINK_NO_SLOT;
+        }
+        CHECK(used == held && l->slot_refused == 0 && l->ev_overflow == 0);
         CHECK(l->deframer.len <= FW_MAX_CHUNK);
         CHECK(l->state <= 2);
     }

@@ -3,44 +3,44 @@
 #include "fw_registers_gen.h"
 
 const fw_reg_info_t fw_reg_table[FW_REG_COUNT] = {
-    {0, 2, 0, 0, 1, 0LL, 65535LL, 0LL}, /* model_number */
-    {2, 1, 0, 0, 1, 0LL, 255LL, 1LL}, /* firmware_major */
-    {3, 1, 0, 0, 1, 0LL, 255LL, 0LL}, /* firmware_minor */
-    {4, 4, 0, 0, 1, 0LL, 4294967295LL, 0LL}, /* serial_number */
-    {8, 4, 1, 1, 1, -100000000LL, 100000000LL, -2617994LL}, /* position_min */
-    {12, 4, 1, 1, 1, -100000000LL, 100000000LL, 2617994LL}, /* position_max */
-    {16, 4, 1, 1, 1, 0LL, 20000000LL, 4000000LL}, /* velocity_limit */
-    {20, 2, 1, 1, 1, 0LL, 2500LL, 1500LL}, /* current_limit */
-    {22, 2, 1, 1, 1, 200LL, 1250LL, 800LL}, /* temperature_limit */
-    {24, 2, 0, 1, 1, 0LL, 24000LL, 9500LL}, /* min_voltage */
-    {26, 2, 0, 1, 1, 0LL, 65535LL, 2000LL}, /* pos_kp */
-    {28, 2, 0, 1, 1, 800LL, 12800LL, 800LL}, /* vel_kp */
-    {30, 2, 0, 1, 1, 0LL, 65535LL, 16000LL}, /* vel_ki */
-    {32, 2, 0, 1, 1, 0LL, 3300LL, 1000LL}, /* cur_kp */
-    {34, 2, 0, 1, 1, 0LL, 3300LL, 2000LL}, /* cur_ki */
-    {36, 1, 0, 0, 0, 0LL, 255LL, 254LL}, /* bus_address */
-    {37, 1, 0, 1, 0, 0LL, 1LL, 0LL}, /* torque_enable */
-    {38, 1, 0, 1, 0, 1LL, 3LL, 1LL}, /* goal_mode */
-    {39, 1, 0, 1, 0, 0LL, 1LL, 0LL}, /* estop */
-    {40, 2, 0, 1, 0, 0LL, 60000LL, 0LL}, /* watchdog_period */
-    {42, 2, 0, 1, 0, 0LL, 60000LL, 0LL}, /* state_period */
-    {44, 4, 1, 1, 0, -100000000LL, 100000000LL, 0LL}, /* goal_position */
-    {48, 4, 1, 1, 0, -20000000LL, 20000000LL, 0LL}, /* goal_velocity */
-    {52, 2, 1, 1, 0, -2500LL, 2500LL, 0LL}, /* goal_current */
-    {54, 1, 0, 1, 0, 0LL, 255LL, 0LL}, /* clear_flags */
-    {55, 1, 0, 0, 0, 0LL, 255LL, 0LL}, /* fault_code */
-    {56, 4, 1, 0, 0, -2147483648LL, 2147483647LL, 0LL}, /* present_position */
-    {60, 4, 1, 0, 0, -2147483648LL, 2147483647LL, 0LL}, /* present_velocity */
-    {64, 2, 1, 0, 0, -32768LL, 32767LL, 0LL}, /* present_current */
-    {66, 2, 1, 0, 0, -32768LL, 32767LL, 250LL}, /* present_temperature */
-    {68, 2, 0, 0, 0, 0LL, 65535LL, 0LL}, /* present_voltage */
-    {70, 1, 0, 0, 0, 0LL, 255LL, 0LL}, /* status */
-    {71, 4, 0, 0, 1, 0LL, 4000000LL, 1000000LL}, /* up_baud */
-    {75, 4, 0, 0, 1, 0LL, 4000000LL, 1000000LL}, /* down_baud */
-    {79, 4, 0, 1, 0, 0LL, 4000000LL, 0LL}, /* baud_next_up */
-    {83, 4, 0, 1, 0, 0LL, 4000000LL, 0LL}, /* baud_next_down */
-    {87, 2, 0, 1, 0, 1LL, 10000LL, 20LL}, /* baud_delay */
-    {89, 2, 0, 1, 0, 10LL, 60000LL, 500LL}, /* baud_trial */
-    {91, 1, 0, 1, 0, 0LL, 3LL, 0LL}, /* baud_command */
-    {92, 1, 0, 0, 0, 0LL, 3LL, 0LL}, /* baud_state */
+    {0, 2, 0, 0, 1, 0x0u, 0xffffu, 0x0u}, /* model_number: 0..65535, default 0 */
+    {2, 1, 0, 0, 1, 0x0u, 0xffu, 0x1u}, /* firmware_major: 0..255, default 1 */
+    {3, 1, 0, 0, 1, 0x0u, 0xffu, 0x0u}, /* firmware_minor: 0..255, default 0 */
+    {4, 4, 0, 0, 1, 0x0u, 0xffffffffu, 0x0u}, /* serial_number: 0..4294967295, default 0 */
+    {8, 4, 1, 1, 1, 0xfa0a1f00u, 0x5f5e100u, 0xffd80d76u}, /* position_min: -100000000..100000000, default -2617994 */
+    {12, 4, 1, 1, 1, 0xfa0a1f00u, 0x5f5e100u, 0x27f28au}, /* position_max: -100000000..100000000, default 2617994 */
+    {16, 4, 1, 1, 1, 0x0u, 0x1312d00u, 0x3d0900u}, /* velocity_limit: 0..20000000, default 4000000 */
+    {20, 2, 1, 1, 1, 0x0u, 0x9c4u, 0x5dcu}, /* current_limit: 0..2500, default 1500 */
+    {22, 2, 1, 1, 1, 0xc8u, 0x4e2u, 0x320u}, /* temperature_limit: 200..1250, default 800 */
+    {24, 2, 0, 1, 1, 0x0u, 0x5dc0u, 0x251cu}, /* min_voltage: 0..24000, default 9500 */
+    {26, 2, 0, 1, 1, 0x0u, 0xffffu, 0x7d0u}, /* pos_kp: 0..65535, default 2000 */
+    {28, 2, 0, 1, 1, 0x320u, 0x3200u, 0x320u}, /* vel_kp: 800..12800, default 800 */
+    {30, 2, 0, 1, 1, 0x0u, 0xffffu, 0x3e80u}, /* vel_ki: 0..65535, default 16000 */
+    {32, 2, 0, 1, 1, 0x0u, 0xce4u, 0x3e8u}, /* cur_kp: 0..3300, default 1000 */
+    {34, 2, 0, 1, 1, 0x0u, 0xce4u, 0x7d0u}, /* cur_ki: 0..3300, default 2000 */
+    {36, 1, 0, 0, 0, 0x0u, 0xffu, 0xfeu}, /* bus_address: 0..255, default 254 */
+    {37, 1, 0, 1, 0, 0x0u, 0x1u, 0x0u}, /* torque_enable: 0..1, default 0 */
+    {38, 1, 0, 1, 0, 0x1u, 0x3u, 0x1u}, /* goal_mode: 1..3, default 1 */
+    {39, 1, 0, 1, 0, 0x0u, 0x1u, 0x0u}, /* estop: 0..1, default 0 */
+    {40, 2, 0, 1, 0, 0x0u, 0xea60u, 0x0u}, /* watchdog_period: 0..60000, default 0 */
+    {42, 2, 0, 1, 0, 0x0u, 0xea60u, 0x0u}, /* state_period: 0..60000, default 0 */
+    {44, 4, 1, 1, 0, 0xfa0a1f00u, 0x5f5e100u, 0x0u}, /* goal_position: -100000000..100000000, default 0 */
+    {48, 4, 1, 1, 0, 0xfeced300u, 0x1312d00u, 0x0u}, /* goal_velocity: -20000000..20000000, default 0 */
+    {52, 2, 1, 1, 0, 0xfffff63cu, 0x9c4u, 0x0u}, /* goal_current: -2500..2500, default 0 */
+    {54, 1, 0, 1, 0, 0x0u, 0xffu, 0x0u}, /* clear_flags: 0..255, default 0 */
+    {55, 1, 0, 0, 0, 0x0u, 0xffu, 0x0u}, /* fault_code: 0..255, default 0 */
+    {56, 4, 1, 0, 0, 0x80000000u, 0x7fffffffu, 0x0u}, /* present_position: -2147483648..2147483647, default 0 */
+    {60, 4, 1, 0, 0, 0x80000000u, 0x7fffffffu, 0x0u}, /* present_velocity: -2147483648..2147483647, default 0 */
+    {64, 2, 1, 0, 0, 0xffff8000u, 0x7fffu, 0x0u}, /* present_current: -32768..32767, default 0 */
+    {66, 2, 1, 0, 0, 0xffff8000u, 0x7fffu, 0xfau}, /* present_temperature: -32768..32767, default 250 */
+    {68, 2, 0, 0, 0, 0x0u, 0xffffu, 0x0u}, /* present_voltage: 0..65535, default 0 */
+    {70, 1, 0, 0, 0, 0x0u, 0xffu, 0x0u}, /* status: 0..255, default 0 */
+    {71, 4, 0, 0, 1, 0x0u, 0x3d0900u, 0xf4240u}, /* up_baud: 0..4000000, default 1000000 */
+    {75, 4, 0, 0, 1, 0x0u, 0x3d0900u, 0xf4240u}, /* down_baud: 0..4000000, default 1000000 */
+    {79, 4, 0, 1, 0, 0x0u, 0x3d0900u, 0x0u}, /* baud_next_up: 0..4000000, default 0 */
+    {83, 4, 0, 1, 0, 0x0u, 0x3d0900u, 0x0u}, /* baud_next_down: 0..4000000, default 0 */
+    {87, 2, 0, 1, 0, 0x1u, 0x2710u, 0x14u}, /* baud_delay: 1..10000, default 20 */
+    {89, 2, 0, 1, 0, 0xau, 0xea60u, 0x1f4u}, /* baud_trial: 10..60000, default 500 */
+    {91, 1, 0, 1, 0, 0x0u, 0x3u, 0x0u}, /* baud_command: 0..3, default 0 */
+    {92, 1, 0, 0, 0, 0x0u, 0x3u, 0x0u}, /* baud_state: 0..3, default 0 */
 };

@@ -108,18 +108,28 @@
 #define FW_RATESTATE_TRIAL 2
 #define FW_RATESTATE_REVERTED 3
 
-/* One register's rules. */
+/* One register's rules. Registers are at most 4 bytes, so the range and the default are kept in
+ * 32 bits (two's complement for a signed register): read them with fw_reg_minimum/maximum/default. */
 typedef struct {
     uint16_t address;
     uint8_t size;
     uint8_t is_signed;
     uint8_t writable;
     uint8_t persistent;
-    int64_t minimum;
-    int64_t maximum;
-    int64_t default_value;
+    uint32_t minimum;
+    uint32_t maximum;
+    uint32_t default_value;
 } fw_reg_info_t;
 
 extern const fw_reg_info_t fw_reg_table[FW_REG_COUNT];
+
+static inline int64_t fw_reg_value(const fw_reg_info_t *r, uint32_t raw) {
+    return r->is_signed ? (int64_t)(int32_t)raw : (int64_t)raw;
+}
+static inline int64_t fw_reg_minimum(const fw_reg_info_t *r) { return fw_reg_value(r, r->minimum); }
+static inline int64_t fw_reg_maximum(const fw_reg_info_t *r) { return fw_reg_value(r, r->maximum); }
+static inline int64_t fw_reg_default(const fw_reg_info_t *r) {
+    return fw_reg_value(r, r->default_value);
+}
 
 #endif

@@ -79,10 +79,8 @@ typedef struct ctl_core {
     double dt;
     double alpha;               /* velocity filter coefficient */
     /* mailboxes */
-    fw_ring_t commands;
-    ctl_command_t command_slots[CTL_COMMAND_CAPACITY];
+    fw_ring_t commands;         /* slots at the end of the struct */
     fw_ring_t events;
-    ctl_event_t event_slots[CTL_EVENT_CAPACITY];
     uint32_t estop_mark;        /* commands.posted when the last e-stop came */
     uint32_t stale_releases;
     /* hooks */
@@ -124,6 +122,9 @@ typedef struct ctl_core {
     /* model constants from the HAL's parameters */
     double resistance, ke_n;
     ctl_state_t state;
+    /* the mailboxes' slots last: on Thumb the fields above stay a short offset away */
+    ctl_command_t command_slots[CTL_COMMAND_CAPACITY];
+    ctl_event_t event_slots[CTL_EVENT_CAPACITY];
 } ctl_core_t;
 
 /* ControlCore(actuator, registers, period_ns, now). `motor` is copied; its ctx and params must outlive the core. */

@@ -6,8 +6,8 @@
  * a board one static instance. The entry points are sans-I/O and take the time `now` in integer ns:
  *
  *   fw_joint_rx_byte(j, port, byte, now)     one received byte: what the UART receive interrupt calls
- *   fw_joint_rx_block(j, port, data, n, now) a received block (DMA): the same as its bytes one call each when
- *                                            the block holds fewer frames than a link's event ring
+ *   fw_joint_rx_block(j, port, data, n, now) a received block (DMA): the same as its bytes one call each (each
+ *                                            frame is routed and handled at its delimiter, as JointNode does)
  *   fw_joint_tx(j, port, now, out, cap)      bytes to put on the line now (the transmit interrupt / DMA)
  *   fw_joint_next_deadline(j)                when fw_joint_handle_timer must run next (the timer compare)
  *   fw_joint_handle_timer(j, now)
@@ -44,39 +44,40 @@ typedef struct fw_joint_config {
     fw_link_config_t link;
 } fw_joint_config_t;
 
+/* The small fields first, the buffers last: on Thumb a field near the start is one load away. */
 typedef struct fw_joint {
-    fw_joint_config_t config;
-    fw_hal_t hal;
-    fw_hal_motor_t motor;
-    fw_regs_t regs;
-    fw_node_counters_t counters;
-    int64_t port_rates[2];
-    uint32_t boots;
-    int64_t booting_until; /* FW_NO_DEADLINE: running */
-    int64_t reboot_at;
-    /* the rate switch (joints/rates.py RateSwitch) */
-    int64_t rate_old[2];
-    bool rate_has_old;
-    int64_t switch_at, revert_at;
-    uint32_t switches, reverts;
-    /* comm core */
-    fw_link_t links[2];
-    fw_router_t router;
-    ctl_core_t control;
     uint8_t clearing_flags;
-    uint32_t clearing_mark;
     int8_t is_last; /* -1 unknown, 0, 1 */
     bool down_answered;
     bool has_held_enumerate;
-    fw_packet_t held_enumerate;
+    bool rate_has_old;
+    uint8_t result_head, result_len;
     uint16_t msg_id;
+    uint32_t clearing_mark;
+    uint32_t boots;
+    int32_t estop_msg_id; /* -1: none */
+    int64_t booting_until; /* FW_NO_DEADLINE: running */
+    int64_t reboot_at;
+    int64_t telemetry_at;
+    int64_t estop_until;
+    /* the rate switch (joints/rates.py RateSwitch) */
+    int64_t rate_old[2];
+    int64_t switch_at, revert_at;
+    uint32_t switches, reverts;
+    int64_t port_rates[2];
+    fw_hal_t hal;
+    fw_hal_motor_t motor;
+    fw_node_counters_t counters;
+    fw_joint_config_t config;
     uint16_t result_ids[FW_RESULTS_KEPT];
     uint8_t result_values[FW_RESULTS_KEPT];
-    uint8_t result_head, result_len;
-    int64_t telemetry_at;
-    int32_t estop_msg_id; /* -1: none */
-    int64_t estop_until;
+    fw_regs_t regs;
+    /* comm core */
+    fw_router_t router;
+    ctl_core_t control;
+    fw_packet_t held_enumerate;
     fw_packet_t scratch; /* packets built by the handlers */
+    fw_link_t links[2];
 } fw_joint_t;
 
 void fw_joint_config_default(fw_joint_config_t *c, uint16_t model, uint32_t serial);

@@ -2,8 +2,9 @@
  *
  * Theory of operation: a port of Router for a joint (two links). fw_router_pump drains both links' event rings in
  * place, forwards and reports (UNDELIVERABLE to the host) as Router.pump does, and lists what the joint must
- * handle itself (packets for it, link notices) as references to the events, which stay in the rings until
- * fw_router_release: the joint handles them after the router's pass over every event, in the Python order.
+ * handle itself (packets for it, link notices) as references to the events, which stay in the rings (and their
+ * packets in the links' slots and frame scratch, fw_link_event_packet) until fw_router_release: the joint handles
+ * them after the router's pass over every event, in the Python order.
  * Reports waiting for room in the UP queue sit in a backlog of FW_REPORT_BACKLOG compact entries.
  */
 #ifndef FW_ROUTER_H
@@ -29,11 +30,12 @@ typedef struct fw_router_counters {
     int32_t reserved[2];
 } fw_router_counters_t;
 
-/* One thing for the joint: a packet delivered to it (notice false) or a link notice, by role and event. */
+/* One thing for the joint: a packet delivered to it (notice false) or a link notice, by role and the event's
+ * index in that link's ring (fw_router_item_event). */
 typedef struct fw_router_item {
     uint8_t role;
     bool notice;
-    fw_link_event_t *event;
+    uint8_t event;
 } fw_router_item_t;
 
 typedef bool (*fw_local_accept_fn)(void *ctx, const fw_packet_t *p);
@@ -45,13 +47,13 @@ typedef struct fw_router {
     bool chain_continues;  /* enumeration found joints below: broadcasts lost below are reported */
     fw_local_accept_fn local_accept;
     void *local_ctx;
+    uint8_t b_head, b_len;
+    uint16_t n_items;
+    uint16_t processed[2];
+    uint32_t items_overflow;
     fw_router_counters_t counters;
     fw_report_t backlog[FW_REPORT_BACKLOG];
-    uint8_t b_head, b_len;
     fw_router_item_t items[FW_ROUTER_ITEMS];
-    uint16_t n_items;
-    uint32_t items_overflow;
-    uint16_t processed[2];
 } fw_router_t;
 
 void fw_router_init(fw_router_t *r, uint8_t address, fw_link_t *up, fw_link_t *down, fw_local_accept_fn accept,
@@ -62,5 +64,8 @@ void fw_router_report(fw_router_t *r, const fw_packet_t *p, int role, uint8_t re
 /* Drain both links' events; r->items[0..n_items) are the joint's. Call fw_router_release after handling them. */
 uint16_t fw_router_pump(fw_router_t *r, int64_t now);
 void fw_router_release(fw_router_t *r);
+static inline fw_link_event_t *fw_router_item_event(const fw_router_t *r, const fw_router_item_t *it) {
+    return &r->links[it->role]->events[it->event];
+}
 
 #endif

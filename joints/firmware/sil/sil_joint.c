@@ -105,7 +105,7 @@ void sil_joint_link_info(const fw_joint_t *j, uint32_t port, int64_t *out) {
     out[3] = l->has_inflight;
     out[4] = fw_link_queue_space(l);
     out[5] = l->deframer.len;
-    out[6] = l->ev_overflow + l->out_overflow;
+    out[6] = l->ev_overflow + l->out_overflow + l->slot_refused;
     out[7] = fw_link_next_deadline(l);
 }
 uint32_t sil_joint_backlog(const fw_joint_t *j) { return j->router.b_len; }

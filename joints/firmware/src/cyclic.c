@@ -65,7 +65,7 @@ static int64_t lead_ns(unsigned slices_below, int64_t baud, int64_t forward_late
 static uint8_t check_goal(const fw_joint_t *j, uint8_t mode, int32_t value) {
     if (mode < FW_GOAL_POSITION || mode > FW_GOAL_CURRENT) return FW_ERR_LIMIT;
     const fw_reg_info_t *r = &fw_reg_table[goal_register[mode]];
-    if (value < r->minimum || value > r->maximum) return FW_ERR_LIMIT;
+    if (value < fw_reg_minimum(r) || value > fw_reg_maximum(r)) return FW_ERR_LIMIT;
     if (ctl_flags(&j->control) & FW_BLOCKING_FLAGS) return FW_ERR_BUSY;
     return FW_GOAL_TAKEN;
 }

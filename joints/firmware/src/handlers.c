@@ -227,7 +227,7 @@ static void on_set_goal(fw_joint_t *j, int port, const fw_packet_t *p, int64_t n
     }
     unsigned name = goal_register[mode];
     const fw_reg_info_t *r = &fw_reg_table[name];
-    if (value < r->minimum || value > r->maximum) {
+    if (value < fw_reg_minimum(r) || value > fw_reg_maximum(r)) {
         fw_handlers_error(j, p, FW_ERR_LIMIT, r->address, now, false);
         return;
     }

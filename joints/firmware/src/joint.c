@@ -263,14 +263,17 @@ static void pump(fw_joint_t *j, int64_t now) {
         }
         for (uint16_t k = 0; k < n; k++) {
             fw_router_item_t *it = &j->router.items[k];
-            fw_link_event_t *ev = it->event;
+            fw_link_event_t *ev = fw_router_item_event(&j->router, it);
+            fw_packet_t tmp;
             if (!it->notice) {
+                const fw_packet_t *p = fw_link_event_packet(&j->links[it->role], ev, &tmp);
                 j->counters.handled++;
-                if (it->role == FW_PORT_UP && j->estop_msg_id >= 0) newer_than_estop(j, &ev->packet);
-                fw_handlers_dispatch(j, it->role, &ev->packet, now);
+                if (it->role == FW_PORT_UP && j->estop_msg_id >= 0) newer_than_estop(j, p);
+                fw_handlers_dispatch(j, it->role, p, now);
             } else if (ev->kind == FW_EV_FAILED) {
                 j->counters.delivery_failures++;
-                fw_handlers_delivery_failed(j, it->role, &ev->packet, ev->reason, now);
+                fw_handlers_delivery_failed(j, it->role, fw_link_event_packet(&j->links[it->role], ev, &tmp),
+                                            ev->reason, now);
             } else if (it->role == FW_PORT_DOWN && ev->kind == FW_EV_RESET) {
                 j->down_answered = true;
             } else if (it->role == FW_PORT_UP && ev->kind == FW_EV_RESET && ev->flag) {
@@ -291,9 +294,9 @@ void fw_joint_rx_block(fw_joint_t *j, unsigned port, const uint8_t *data, uint32
     fw_link_t *l = &j->links[port];
     for (uint32_t k = 0; k < n; k++) {
         fw_link_rx_byte(l, data[k], now);
-        if (l->ev_len + 3 > FW_LINK_EVENTS) pump(j, now); /* a block of many frames: keep the ring from filling */
+        if (data[k] == 0) pump(j, now); /* a completed frame is routed and handled before the next is taken */
     }
-    pump(j, now);
+    if (n == 0 || data[n - 1] != 0) pump(j, now);
 }
 
 void fw_joint_rx_byte(fw_joint_t *j, unsigned port, uint8_t byte, int64_t now) {

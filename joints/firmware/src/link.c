@@ -44,7 +44,61 @@ static fw_link_event_t *push_event(fw_link_t *l, uint8_t kind) {
     ev->kind = kind;
     ev->reason = 0;
     ev->flag = 0;
+    ev->slot = FW_LINK_NO_SLOT;
     return ev;
+}
+
+static bool slot_free_exists(const fw_link_t *l) {
+    return (l->busy & ((1u << FW_LINK_SLOTS) - 1u)) != ((1u << FW_LINK_SLOTS) - 1u);
+}
+
+/* A free slot holding a copy of p, or FW_LINK_NO_SLOT. */
+static uint8_t slot_take(fw_link_t *l, const fw_packet_t *p) {
+    for (uint8_t s = 0; s < FW_LINK_SLOTS; s++) {
+        if (!(l->busy & (1u << s))) {
+            l->busy = (uint16_t)(l->busy | (1u << s));
+            l->pkts[s] = *p;
+            return s;
+        }
+    }
+    return FW_LINK_NO_SLOT;
+}
+
+static void slot_release(fw_link_t *l, uint8_t s) {
+    if (s != FW_LINK_NO_SLOT) l->busy = (uint16_t)(l->busy & ~(1u << s));
+}
+
+static void set_head(fw_packet_head_t *h, const fw_packet_t *p) {
+    h->src = p->src;
+    h->dst = p->dst;
+    h->type = p->type;
+    h->ttl = p->ttl;
+    h->msg_id = p->msg_id;
+    h->len = (uint8_t)(p->len < FW_LINK_HEAD_PAYLOAD ? p->len : FW_LINK_HEAD_PAYLOAD);
+    memcpy(h->payload, p->payload, h->len);
+}
+
+const fw_packet_t *fw_link_event_packet(const fw_link_t *l, const fw_link_event_t *ev, fw_packet_t *tmp) {
+    if (ev->kind == FW_EV_RECEIVED) return &l->scratch.packet;
+    if (ev->slot != FW_LINK_NO_SLOT) return &l->pkts[ev->slot];
+    const fw_packet_head_t *h = &ev->head;
+    tmp->src = h->src;
+    tmp->dst = h->dst;
+    tmp->type = h->type;
+    tmp->ttl = h->ttl;
+    tmp->msg_id = h->msg_id;
+    tmp->len = h->len;
+    memcpy(tmp->payload, h->payload, h->len);
+    return tmp;
+}
+
+void fw_link_pop_events(fw_link_t *l, uint16_t n) {
+    for (uint16_t k = 0; k < n && l->ev_len; k++) {
+        fw_link_event_t *ev = &l->events[l->ev_head];
+        if (ev->kind == FW_EV_FAILED) slot_release(l, ev->slot);
+        l->ev_head = (uint16_t)((l->ev_head + 1) % FW_LINK_EVENTS);
+        l->ev_len--;
+    }
 }
 
 static void out_append(fw_link_t *l, const uint8_t *wire, size_t n) {
@@ -83,10 +137,11 @@ static void emit_control(fw_link_t *l, uint8_t kind, uint8_t seq, uint8_t flags,
     emit(l, wire, n, timed, now);
 }
 
-static void transmit(fw_link_t *l, const fw_packet_t *p, int64_t now, bool urgent) {
+/* Put the packet of `slot` in flight. */
+static void transmit(fw_link_t *l, uint8_t slot, int64_t now, bool urgent) {
     uint8_t wire[FW_MAX_ENCODED];
-    size_t n = fw_encode_data(l->tx_seq, 0, p, wire);
-    if (&l->inflight != p) l->inflight = *p;
+    size_t n = fw_encode_data(l->tx_seq, 0, &l->pkts[slot], wire);
+    l->inflight = slot;
     l->has_inflight = true;
     l->inflight_urgent = urgent;
     l->attempts = 0;
@@ -102,34 +157,39 @@ static void transmit(fw_link_t *l, const fw_packet_t *p, int64_t now, bool urgen
 
 static void start_next(fw_link_t *l, int64_t now) {
     if (l->u_len) {
-        fw_packet_t *p = &l->urgent[l->u_head];
+        uint8_t slot = l->urgent[l->u_head];
         l->u_head = (uint8_t)((l->u_head + 1) % FW_LINK_URGENT_MAX);
         l->u_len--;
-        transmit(l, p, now, true);
+        transmit(l, slot, now, true);
     } else if (l->q_len) {
-        fw_packet_t *p = &l->queue[l->q_head];
+        uint8_t slot = l->queue[l->q_head];
         l->q_head = (uint8_t)((l->q_head + 1) % FW_LINK_QUEUE_MAX);
         l->q_len--;
-        transmit(l, p, now, false);
+        transmit(l, slot, now, false);
     } else {
         l->deadline = FW_NO_DEADLINE;
         l->arm_on_drain = false;
     }
 }
 
-static void fail(fw_link_t *l, const fw_packet_t *p, uint8_t reason, bool maybe) {
+/* A FAILED event for p, which the event keeps in `slot` (its slot in the pool, or none). */
+static void fail(fw_link_t *l, const fw_packet_t *p, uint8_t slot, uint8_t reason, bool maybe) {
     l->counters.failures++;
     fw_link_event_t *ev = push_event(l, FW_EV_FAILED);
     if (ev) {
         ev->reason = reason;
         ev->flag = maybe;
-        ev->packet = *p;
+        ev->slot = slot;
+        set_head(&ev->head, p);
+        if (slot == FW_LINK_NO_SLOT && p->len > FW_LINK_HEAD_PAYLOAD) l->head_only++;
+    } else {
+        slot_release(l, slot);
     }
 }
 
 static void fail_inflight(fw_link_t *l, uint8_t reason) {
     if (l->has_inflight) {
-        fail(l, &l->inflight, reason, true);
+        fail(l, &l->pkts[l->inflight], l->inflight, reason, true);
         l->has_inflight = false;
     }
 }
@@ -170,7 +230,7 @@ static void do_retransmit(fw_link_t *l, int64_t now) {
     }
     if (l->has_inflight) {
         uint8_t wire[FW_MAX_ENCODED];
-        size_t n = fw_encode_data(l->tx_seq, FW_FLAG_RETRANSMIT, &l->inflight, wire);
+        size_t n = fw_encode_data(l->tx_seq, FW_FLAG_RETRANSMIT, &l->pkts[l->inflight], wire);
         emit(l, wire, n, true, now);
     } else {
         emit_control(l, FW_KIND_RESET, l->nonce, FW_FLAG_RETRANSMIT, true, now);
@@ -185,14 +245,14 @@ static void dispatch(fw_link_t *l, unsigned input, const fw_packet_t *p, const f
     fw_link_event_t *ev;
     switch (action) {
     case FW_ACT_QUEUE:
-        l->queue[(l->q_head + l->q_len) % FW_LINK_QUEUE_MAX] = *p;
+        l->queue[(l->q_head + l->q_len) % FW_LINK_QUEUE_MAX] = slot_take(l, p); /* fw_link_send saw a free one */
         l->q_len++;
         if (l->state == FW_LS_OPEN && !l->has_inflight) start_next(l, now);
         break;
     case FW_ACT_QUEUE_URGENT: {
         int64_t backoff = current_timeout(l);
         if (!l->u_len) l->urgent_since = now;
-        l->urgent[(l->u_head + l->u_len) % FW_LINK_URGENT_MAX] = *p;
+        l->urgent[(l->u_head + l->u_len) % FW_LINK_URGENT_MAX] = slot_take(l, p);
         l->u_len++;
         if (l->state == FW_LS_OPEN && !l->has_inflight) {
             start_next(l, now);
@@ -203,14 +263,13 @@ static void dispatch(fw_link_t *l, unsigned input, const fw_packet_t *p, const f
         break;
     }
     case FW_ACT_FAIL_NOW:
-        fail(l, p, FW_UNDELIV_LINK_DOWN, false);
+        fail(l, p, slot_take(l, p), FW_UNDELIV_LINK_DOWN, false);
         break;
     case FW_ACT_DELIVER:
         l->rx_expected = (uint8_t)(f->seq + 1);
         emit_control(l, FW_KIND_ACK, f->seq, 0, false, now);
         c->data_delivered++;
-        ev = push_event(l, FW_EV_RECEIVED);
-        if (ev) ev->packet = f->packet;
+        push_event(l, FW_EV_RECEIVED); /* its packet: l->scratch, until the next frame */
         break;
     case FW_ACT_REACK:
         c->duplicates++;
@@ -233,7 +292,8 @@ static void dispatch(fw_link_t *l, unsigned input, const fw_packet_t *p, const f
         l->tx_seq = (uint8_t)(l->tx_seq + 1);
         c->acked++;
         ev = push_event(l, FW_EV_ACKED);
-        if (ev) ev->packet = l->inflight;
+        if (ev) ev->head.src = l->pkts[l->inflight].src;
+        slot_release(l, l->inflight);
         start_next(l, now);
         break;
     case FW_ACT_RESYNC:
@@ -271,12 +331,12 @@ static void dispatch(fw_link_t *l, unsigned input, const fw_packet_t *p, const f
     case FW_ACT_GO_DOWN:
         c->link_down++;
         while (l->u_len) {
-            fail(l, &l->urgent[l->u_head], FW_UNDELIV_LINK_DOWN, false);
+            fail(l, &l->pkts[l->urgent[l->u_head]], l->urgent[l->u_head], FW_UNDELIV_LINK_DOWN, false);
             l->u_head = (uint8_t)((l->u_head + 1) % FW_LINK_URGENT_MAX);
             l->u_len--;
         }
         while (l->q_len) {
-            fail(l, &l->queue[l->q_head], FW_UNDELIV_LINK_DOWN, false);
+            fail(l, &l->pkts[l->queue[l->q_head]], l->queue[l->q_head], FW_UNDELIV_LINK_DOWN, false);
             l->q_head = (uint8_t)((l->q_head + 1) % FW_LINK_QUEUE_MAX);
             l->q_len--;
         }
@@ -320,8 +380,12 @@ bool fw_link_send(fw_link_t *l, const fw_packet_t *p, int64_t now, bool urgent) 
     } else if (l->q_len >= l->config.queue_limit) {
         return false;
     }
+    if (l->state != FW_LS_DOWN && !slot_free_exists(l)) { /* never: FW_LINK_SLOTS covers the worst case */
+        l->slot_refused++;
+        return false;
+    }
     if (l->state == FW_LS_OPEN && !l->has_inflight) {
-        transmit(l, p, now, urgent);
+        transmit(l, slot_take(l, p), now, urgent);
     } else {
         dispatch(l, urgent ? FW_IN_SEND_URGENT : FW_IN_SEND, p, NULL, now);
     }

@@ -27,7 +27,7 @@ static int64_t decode(const uint8_t *p, unsigned size, bool is_signed) {
 void fw_regs_init(fw_regs_t *r, uint16_t model, uint32_t serial, uint8_t fw_major, uint8_t fw_minor) {
     memset(r->mem, 0, sizeof r->mem);
     for (unsigned k = 0; k < FW_REG_COUNT; k++) {
-        put(r, k, fw_reg_table[k].default_value);
+        put(r, k, fw_reg_default(&fw_reg_table[k]));
     }
     fw_regs_set(r, FW_REG_MODEL_NUMBER, model);
     fw_regs_set(r, FW_REG_SERIAL_NUMBER, serial);
@@ -42,8 +42,8 @@ int64_t fw_regs_get(const fw_regs_t *r, unsigned id) {
 
 void fw_regs_set(fw_regs_t *r, unsigned id, int64_t value) {
     const fw_reg_info_t *info = &fw_reg_table[id];
-    if (value < info->minimum) value = info->minimum;
-    if (value > info->maximum) value = info->maximum;
+    if (value < fw_reg_minimum(info)) value = fw_reg_minimum(info);
+    if (value > fw_reg_maximum(info)) value = fw_reg_maximum(info);
     put(r, id, value);
 }
 
@@ -59,7 +59,7 @@ void fw_regs_set_state_block(fw_regs_t *r, int32_t position, int32_t velocity, i
 
 void fw_regs_reset_volatile(fw_regs_t *r) {
     for (unsigned k = 0; k < FW_REG_COUNT; k++) {
-        if (!fw_reg_table[k].persistent) put(r, k, fw_reg_table[k].default_value);
+        if (!fw_reg_table[k].persistent) put(r, k, fw_reg_default(&fw_reg_table[k]));
     }
 }
 
@@ -116,7 +116,7 @@ uint8_t fw_regs_check_write(const fw_regs_t *r, uint32_t address, const uint8_t 
             return FW_ERR_ACCESS;
         }
         int64_t v = decode(&data[info->address - address], info->size, info->is_signed != 0);
-        if (v < info->minimum || v > info->maximum) {
+        if (v < fw_reg_minimum(info) || v > fw_reg_maximum(info)) {
             values->present = 0;
             return FW_ERR_LIMIT;
         }

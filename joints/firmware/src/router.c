@@ -153,11 +153,11 @@ static void add_item(fw_router_t *r, int role, bool notice, fw_link_event_t *ev)
     fw_router_item_t *it = &r->items[r->n_items++];
     it->role = (uint8_t)role;
     it->notice = notice;
-    it->event = ev;
+    it->event = (uint8_t)(ev - r->links[role]->events);
 }
 
 static void received(fw_router_t *r, fw_link_event_t *ev, int role, int64_t now) {
-    const fw_packet_t *p = &ev->packet;
+    const fw_packet_t *p = &r->links[role]->scratch.packet;
     bool local;
     int fwd;
     route(r, p, role, &local, &fwd);
@@ -198,7 +198,8 @@ static void received(fw_router_t *r, fw_link_event_t *ev, int role, int64_t now)
 }
 
 static void failed(fw_router_t *r, fw_link_event_t *ev, int role, int64_t now) {
-    const fw_packet_t *p = &ev->packet;
+    fw_packet_t tmp;
+    const fw_packet_t *p = fw_link_event_packet(r->links[role], ev, &tmp);
     bool maybe = ev->flag != 0;
     if (p->type == FW_MSG_UNDELIVERABLE && role == FW_PORT_UP) {
         if (maybe) {
@@ -244,7 +245,7 @@ uint16_t fw_router_pump(fw_router_t *r, int64_t now) {
                 received(r, ev, role, now);
                 break;
             case FW_EV_ACKED:
-                if (ev->packet.src == r->address) add_item(r, role, true, ev);
+                if (ev->head.src == r->address) add_item(r, role, true, ev);
                 break;
             case FW_EV_FAILED:
                 failed(r, ev, role, now);
@@ -262,9 +263,7 @@ void fw_router_release(fw_router_t *r) {
     for (int role = 0; role < 2; role++) {
         fw_link_t *l = r->links[role];
         if (l == NULL) continue;
-        uint16_t n = r->processed[role];
-        l->ev_head = (uint16_t)((l->ev_head + n) % FW_LINK_EVENTS);
-        l->ev_len = (uint16_t)(l->ev_len - n);
+        fw_link_pop_events(l, r->processed[role]);
         r->processed[role] = 0;
     }
     r->n_items = 0;
