@@ -44,7 +44,58 @@ def socket_path(url: str) -> str:
     return path
 
 
-class Serial(SerialBase):
+class SocketLines:
+    """The line surface of a pyserial port that is really a stream socket (``armbus serve``, the in-process virtual
+    arm): there is no UART behind it, so output is never held, a break and the modem lines do nothing, and the
+    lines read as a cable that is plugged in. Every call still checks the port is open (``_live``, the class's)."""
+
+    def _live(self) -> object:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        self._live()
+
+    def reset_output_buffer(self) -> None:
+        self._live()
+
+    def send_break(self, duration: float = 0.25) -> None:
+        self._live()
+
+    def _update_break_state(self) -> None:
+        pass
+
+    def _update_rts_state(self) -> None:
+        pass
+
+    def _update_dtr_state(self) -> None:
+        pass
+
+    @property
+    def out_waiting(self) -> int:
+        return 0
+
+    @property
+    def cts(self) -> bool:
+        self._live()
+        return True
+
+    @property
+    def dsr(self) -> bool:
+        self._live()
+        return True
+
+    @property
+    def ri(self) -> bool:
+        self._live()
+        return False
+
+    @property
+    def cd(self) -> bool:
+        self._live()
+        return True
+
+
+class Serial(SocketLines, SerialBase):
     """A connection to ``armbus serve`` as a serial port. See the module docstring."""
 
     _sock: socket.socket | None = None
@@ -95,9 +146,6 @@ class Serial(SerialBase):
         buf = fcntl.ioctl(self._live().fileno(), termios.FIONREAD, b"\0\0\0\0")
         return int(struct.unpack("I", buf)[0])
 
-    @property
-    def out_waiting(self) -> int:
-        return 0
 
     def read(self, size: int = 1) -> bytes:
         sock = self._live()
@@ -142,46 +190,18 @@ class Serial(SerialBase):
                 raise
         return total - len(view)
 
-    def flush(self) -> None:
-        self._live()
 
     def reset_input_buffer(self) -> None:
         self._live()  # keep the server's frames: see the module docstring
 
-    def reset_output_buffer(self) -> None:
-        self._live()
 
-    def send_break(self, duration: float = 0.25) -> None:
-        self._live()
 
-    def _update_break_state(self) -> None:
-        pass
 
-    def _update_rts_state(self) -> None:
-        pass
 
-    def _update_dtr_state(self) -> None:
-        pass
 
-    @property
-    def cts(self) -> bool:
-        self._live()
-        return True
 
-    @property
-    def dsr(self) -> bool:
-        self._live()
-        return True
 
-    @property
-    def ri(self) -> bool:
-        self._live()
-        return False
 
-    @property
-    def cd(self) -> bool:
-        self._live()
-        return True
 
 
 def default_socket(port: str) -> str:

@@ -39,6 +39,7 @@ from typing import Any
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, Timeout
 
 from armbus.bus.errors import ArmbusError
+from armbus.controller.serveurl.protocol_serve import SocketLines
 from armbus.hil.adapter import parse_adapter
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
@@ -88,7 +89,7 @@ def parse_url(url: str) -> dict[str, Any]:
     return opts
 
 
-class Serial(SerialBase):
+class Serial(SocketLines, SerialBase):
     """A virtual arm as a serial port. See the module docstring."""
 
     virtual_arm: RealtimeArm | None = None
@@ -201,8 +202,6 @@ class Serial(SerialBase):
                 raise
         return total - len(view)
 
-    def flush(self) -> None:
-        self._live()
 
     def reset_input_buffer(self) -> None:
         sock = self._live()
@@ -213,37 +212,11 @@ class Serial(SerialBase):
             except BlockingIOError:
                 return
 
-    def reset_output_buffer(self) -> None:
-        self._live()
 
-    def send_break(self, duration: float = 0.25) -> None:
-        self._live()
 
-    def _update_break_state(self) -> None:
-        pass
 
-    def _update_rts_state(self) -> None:
-        pass
 
-    def _update_dtr_state(self) -> None:
-        pass
 
-    @property
-    def cts(self) -> bool:
-        self._live()
-        return True
 
-    @property
-    def dsr(self) -> bool:
-        self._live()
-        return True
 
-    @property
-    def ri(self) -> bool:
-        self._live()
-        return False
 
-    @property
-    def cd(self) -> bool:
-        self._live()
-        return True
