@@ -44,13 +44,48 @@ def socket_path(url: str) -> str:
     return path
 
 
-class SocketLines:
-    """The line surface of a pyserial port that is really a stream socket (``armbus serve``, the in-process virtual
-    arm): there is no UART behind it, so output is never held, a break and the modem lines do nothing, and the
-    lines read as a cable that is plugged in. Every call still checks the port is open (``_live``, the class's)."""
+class SocketPort:
+    """The surface of a pyserial port that is really a non-blocking stream socket (``armbus serve``, the
+    in-process virtual arm) apart from opening and reading: there is no UART behind it, so output is never held, a
+    break and the modem lines do nothing, and the lines read as a cable that is plugged in. Every call checks the
+    port is open (``_live``, the class's); ``write`` honours pyserial's write timeout and says ``peer_closed`` when
+    the other end has gone."""
 
-    def _live(self) -> object:
+    #: The error when the far end closed the socket (the subclass names it).
+    peer_closed = "the far end closed the connection"
+    write_timeout: float | None
+
+    def _live(self) -> socket.socket:
         raise NotImplementedError
+
+    def fileno(self) -> int:
+        return self._live().fileno()
+
+    @property
+    def in_waiting(self) -> int:
+        buf = fcntl.ioctl(self._live().fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int(struct.unpack("I", buf)[0])
+
+    def write(self, data: Any) -> int:
+        sock = self._live()
+        view = memoryview(bytes(data))
+        total = len(view)
+        timeout = Timeout(self.write_timeout)  # type: ignore[arg-type]  # None: block
+        while view:
+            try:
+                n = sock.send(view)
+                view = view[n:]
+            except BlockingIOError:
+                if timeout.is_non_blocking:
+                    break
+                _, ready, _ = select.select([], [sock], [], timeout.time_left())
+                if not ready and timeout.expired():
+                    raise SerialTimeoutException("Write timeout") from None
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+                    raise SerialException(self.peer_closed) from None
+                raise
+        return total - len(view)
 
     def flush(self) -> None:
         self._live()
@@ -95,8 +130,10 @@ class SocketLines:
         return True
 
 
-class Serial(SocketLines, SerialBase):
+class Serial(SocketPort, SerialBase):
     """A connection to ``armbus serve`` as a serial port. See the module docstring."""
+
+    peer_closed = "armbus serve closed the connection"
 
     _sock: socket.socket | None = None
 
@@ -138,15 +175,6 @@ class Serial(SocketLines, SerialBase):
             raise PortNotOpenError()
         return self._sock
 
-    def fileno(self) -> int:
-        return self._live().fileno()
-
-    @property
-    def in_waiting(self) -> int:
-        buf = fcntl.ioctl(self._live().fileno(), termios.FIONREAD, b"\0\0\0\0")
-        return int(struct.unpack("I", buf)[0])
-
-
     def read(self, size: int = 1) -> bytes:
         sock = self._live()
         out = bytearray()
@@ -168,28 +196,6 @@ class Serial(SocketLines, SerialBase):
             if timeout.expired():
                 break
         return bytes(out)
-
-    def write(self, data: Any) -> int:
-        sock = self._live()
-        view = memoryview(bytes(data))
-        total = len(view)
-        timeout = Timeout(self.write_timeout)  # type: ignore[arg-type]  # None: block
-        while view:
-            try:
-                n = sock.send(view)
-                view = view[n:]
-            except BlockingIOError:
-                if timeout.is_non_blocking:
-                    break
-                _, ready, _ = select.select([], [sock], [], timeout.time_left())
-                if not ready and timeout.expired():
-                    raise SerialTimeoutException("Write timeout") from None
-            except OSError as exc:
-                if exc.errno in (errno.EPIPE, errno.ECONNRESET):
-                    raise SerialException("armbus serve closed the connection") from None
-                raise
-        return total - len(view)
-
 
     def reset_input_buffer(self) -> None:
         self._live()  # keep the server's frames: see the module docstring

@@ -27,19 +27,15 @@ The simulation itself is :attr:`Serial.virtual_arm` (the :class:`RealtimeArm`); 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import select
 import socket
-import struct
-import termios
 import urllib.parse
 from typing import Any
 
-from serial.serialutil import PortNotOpenError, SerialBase, SerialException, SerialTimeoutException, Timeout
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout
 
 from armbus.bus.errors import ArmbusError
-from armbus.controller.serveurl.protocol_serve import SocketLines
+from armbus.controller.serveurl.protocol_serve import SocketPort
 from armbus.hil.adapter import parse_adapter
 from armbus.hil.realtime import RealtimeArm, check_realtime_baud, realtime_link_config
 from armbus.hil.schedule import FaultSchedule
@@ -89,8 +85,10 @@ def parse_url(url: str) -> dict[str, Any]:
     return opts
 
 
-class Serial(SocketLines, SerialBase):
+class Serial(SocketPort, SerialBase):
     """A virtual arm as a serial port. See the module docstring."""
+
+    peer_closed = "the virtual arm's driver closed the port"
 
     virtual_arm: RealtimeArm | None = None
     _sock: socket.socket | None = None
@@ -150,18 +148,6 @@ class Serial(SocketLines, SerialBase):
             raise SerialException(f"the virtual arm stopped on an error: {rt.error!r}")
         return self._sock
 
-    def fileno(self) -> int:
-        return self._live().fileno()
-
-    @property
-    def in_waiting(self) -> int:
-        buf = fcntl.ioctl(self._live().fileno(), termios.FIONREAD, b"\0\0\0\0")
-        return int(struct.unpack("I", buf)[0])
-
-    @property
-    def out_waiting(self) -> int:
-        return 0  # bytes are handed to the simulation at once; the wire model queues them
-
     def read(self, size: int = 1) -> bytes:
         sock = self._live()
         out = bytearray()
@@ -180,28 +166,6 @@ class Serial(SocketLines, SerialBase):
             if timeout.expired():
                 break
         return bytes(out)
-
-    def write(self, data: Any) -> int:
-        sock = self._live()
-        view = memoryview(bytes(data))
-        total = len(view)
-        timeout = Timeout(self.write_timeout)  # type: ignore[arg-type]  # None: block
-        while view:
-            try:
-                n = sock.send(view)
-                view = view[n:]
-            except BlockingIOError:
-                if timeout.is_non_blocking:
-                    break
-                _, ready, _ = select.select([], [sock], [], timeout.time_left())
-                if not ready and timeout.expired():
-                    raise SerialTimeoutException("Write timeout") from None
-            except OSError as exc:
-                if exc.errno in (errno.EPIPE, errno.ECONNRESET):
-                    raise SerialException("the virtual arm's driver closed the port") from None
-                raise
-        return total - len(view)
-
 
     def reset_input_buffer(self) -> None:
         sock = self._live()
