@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import serial
 
-from armbus.bus.errors import LeaseError, PortError, UsageError
+from armbus.bus.errors import LeaseError, PortError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import Cycle, Enumerate, EStop, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, Address
@@ -53,7 +53,7 @@ from armbus.controller.cyclic import CycleView, CyclicReport
 from armbus.controller.events import JointState, LeaseAnswered
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ports import port_turnaround_ns
-from armbus.controller.servelink import ServeLink, host_node, lease_refusal
+from armbus.controller.servelink import ServeLink, host_node, lease_refusal, refuse_if_served, served_link
 from armbus.controller.serveproto import ACQUIRE, RELEASE
 
 log = logging.getLogger(__name__)
@@ -179,14 +179,10 @@ class AsyncArm(AsyncDriver):
         return self._lease_name if link is None else link.lease_holder
 
     def _not_served(self, what: str) -> None:
-        """UsageError when the arm is shared by armbus serve: the port's rate is the server's."""
-        if self._serve_link() is not None:
-            raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
-                             "serve, switch on the port directly (armbus baud), then serve again with --baud")
+        refuse_if_served(self.node, what)
 
     def _serve_link(self) -> ServeLink | None:
-        link = self.node.link
-        return link if isinstance(link, ServeLink) else None
+        return served_link(self.node)
 
     async def _lease_call(self, link: ServeLink, op: int, holder: str) -> LeaseAnswered:
         token = self._call(lambda h, now: link.lease(op, holder, now))

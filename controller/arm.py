@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import serial
 
-from armbus.bus.errors import ArmTimeoutError, LeaseError, PeerError, UsageError
+from armbus.bus.errors import ArmTimeoutError, LeaseError, PeerError
 from armbus.bus.link import LinkConfig
 from armbus.bus.messages import CycleReply, Enumerate, EStop, Message, Ping, PingReply, Reboot, Torque
 from armbus.bus.wire import DEFAULT_BAUD, NS_PER_S, Address, GoalMode
@@ -60,7 +60,7 @@ from armbus.controller.events import CycleReplied, HostEvent, JointState, LeaseA
 from armbus.controller.host import HostConfig, HostNode
 from armbus.controller.ports import port_turnaround_ns
 from armbus.controller.runner import POLL_S, NodeRunner
-from armbus.controller.servelink import ServeLink, host_node, lease_refusal
+from armbus.controller.servelink import ServeLink, host_node, lease_refusal, refuse_if_served, served_link
 from armbus.controller.serveproto import ACQUIRE, RELEASE
 
 if TYPE_CHECKING:
@@ -316,14 +316,10 @@ class Arm:
         return self._lease_name if link is None else link.lease_holder
 
     def _not_served(self, what: str) -> None:
-        """UsageError when the arm is shared by armbus serve: the port's rate is the server's."""
-        if self._serve_link() is not None:
-            raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
-                             "serve, switch on the port directly (armbus baud), then serve again with --baud")
+        refuse_if_served(self._runner.node, what)
 
     def _serve_link(self) -> ServeLink | None:
-        link = self._runner.node.link
-        return link if isinstance(link, ServeLink) else None
+        return served_link(self._runner.node)
 
     def _lease_call(self, link: ServeLink, op: int, holder: str) -> LeaseAnswered:
         token: list[int] = []

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from armbus.bus.codec import Packet
 from armbus.bus.deframer import Deframer
-from armbus.bus.errors import LeaseError
+from armbus.bus.errors import LeaseError, UsageError
 from armbus.bus.link import DeliveryFailed, LinkConfig, LinkEndpoint, LinkEvent, LinkState
 from armbus.bus.linkevents import LineErrorSeen, LinkCounters, LinkDown, LinkReset, PacketAcked, PacketReceived
 from armbus.bus.wire import LineErrorKind, UndeliverableReason
@@ -289,3 +289,16 @@ def host_node(url: str, config: HostConfig, now: int, name: str) -> HostNode:
     node = HostNode(config, now, link=link, guard=link.guard)
     link.report = node.report
     return node
+
+
+def served_link(node: HostNode) -> ServeLink | None:
+    """The node's link when the arm is shared by ``armbus serve`` (a :class:`ServeLink`), else None."""
+    link = node.link
+    return link if isinstance(link, ServeLink) else None
+
+
+def refuse_if_served(node: HostNode, what: str) -> None:
+    """UsageError when the arm is shared by armbus serve: the port and its rate are the server's."""
+    if served_link(node) is not None:
+        raise UsageError(f"cannot {what} through armbus serve (the server owns the port and its rate): stop "
+                         "serve, switch on the port directly (armbus baud), then serve again with --baud")
