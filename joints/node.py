@@ -265,20 +265,15 @@ class JointNode:
             return
         self._run_control(now)
         link = self.links[port]
-        end = data.find(0)
-        if end < 0 or end == len(data) - 1:  # at most one frame in the block: the usual case
-            link.receive_data(data, now)
-            self._pump(now)
-            return
-        start = 0
-        while end >= 0:  # a block of several frames: each is routed and handled before the next is taken
-            link.receive_data(data[start:end + 1], now)
-            self._pump(now)
-            start = end + 1
+        start, size = 0, len(data)
+        while True:  # each completed frame is routed and handled before the next one is taken
             end = data.find(0, start)
-        if start < len(data):
-            link.receive_data(data[start:], now)
+            stop = size if end < 0 else end + 1
+            link.receive_data(data[start:stop], now)  # the whole block when it holds at most one frame
             self._pump(now)
+            if stop >= size:
+                return
+            start = stop
 
     def data_to_send(self, port: int, now: int) -> bytes:
         if self._booting_until is not None or port not in (UP, DOWN):
